@@ -1,0 +1,1 @@
+"""Turn a multirun folder into the paper's tables and figures."""

@@ -1,0 +1,63 @@
+"""Semantic checks of a composed config, run before any job folder or tensor exists.
+
+Hydra already rejects unknown options and keys; this adds what only the framework
+knows: positive sizes, norm kinds that apply to the model's layers, group counts that
+divide the widths, BatchNorm with batches of one, missing datasets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from igb.errors import ConfigError
+from igb.nn import build_model
+
+
+def _require_positive(cfg: DictConfig, key: str, kind: type = int) -> None:
+    value = OmegaConf.select(cfg, key)
+    ok = isinstance(value, kind | int) and not isinstance(value, bool) and value > 0
+    if not ok:
+        what = "a positive integer" if kind is int else "a positive number"
+        raise ConfigError(key, f"{key}={value} must be {what}")
+
+
+def _uses_batch_norm(cfg: DictConfig) -> bool:
+    return cfg.norm.placement != "none" and cfg.norm.kind == "batch"
+
+
+def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
+    """Raise ConfigError (one line, naming the key) for a config that cannot run.
+
+    Builds the model on the ``meta`` device, so every layer-level rule (norm kind per
+    layer type, group divisibility, image shapes, patch sizes) is checked exactly as the
+    real build would check it, at no memory cost. Returns facts learned on the way.
+    """
+    from igb.train import instantiate_datamodule  # late: train imports lightning
+
+    for key in ("model.depth", "model.width"):
+        if OmegaConf.select(cfg, key) is not None:
+            _require_positive(cfg, key)
+    for key in ("dataset.batch_size",):
+        _require_positive(cfg, key)
+    if OmegaConf.select(cfg, "optimizer.lr") is not None:
+        _require_positive(cfg, "optimizer.lr", float)
+    if OmegaConf.select(cfg, "trainer.max_epochs") is not None:
+        _require_positive(cfg, "trainer.max_epochs")
+    if _uses_batch_norm(cfg):
+        for key in ("dataset.batch_size", "callbacks.bias_stats.batch_size"):
+            if OmegaConf.select(cfg, key) == 1:
+                raise ConfigError(
+                    key,
+                    f"{key}=1 with norm.kind=batch: BatchNorm cannot normalise a batch of one "
+                    "sample; use a batch size >= 2 or norm.kind=layer|rms|group",
+                )
+    dm = instantiate_datamodule(cfg.dataset)
+    if check_data:
+        dm.check_available()
+    input_shape = tuple(dm.expected_input_shape())
+    num_classes = int(dm.expected_num_classes())
+    build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device=torch.device("meta"))
+    return {"input_shape": input_shape, "num_classes": num_classes}

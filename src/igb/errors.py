@@ -1,0 +1,25 @@
+"""Errors that the entry points turn into one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; names the config key and what would be allowed.
+
+    Raised before any tensor is made or any job folder is written, so that bad
+    input never leaves something behind that looks like a result.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message if self.key in self.message else f"{self.key}: {self.message}"
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception message, for CLI reporting."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

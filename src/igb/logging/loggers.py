@@ -1,0 +1,57 @@
+"""Logger factories used by ``conf/logger``: W&B that never prompts or hangs offline."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import WandbLogger
+
+from igb.logging.wandb_mode import resolve_mode
+
+log = logging.getLogger(__name__)
+
+
+def wandb_logger(
+    save_dir: str,
+    project: str = "igb",
+    entity: str | None = None,
+    mode: str = "auto",
+    group: str | None = None,
+    job_type: str | None = None,
+    tags: list[str] | None = None,
+    config: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    **kwargs: Any,
+) -> WandbLogger | None:
+    """A WandbLogger whose mode is decided without network (see ``resolve_mode``).
+
+    ``run_id`` comes from the job folder, so a resumed job continues the same W&B run.
+    Returns None when W&B is disabled.
+    """
+    resolved, message = resolve_mode(mode, save_dir=str(Path(save_dir) / "wandb"))
+    if message:
+        log.info(message)
+    if resolved == "disabled":
+        return None
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
+    return WandbLogger(
+        save_dir=save_dir,
+        project=project,
+        entity=entity,
+        id=run_id or secrets.token_hex(4),
+        resume="allow",
+        group=group,
+        job_type=job_type,
+        tags=tags,
+        config=config,
+        mode=resolved,
+        settings=wandb.Settings(console="off", x_disable_stats=True, init_timeout=60),
+        **kwargs,
+    )

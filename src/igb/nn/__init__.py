@@ -1,0 +1,6 @@
+"""Networks whose hidden layers all come from one norm-act block builder."""
+
+from igb.nn.build import build_model
+from igb.nn.norm_act import ACTIVATIONS, NORM_LAYERS, PLACEMENTS, NormAct, NormConfig
+
+__all__ = ["ACTIVATIONS", "NORM_LAYERS", "PLACEMENTS", "NormAct", "NormConfig", "build_model"]

@@ -1,0 +1,71 @@
+"""Build a model from its config group and the ``norm`` group, reproducibly from a seed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from hydra.utils import get_class
+from torch import nn
+
+from igb.errors import ConfigError
+from igb.nn.init import check_scheme, initialize
+from igb.nn.norm_act import NormAct, NormConfig
+
+#: keys of a model config that are consumed here rather than passed to the model class.
+_BUILD_KEYS = ("_target_", "name", "activation", "init")
+
+
+def _positive(cfg: Mapping[str, Any], key: str) -> None:
+    value = cfg.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ConfigError(f"model.{key}", f"model.{key}={value} must be a positive integer")
+
+
+def norm_config(norm_cfg: Mapping[str, Any]) -> NormConfig:
+    known = NormConfig.__dataclass_fields__
+    extra = sorted(set(norm_cfg) - set(known) - {"_target_"})
+    if extra:
+        raise ConfigError(
+            f"norm.{extra[0]}", f"norm.{extra[0]} is not a norm option; allowed: {', '.join(known)}"
+        )
+    return NormConfig(**{k: v for k, v in norm_cfg.items() if k in known})
+
+
+def build_model(
+    model_cfg: Mapping[str, Any],
+    norm_cfg: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> nn.Module:
+    """Instantiate ``model_cfg._target_`` with a :class:`NormAct` and initialise it.
+
+    The model is built on the meta device and initialised once from ``seed`` (the global
+    RNG is forked, not consumed), so initialization ``i`` of an ensemble can be rebuilt
+    alone from its seed. ``device="meta"`` only checks that the configuration builds.
+    """
+    cfg = dict(model_cfg)
+    for key in ("depth", "width"):
+        _positive(cfg, key)
+    cls = get_class(cfg["_target_"])
+    name = cfg.get("name", cls.__name__.lower())
+    norm_act = NormAct(norm_config(norm_cfg), cfg.get("activation", "relu"), name)
+    kwargs = {k: v for k, v in cfg.items() if k not in _BUILD_KEYS}
+    scheme = cfg.get("init", "kaiming_normal")
+    check_scheme(scheme)
+    with torch.device("meta"):
+        model = cls(
+            input_shape=tuple(input_shape), num_classes=num_classes, norm_act=norm_act, **kwargs
+        )
+    if torch.device(device).type == "meta":
+        return model
+    model = model.to_empty(device=device)
+    with torch.random.fork_rng(
+        devices=[torch.device(device)] if torch.device(device).type == "cuda" else []
+    ):
+        torch.manual_seed(seed)
+        initialize(model, scheme)
+    return model

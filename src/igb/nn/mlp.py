@@ -1,0 +1,36 @@
+"""Fully connected network: ``depth`` hidden blocks of ``width`` units, then a linear head."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from igb.nn.norm_act import NormAct
+
+
+class MLP(nn.Module):
+    """Flattens any input shape; every hidden layer comes from the norm-act block builder."""
+
+    layouts = frozenset({"dense"})
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        norm_act: NormAct,
+        depth: int = 3,
+        width: int = 256,
+    ) -> None:
+        super().__init__()
+        in_features = math.prod(input_shape)
+        blocks = []
+        for _ in range(depth):
+            blocks.append(norm_act.block(nn.Linear(in_features, width), width, "dense"))
+            in_features = width
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(in_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x.flatten(1)))

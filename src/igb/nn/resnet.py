@@ -1,0 +1,63 @@
+"""CIFAR-style ResNet (ResNet-18 layout with ``depth=2`` blocks per stage).
+
+Each basic block is ``conv -> NormAct -> conv -> (+ shortcut) -> NormAct`` where
+NormAct is ``norm, act`` for ``pre`` and ``act, norm`` for ``post``. So with ``post``
+the norm is the last operation of every block, right before the next conv (as the
+paper's ResNet code places it); with ``pre`` the block is ResNet v1 with the second
+norm after the residual sum instead of before it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from igb.nn.cnn import require_image
+from igb.nn.norm_act import NormAct
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, norm_act: NormAct) -> None:
+        super().__init__()
+        conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+        self.unit1 = norm_act.block(conv1, cout, "conv")
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.shortcut = (
+            nn.Identity() if stride == 1 and cin == cout else nn.Conv2d(cin, cout, 1, stride=stride)
+        )
+        self.out = norm_act.norm_act(cout, "conv")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.conv2(self.unit1(x)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """Stem conv, four stages (width x 1, 2, 4, 8; stride 1, 2, 2, 2), GAP, linear head."""
+
+    layouts = frozenset({"conv"})
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        norm_act: NormAct,
+        depth: int = 2,
+        width: int = 64,
+        stages: int = 4,
+    ) -> None:
+        super().__init__()
+        channels, _, _ = require_image(input_shape, "resnet")
+        self.stem = norm_act.block(nn.Conv2d(channels, width, 3, padding=1), width, "conv")
+        blocks = []
+        cin = width
+        for stage in range(stages):
+            cout = width * 2**stage
+            for i in range(depth):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(BasicBlock(cin, cout, stride, norm_act))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))

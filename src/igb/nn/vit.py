@@ -1,0 +1,72 @@
+"""A small Vision Transformer: patch embedding, class token, residual blocks, linear head.
+
+Placement acts on the residual blocks: ``pre`` = Pre-LN ``x + F(Norm(x))`` with a final
+norm before the head, ``post`` = Post-LN ``Norm(x + F(x))``, ``none`` = ``x + F(x)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from igb.errors import ConfigError
+from igb.nn.cnn import require_image
+from igb.nn.norm_act import NormAct
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class ViT(nn.Module):
+    layouts = frozenset({"token"})
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        norm_act: NormAct,
+        depth: int = 4,
+        width: int = 64,
+        patch_size: int = 4,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+    ) -> None:
+        super().__init__()
+        channels, h, w = require_image(input_shape, "vit")
+        if h % patch_size or w % patch_size:
+            raise ConfigError(
+                "model.patch_size",
+                f"model.patch_size={patch_size} must divide the image size {h}x{w}",
+            )
+        if width % heads:
+            raise ConfigError("model.heads", f"model.heads={heads} must divide model.width={width}")
+        self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
+        n_tokens = (h // patch_size) * (w // patch_size) + 1
+        self.cls_token = nn.Parameter(torch.empty(1, 1, width))
+        self.pos_embed = nn.Parameter(torch.empty(1, n_tokens, width))
+        hidden = int(width * mlp_ratio)
+        blocks = []
+        for _ in range(depth):
+            mlp = nn.Sequential(nn.Linear(width, hidden), norm_act.act(), nn.Linear(hidden, width))
+            blocks.append(norm_act.residual(SelfAttention(width, heads), width, "token"))
+            blocks.append(norm_act.residual(mlp, width, "token"))
+        self.blocks = nn.Sequential(*blocks)
+        self.final_norm = norm_act.final_norm(width, "token")
+        self.head = nn.Linear(width, num_classes)
+
+    def reset_parameters(self) -> None:
+        """Class token zero, position embedding N(0, 0.02^2) (as in ViT/timm)."""
+        nn.init.zeros_(self.cls_token)
+        nn.init.normal_(self.pos_embed, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        tokens = torch.cat([cls, tokens], dim=1) + self.pos_embed
+        return self.head(self.final_norm(self.blocks(tokens))[:, 0])

@@ -1,0 +1,135 @@
+"""run(cfg): instantiate data, model, module, loggers and callbacks from config; fit; test.
+
+Returns the value a Hydra sweeper would optimise (final validation accuracy when the
+statistics callback measured it, else test accuracy).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from igb.data.base import InMemoryDataModule
+from igb.job import JobFolder
+from igb.module import IGBModule
+from igb.nn import build_model
+
+log = logging.getLogger(__name__)
+
+#: config keys that describe a datamodule but are not constructor arguments
+_DATASET_META_KEYS = ("_target_", "name")
+
+
+def instantiate_datamodule(dataset_cfg: DictConfig | dict[str, Any]) -> InMemoryDataModule:
+    cfg = (
+        OmegaConf.to_container(dataset_cfg, resolve=True)
+        if isinstance(dataset_cfg, DictConfig)
+        else dict(dataset_cfg)
+    )
+    kwargs = {k: v for k, v in cfg.items() if k not in _DATASET_META_KEYS}
+    return instantiate({"_target_": cfg["_target_"]}, **kwargs)
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """Names a run by its choices: W&B job_type ``model-kind-placement``, tags, sweep group."""
+    placement = cfg.norm.placement
+    norm = "none" if placement == "none" else f"{cfg.norm.kind}-{placement}"
+    job_type = f"{cfg.model.name}-{norm}"
+    tags = [
+        f"model:{cfg.model.name}",
+        f"norm:{placement}",
+        f"norm_kind:{cfg.norm.kind if placement != 'none' else 'none'}",
+        f"act:{cfg.model.activation}",
+        f"dataset:{cfg.dataset.name}",
+        f"optimizer:{cfg.optimizer.name}",
+        *[str(t) for t in cfg.get("tags", [])],
+    ]
+    group = None
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        group = Path(HydraConfig.get().sweep.dir).name
+        exp = HydraConfig.get().runtime.choices.get("experiment")
+        if exp and exp != "null":
+            group = f"{exp}-{group}"
+    return {"job_type": job_type, "tags": tags, "group": group}
+
+
+def _instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
+    if not cfg:
+        return []
+    objs = (instantiate(c, **kwargs.get(name, {})) for name, c in cfg.items() if c is not None)
+    return [o for o in objs if o is not None]
+
+
+def fit(cfg: DictConfig, job: JobFolder) -> float:
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = instantiate_datamodule(cfg.dataset)
+    dm.check_available()
+    dm.prepare_data()
+    dm.setup("fit")
+    model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
+    module = IGBModule(model, OmegaConf.to_container(cfg.optimizer, resolve=True), dm.num_classes)
+
+    identity = run_identity(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    logger_kwargs = {
+        "wandb": {**identity, "config": resolved, "run_id": job.read().get("wandb_id")}
+    }
+    loggers = _instantiate_group(cfg.get("logger"), **logger_kwargs)
+    for lg in loggers:
+        run_id = getattr(lg, "version", None)
+        if type(lg).__name__ == "WandbLogger" and run_id:
+            job.mark("running", wandb_id=run_id)
+    callbacks = _instantiate_group(cfg.get("callbacks"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    resume = str(ckpt) if ckpt.exists() else None
+    if resume:
+        log.info("resuming from %s", resume)
+    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    if module.diverged:
+        log.error("training diverged: %s", module.diverged)
+        job.mark("diverged", error=module.diverged, global_step=trainer.global_step)
+        return math.nan
+    test = trainer.test(module, datamodule=dm, verbose=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    objective = metrics.get("val/acc", test[0].get("test/acc", math.nan) if test else math.nan)
+    job.mark("finished", objective=objective, metrics=metrics, global_step=trainer.global_step)
+    return objective
+
+
+def run(cfg: DictConfig) -> float:
+    """One job: skip it if its folder already holds a finished run, else fit and test."""
+    out = Path(cfg.paths.output_dir)
+    job = JobFolder(out)
+    if cfg.get("skip_finished", True) and job.is_finished():
+        log.info("%s already holds a finished run; skipping (skip_finished=false reruns)", out)
+        return float(job.read().get("objective", math.nan))
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    job.mark("running", pid=os.getpid())
+    try:
+        return fit(cfg, job)
+    except Exception as exc:
+        job.mark_failed(exc)
+        if not _in_multirun():
+            raise
+        # one failing job must not take the grid down: record it, let the others run;
+        # igb.hydra_callbacks.FailureReport lists failures and exits non-zero at the end
+        log.exception("job failed; recorded in %s", job.status_file)
+        return math.nan
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit from a signal handler
+        job.mark_failed(exc, status="interrupted")
+        raise
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -1,0 +1,185 @@
+"""Every model x placement x kind: builds, runs forward/backward, and has the norm where
+the placement says; invalid combinations are rejected with a message naming the key."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from igb.errors import ConfigError
+from igb.nn import NORM_LAYERS, PLACEMENTS, build_model
+from igb.nn.norm_act import ACTIVATIONS, Residual
+
+MODELS = {
+    "mlp": {"_target_": "igb.nn.mlp.MLP", "name": "mlp", "depth": 2, "width": 16},
+    "cnn": {"_target_": "igb.nn.cnn.CNN", "name": "cnn", "depth": 3, "width": 8},
+    "resnet": {"_target_": "igb.nn.resnet.ResNet", "name": "resnet", "depth": 1, "width": 8},
+    "vit": {
+        "_target_": "igb.nn.vit.ViT",
+        "name": "vit",
+        "depth": 2,
+        "width": 16,
+        "patch_size": 4,
+        "heads": 2,
+    },
+}
+LAYOUT = {"mlp": "dense", "cnn": "conv", "resnet": "conv", "vit": "token"}
+SHAPE = (3, 16, 16)
+
+
+def _valid(model: str, kind: str) -> bool:
+    return LAYOUT[model] in NORM_LAYERS[kind]
+
+
+COMBOS = [
+    (m, p, k)
+    for m, p, k in itertools.product(MODELS, PLACEMENTS, NORM_LAYERS)
+    if p != "none" or k == "batch"
+]
+
+
+def _norm_types(kind: str) -> tuple[type, ...]:
+    probe = []
+    for layout, make in NORM_LAYERS[kind].items():
+        from igb.nn.norm_act import NormConfig
+
+        probe.append(type(make(8, NormConfig(placement="pre", kind=kind))))
+    return tuple(probe)
+
+
+ALL_NORM_TYPES = tuple({t for k in NORM_LAYERS for t in _norm_types(k)})
+
+
+@pytest.mark.parametrize(("model", "placement", "kind"), COMBOS)
+def test_every_valid_combination_builds_and_trains(model: str, placement: str, kind: str) -> None:
+    norm = {"placement": placement, "kind": kind, "groups": 4}
+    if placement != "none" and not _valid(model, kind):
+        with pytest.raises(ConfigError) as err:
+            build_model(MODELS[model], norm, SHAPE, 5, seed=0)
+        assert err.value.key == "norm.kind"
+        assert "allowed" in str(err.value) and model in str(err.value)
+        return
+    net = build_model(MODELS[model], norm, SHAPE, 5, seed=0)
+    x = torch.randn(6, *SHAPE)
+    out = net(x)
+    assert out.shape == (6, 5)
+    out.square().mean().backward()
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    norms = [m for m in net.modules() if isinstance(m, ALL_NORM_TYPES)]
+    if placement == "none":
+        assert norms == []
+    else:
+        assert norms and all(isinstance(m, _norm_types(kind)) for m in norms)
+
+
+def _sequential_blocks(net: nn.Module) -> list[nn.Sequential]:
+    return [
+        m
+        for m in net.modules()
+        if isinstance(m, nn.Sequential) and "act" in dict(m.named_children())
+    ]
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet"])
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_block_order_follows_placement(model: str, placement: str) -> None:
+    net = build_model(MODELS[model], {"placement": placement, "kind": "batch"}, SHAPE, 5, seed=0)
+    blocks = _sequential_blocks(net)
+    assert blocks
+    for block in blocks:
+        names = [n for n, _ in block.named_children()]
+        if placement == "none":
+            assert "norm" not in names
+        elif placement == "pre":
+            assert names.index("norm") < names.index("act")
+        else:  # post: norm is the last operation, after act and after any pooling
+            assert names[-1] == "norm" and names.index("act") < names.index("norm")
+            if "pool" in names:
+                assert names.index("pool") < names.index("norm")
+
+
+def test_cnn_post_pools_before_norm() -> None:
+    net = build_model(MODELS["cnn"], {"placement": "post", "kind": "batch"}, SHAPE, 5, seed=0)
+    first = net.blocks[0]
+    assert [type(m) for m in first] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d]
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_vit_residual_placement(placement: str) -> None:
+    net = build_model(MODELS["vit"], {"placement": placement, "kind": "layer"}, SHAPE, 5, seed=0)
+    residuals = [m for m in net.modules() if isinstance(m, Residual)]
+    assert len(residuals) == 2 * MODELS["vit"]["depth"]
+    x = torch.randn(2, 17, 16)
+    for res in residuals:
+        assert res.placement == placement
+        if placement == "none":
+            assert not hasattr(res, "norm")
+            continue
+        expected = (
+            x + res.branch(res.norm(x)) if placement == "pre" else res.norm(x + res.branch(x))
+        )
+        torch.testing.assert_close(res(x), expected)
+    assert isinstance(net.final_norm, nn.LayerNorm) == (placement == "pre")
+
+
+def test_same_seed_same_parameters_and_logits_different_seed_differs() -> None:
+    cfg, norm = MODELS["cnn"], {"placement": "post", "kind": "batch"}
+    x = torch.randn(8, *SHAPE)
+    a, b = (build_model(cfg, norm, SHAPE, 5, seed=3) for _ in range(2))
+    c = build_model(cfg, norm, SHAPE, 5, seed=4)
+    for (n, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), n
+    torch.testing.assert_close(a(x), b(x), rtol=0, atol=0)
+    assert not torch.allclose(a(x), c(x))
+
+
+def test_build_does_not_consume_global_rng() -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    build_model(MODELS["mlp"], {"placement": "pre", "kind": "batch"}, SHAPE, 5, seed=9)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_biases_zero_and_kaiming_scale() -> None:
+    cfg = {**MODELS["mlp"], "width": 512}
+    net = build_model(cfg, {"placement": "none"}, (256,), 5, seed=0)
+    linear = net.blocks[0].layer
+    assert torch.count_nonzero(linear.bias) == 0
+    # kaiming normal (fan_in, ReLU gain): std = sqrt(2 / fan_in)
+    assert abs(linear.weight.std().item() - (2 / 256) ** 0.5) < 0.02 * (2 / 256) ** 0.5 * 10
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"width": 0}, "model.width"),
+        ({"depth": -1}, "model.depth"),
+        ({"init": "orthogonal"}, "model.init"),
+        ({"activation": "swishy"}, "model.activation"),
+    ],
+)
+def test_bad_model_values_name_the_key(overrides: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build_model({**MODELS["mlp"], **overrides}, {"placement": "pre"}, SHAPE, 5, seed=0)
+    assert err.value.key == key and key in str(err.value)
+
+
+def test_group_norm_width_must_divide() -> None:
+    with pytest.raises(ConfigError, match="norm.groups=8"):
+        build_model(
+            {**MODELS["mlp"], "width": 30}, {"placement": "post", "kind": "group"}, SHAPE, 5, 0
+        )
+
+
+def test_conv_models_reject_flat_inputs() -> None:
+    with pytest.raises(ConfigError, match="dataset.shape"):
+        build_model(MODELS["cnn"], {"placement": "pre"}, (100,), 5, seed=0)
+
+
+def test_activation_table_complete() -> None:
+    assert {"relu", "gelu", "tanh", "leaky_relu", "identity"} <= set(ACTIVATIONS)
