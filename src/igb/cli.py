@@ -9,6 +9,7 @@ an ``experiment`` puts under ``hydra.sweeper.params``), validates each with
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -18,9 +19,10 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.errors import ConfigError, one_line
 
@@ -61,9 +63,15 @@ def _explain_composition(exc: Exception, overrides: Sequence[str], config_name: 
 
 
 def _compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """Compose one job's config; runtime fields are filled so interpolations resolve."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(config_name, overrides=list(overrides), return_hydra_config=True)
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.cwd = os.getcwd()
+        cfg.hydra.runtime.output_dir = os.path.join(os.getcwd(), "<not-created-by-preflight>")
+    HydraConfig.instance().set_config(cfg)
+    return cfg
 
 
 def expand_jobs(config_name: str, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
