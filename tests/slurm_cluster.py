@@ -18,9 +18,11 @@ or, in a test module / conftest.py, the module-scoped fixture ``slurm``::
 
 Needs root on a Debian-like Linux: ``slurm-wlm`` and ``munge`` are installed with apt-get
 when missing (once; a no-op when already there). Every piece of state (munge key and socket,
-slurm.conf, state/spool dirs, PID and log files) lives under the given temp dir; nothing in
-/etc is written, the packages' own services are kept from starting, and the daemons are run
-in the foreground by this process and stopped by their PIDs, never by name.
+slurm.conf, state/spool dirs, PID and log files) lives under the given temp dir (only the
+munge socket moves to a short /tmp/igb-munge-* dir if the path would be too long for a unix
+socket); nothing in /etc is written (the munge key is per cluster), the packages' own
+services are kept from starting, and the daemons run in the foreground as children of this
+process and are stopped by their PIDs, never by name.
 """
 
 from __future__ import annotations

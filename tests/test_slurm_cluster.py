@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import slurm_cluster as sc
 from slurm_cluster import (
     SlurmCluster,
     cluster_fixture,  # noqa: F401  (the module-scoped fixture `slurm`)
@@ -19,9 +20,17 @@ from slurm_cluster import (
     slurm_cluster,
 )
 
-pytestmark = pytest.mark.slurm
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_no_slurm_skips_locally_but_fails_on_ci(monkeypatch, ci: str) -> None:
+    monkeypatch.setattr(sc, "why_no_slurm", lambda: "no SLURM here")
+    monkeypatch.setenv("CI", ci)
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match="no SLURM here"):
+        skip_or_fail_without_slurm()
 
 
+@pytest.mark.slurm
 def test_cluster_runs_sbatch_and_srun_then_tears_down(tmp_path: Path) -> None:
     skip_or_fail_without_slurm()
     out_file = tmp_path / "job_output.txt"
@@ -51,6 +60,16 @@ def test_cluster_runs_sbatch_and_srun_then_tears_down(tmp_path: Path) -> None:
         assert not pid_alive(pid), f"{name} (pid {pid}) still running after teardown"
 
 
+@pytest.mark.slurm
+def test_teardown_on_error_stops_the_daemons(tmp_path: Path) -> None:
+    skip_or_fail_without_slurm()
+    with pytest.raises(RuntimeError, match="boom"), slurm_cluster(tmp_path) as cluster:
+        pids = cluster.pids
+        raise RuntimeError("boom")
+    assert not any(pid_alive(pid) for pid in pids.values())
+
+
+@pytest.mark.slurm
 def test_fixture_runs_venv_python_in_a_job(slurm: SlurmCluster, tmp_path: Path) -> None:
     """The fixture's cluster runs batch jobs with the submitting environment (our venv)."""
     out_file = tmp_path / "python.txt"
@@ -63,3 +82,6 @@ def test_fixture_runs_venv_python_in_a_job(slurm: SlurmCluster, tmp_path: Path) 
     )
     assert slurm.wait_for_job(job_id, timeout=60) == "COMPLETED", slurm.diagnostics()
     assert out_file.read_text().split() == [sys.prefix, job_id]
+    # the sacct stand-in (no accounting daemon) reports it the way submitit reads it
+    sacct = slurm.run(["sacct", "-o", "JobID,State,NodeList", "--parsable2", "-j", job_id])
+    assert sacct.stdout.splitlines() == ["JobID|State|NodeList", f"{job_id}|COMPLETED|{slurm.node}"]
