@@ -34,9 +34,7 @@ TINY = [
 ]
 
 
-def compose_config(
-    config_name: str, overrides: Sequence[str], output_dir: Path
-) -> DictConfig:
+def compose_config(config_name: str, overrides: Sequence[str], output_dir: Path) -> DictConfig:
     """Compose conf/<config_name>.yaml with overrides, as Hydra would for one job."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF), version_base="1.3"):

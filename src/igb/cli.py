@@ -94,14 +94,14 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
         return None
     overrides = list(args.overrides or [])
     try:
+        if not args.multirun and _is_sweep(overrides):
+            return "an override lists several values (a,b): add -m to run them as a grid"
         jobs = expand_jobs(config_name, overrides, bool(args.multirun))
     except OverrideParseException as exc:
         return f"cannot parse overrides: {one_line(exc)}"
     except ConfigCompositionException as exc:
         return _explain_composition(exc, overrides, config_name)
     except Exception as exc:  # noqa: BLE001 - a bad override must never print a traceback
-        if not args.multirun and _is_sweep(overrides):
-            return "a value lists several choices (a,b): add -m to run them as a grid"
         return one_line(exc)
     seen: set[str] = set()
     for job in jobs:
@@ -121,7 +121,7 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
 
 def _is_sweep(overrides: Sequence[str]) -> bool:
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return any(o.is_sweep() for o in parsed)
+    return any(o.is_sweep_override() for o in parsed)
 
 
 def preflight(config_name: str, validator: Validator, argv: Sequence[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,22 @@ from igb.module import IGBModule
 from igb.nn import build_model
 
 log = logging.getLogger(__name__)
+
+#: Lightning chatter that says nothing about this run (our loaders shard themselves,
+#: validation is measured by the statistics callback, srun is only on PATH).
+_QUIET = (
+    r".*`srun` command is available.*",
+    r".*val_dataloader` but have no `validation_step.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+)
+
+
+def _quiet_lightning() -> None:
+    for pattern in _QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
+    # the "try litlogger" tip and accelerator inventory are INFO lines of this logger
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
 
 #: config keys that describe a datamodule but are not constructor arguments
 _DATASET_META_KEYS = ("_target_", "name")
@@ -70,6 +87,7 @@ def _instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
 
 
 def fit(cfg: DictConfig, job: JobFolder) -> float:
+    _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = instantiate_datamodule(cfg.dataset)
     dm.check_available()
