@@ -11,7 +11,7 @@ from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn import NORM_LAYERS, PLACEMENTS, build_model
-from igb.nn.norm_act import ACTIVATIONS, Residual
+from igb.nn.norm_act import ACTIVATIONS, NormConfig, Residual
 
 MODELS = {
     "mlp": {"_target_": "igb.nn.mlp.MLP", "name": "mlp", "depth": 2, "width": 16},
@@ -42,12 +42,8 @@ COMBOS = [
 
 
 def _norm_types(kind: str) -> tuple[type, ...]:
-    probe = []
-    for layout, make in NORM_LAYERS[kind].items():
-        from igb.nn.norm_act import NormConfig
-
-        probe.append(type(make(8, NormConfig(placement="pre", kind=kind))))
-    return tuple(probe)
+    cfg = NormConfig(placement="pre", kind=kind)
+    return tuple(type(make(8, cfg)) for make in NORM_LAYERS[kind].values())
 
 
 ALL_NORM_TYPES = tuple({t for k in NORM_LAYERS for t in _norm_types(k)})
