@@ -82,7 +82,12 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
 def _instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
     if not cfg:
         return []
-    objs = (instantiate(c, **kwargs.get(name, {})) for name, c in cfg.items() if c is not None)
+    objs = (
+        # not recursive: the W&B run config holds `_target_`s that must stay data
+        instantiate(c, _recursive_=False, **kwargs.get(name, {}))
+        for name, c in cfg.items()
+        if c is not None
+    )
     return [o for o in objs if o is not None]
 
 
@@ -99,7 +104,7 @@ def fit(cfg: DictConfig, job: JobFolder) -> float:
     identity = run_identity(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     logger_kwargs = {
-        "wandb": {**identity, "config": resolved, "run_id": job.read().get("wandb_id")}
+        "wandb": {**identity, "run_config": resolved, "run_id": job.read().get("wandb_id")}
     }
     loggers = _instantiate_group(cfg.get("logger"), **logger_kwargs)
     for lg in loggers:

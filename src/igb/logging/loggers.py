@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
 
 from igb.logging.wandb_mode import resolve_mode
 
@@ -23,13 +24,14 @@ def wandb_logger(
     group: str | None = None,
     job_type: str | None = None,
     tags: list[str] | None = None,
-    config: dict[str, Any] | None = None,
+    run_config: dict[str, Any] | None = None,
     run_id: str | None = None,
     **kwargs: Any,
 ) -> WandbLogger | None:
     """A WandbLogger whose mode is decided without network (see ``resolve_mode``).
 
-    ``run_id`` comes from the job folder, so a resumed job continues the same W&B run.
+    ``run_config`` is the resolved Hydra config (named so because ``instantiate`` owns
+    ``config``). ``run_id`` comes from the job folder, so a resumed job continues the same W&B run.
     Returns None when W&B is disabled.
     """
     resolved, message = resolve_mode(mode, save_dir=str(Path(save_dir) / "wandb"))
@@ -37,6 +39,8 @@ def wandb_logger(
         log.info(message)
     if resolved == "disabled":
         return None
+    if isinstance(run_config, DictConfig):  # instantiate hands nested dicts over as DictConfig
+        run_config = OmegaConf.to_container(run_config, resolve=True)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
@@ -50,7 +54,7 @@ def wandb_logger(
         group=group,
         job_type=job_type,
         tags=tags,
-        config=config,
+        config=run_config,
         mode=resolved,
         settings=wandb.Settings(console="off", x_disable_stats=True, init_timeout=60),
         **kwargs,
