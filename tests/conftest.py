@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from slurm_cluster import cluster_fixture  # noqa: F401  (the module-scoped `slurm` fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,11 +39,15 @@ def compose_config(config_name: str, overrides: Sequence[str], output_dir: Path)
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
+    OmegaConf.set_readonly(cfg.hydra, False)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
         cfg.paths.root_dir = str(output_dir.parent)
         cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.runtime.cwd = str(output_dir.parent)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):  # the task function gets the config without the hydra node
+        del cfg["hydra"]
     output_dir.mkdir(parents=True, exist_ok=True)
     return cfg
 

@@ -56,7 +56,7 @@ def test_literal_command_runs_one_job_with_all_outputs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_grid_of_every_model_and_placement(tmp_path: Path) -> None:
     grid = ["model=mlp,cnn,resnet,vit", "norm=none,pre,post"]
-    proc = _train(tmp_path, *TINY, "model.depth=1", "logger=csv", "-m", *grid)
+    proc = _train(tmp_path, "-m", *TINY, "model.depth=1", "logger=csv", *grid)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = _job_dirs(tmp_path)
     seen = set()
