@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.data.loader import InMemoryLoader
@@ -55,10 +55,12 @@ class EpochTimer(L.Callback):
 def compose_cfg(model: str, out: Path) -> DictConfig:
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={model}"], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
+    OmegaConf.set_readonly(cfg.hydra, False)
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
         cfg.hydra.runtime.output_dir = str(out)
+        cfg.hydra.runtime.cwd = str(out)
+    HydraConfig.instance().set_config(cfg)
     return cfg
 
 
@@ -93,7 +95,7 @@ def lightning_run(cfg: DictConfig, dm, epochs: int) -> list[float]:
         for c in _instantiate_group(cfg.callbacks)
         if not isinstance(c, L.pytorch.callbacks.RichProgressBar)
     ]
-    loggers = _instantiate_group(OmegaConf.create({"csv": cfg.logger.csv}))
+    loggers = [instantiate(cfg.logger.csv)]
     trainer = L.Trainer(
         **{
             k: v

@@ -123,11 +123,17 @@ def fit(cfg: DictConfig, job: JobFolder) -> float:
         log.error("training diverged: %s", module.diverged)
         job.mark("diverged", error=module.diverged, global_step=trainer.global_step)
         return math.nan
+    # trainer.test resets callback_metrics: keep what fit measured (val/acc of the last epoch)
+    metrics = _scalars(trainer.callback_metrics)
     test = trainer.test(module, datamodule=dm, verbose=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics.update(_scalars(trainer.callback_metrics))
     objective = metrics.get("val/acc", test[0].get("test/acc", math.nan) if test else math.nan)
     job.mark("finished", objective=objective, metrics=metrics, global_step=trainer.global_step)
     return objective
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v.numel() == 1}
 
 
 def run(cfg: DictConfig) -> float:

@@ -45,7 +45,7 @@ def wandb_logger(
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
 
-    return WandbLogger(
+    logger = WandbLogger(
         save_dir=save_dir,
         project=project,
         entity=entity,
@@ -59,3 +59,8 @@ def wandb_logger(
         settings=wandb.Settings(console="off", x_disable_stats=True, init_timeout=60),
         **kwargs,
     )
+    # Lightning always passes `anonymous` (None by default) and wandb 0.31 warns about
+    # any value of it ("has no effect"): drop the key unless the user set it
+    if getattr(logger, "_wandb_init", {}).get("anonymous", "set") is None:
+        logger._wandb_init.pop("anonymous")
+    return logger

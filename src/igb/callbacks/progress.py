@@ -1,0 +1,75 @@
+"""A rich progress line for measurement passes that coexists with Lightning's RichProgressBar.
+
+rich allows one live display per console. While a ``RichProgressBar`` is live, the pass
+becomes a task of that bar's own ``progress`` (removed when the pass ends); otherwise a
+transient display of its own is opened, but only for passes of at least ``min_batches``
+batches on a terminal, so short passes and log files stay quiet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
+
+
+def _noop() -> None:
+    return None
+
+
+def _live_rich_bar(trainer: L.Trainer):
+    for cb in trainer.callbacks:
+        if isinstance(cb, RichProgressBar) and cb.is_enabled:
+            progress = getattr(cb, "progress", None)
+            if progress is not None and not getattr(cb, "_progress_stopped", False):
+                return progress
+    return None
+
+
+@contextmanager
+def measurement_progress(
+    trainer: L.Trainer, description: str, total: int, min_batches: int
+) -> Iterator[Callable[[], None]]:
+    """Yields ``advance()``, to be called once per measured batch."""
+    if not trainer.is_global_zero or total <= 0:
+        yield _noop
+        return
+    progress = _live_rich_bar(trainer)
+    if progress is not None:
+        task = progress.add_task(description, total=total)
+        try:
+            yield lambda: progress.advance(task)
+        finally:
+            progress.remove_task(task)
+        return
+    if total < min_batches:
+        yield _noop
+        return
+    from rich.console import Console
+    from rich.errors import LiveError
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield _noop
+        return
+    own = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    try:
+        own.start()
+    except LiveError:  # another live display holds the console
+        yield _noop
+        return
+    task = own.add_task(description, total=total)
+    try:
+        yield lambda: own.advance(task)
+    finally:
+        own.stop()
