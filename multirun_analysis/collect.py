@@ -32,6 +32,8 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from igb.theory import regime
+
 #: column name -> config key. The first columns of the jobs table.
 CHOICES: dict[str, str] = {
     "experiment": "task_name",
@@ -584,11 +586,4 @@ def _mode(g: pd.DataFrame, key: str) -> Any:
 
 
 def _regime(gamma: float) -> str:
-    if not np.isfinite(gamma):
-        return "n/a"
-    try:
-        from igb.theory import regime
-
-        return str(regime(gamma))
-    except Exception:  # noqa: BLE001 - theory module not available: same thresholds
-        return "neutral" if gamma < 1e-3 else "prejudiced" if gamma < 1 else "deeply_prejudiced"
+    return regime(gamma) if np.isfinite(gamma) and gamma >= 0 else "n/a"

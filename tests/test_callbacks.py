@@ -154,7 +154,6 @@ def test_batchnorm_post_is_neutral_and_none_is_prejudiced_at_step0(make_cfg, see
             row = _stat_rows(metrics).iloc[0]
             assert row["step"] == 0
             f_max[norm].append(row["igb/train/f_max"])
-    print(f_max)
     assert max(f_max["post"]) < 1.5 / c, f_max
     assert sum(f_max["none"]) / len(seeds) > 0.5, f_max
     assert min(f_max["none"]) > max(f_max["post"]), f_max

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from igb.data.base import InMemoryDataModule
 from igb.job import JobFolder
+from igb.logging.loggers import finish_loggers
 from igb.module import IGBModule
 from igb.nn import build_model
 
@@ -114,6 +115,18 @@ def fit(cfg: DictConfig, job: JobFolder) -> float:
     callbacks = _instantiate_group(cfg.get("callbacks"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
+    try:
+        objective = _fit_and_test(cfg, job, trainer, module, dm)
+    except BaseException:
+        finish_loggers(loggers, exit_code=1)
+        raise
+    finish_loggers(loggers)
+    return objective
+
+
+def _fit_and_test(
+    cfg: DictConfig, job: JobFolder, trainer: L.Trainer, module: IGBModule, dm: InMemoryDataModule
+) -> float:
     ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     resume = str(ckpt) if ckpt.exists() else None
     if resume:

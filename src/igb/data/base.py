@@ -3,36 +3,63 @@
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
 from igb.data.loader import InMemoryLoader
+from igb.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
-
-class DatasetNotFoundError(FileNotFoundError):
-    """The dataset's files are not in ``dataset.data_dir`` and downloading is off."""
-
-
+#: ``_load`` returns (x_train, y_train, x_test | None, y_test | None)
 Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
 
 
-class InMemoryDataModule(L.LightningDataModule):
-    """Base class: subclasses implement :meth:`_load`; everything else is shared.
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's files are not in ``dataset.data_dir`` and downloading is off.
 
-    Splits: without an official test split the pool is split train/val/test by
-    ``val_fraction``/``test_fraction``; with one, val comes out of the train pool.
-    Standardisation statistics (per channel for images, per feature for flat data)
-    come from the train split only.
+    The message is one line: the key ``dataset.data_dir``, the path, the files expected
+    there, and ``set dataset.download=true to fetch it``.
     """
 
-    #: input shape / class count known before loading (None: from the config)
+
+class DatasetCorruptedError(RuntimeError):
+    """The dataset's files are there but fail the published checksums (one-line message)."""
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(key, message)
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Base class: subclasses implement :meth:`_load`; splitting, standardisation and
+    loaders are shared.
+
+    Splits (seeded by ``seed`` through a ``torch.Generator``): without an official test
+    split the pool is shuffled and cut into test (``test_fraction``), val
+    (``val_fraction``) and train (the rest); with one, val comes out of the shuffled train
+    pool and ``test_fraction`` is unused. ``subset`` keeps only the first ``subset`` samples
+    of the shuffled pool before it is cut (the official test split stays whole).
+
+    Standardisation (``standardize=True``): mean and std per channel (dimension 1 of
+    image-like ``(N, C, ...)`` data) or per feature (flat ``(N, D)`` data), computed on the
+    train split only and applied to all three; a (near-)constant channel is only centred.
+
+    Loaders: :class:`~igb.data.loader.InMemoryLoader` over the split tensors, sharded by
+    the attached trainer's ``global_rank``/``world_size``. The train loader shuffles
+    (seed ``seed``, reshuffled each epoch) and drops a trailing batch of exactly one
+    sample, because BatchNorm cannot normalise a single sample in training mode; val and
+    test loaders keep order and every sample, with ``eval_batch_size``.
+    """
+
+    #: input shape / class count / class names known before loading (None: from config)
     INPUT_SHAPE: tuple[int, ...] | None = None
     NUM_CLASSES: int | None = None
+    CLASS_NAMES: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -48,85 +75,164 @@ class InMemoryDataModule(L.LightningDataModule):
         subset: int | None = None,
     ) -> None:
         super().__init__()
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.seed = seed
-        self.standardize = standardize
+        _require(int(batch_size) >= 1, "dataset.batch_size", f"dataset.batch_size={batch_size} must be >= 1")
+        _require(
+            eval_batch_size is None or int(eval_batch_size) >= 1,
+            "dataset.eval_batch_size",
+            f"dataset.eval_batch_size={eval_batch_size} must be >= 1 (or null: batch_size)",
+        )
+        for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            _require(
+                0.0 <= float(value) < 1.0,
+                f"dataset.{key}",
+                f"dataset.{key}={value} must be in [0, 1)",
+            )
+        _require(
+            float(val_fraction) + float(test_fraction) < 1.0,
+            "dataset.val_fraction",
+            f"dataset.val_fraction + dataset.test_fraction = {val_fraction} + {test_fraction} "
+            "must be < 1 (something must be left to train on)",
+        )
+        _require(
+            subset is None or int(subset) >= 1,
+            "dataset.subset",
+            f"dataset.subset={subset} must be a positive number of samples (or null: all)",
+        )
+        if self.NUM_CLASSES is not None and num_classes is not None:
+            _require(
+                int(num_classes) == self.NUM_CLASSES,
+                "dataset.num_classes",
+                f"dataset.num_classes={num_classes} but {type(self).__name__} has "
+                f"{self.NUM_CLASSES} classes",
+            )
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size) if eval_batch_size else self.batch_size
+        self.val_fraction = float(val_fraction)
+        self.test_fraction = float(test_fraction)
+        self.seed = int(seed)
+        self.standardize = bool(standardize)
         self.data_dir = str(data_dir)
-        self.download = download
-        self._num_classes = num_classes
-        self.subset = subset
+        self.download = bool(download)
+        self._num_classes = None if num_classes is None else int(num_classes)
+        self.subset = None if subset is None else int(subset)
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.class_names: list[str] = []
-        self.stats: dict[str, Any] = {}
+        self.class_names: list[str] = list(self.CLASS_NAMES or [])
+        #: standardisation statistics (broadcastable against a batch), None when off
+        self.x_mean: torch.Tensor | None = None
+        self.x_std: torch.Tensor | None = None
 
     # -- what subclasses provide -------------------------------------------------------
-    @abstractmethod
     def _load(self) -> Arrays:
-        """(x_train, y_train, x_test | None, y_test | None) as float / long tensors."""
+        """(x_train, y_train, x_test | None, y_test | None): float inputs, long labels."""
+        raise NotImplementedError
 
+    def expected_files(self) -> list[Path]:
+        """Files (relative to ``data_dir``) that must exist to load without downloading;
+        empty for generated or bundled data."""
+        return []
+
+    def _is_present(self) -> bool:
+        root = Path(self.data_dir)
+        return all((root / f).is_file() for f in self.expected_files())
+
+    def _download(self) -> None:
+        """Fetch the dataset into ``data_dir`` (real datasets only)."""
+
+    # -- before loading ------------------------------------------------------------------
     def check_available(self) -> None:
-        """Raise DatasetNotFoundError (one line) if the files are missing and download is off."""
+        """Raise :class:`DatasetNotFoundError` (one line) if the files are missing and
+        ``download`` is off; no-op for generated/bundled data or with ``download=True``."""
+        if self.download or self._is_present():
+            return
+        root = Path(self.data_dir)
+        shown = str(root) if root.is_absolute() else f"{root} (= {root.resolve()})"
+        files = ", ".join(str(f) for f in self.expected_files())
+        raise DatasetNotFoundError(
+            f"dataset.data_dir={shown}: {self.dataset_name()} not found there "
+            f"(expected {files}); set dataset.download=true to fetch it, or point "
+            "dataset.data_dir at a folder that holds it"
+        )
+
+    @classmethod
+    def dataset_name(cls) -> str:
+        return cls.__name__.removesuffix("DataModule")
 
     def expected_input_shape(self) -> tuple[int, ...]:
-        assert self.INPUT_SHAPE is not None
-        return self.INPUT_SHAPE
+        if self.INPUT_SHAPE is None:
+            raise NotImplementedError(f"{type(self).__name__} must define INPUT_SHAPE")
+        return tuple(self.INPUT_SHAPE)
 
     def expected_num_classes(self) -> int:
-        return int(self.NUM_CLASSES or self._num_classes)
+        n = self.NUM_CLASSES if self.NUM_CLASSES is not None else self._num_classes
+        if n is None:
+            raise ConfigError("dataset.num_classes", "dataset.num_classes must be set")
+        return int(n)
+
+    @property
+    def num_classes(self) -> int:
+        return self.expected_num_classes()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: the loaded one after :meth:`setup`, the expected one before."""
+        if self._splits:
+            return tuple(self._splits["train"][0].shape[1:])
+        return self.expected_input_shape()
 
     # -- Lightning hooks -----------------------------------------------------------------
     def prepare_data(self) -> None:
-        if self.download:
+        """Download into ``data_dir`` when ``download=True`` (real datasets only)."""
+        if self.download and not self._is_present():
             self._download()
 
-    def _download(self) -> None:
-        """Fetch the dataset into data_dir (real datasets only)."""
-
     def setup(self, stage: str | None = None) -> None:
+        """Load, split and standardise once; later calls return at once."""
         if self._splits:
             return
         self.check_available()
+        self.prepare_data()  # no-op unless download=True and files are missing
         x, y, x_test, y_test = self._load()
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"{type(self).__name__}: {x.shape[0]} inputs, {y.shape[0]} labels")
         g = torch.Generator().manual_seed(self.seed)
         perm = torch.randperm(x.shape[0], generator=g)
         if self.subset is not None:
             perm = perm[: self.subset]
         n = perm.numel()
-        n_val = int(math.floor(n * self.val_fraction))
-        if x_test is None:
-            n_test = int(math.floor(n * self.test_fraction))
-            test_idx, val_idx, train_idx = (
-                perm[:n_test],
-                perm[n_test : n_test + n_val],
-                perm[n_test + n_val :],
+        n_val = math.floor(n * self.val_fraction)
+        n_test = math.floor(n * self.test_fraction) if x_test is None else 0
+        test_idx, val_idx, train_idx = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
+        if train_idx.numel() == 0:
+            raise ConfigError(
+                "dataset.val_fraction", f"{type(self).__name__}: no training samples left of {n}"
             )
+        if x_test is None or y_test is None:
             x_test, y_test = x[test_idx], y[test_idx]
-        else:
-            val_idx, train_idx = perm[:n_val], perm[n_val:]
-        splits = {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx])}
-        splits["test"] = (x_test, y_test)
+        splits = {
+            "train": (x[train_idx], y[train_idx]),
+            "val": (x[val_idx], y[val_idx]),
+            "test": (x_test, y_test),
+        }
+        del x, y
+        splits = {k: (xs.float().contiguous(), ys.long()) for k, (xs, ys) in splits.items()}
         if self.standardize:
-            splits = self._standardized(splits)
-        self._splits = {k: (v[0].contiguous().float(), v[1].long()) for k, v in splits.items()}
-        self.input_shape = tuple(self._splits["train"][0].shape[1:])
+            self._standardize_(splits)
+        self._splits = splits
 
-    def _standardized(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+    def _standardize_(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Standardise every split in place with the train split's statistics."""
         x_train = splits["train"][0]
-        dims = (0, 2, 3) if x_train.dim() == 4 else (0,)
+        dims = (0,) if x_train.dim() <= 2 else (0, *range(2, x_train.dim()))
         mean = x_train.mean(dim=dims, keepdim=True)
-        std = x_train.std(dim=dims, keepdim=True).clamp_min(1e-6)
-        self.stats = {"mean": mean.flatten().tolist()[:8], "std": std.flatten().tolist()[:8]}
-        return {k: ((x - mean) / std, y) for k, (x, y) in splits.items()}
+        std = x_train.std(dim=dims, keepdim=True) if x_train.shape[0] > 1 else torch.ones_like(mean)
+        std = torch.where(std > 1e-6, std, torch.ones_like(std))
+        for xs, _ in splits.values():
+            xs.sub_(mean).div_(std)
+        self.x_mean, self.x_std = mean, std
 
     # -- access ----------------------------------------------------------------------------
-    @property
-    def num_classes(self) -> int:
-        return self.expected_num_classes()
-
     def split_tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of ``split`` (one of train, val, test); loads on first use."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
         self.setup()
@@ -136,31 +242,55 @@ class InMemoryDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         if trainer is None:
             return 0, 1
-        return trainer.global_rank, trainer.world_size
+        return int(trainer.global_rank), int(trainer.world_size)
 
-    def _loader(self, split: str, shuffle: bool) -> InMemoryLoader:
+    def _loader(self, split: str, train: bool) -> InMemoryLoader:
         x, y = self.split_tensors(split)
         rank, world = self._rank_world()
-        bs = self.batch_size if shuffle else self.eval_batch_size
         return InMemoryLoader(
-            x, y, bs, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world
+            x,
+            y,
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            drop_last_single=train,
         )
 
     def train_dataloader(self) -> InMemoryLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", train=True)
 
     def val_dataloader(self) -> InMemoryLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val", train=False)
 
     def test_dataloader(self) -> InMemoryLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test", train=False)
 
     def describe(self) -> dict[str, Any]:
+        """Sizes, shapes and standardisation statistics, for logging (loads on first use)."""
         self.setup()
         return {
+            "dataset": self.dataset_name(),
             "sizes": {k: int(v[0].shape[0]) for k, v in self._splits.items()},
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
-            "class_names": self.class_names,
-            "standardization": self.stats,
+            "class_names": list(self.class_names),
+            "seed": self.seed,
+            "subset": self.subset,
+            "standardization": _stats_summary(self.x_mean, self.x_std),
         }
+
+
+def _stats_summary(mean: torch.Tensor | None, std: torch.Tensor | None) -> dict[str, Any] | None:
+    """Per-channel lists when there are few channels, else min / mean / max."""
+    if mean is None or std is None:
+        return None
+    m, s = mean.flatten(), std.flatten()
+    if m.numel() <= 16:
+        return {"mean": [round(v, 6) for v in m.tolist()], "std": [round(v, 6) for v in s.tolist()]}
+    return {
+        "features": m.numel(),
+        "mean": {"min": m.min().item(), "mean": m.mean().item(), "max": m.max().item()},
+        "std": {"min": s.min().item(), "mean": s.mean().item(), "max": s.max().item()},
+    }

@@ -8,31 +8,54 @@ from typing import Any
 
 import torch
 
-from igb.data.base import Arrays, InMemoryDataModule
+from igb.data.base import Arrays, InMemoryDataModule, _require
 
 
 class GaussianBlobsDataModule(InMemoryDataModule):
     """C Gaussian classes: ``x = m_y + N(0, I)``, means ``m_c = separation * z_c / sqrt(D)``.
 
-    ``|m_c|`` is about ``separation`` noise standard deviations, so ``separation=0`` gives
-    centred Gaussian inputs with random labels (the setting of the IGB theory). Labels
-    are balanced. ``shape`` is the input shape (image-shaped by default so every model
-    runs on it).
+    ``z_c ~ N(0, I_D)``, so ``|m_c|`` is about ``separation`` noise standard deviations;
+    ``separation=0`` gives centred Gaussian inputs with random labels (the setting of the
+    IGB theory). Labels are balanced (round-robin, then shuffled). Everything is drawn
+    from a generator seeded with ``seed``. ``shape`` is the shape of one input (any tuple,
+    e.g. ``[100]`` for flat data; image-shaped by default so every model runs on it); a
+    Hydra ``ListConfig`` or a single int is accepted.
     """
 
     def __init__(
         self,
         num_classes: int = 10,
         num_samples: int = 2000,
-        shape: Sequence[int] = (3, 32, 32),
+        shape: Sequence[int] | int = (3, 32, 32),
         separation: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(num_classes=num_classes, **kwargs)
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.shape = tuple(int(s) for s in dims)
         self.num_samples = int(num_samples)
-        self.shape = tuple(int(s) for s in shape)
         self.separation = float(separation)
-        self.class_names = [f"blob{c}" for c in range(num_classes)]
+        _require(
+            int(num_classes) >= 1,
+            "dataset.num_classes",
+            f"dataset.num_classes={num_classes} must be >= 1",
+        )
+        _require(
+            len(self.shape) >= 1 and all(s >= 1 for s in self.shape),
+            "dataset.shape",
+            f"dataset.shape={list(self.shape)} must be a non-empty list of positive sizes",
+        )
+        _require(
+            self.num_samples >= int(num_classes),
+            "dataset.num_samples",
+            f"dataset.num_samples={num_samples} must be >= dataset.num_classes={num_classes}",
+        )
+        _require(
+            self.separation >= 0,
+            "dataset.separation",
+            f"dataset.separation={separation} must be >= 0",
+        )
+        self.class_names = [f"blob{c}" for c in range(int(num_classes))]
 
     def expected_input_shape(self) -> tuple[int, ...]:
         return self.shape
@@ -42,7 +65,6 @@ class GaussianBlobsDataModule(InMemoryDataModule):
         c, n = self.num_classes, self.num_samples
         d = math.prod(self.shape)
         means = self.separation * torch.randn(c, d, generator=g) / math.sqrt(d)
-        y = torch.arange(n) % c
-        y = y[torch.randperm(n, generator=g)]
+        y = (torch.arange(n) % c)[torch.randperm(n, generator=g)]
         x = means[y] + torch.randn(n, d, generator=g)
         return x.view(n, *self.shape), y, None, None

@@ -1,28 +1,61 @@
 """A loader over in-memory tensors: batches are tensor slices, never per-sample Python.
 
 For the small datasets this framework lives on (blobs, digits, MNIST, CIFAR) a
-``DataLoader`` with per-index collate costs more than the model; slicing a permuted
-index tensor does not.
+``DataLoader`` with per-index collate costs more than the model; slicing a tensor (or
+indexing it with a slice of a permutation tensor) does not.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 
-class InMemoryLoader:
-    """Iterable of ``(x_batch, y_batch)`` over tensors, deterministic, rank-sharded.
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit generator seed mixed from ``(seed, epoch)`` (no collisions between pairs
+    such as ``seed * K + epoch`` would give)."""
+    state = np.random.SeedSequence([int(seed) % 2**64, int(epoch) % 2**64]).generate_state(
+        2, np.uint32
+    )
+    return (int(state[0]) << 31) ^ int(state[1])
 
-    Shuffling: the permutation of epoch ``k`` comes from a generator seeded with
-    ``seed * 1_000_003 + k``; ``k`` counts calls of ``__iter__`` unless pinned by
-    :meth:`set_epoch`. Sharding (``world_size > 1``): the permuted indices are truncated
-    to a multiple of ``world_size`` and rank ``r`` takes every ``world_size``-th of them,
-    so every rank sees the same number of batches (as DistributedSampler with
-    ``drop_last=True``). A trailing batch of exactly one sample is dropped when
-    ``drop_last_single`` (BatchNorm cannot train on one sample).
+
+class InMemoryLoader:
+    """Iterable of ``(x_batch, y_batch)`` over in-memory tensors; deterministic, rank-sharded.
+
+    Args:
+        x, y: tensors with the same first dimension (kept where they are, never copied whole).
+        batch_size: samples per batch (the last batch may be smaller, see below).
+        shuffle: draw a fresh permutation each epoch; off: batches are plain slices (views).
+        seed: with the epoch number, seeds the permutation.
+        drop_last: drop a trailing incomplete batch.
+        rank, world_size: this process's shard (see *Sharding*).
+        drop_last_single: drop a trailing batch of exactly one sample (BatchNorm cannot
+            normalise one sample in training mode). ``None`` (default): on iff ``shuffle``,
+            i.e. for training loaders; evaluation loaders keep every sample.
+
+    Epochs: the permutation of epoch ``k`` comes from a ``torch.Generator`` seeded with
+    :func:`epoch_seed` ``(seed, k)``. ``k`` starts at 0 and counts started iterations (the
+    counter moves when the first batch is requested, so ``iter(loader)`` alone, as Lightning
+    does to check that a loader is iterable, does not skip an epoch). :meth:`set_epoch`
+    sets the epoch of the next iteration; later ones continue from there. Lightning calls
+    ``dataloader.sampler.set_epoch(current_epoch)`` at every epoch start, and
+    :attr:`sampler` is the loader itself, so under a Trainer the order follows the
+    trainer's epoch (also after resuming from a checkpoint).
+
+    Sharding (``world_size > 1``, as ``DistributedSampler`` with ``drop_last=False``): the
+    epoch's index order (permutation, or ``0..n-1`` without shuffling) is padded by
+    wrapping around to ``world_size * ceil(n / world_size)`` entries and cut into
+    ``world_size`` contiguous blocks; rank ``r`` takes block ``r``. Every rank gets the same
+    number of samples and batches, the shards are disjoint except for the at most
+    ``world_size - 1`` padded repeats, and every sample is seen at least once per epoch.
     """
+
+    #: Lightning inspects ``dataloader.batch_sampler``; there is none
+    batch_sampler = None
 
     def __init__(
         self,
@@ -34,55 +67,79 @@ class InMemoryLoader:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
-        drop_last_single: bool = True,
+        drop_last_single: bool | None = None,
     ) -> None:
-        if batch_size < 1:
+        if int(batch_size) < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}")
         self.x, self.y = x, y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.drop_last = drop_last
-        self.rank, self.world_size = rank, world_size
-        self.drop_last_single = drop_last_single
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.drop_last_single = self.shuffle if drop_last_single is None else drop_last_single
+        #: epoch of the next iteration
         self.epoch = 0
-        self._pinned = False
+
+    @property
+    def sampler(self) -> InMemoryLoader:
+        """The loader itself, so that Lightning's per-epoch ``sampler.set_epoch`` reaches it."""
+        return self
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self._pinned = True
+        """Make the next iteration epoch ``epoch`` (the following ones ``epoch + 1``, ...)."""
+        self.epoch = int(epoch)
 
-    def _shard_size(self) -> int:
+    @property
+    def num_samples(self) -> int:
+        """Samples this rank iterates per epoch (before dropping a trailing batch)."""
         n = self.x.shape[0]
-        return n // self.world_size if self.world_size > 1 else n
+        return math.ceil(n / self.world_size) if self.world_size > 1 else n
 
     def __len__(self) -> int:
-        n = self._shard_size()
-        full, rest = divmod(n, self.batch_size)
+        full, rest = divmod(self.num_samples, self.batch_size)
         if rest and not self.drop_last and not (self.drop_last_single and rest == 1):
             full += 1
         return full
 
-    def _indices(self) -> torch.Tensor | None:
+    def indices(self, epoch: int | None = None) -> torch.Tensor | slice:
+        """This rank's sample order for ``epoch`` (default: the next one): an index tensor,
+        or a ``slice`` when no reordering is needed."""
         n = self.x.shape[0]
-        idx = None
+        epoch = self.epoch if epoch is None else epoch
+        m = self.num_samples
+        start = self.rank * m
+        if not self.shuffle and start + m <= n:
+            return slice(start, start + m)
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            idx = torch.randperm(n, generator=g)
-        if self.world_size > 1:
-            idx = torch.arange(n) if idx is None else idx
-            idx = idx[: self._shard_size() * self.world_size][self.rank :: self.world_size]
-        return idx
+            g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        total = m * self.world_size
+        if total > n:  # pad by wrapping around
+            order = order.repeat(math.ceil(total / n))[:total] if n else order
+        return order[start : start + m]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        idx = self._indices()
-        if not self._pinned:
-            self.epoch += 1
-        self._pinned = False
+        # a generator: the epoch is taken and advanced when the first batch is requested
+        idx = self.indices()
+        self.epoch += 1
+        bs = self.batch_size
         for b in range(len(self)):
-            s = slice(b * self.batch_size, (b + 1) * self.batch_size)
-            if idx is None:
+            if isinstance(idx, slice):
+                s = slice(idx.start + b * bs, min(idx.start + (b + 1) * bs, idx.stop))
                 yield self.x[s], self.y[s]
             else:
-                i = idx[s]
+                i = idx[b * bs : (b + 1) * bs]
                 yield self.x[i], self.y[i]
+
+    def __repr__(self) -> str:
+        return (
+            f"InMemoryLoader(n={self.x.shape[0]}, batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, batches={len(self)}, rank={self.rank}/{self.world_size})"
+        )

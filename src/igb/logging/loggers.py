@@ -64,3 +64,15 @@ def wandb_logger(
     if getattr(logger, "_wandb_init", {}).get("anonymous", "set") is None:
         logger._wandb_init.pop("anonymous")
     return logger
+
+
+def finish_loggers(loggers: list[Any], exit_code: int = 0) -> None:
+    """Finish every W&B run a job's loggers opened.
+
+    Flushes the run to its files (readable from disk right away) and closes it, so the
+    next job of a multirun in the same process starts its own run instead of Lightning
+    reusing this one (``wandb.run`` is process-global).
+    """
+    for lg in loggers:
+        if isinstance(lg, WandbLogger) and getattr(lg, "_experiment", None) is not None:
+            lg.experiment.finish(exit_code=exit_code)

@@ -22,9 +22,7 @@ __all__ = ["PredictionFractions", "CentredLogitMoments", "BiasDegree"]
 def check_logits(logits: Tensor, num_classes: int) -> None:
     """Raise ``ValueError`` unless ``logits`` has shape ``(N, num_classes)``."""
     if logits.ndim != 2 or logits.shape[1] != num_classes:
-        raise ValueError(
-            f"logits must have shape (N, {num_classes}), got {tuple(logits.shape)}"
-        )
+        raise ValueError(f"logits must have shape (N, {num_classes}), got {tuple(logits.shape)}")
 
 
 def _check_num_classes(num_classes: int) -> int:
