@@ -54,7 +54,9 @@ def _independent_step0_f(cfg, batch_size: int) -> torch.Tensor:
     model.train()
     x, _ = dm.split_tensors("train")
     with torch.no_grad():
-        pred = torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+        pred = torch.cat(
+            [model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+        )
     return torch.bincount(pred, minlength=dm.num_classes).double() / len(x)
 
 
@@ -95,7 +97,9 @@ def test_rows_ranking_and_exact_step0_f_and_no_trace_on_training(make_cfg) -> No
     for split in ("train", "val"):
         split_rows = _stat_rows(metrics, split)
         for k, cls in enumerate(order, start=1):
-            assert split_rows[f"{split}/acc_rank/{k}"].equals(split_rows[f"{split}/acc_class/{cls}"])
+            assert split_rows[f"{split}/acc_rank/{k}"].equals(
+                split_rows[f"{split}/acc_class/{cls}"]
+            )
             assert split_rows[f"igb/{split}/f_rank/{k}"].equals(split_rows[f"igb/{split}/f/{cls}"])
     assert rows.loc[0, "igb/train/f_rank/1"] == f0.max()
 

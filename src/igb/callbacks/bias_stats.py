@@ -60,9 +60,7 @@ def flatten_stats(split: str, stats: dict[str, Any], order: Sequence[int]) -> di
         row[f"{split}/acc"] = float(stats["acc"])
         row[f"{split}/loss"] = float(stats["loss"])
         row.update({f"{split}/acc_class/{c}": float(v) for c, v in enumerate(acc_class)})
-        row.update(
-            {f"{split}/loss_class/{c}": float(v) for c, v in enumerate(stats["loss_class"])}
-        )
+        row.update({f"{split}/loss_class/{c}": float(v) for c, v in enumerate(stats["loss_class"])})
         row.update(
             {f"{split}/acc_rank/{k}": float(acc_class[c]) for k, c in enumerate(order, start=1)}
         )
@@ -142,7 +140,11 @@ class BiasStatsCallback(L.Callback):
         return self._generate_state_key(splits=self.splits, norm_mode=self.norm_mode)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rank_order": self.rank_order, "f0_train": self.f0_train, "last_step": self.last_step}
+        return {
+            "rank_order": self.rank_order,
+            "f0_train": self.f0_train,
+            "last_step": self.last_step,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rank_order = state_dict.get("rank_order")
@@ -174,9 +176,9 @@ class BiasStatsCallback(L.Callback):
             )
         self.num_classes = int(dm.num_classes)
         names = list(getattr(dm, "class_names", None) or [])
-        self.class_names = names if len(names) == self.num_classes else [
-            str(c) for c in range(self.num_classes)
-        ]
+        self.class_names = (
+            names if len(names) == self.num_classes else [str(c) for c in range(self.num_classes)]
+        )
         wanted = set(self.splits) | ({"test"} if self.test_at_end else set())
         self._data = {}
         for split in SPLITS:

@@ -1,6 +1,6 @@
 """Datamodules holding data as in-memory tensors (no per-sample Python loading)."""
 
-from igb.data.base import DatasetNotFoundError, InMemoryDataModule
+from igb.data.base import DatasetCorruptedError, DatasetNotFoundError, InMemoryDataModule
 from igb.data.blobs import GaussianBlobsDataModule
 from igb.data.digits import DigitsDataModule
 from igb.data.loader import InMemoryLoader
@@ -14,6 +14,7 @@ from igb.data.vision import (
 __all__ = [
     "CIFAR10DataModule",
     "CIFAR100DataModule",
+    "DatasetCorruptedError",
     "DatasetNotFoundError",
     "DigitsDataModule",
     "FashionMNISTDataModule",

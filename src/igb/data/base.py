@@ -75,7 +75,11 @@ class InMemoryDataModule(L.LightningDataModule):
         subset: int | None = None,
     ) -> None:
         super().__init__()
-        _require(int(batch_size) >= 1, "dataset.batch_size", f"dataset.batch_size={batch_size} must be >= 1")
+        _require(
+            int(batch_size) >= 1,
+            "dataset.batch_size",
+            f"dataset.batch_size={batch_size} must be >= 1",
+        )
         _require(
             eval_batch_size is None or int(eval_batch_size) >= 1,
             "dataset.eval_batch_size",
@@ -201,7 +205,11 @@ class InMemoryDataModule(L.LightningDataModule):
         n = perm.numel()
         n_val = math.floor(n * self.val_fraction)
         n_test = math.floor(n * self.test_fraction) if x_test is None else 0
-        test_idx, val_idx, train_idx = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
+        test_idx, val_idx, train_idx = (
+            perm[:n_test],
+            perm[n_test : n_test + n_val],
+            perm[n_test + n_val :],
+        )
         if train_idx.numel() == 0:
             raise ConfigError(
                 "dataset.val_fraction", f"{type(self).__name__}: no training samples left of {n}"

@@ -1,0 +1,257 @@
+"""Speed of initialization ensembles, measured side by side in one run.
+
+The issue's benchmark: 1000 initializations of an MLP (depth 10, width 100, BatchNorm
+post, ReLU) with 10 classes on 2000 centred Gaussian points of dimension 100.
+Prints, all measured by this script on this machine:
+
+1. the machine's fp32 matmul rate (a large square GEMM and the model's own GEMM shape,
+   best of several repeats, all torch threads);
+2. the ensemble: wall time of the 1000 initializations (the default ``auto`` method,
+   then loop / vmap / worker / chunk variants), the achieved GFLOP/s (matmul FLOPs of
+   the forward, counted by ``torch.utils.flop_counter``) and its share of the matmul rate;
+3. one fresh ``python ensemble.py ... ensemble.n_inits=1`` process per initialization
+   (a sample of them, extrapolated to 1000) against one ``python ensemble.py ...
+   ensemble.n_inits=1000`` process, and against the in-process evaluation time.
+
+    python bench/bench_ensemble.py [--n-inits 1000] [--procs 3] [--variants] [--repeats 2]
+
+Other processes on the machine change every number here: the load average is printed
+before and after, and every timing is the best of ``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+from torch.utils.flop_counter import FlopCounterMode
+
+from igb.ensemble import _empty_model, eval_set, evaluate_ensemble, resolve_device, resolve_method
+from igb.measure import predict_logits
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+#: the issue's benchmark configuration, as ensemble.py overrides
+BENCH = [
+    "model=mlp",
+    "model.depth=10",
+    "model.width=100",
+    "norm=post",
+    "norm.kind=batch",
+    "dataset=gaussian_blobs",
+    "dataset.num_classes=10",
+    "dataset.num_samples=2000",
+    "dataset.shape=[100]",
+    "dataset.separation=0.0",
+    "dataset.val_fraction=0.0",
+    "dataset.test_fraction=0.0",
+    "ensemble.eval_split=train",
+    "ensemble.eval_samples=2000",
+    "ensemble.progress=false",
+]
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def compose_cfg(overrides: list[str], out: Path) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("ensemble", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.hydra.runtime.cwd = os.getcwd()
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return cfg
+
+
+def matmul_rate(m: int, k: int, n: int, seconds: float = 1.0, repeats: int = 5) -> float:
+    """Best GFLOP/s of ``(m x k) @ (k x n)`` in fp32 over ``repeats`` timed bursts."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out = torch.empty(m, n)
+    for _ in range(3):
+        torch.mm(a, b, out=out)
+    t = time.perf_counter()
+    reps = 0
+    while time.perf_counter() - t < 0.2:
+        torch.mm(a, b, out=out)
+        reps += 1
+    reps = max(1, int(reps * seconds / 0.2 / repeats))
+    best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b, out=out)
+        best = max(best, 2 * m * k * n * reps / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def forward_flops(cfg: DictConfig, x: torch.Tensor, num_classes: int) -> int:
+    """Matmul FLOPs of one initialization's evaluation (as predict_logits runs it)."""
+    model = _empty_model(cfg.model, cfg.norm, tuple(x.shape[1:]), num_classes, "cpu")
+    torch.manual_seed(0)
+    from igb.nn.init import initialize
+
+    initialize(model, cfg.model.get("init", "kaiming_normal"))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        predict_logits(model, x, int(cfg.ensemble.batch_size))
+    return int(counter.get_total_flops())
+
+
+def time_ensemble(cfg, x, num_classes, n_inits, repeats, **kw) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        r = evaluate_ensemble(
+            cfg.model,
+            cfg.norm,
+            x,
+            num_classes,
+            range(n_inits),
+            batch_size=int(cfg.ensemble.batch_size),
+            device=kw.get("device", "cpu"),
+            method=kw.get("method", "auto"),
+            chunk_size=kw.get("chunk_size", 64),
+            workers=kw.get("workers", "auto"),
+        )
+        if r.eval_time_s < best:
+            best, result = r.eval_time_s, r
+    return best, result
+
+
+def time_process(overrides: list[str], tmp: Path, tag: str) -> float:
+    env = {**os.environ, "IGB_ROOT": str(tmp), "WANDB_MODE": "disabled"}
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, str(ROOT / "ensemble.py"), *overrides, f"hydra.run.dir={tmp / tag}"],
+        cwd=tmp,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-inits", type=int, default=1000)
+    ap.add_argument("--procs", type=int, default=3, help="process-per-init sample size")
+    ap.add_argument("--repeats", type=int, default=2, help="best of this many timings")
+    ap.add_argument("--batch-size", type=int, default=None, help="ensemble.batch_size")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--variants", action="store_true", help="also time loop/vmap/workers/chunks")
+    args = ap.parse_args()
+
+    overrides = list(BENCH)
+    if args.batch_size:
+        overrides.append(f"ensemble.batch_size={args.batch_size}")
+    overrides.append(f"ensemble.device={args.device}")
+    device = resolve_device(args.device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}")
+    if device.type == "cpu":
+        print("no GPU used: CPU-only figures" if not torch.cuda.is_available() else "")
+    else:
+        print(f"GPU: {torch.cuda.get_device_name(device)}")
+    print(f"before: {load()}")
+
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        cfg = compose_cfg(overrides, tmp / "job")
+        x, dm = eval_set(cfg)
+        n_cls = dm.num_classes
+        flops = forward_flops(cfg, x, n_cls)
+        n = args.n_inits
+        print(
+            f"model: MLP depth 10 width 100, BatchNorm post (batch statistics, batches of "
+            f"{cfg.ensemble.batch_size}); {x.shape[0]} points x {tuple(x.shape[1:])}, "
+            f"{n_cls} classes; {flops / 1e6:.1f} MFLOP (matmul) per initialization"
+        )
+
+        # 1. the machine's matmul rate
+        big = matmul_rate(2048, 2048, 2048) if device.type == "cpu" else _gpu_rate(device)
+        shaped = matmul_rate(x.shape[0], 100, 100) if device.type == "cpu" else big
+        ref = max(big, shaped)
+        print(f"\nfp32 matmul rate: {big:.1f} GFLOP/s (2048^3), {shaped:.1f} GFLOP/s "
+              f"(2000x100 @ 100x100, the model's GEMM); reference = {ref:.1f}")  # fmt: skip
+
+        # 2. the ensemble, default method
+        method = resolve_method(cfg.ensemble.method, device)
+        wall, res = time_ensemble(cfg, x, n_cls, n, args.repeats, device=device)
+        rate = flops * n / wall / 1e9
+        print(f"\nensemble ({res.method}, {res.workers} workers, auto={method}): {n} inits in "
+              f"{wall:.2f} s = {1e3 * wall / n:.2f} ms/init; {rate:.1f} GFLOP/s = "
+              f"{100 * rate / ref:.0f}% of the matmul rate; gamma = {res.gamma:.3g}")  # fmt: skip
+
+        if args.variants:
+            print("\nvariants (same inits, best of repeats):")
+            variants = [("loop", {"method": "loop", "workers": 1})]
+            variants += [(f"loop, {w} workers", {"method": "loop", "workers": w}) for w in (2, 3)]
+            variants += [
+                (f"vmap, chunk {c}", {"method": "vmap", "chunk_size": c}) for c in (8, 32, 128)
+            ]
+            for name, kw in variants:
+                w, r = time_ensemble(cfg, x, n_cls, n, args.repeats, device=device, **kw)
+                rr = flops * n / w / 1e9
+                print(f"  {name:<18} {w:6.2f} s  {rr:6.1f} GFLOP/s  ({100 * rr / ref:.0f}%)")
+
+        # 3. process per initialization vs one process for all
+        procs = [
+            time_process([*overrides, "ensemble.n_inits=1", f"ensemble.seed0={i}"], tmp, f"p{i}")
+            for i in range(args.procs)
+        ]
+        per_proc = statistics.mean(procs)
+        whole = min(
+            time_process([*overrides, f"ensemble.n_inits={n}"], tmp, f"all{r}")
+            for r in range(args.repeats)
+        )
+        extrapolated = per_proc * n
+        print(f"\none process per initialization: {', '.join(f'{p:.2f}' for p in procs)} s "
+              f"(mean {per_proc:.2f} s) -> {extrapolated:.0f} s for {n} (extrapolated)")
+        print(f"one `python ensemble.py ensemble.n_inits={n}` process: {whole:.2f} s "
+              f"(startup, data, {n} inits, bootstrap, files) -> speed-up "
+              f"{extrapolated / whole:.0f}x")
+        print(f"in-process evaluation of the {n} ({wall:.2f} s) -> speed-up "
+              f"{extrapolated / wall:.0f}x")  # fmt: skip
+    print(f"\nafter: {load()}")
+    targets = [
+        (f"under 10 s for {n}", wall < 10),
+        ("at least 40% of the matmul rate", rate >= 0.4 * ref),
+        ("at least 100x over process-per-init", extrapolated / wall >= 100),
+    ]
+    print("targets: " + "; ".join(f"{t}: {'met' if ok else 'MISSED'}" for t, ok in targets))
+
+
+def _gpu_rate(device: torch.device) -> float:
+    a = torch.randn(8192, 8192, device=device)
+    b = torch.randn(8192, 8192, device=device)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize(device)
+    best = 0.0
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        torch.cuda.synchronize(device)
+        best = max(best, 2 * 8192**3 * 10 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+if __name__ == "__main__":
+    main()

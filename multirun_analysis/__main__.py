@@ -1,0 +1,110 @@
+"""``python -m multirun_analysis <multirun folder> [--out DIR]``: tables, figures, report.
+
+Sources:
+
+- a folder of Hydra job folders (a multirun folder, a folder of several, or one job),
+  read from the job folders themselves (default);
+- ``--wandb``: the offline W&B runs found under the folder (``wandb/offline-run-*``),
+  read from their ``.wandb`` files without network;
+- ``--wandb-project ENTITY/PROJECT``: a project on the W&B server through ``wandb.Api()``
+  (needs network and credentials; ``--wandb-group`` picks one sweep).
+
+Writes under ``--out`` (default ``<folder>/analysis``): ``jobs.csv``/``.parquet``,
+``series.*``, ``inits.*``, ``figures/*.png``, ``report.md`` and ``report.html``.
+Jobs that failed or never finished are listed on stdout and in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from multirun_analysis.collect import DEFAULT_TOL, Collection, collect
+
+
+def load(args: argparse.Namespace) -> Collection:
+    if args.wandb_project:
+        from multirun_analysis.wandb_source import collect_project
+
+        return collect_project(args.wandb_project, group=args.wandb_group, tol=args.tol)
+    if args.wandb:
+        from multirun_analysis.wandb_source import collect_offline
+
+        return collect_offline(args.source, tol=args.tol)
+    return collect(args.source, tol=args.tol)
+
+
+def analyze(
+    col: Collection, out: Path, split: str = "val"
+) -> dict[str, list[Path] | Path | int]:
+    """Write tables, figures and the report of ``col`` under ``out``."""
+    from multirun_analysis import figures, report
+
+    out = Path(out)
+    tables = col.save(out)
+    figs = figures.draw_all(col, out / "figures", split=split)
+    md, htm = report.write(report.build(col, figs, split=split), out)
+    return {"tables": tables, "figures": [f.path for f in figs], "report": md, "html": htm}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m multirun_analysis",
+        description="Collect a multirun (or W&B runs) into tables, the paper's figures and a "
+        "report.",
+    )
+    p.add_argument("source", nargs="?", type=Path, help="multirun folder (or folder of runs)")
+    p.add_argument("--out", type=Path, help="output folder (default: <source>/analysis)")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=("train", "val"),
+        help="split of the dynamics figures and the time to neutrality (default: val)",
+    )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=DEFAULT_TOL,
+        help=f"neutral when f_max <= 1/C + tol (default: {DEFAULT_TOL})",
+    )
+    p.add_argument("--wandb", action="store_true", help="read the offline W&B runs under source")
+    p.add_argument("--wandb-project", metavar="ENTITY/PROJECT", help="read a W&B project online")
+    p.add_argument("--wandb-group", help="with --wandb-project: only runs of this group")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.source is None and not args.wandb_project:
+        parser().error("give a multirun folder, or --wandb-project ENTITY/PROJECT")
+    if args.source is not None and not args.source.exists():
+        print(f"error: {args.source}: no such folder", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    out = args.out or (
+        args.source / "analysis"
+        if args.source is not None
+        else Path("analysis") / args.wandb_project.replace("/", "_")
+    )
+    col = load(args)
+    if col.jobs.empty:
+        print(f"error: no job folder (with .hydra/) or run found under {col.source}", file=sys.stderr)
+        return 1
+    result = analyze(col, out, split=args.split)
+    jobs = col.jobs
+    done = int((jobs["status"] == "finished").sum())
+    print(f"{len(jobs)} jobs, {done} finished, {len(col.jobs['config'].unique())} configurations")
+    for row in col.not_finished.itertuples():
+        where = row.job_dir or row.overrides
+        print(f"  {row.status}: {where}" + (f" - {row.error}" if row.error else ""))
+    print(f"tables:  {', '.join(p.name for p in result['tables'])}")
+    print(f"figures: {', '.join(p.name for p in result['figures']) or '(none)'}")
+    print(f"report:  {result['report']}")
+    print(f"html:    {result['html']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

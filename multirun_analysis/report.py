@@ -1,0 +1,265 @@
+"""report.md and report.html from a collection, its summary table and its figures.
+
+The report is a list of blocks (heading, paragraph, table, figure) rendered twice: as
+Markdown that links the PNGs next to it, and as one self-contained HTML file with the
+PNGs embedded as base64 data (a tiny template, no dependency beyond the stdlib).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from multirun_analysis.collect import FINISHED, Collection, summarize
+from multirun_analysis.figures import Figure
+
+#: the columns of the per-job table in the report
+JOB_COLUMNS = (
+    "job",
+    "config",
+    "seed",
+    "status",
+    "train_f_max_step0",
+    "val_acc_final",
+    "val_time_to_neutral",
+    "gamma",
+    "regime",
+    "error",
+)
+
+
+@dataclass
+class Block:
+    kind: str  # h1 | h2 | p | table | figure | list
+    content: Any
+
+
+@dataclass
+class Report:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def h2(self, text: str) -> None:
+        self.blocks.append(Block("h2", text))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(Block("p", text))
+
+    def table(self, df: pd.DataFrame) -> None:
+        self.blocks.append(Block("table", df))
+
+    def figure(self, fig: Figure) -> None:
+        self.blocks.append(Block("figure", fig))
+
+    def items(self, items: Sequence[str]) -> None:
+        self.blocks.append(Block("list", list(items)))
+
+    # -------------------------------------------------------------- markdown
+
+    def markdown(self, base: Path) -> str:
+        out = [f"# {self.title}", ""]
+        for b in self.blocks:
+            if b.kind == "h2":
+                out += [f"## {b.content}", ""]
+            elif b.kind == "p":
+                out += [b.content, ""]
+            elif b.kind == "list":
+                out += [f"- {item}" for item in b.content] + [""]
+            elif b.kind == "table":
+                out += [_md_table(b.content), ""]
+            elif b.kind == "figure":
+                rel = _relpath(b.content.path, base)
+                out += [f"![{b.content.path.stem}]({rel})", "", f"*{b.content.caption}*", ""]
+        return "\n".join(out)
+
+    # -------------------------------------------------------------- html
+
+    def html(self) -> str:
+        body = [f"<h1>{html.escape(self.title)}</h1>"]
+        for b in self.blocks:
+            if b.kind == "h2":
+                body.append(f"<h2>{html.escape(b.content)}</h2>")
+            elif b.kind == "p":
+                body.append(f"<p>{_inline_html(b.content)}</p>")
+            elif b.kind == "list":
+                lis = "".join(f"<li>{_inline_html(i)}</li>" for i in b.content)
+                body.append(f"<ul>{lis}</ul>")
+            elif b.kind == "table":
+                body.append(_html_table(b.content))
+            elif b.kind == "figure":
+                data = base64.b64encode(b.content.path.read_bytes()).decode("ascii")
+                body.append(
+                    f'<figure><img alt="{html.escape(b.content.path.stem)}" '
+                    f'src="data:image/png;base64,{data}">'
+                    f"<figcaption>{html.escape(b.content.caption)}</figcaption></figure>"
+                )
+        return _HTML.format(title=html.escape(self.title), body="\n".join(body))
+
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto;
+       padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
+th {{ background: #f2f2f2; }}
+tr.bad td {{ background: #fde8e8; }}
+figure {{ margin: 1.2em 0; }} img {{ max-width: 100%; }}
+figcaption {{ font-size: 0.9em; color: #555; }}
+code {{ background: #f4f4f4; padding: 0 0.2em; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+def _relpath(path: Path, base: Path) -> str:
+    try:
+        return Path(os.path.relpath(path, base)).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        if v.is_integer() and abs(v) < 1e9:
+            return str(int(v))
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _md_cell(v: Any) -> str:
+    return _fmt(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "(none)"
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _inline_html(text: str) -> str:
+    """Escape, then render `code` spans (the only inline markup the report uses)."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<p>(none)</p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    status_idx = list(df.columns).index("status") if "status" in df.columns else None
+    for row in df.itertuples(index=False):
+        bad = status_idx is not None and row[status_idx] not in (FINISHED, None)
+        cls = ' class="bad"' if bad else ""
+        cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row)
+        rows.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _short(text: Any, n: int = 160) -> Any:
+    if not isinstance(text, str):
+        return text
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Report:
+    jobs = col.jobs
+    n = len(jobs)
+    counts = jobs["status"].value_counts(dropna=False).to_dict()
+    report = Report("Multirun analysis")
+    report.p(f"Source: `{col.source}`. Generated {dt.datetime.now():%Y-%m-%d %H:%M}.")
+    kinds = ", ".join(f"{v} {k}" for k, v in jobs["kind"].value_counts().items())
+    status_text = ", ".join(f"{v} {k}" for k, v in counts.items())
+    report.p(f"{n} jobs ({kinds}): {status_text}.")
+    if col.varying:
+        report.p("Choices that vary over the grid: " + ", ".join(f"`{c}`" for c in col.varying))
+
+    report.h2("Configurations")
+    summary = summarize(col)
+    report.table(summary)
+    is_train = (jobs["kind"] == "train").any()
+    if is_train:
+        report.p(
+            f"Training runs: `f_max step 0` is measured on the train split at step 0 (mean ± sd "
+            f"over seeds); `g step 0` is the single-initialization bias degree averaged over "
+            f"seeds, an estimate of γ from which the regime is read (neutral below "
+            f"{_neutral_tol():g}, deeply prejudiced from 1); `final val acc` is the last "
+            f"epoch's accuracy; time to neutrality is the first measured step at which "
+            f"f_max on the {split} split is at most 1/C + {col.tol:g} (median over the seeds "
+            "that got there)."
+        )
+    if (jobs["kind"] == "ensemble").any():
+        report.p(
+            "Ensembles: γ is the ensemble IGB strength E[mean_c μ_c²] / E[mean_c s_c²] over "
+            "the initializations with its bootstrap 95% interval; the regime is read from γ."
+        )
+
+    report.h2("Jobs that did not finish")
+    bad = col.not_finished
+    if bad.empty:
+        report.p(f"All {n} jobs finished.")
+    else:
+        cols = [c for c in ("job", "config", "seed", "status", "error", "overrides") if c in bad]
+        shown = bad[cols].copy()
+        for c in ("error", "overrides"):
+            if c in shown:
+                shown[c] = shown[c].map(_short)
+        report.p(
+            f"{len(bad)} of {n} jobs did not finish; they are left out of the figures and the "
+            "summary, and kept in `jobs.csv` with their status and error."
+        )
+        report.table(shown)
+
+    report.h2("Figures")
+    if not figures:
+        report.p("No figure: no finished job logged the series the figures need.")
+    for fig in figures:
+        report.figure(fig)
+
+    report.h2("Jobs")
+    cols = [c for c in JOB_COLUMNS if c in jobs and jobs[c].notna().any()]
+    table = jobs[cols].copy()
+    if "error" in table:
+        table["error"] = table["error"].map(lambda e: _short(e, 80))
+    report.table(table)
+    report.p(
+        "Tables next to this report: `jobs.csv`/`jobs.parquet` (one row per job, one column "
+        "per config choice), `series.csv`/`.parquet` (every logged metric per job and step), "
+        "`inits.csv`/`.parquet` (ensembles: one row per initialization)."
+    )
+    return report
+
+
+def _neutral_tol() -> float:
+    from igb.theory import NEUTRAL_TOL
+
+    return NEUTRAL_TOL
+
+
+def write(report: Report, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    md, htm = out / "report.md", out / "report.html"
+    md.write_text(report.markdown(out))
+    htm.write_text(report.html())
+    return md, htm
