@@ -665,7 +665,7 @@ def _log_to_loggers(cfg: DictConfig, summary: dict, result: EnsembleResult, out:
         from hydra.utils import instantiate
 
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        logger = instantiate(lcfg, **identity(cfg), run_config=resolved)
+        logger = instantiate(lcfg, _recursive_=False, **identity(cfg), run_config=resolved)
         if logger is None:  # W&B disabled
             continue
         _log_wandb(logger.experiment, summary, result, out)

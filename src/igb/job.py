@@ -2,7 +2,10 @@
 
 ``status.json`` moves through ``running`` -> ``finished`` | ``failed`` | ``diverged`` |
 ``interrupted``. Analysis tools and relaunches read it; a folder without
-``"status": "finished"`` is never taken for a result.
+``"status": "finished"`` is never taken for a result. ``finished`` and ``diverged`` are
+outcomes (a relaunch skips them); ``interrupted``, ``failed`` and a stale ``running`` are
+resumed from the folder's last checkpoint. Only the global-rank-0 process of a job writes
+the file (DDP ranks share the folder).
 """
 
 from __future__ import annotations
@@ -17,6 +20,37 @@ from typing import Any
 
 STATUS_FILE = "status.json"
 FINISHED = "finished"
+DIVERGED = "diverged"
+INTERRUPTED = "interrupted"
+#: outcomes of a job's configuration: a relaunch skips them (``skip_finished``)
+TERMINAL = (FINISHED, DIVERGED)
+
+#: scheduler facts recorded with every start of a job (which SLURM job ran it, how often)
+_CLUSTER_ENV = {
+    "slurm_job_id": "SLURM_JOB_ID",
+    "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID",
+    "slurm_restart_count": "SLURM_RESTART_COUNT",
+    "slurm_node": "SLURMD_NODENAME",
+}
+
+
+#: fields that describe one attempt (moved under ``previous`` when the next one starts)
+_ATTEMPT_KEYS = (
+    "status", "error", "traceback", "signal", "global_step", "checkpoint", "updated",
+    "resumed_from_step", "objective", "metrics", *_CLUSTER_ENV,
+)  # fmt: skip
+
+
+def cluster_env() -> dict[str, str]:
+    """The SLURM ids of the running job ({} outside SLURM)."""
+    return {key: os.environ[var] for key, var in _CLUSTER_ENV.items() if var in os.environ}
+
+
+def _is_rank_zero() -> bool:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 class JobFolder:
@@ -40,8 +74,16 @@ class JobFolder:
     def is_finished(self) -> bool:
         return self.status == FINISHED
 
+    def is_done(self) -> bool:
+        """Finished or diverged: an outcome that a relaunch would only reproduce."""
+        return self.status in TERMINAL
+
     def mark(self, status: str, **info: Any) -> None:
-        """Atomically rewrite the status file, keeping earlier fields (start time, ids)."""
+        """Atomically rewrite the status file, keeping earlier fields (start time, ids).
+
+        A no-op outside global rank 0 (DDP ranks > 0 share the job folder)."""
+        if not _is_rank_zero():
+            return
         data = self.read()
         data.update(info)
         data.update(status=status, updated=time.time(), host=socket.gethostname())
@@ -50,6 +92,27 @@ class JobFolder:
         tmp = self.status_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, default=str))
         os.replace(tmp, self.status_file)
+
+    def start(self, fresh: bool = False, **info: Any) -> dict[str, Any]:
+        """Mark a new attempt ``running``; returns the previous attempt's status file.
+
+        Counts attempts, and moves the previous attempt's outcome (status, error, step)
+        under ``previous`` so that a resumed job's file describes the attempt running now.
+        ``fresh``: a rerun from scratch, which also forgets the W&B run id.
+        """
+        before = self.read()
+        if _is_rank_zero():
+            dropped = (*_ATTEMPT_KEYS, "wandb_id") if fresh else _ATTEMPT_KEYS
+            data = {k: v for k, v in before.items() if k not in dropped}
+            if before.get("status"):
+                data["previous"] = {k: before[k] for k in _ATTEMPT_KEYS if k in before}
+            data["attempt"] = int(before.get("attempt", 0)) + 1
+            self.path.mkdir(parents=True, exist_ok=True)
+            tmp = self.status_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=2, default=str))
+            os.replace(tmp, self.status_file)
+            self.mark("running", **info)
+        return before
 
     def mark_failed(self, exc: BaseException, status: str = "failed") -> None:
         self.mark(

@@ -19,11 +19,20 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from igb import ddp
 from igb.data.base import InMemoryDataModule
-from igb.job import JobFolder
+from igb.interrupt import JobInterrupted, SignalGuard, signal_name
+from igb.job import INTERRUPTED, JobFolder, cluster_env
 from igb.logging.loggers import finish_loggers
 from igb.module import IGBModule
 from igb.nn import build_model
+from igb.resume import (
+    ResumeCallback,
+    last_checkpoint,
+    make_resumable,
+    mark_wandb_preempting,
+    trainer_plugins,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +101,14 @@ def _instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
     return [o for o in objs if o is not None]
 
 
-def fit(cfg: DictConfig, job: JobFolder) -> float:
+def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> float:
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = instantiate_datamodule(cfg.dataset)
     dm.check_available()
     dm.prepare_data()
     dm.setup("fit")
+    make_resumable(dm)  # a mid-epoch resume continues the epoch's batch order
     model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
     module = IGBModule(model, OmegaConf.to_container(cfg.optimizer, resolve=True), dm.num_classes)
 
@@ -113,10 +123,19 @@ def fit(cfg: DictConfig, job: JobFolder) -> float:
         if type(lg).__name__ == "WandbLogger" and run_id:
             job.mark("running", wandb_id=run_id)
     callbacks = _instantiate_group(cfg.get("callbacks"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # last, so that it acts on a stop signal after the other callbacks' batch-end work
+    callbacks.append(ResumeCallback(last_checkpoint(cfg.paths.output_dir), guard, job))
+    ddp.install()  # DDP ranks > 0 start as this job (its overrides, its folder)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_plugins(cfg.trainer)
+    )
 
     try:
-        objective = _fit_and_test(cfg, job, trainer, module, dm)
+        objective = _fit_and_test(cfg, job, trainer, module, dm, guard)
+    except JobInterrupted as exc:
+        mark_wandb_preempting(loggers)  # the same W&B run continues when the job resumes
+        finish_loggers(loggers, exit_code=exc.code)
+        raise
     except BaseException:
         finish_loggers(loggers, exit_code=1)
         raise
@@ -125,13 +144,25 @@ def fit(cfg: DictConfig, job: JobFolder) -> float:
 
 
 def _fit_and_test(
-    cfg: DictConfig, job: JobFolder, trainer: L.Trainer, module: IGBModule, dm: InMemoryDataModule
+    cfg: DictConfig,
+    job: JobFolder,
+    trainer: L.Trainer,
+    module: IGBModule,
+    dm: InMemoryDataModule,
+    guard: SignalGuard | None = None,
 ) -> float:
-    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    ckpt = last_checkpoint(cfg.paths.output_dir)
     resume = str(ckpt) if ckpt.exists() else None
     if resume:
         log.info("resuming from %s", resume)
-    trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    if guard is None:
+        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    else:
+        with guard.deferred():  # a stop signal is acted on at a safe point of training
+            trainer.fit(module, datamodule=dm, ckpt_path=resume)
+        stopper = next(cb for cb in trainer.callbacks if isinstance(cb, ResumeCallback))
+        if stopper.stop_requested(trainer):  # it came after the last safe point of fit
+            stopper.stop(trainer)
     if module.diverged:
         log.error("training diverged: %s", module.diverged)
         job.mark("diverged", error=module.diverged, global_step=trainer.global_step)
@@ -150,27 +181,63 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def run(cfg: DictConfig) -> float:
-    """One job: skip it if its folder already holds a finished run, else fit and test."""
+    """One job: skip it if its folder already holds a finished (or diverged) run, else fit
+    and test, resuming from the folder's ``checkpoints/last.ckpt`` when there is one."""
     out = Path(cfg.paths.output_dir)
     job = JobFolder(out)
-    if cfg.get("skip_finished", True) and job.is_finished():
-        log.info("%s already holds a finished run; skipping (skip_finished=false reruns)", out)
-        return float(job.read().get("objective", math.nan))
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-    job.mark("running", pid=os.getpid())
-    try:
-        return fit(cfg, job)
-    except Exception as exc:
-        job.mark_failed(exc)
-        if not _in_multirun():
+    if job.is_done():
+        if cfg.get("skip_finished", True):
+            log.info("%s already holds a %s run; skipping (skip_finished=false reruns)",
+                     out, job.status)  # fmt: skip
+            return float(job.read().get("objective", math.nan))
+        _discard_checkpoint(out)  # a rerun starts from scratch, as a new W&B run
+    if _is_rank_zero():
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    job.start(pid=os.getpid(), fresh=job.is_done(), **cluster_env())
+    with SignalGuard() as guard:
+        try:
+            return fit(cfg, job, guard)
+        except JobInterrupted as exc:
+            if not _is_rank_zero():
+                # rank 0 records and reports; a non-zero exit here would make Lightning's
+                # process observer kill rank 0 before it has
+                raise SystemExit(0) from exc
+            log.warning("%s; the job's folder resumes it when the same command runs again", exc)
+            job.mark(
+                INTERRUPTED,
+                signal=signal_name(exc.signum),
+                global_step=exc.step,
+                checkpoint=exc.checkpoint,
+                error=str(exc),
+            )
+            guard.chain(exc.signum)  # under submitit: requeue this job, exit
             raise
-        # one failing job must not take the grid down: record it, let the others run;
-        # igb.hydra_callbacks.FailureReport lists failures and exits non-zero at the end
-        log.exception("job failed; recorded in %s", job.status_file)
-        return math.nan
-    except BaseException as exc:  # KeyboardInterrupt, SystemExit from a signal handler
-        job.mark_failed(exc, status="interrupted")
-        raise
+        except Exception as exc:
+            job.mark_failed(exc)
+            if not _in_multirun():
+                raise
+            # one failing job must not take the grid down: record it, let the others run;
+            # igb.hydra_callbacks.FailureReport lists failures and exits non-zero at the end
+            log.exception("job failed; recorded in %s", job.status_file)
+            return math.nan
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit
+            job.mark_failed(exc, status=INTERRUPTED)
+            if guard.received is not None:  # e.g. Lightning's own SIGTERMException
+                raise JobInterrupted(guard.received) from exc
+            raise
+
+
+def _discard_checkpoint(out: Path) -> None:
+    ckpt = last_checkpoint(out)
+    if ckpt.exists() and _is_rank_zero():
+        log.info("skip_finished=false: rerunning from scratch; removing %s", ckpt)
+        ckpt.unlink()
+
+
+def _is_rank_zero() -> bool:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _in_multirun() -> bool:

@@ -1,0 +1,184 @@
+"""A W&B workspace (saved view) and report with the paper's panels, for users with an account.
+
+Needs the optional ``wandb-workspaces`` package (``pip install wandb-workspaces``, or the
+``wandb-report`` extra of this project); it is imported only here, so the rest of
+``multirun_analysis`` works without it. Creating the view or report needs network and a
+W&B login; building the objects (``--dry-run``) does not.
+
+    python -m multirun_analysis.dashboard --entity ME --project igb                  # workspace
+    python -m multirun_analysis.dashboard --entity ME --project igb --report \\
+        --group placement_mlp_dynamics-placement_mlp_dynamics_2026-11-24_12-00-00    # one sweep
+
+Panels (x = ``trainer/global_step`` on a log axis, runs grouped by ``--group-by``, seeds
+averaged with a one-standard-deviation band), for the split ``--split``:
+
+- initial bias and neutrality: ``igb/{split}/f_max``, ``igb/{split}/entropy``,
+  ``igb/{split}/bias_degree``, ranked fractions ``igb/{split}/f_rank/*``;
+- favoured class vs the rest: ``{split}/acc_rank/1`` (the class favoured at step 0) next to
+  every ``{split}/acc_rank/*``, and ``{split}/acc``, ``{split}/loss``;
+- per-class series: ``{split}/acc_class/*``, ``igb/{split}/f/*``.
+
+Runs are grouped by their W&B job type (``<model>-<norm kind>-<placement>``, e.g.
+``mlp-batch-post``, or ``mlp-none``: see ``igb.train.run_identity``) by default, or by any
+config key (``--group-by config.norm.placement``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+STEP = "trainer/global_step"
+INSTALL_HINT = "pip install wandb-workspaces  (or: pip install -e '.[wandb-report]')"
+
+
+def _modules() -> tuple[Any, Any]:
+    try:
+        import wandb_workspaces.reports.v2 as wr
+        import wandb_workspaces.workspaces as ws
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise SystemExit(f"the W&B dashboard needs wandb-workspaces: {INSTALL_HINT}") from exc
+    return wr, ws
+
+
+def _group_key(wr: Any, group_by: str) -> Any:
+    """``JobType``/``Group`` (run attributes) or ``config.<key>`` -> a panel groupby."""
+    if group_by.startswith("config."):
+        return wr.Config(group_by.removeprefix("config."))
+    return wr.Metric(group_by)
+
+
+def panels(split: str = "val", group_by: str = "JobType") -> dict[str, list[Any]]:
+    """Section name -> W&B panels (``wandb_workspaces.reports.v2`` objects)."""
+    wr, _ = _modules()
+    group = _group_key(wr, group_by)
+
+    def line(title: str, y: list[str] | None = None, regex: str | None = None, **kw: Any) -> Any:
+        return wr.LinePlot(
+            title=title,
+            x=STEP,
+            y=y or [],
+            metric_regex=regex,
+            log_x=True,
+            title_x="optimizer step (log)",
+            groupby=group,
+            groupby_aggfunc="mean",
+            groupby_rangefunc="stddev",
+            **kw,
+        )
+
+    return {
+        "Initial bias and neutrality": [
+            line(f"f_max ({split})", [f"igb/{split}/f_max"], range_y=(0.0, 1.0)),
+            line(f"prediction entropy / log C ({split})", [f"igb/{split}/entropy"]),
+            line(f"bias degree g ({split})", [f"igb/{split}/bias_degree"], log_y=True),
+            line(f"ranked fractions f_(k) ({split})", regex=rf"igb/{split}/f_rank/\d+"),
+        ],
+        "Favoured class vs the rest": [
+            line(
+                f"accuracy of the class favoured at step 0 ({split})",
+                [f"{split}/acc_rank/1"],
+                range_y=(0.0, 1.0),
+            ),
+            line(f"accuracy by step-0 rank ({split})", regex=rf"{split}/acc_rank/\d+"),
+            line(f"accuracy ({split})", [f"{split}/acc"], range_y=(0.0, 1.0)),
+            line(f"loss ({split})", [f"{split}/loss"], log_y=True),
+        ],
+        "Per class": [
+            line(f"per-class accuracy ({split})", regex=rf"{split}/acc_class/\d+"),
+            line(f"prediction fractions f_c ({split})", regex=rf"igb/{split}/f/\d+"),
+        ],
+    }
+
+
+def workspace(
+    entity: str,
+    project: str,
+    group: str | None = None,
+    split: str = "val",
+    group_by: str = "JobType",
+    name: str | None = None,
+) -> Any:
+    """A saved-view definition (``wandb_workspaces.workspaces.Workspace``); call ``.save()``."""
+    wr, ws = _modules()
+    key = (
+        ws.Config(group_by.removeprefix("config."))
+        if group_by.startswith("config.")
+        else ws.Metric(group_by)
+    )
+    filters = f"Group = '{group}'" if group else ""
+    sections = [
+        ws.Section(name=title, panels=items, is_open=True)
+        for title, items in panels(split, group_by).items()
+    ]
+    return ws.Workspace(
+        entity=entity,
+        project=project,
+        name=name or f"IGB by norm placement{' - ' + group if group else ''}",
+        sections=sections,
+        settings=ws.WorkspaceSettings(x_axis=STEP, max_runs=100),
+        runset_settings=ws.RunsetSettings(filters=filters, groupby=[key]),
+    )
+
+
+def report(
+    entity: str,
+    project: str,
+    group: str | None = None,
+    split: str = "val",
+    group_by: str = "JobType",
+    title: str | None = None,
+) -> Any:
+    """A report definition (``wandb_workspaces.reports.v2.Report``); call ``.save()``."""
+    wr, _ = _modules()
+    runset_group = group_by if group_by.startswith("config.") else f"run.{group_by}"
+    runset = wr.Runset(
+        entity=entity,
+        project=project,
+        name=group or "all runs",
+        filters=f"Group = '{group}'" if group else "",
+        groupby=[runset_group],
+    )
+    blocks: list[Any] = [
+        wr.P(
+            "Initial guessing bias by norm placement: prediction fractions and the accuracy "
+            "of the class favoured at initialization over log-scaled training steps, runs "
+            f"grouped by {group_by}, mean and one standard deviation over seeds."
+        )
+    ]
+    for title_, items in panels(split, group_by).items():
+        blocks += [wr.H2(title_), wr.PanelGrid(runsets=[runset], panels=items)]
+    return wr.Report(
+        entity=entity,
+        project=project,
+        title=title or f"IGB by norm placement{' - ' + group if group else ''}",
+        description="Made by multirun_analysis.dashboard",
+        blocks=blocks,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m multirun_analysis.dashboard", description=__doc__)
+    p.add_argument("--entity", required=True)
+    p.add_argument("--project", default="igb")
+    p.add_argument("--group", help="only the runs of this W&B group (one sweep)")
+    p.add_argument("--split", default="val", choices=("train", "val"))
+    p.add_argument(
+        "--group-by", default="JobType", help="JobType (default), Group, or config.<key>"
+    )
+    p.add_argument("--report", action="store_true", help="a report instead of a workspace view")
+    p.add_argument("--dry-run", action="store_true", help="build it, print it, save nothing")
+    args = p.parse_args(argv)
+    make = report if args.report else workspace
+    obj = make(args.entity, args.project, args.group, args.split, args.group_by)
+    if args.dry_run:
+        print(obj.model_dump_json(indent=2) if hasattr(obj, "model_dump_json") else obj)
+        return 0
+    saved = obj.save()
+    print(getattr(saved, "url", None) or getattr(obj, "url", None) or "saved")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""``trainer=ddp`` on one machine under Hydra: start the other ranks as this job's twins.
+
+Lightning's subprocess launcher starts ranks 1..N-1 by re-running the script with
+``sys.argv[1:] + hydra.run.dir=<hydra.run.dir>`` (``_hydra_subprocess_cmd``). In a
+multirun that command still holds ``-m`` and the whole grid (each rank would run every
+job), and ``hydra.run.dir`` is not the job's folder (the ranks would disagree on
+``checkpoints/last.ckpt`` and on where to resume). :func:`job_subprocess_cmd` builds the
+command from the running job instead: this job's overrides only, as a single run, in
+this job's folder (``hydra.run.dir=<job folder>``, no ``.hydra`` copy, its own log file).
+:func:`install` puts it in Lightning's place.
+
+Under SLURM the ranks are SLURM tasks (``hydra.launcher.tasks_per_node`` = devices) and
+Lightning starts no processes, so none of this applies there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from omegaconf import OmegaConf
+
+from igb.errors import ConfigError
+
+
+def _quote(value: str) -> str:
+    """A Hydra override value quoted so that any path parses as one string."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _entry_command() -> list[str]:
+    import __main__  # what the parent runs: re-run the same entry point
+
+    spec = getattr(__main__, "__spec__", None)
+    if spec is not None and spec.name not in ("__main__",):
+        if spec.name.startswith(("joblib", "loky", "submitit", "multiprocessing")):
+            raise ConfigError(
+                "trainer.strategy",
+                f"trainer=ddp with devices > 1 cannot start its ranks from a {spec.name} "
+                "worker; run the grid with the basic launcher, or under SLURM with "
+                "hydra.launcher.tasks_per_node equal to trainer.devices",
+            )
+        return [sys.executable, "-m", spec.name]
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not script.endswith(".py") or not os.path.isfile(script):
+        raise ConfigError(
+            "trainer.strategy",
+            f"trainer=ddp with devices > 1 needs a script to start its ranks from, not {script!r}",
+        )
+    return [sys.executable, script]
+
+
+def job_subprocess_cmd(local_rank: int) -> tuple[Sequence[str], str]:
+    """Command and cwd that start rank ``local_rank`` of the running Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    hc = HydraConfig.get()
+    out = str(hc.runtime.output_dir)
+    command = _entry_command() + list(hc.overrides.task)
+    command += [
+        f"hydra.run.dir={_quote(out)}",
+        "hydra.output_subdir=null",
+        f"hydra.job.name={hc.job.name}",
+    ]
+    if OmegaConf.select(hc.job_logging, "handlers.file.filename") is not None:
+        log_file = os.path.join(out, f"{hc.job.name}.rank{local_rank}.log")
+        command.append(f"hydra.job_logging.handlers.file.filename={_quote(log_file)}")
+    return command, get_original_cwd()
+
+
+def install() -> None:
+    """Make Lightning's subprocess launcher start ranks with :func:`job_subprocess_cmd`."""
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    if subprocess_script._hydra_subprocess_cmd is not job_subprocess_cmd:
+        subprocess_script._hydra_subprocess_cmd = job_subprocess_cmd

@@ -1,0 +1,273 @@
+"""Resuming a job in its own folder: where the checkpoint is, and what makes a resume exact.
+
+A job (re)started in a folder that holds ``checkpoints/last.ckpt`` resumes from it
+(:func:`igb.train.run`). This module makes that resume continue the interrupted run
+rather than approximate it:
+
+- :class:`ResumeCallback` acts on a stop signal recorded by :class:`igb.interrupt.SignalGuard`
+  at the next safe point of training, saves ``last.ckpt`` there and stops the job
+  (:class:`igb.interrupt.JobInterrupted`). Safe points: the end of a training batch that is
+  not the last of its epoch; the end of an epoch (checkpoint there, after the statistics
+  callback's epoch-end row, as ModelCheckpoint does; stop at the next epoch's start, once
+  Lightning has logged the epoch's running means); the end of training (before testing).
+  Under DDP the ranks agree on stopping (any rank's signal stops all, at the same batch).
+- Every checkpoint flushes the loggers, and on resume :class:`ResumeCallback` tells the
+  CSV logger to keep the rows up to the checkpoint step and drop those past it (logged by
+  the killed attempt after its last checkpoint, and logged again by this one); a fit that
+  starts from scratch starts a fresh ``metrics.csv``.
+- :class:`ResumableLoader` makes an epoch-seeded train loader stateful for Lightning, so a
+  run resumed mid-epoch trains the remaining batches of that epoch in the original order
+  (Lightning alone would restart the epoch's iterator and replay its first batches).
+- Lightning's own SLURM auto-requeue is switched off (:func:`trainer_plugins`): submitit
+  owns requeueing (see docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from igb.interrupt import JobInterrupted, SignalGuard, signal_name
+from igb.job import JobFolder
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+
+
+def last_checkpoint(output_dir: str | os.PathLike[str]) -> Path:
+    """The checkpoint a job resumes from: ``<job folder>/checkpoints/last.ckpt``."""
+    return Path(output_dir) / CHECKPOINT_DIR / LAST
+
+
+class ResumeCallback(L.Callback):
+    """Checkpoint-and-stop on a recorded signal; keep metrics.csv consistent on resume.
+
+    Add it after the other callbacks: its batch-end check then runs after theirs (Lightning
+    moves ``ModelCheckpoint`` to the end, which saves only at epoch ends here).
+    """
+
+    def __init__(
+        self,
+        checkpoint_path: str | os.PathLike[str],
+        guard: SignalGuard | None = None,
+        job: JobFolder | None = None,
+    ) -> None:
+        super().__init__()
+        self.checkpoint_path = Path(checkpoint_path)
+        self.guard = guard
+        self.job = job
+        #: global step of the checkpoint this fit resumed from (None: started from scratch)
+        self.resumed_step: int | None = None
+        self._trained = False
+        self._saved_step: int | None = None
+
+    # -- resume bookkeeping ----------------------------------------------------------------
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self.resumed_step = int(checkpoint.get("global_step", 0))
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._trained = False
+        if self.resumed_step is not None:
+            log.info("resumed at step %d (epoch %d)", self.resumed_step, trainer.current_epoch)
+            if self.job is not None:
+                self.job.mark("running", resumed_from_step=self.resumed_step)
+        for lg in trainer.loggers:
+            keep = getattr(lg, "keep_rows_until", None)
+            if callable(keep):
+                keep(self.resumed_step)
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # rows logged before a checkpoint are on disk with it: a hard kill loses none of them
+        for lg in trainer.loggers:
+            lg.save()
+
+    # -- safe points -----------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.guard is not None:
+            # Lightning installed its own SIGTERM handler at fit start (it would raise its
+            # SIGTERMException at a point of its choosing, without a checkpoint): take it back
+            self.guard.reinstall()
+        if self.stop_requested(trainer):  # nothing trained yet: nothing to save
+            self.stop(trainer)
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self._trained = True
+        if batch_idx + 1 < trainer.num_training_batches and self.stop_requested(trainer):
+            self.stop(trainer)
+        # after an epoch's last batch, the epoch end comes first (below)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # checkpoint where ModelCheckpoint does, after the statistics callback's epoch-end
+        # row; stop at the next epoch's start, after Lightning logged the epoch's means
+        if self.stop_requested(trainer):
+            self.save(trainer)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._saved_step is not None and self._saved_step == trainer.global_step:
+            self.stop(trainer)
+
+    def stop_requested(self, trainer: L.Trainer) -> bool:
+        requested = self.guard is not None and self.guard.received is not None
+        if trainer.world_size > 1:  # every rank must stop at the same batch
+            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+        return bool(requested)
+
+    def stop(self, trainer: L.Trainer) -> None:
+        """Save ``last.ckpt`` at the current step unless it holds it already (or nothing
+        was trained since this fit started), and raise :class:`JobInterrupted`."""
+        received = self.guard.received if self.guard is not None else None
+        signum = received if received is not None else int(signal.SIGTERM)
+        step = trainer.global_step
+        if self._trained and self._saved_step != step:
+            self.save(trainer)
+        saved = self.checkpoint_path if self.checkpoint_path.exists() else None
+        raise JobInterrupted(signum, step=step, checkpoint=str(saved) if saved else None)
+
+    def save(self, trainer: L.Trainer) -> None:
+        """Write the checkpoint atomically (a kill while writing leaves the old one intact)."""
+        tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + ".tmp")
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            os.replace(tmp, self.checkpoint_path)
+        trainer.strategy.barrier("igb.resume.save")
+        self._saved_step = trainer.global_step
+        received = self.guard.received if self.guard is not None else None
+        log.warning(
+            "%s: saved %s at step %d; relaunch the same command to resume",
+            signal_name(received),
+            self.checkpoint_path,
+            trainer.global_step,
+        )
+
+
+class ResumableLoader:
+    """A sized train loader with an epoch-seeded order, made stateful for Lightning.
+
+    Lightning stores ``state_dict()`` in every checkpoint and, when resuming, calls
+    ``load_state_dict`` before the epoch's iterator starts; the resumed epoch then skips the
+    batches the checkpoint had already trained. The wrapped loader must produce the same
+    order for the same epoch (``set_epoch``, as ``igb.data.InMemoryLoader`` does).
+    """
+
+    batch_sampler = None
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self._epoch: int | None = None
+        self._served = 0
+        self._skip = 0
+        self._skip_epoch: int | None = None
+
+    @property
+    def sampler(self) -> Any:
+        """The wrapped loader's sampler, so that Lightning's ``set_epoch`` reaches it."""
+        return getattr(self.loader, "sampler", None)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        # a generator: runs at the first batch, after Lightning's set_epoch
+        epoch = getattr(self.loader, "epoch", None)
+        skip, self._skip = self._skip, 0
+        expected = self._skip_epoch
+        if skip and expected is not None and epoch is not None and epoch != expected:
+            log.warning(
+                "resume: checkpoint is %d batches into epoch %s but epoch %s starts; "
+                "not skipping", skip, expected, epoch,
+            )  # fmt: skip
+            skip = 0
+        self._epoch, self._served = epoch, 0
+        for i, batch in enumerate(self.loader):
+            if i < skip:
+                self._served = i + 1
+                continue
+            self._served = i + 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self._epoch, "batches": self._served, "length": len(self)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        batches = int(state.get("batches", 0))
+        if 0 < batches < len(self):
+            self._skip, self._skip_epoch = batches, state.get("epoch")
+            log.info("resume: epoch %s continues after batch %d", state.get("epoch"), batches)
+
+    def __repr__(self) -> str:
+        return f"ResumableLoader({self.loader!r})"
+
+
+def _has_epoch_order(loader: Any) -> bool:
+    return hasattr(loader, "__len__") and (
+        callable(getattr(loader, "set_epoch", None))
+        or callable(getattr(getattr(loader, "sampler", None), "set_epoch", None))
+    )
+
+
+def make_resumable(datamodule: L.LightningDataModule) -> None:
+    """Wrap the datamodule's train loader in :class:`ResumableLoader` (idempotent).
+
+    Loaders without a per-epoch order (``set_epoch``) are left alone: skipping batches of
+    a fresh random order would not continue the interrupted epoch anyway.
+    """
+    original: Callable[[], Any] = datamodule.train_dataloader
+    if getattr(original, "_igb_resumable", False):
+        return
+
+    def train_dataloader() -> Any:
+        loader = original()
+        if isinstance(loader, ResumableLoader) or not _has_epoch_order(loader):
+            return loader
+        return ResumableLoader(loader)
+
+    train_dataloader._igb_resumable = True  # type: ignore[attr-defined]
+    datamodule.train_dataloader = train_dataloader  # type: ignore[method-assign]
+
+
+def trainer_plugins(trainer_cfg: Any) -> dict[str, Any]:
+    """Trainer kwargs that switch off Lightning's SLURM auto-requeue when running under SLURM.
+
+    submitit owns requeueing (its SIGUSR2 handler, ``hydra.launcher.max_num_timeout``);
+    two owners would requeue twice. Nothing is added when the trainer config sets
+    ``plugins`` itself or when not under SLURM.
+    """
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if trainer_cfg.get("plugins") is not None or not SLURMEnvironment.detect():
+        return {}
+    return {"plugins": [SLURMEnvironment(auto_requeue=False)]}
+
+
+def mark_wandb_preempting(loggers: list[Any]) -> None:
+    """Tell W&B the run is being preempted (it will be resumed under the same id)."""
+    for lg in loggers:
+        run = getattr(lg, "_experiment", None)
+        mark = getattr(run, "mark_preempting", None)
+        if callable(mark):
+            try:
+                mark()
+            except Exception as exc:  # noqa: BLE001 - best effort while stopping
+                log.debug("wandb mark_preempting failed: %s", exc)
