@@ -221,11 +221,15 @@ def main() -> None:
             for r in range(args.repeats)
         )
         extrapolated = per_proc * n
-        print(f"\none process per initialization: {', '.join(f'{p:.2f}' for p in procs)} s "
-              f"(mean {per_proc:.2f} s) -> {extrapolated:.0f} s for {n} (extrapolated)")
-        print(f"one `python ensemble.py ensemble.n_inits={n}` process: {whole:.2f} s "
-              f"(startup, data, {n} inits, bootstrap, files) -> speed-up "
-              f"{extrapolated / whole:.0f}x")
+        print(
+            f"\none process per initialization: {', '.join(f'{p:.2f}' for p in procs)} s "
+            f"(mean {per_proc:.2f} s) -> {extrapolated:.0f} s for {n} (extrapolated)"
+        )
+        print(
+            f"one `python ensemble.py ensemble.n_inits={n}` process: {whole:.2f} s "
+            f"(startup, data, {n} inits, bootstrap, files) -> speed-up "
+            f"{extrapolated / whole:.0f}x"
+        )
         print(f"in-process evaluation of the {n} ({wall:.2f} s) -> speed-up "
               f"{extrapolated / wall:.0f}x")  # fmt: skip
     print(f"\nafter: {load()}")

@@ -192,14 +192,15 @@ def main() -> None:
         for n, d in res.items()
     }
     base = med["none"]
+    w = max(len(n) for n in names)
     print(
-        f"{'variant':<8} {'epoch wall ms':>14} {'A/B wall':>9} {'epoch cpu ms':>13} "
+        f"{'variant':<{w}} {'epoch wall ms':>14} {'A/B wall':>9} {'epoch cpu ms':>13} "
         f"{'A/B cpu':>8} {'in-run +%':>10} {'step-0 pass ms':>15}  epochs"
     )
     for name in names:
         m = med[name]
         print(
-            f"{name:<8} {m['wall'] * 1000:>14.1f} {m['wall'] / base['wall']:>9.3f} "
+            f"{name:<{w}} {m['wall'] * 1000:>14.1f} {m['wall'] / base['wall']:>9.3f} "
             f"{m['cpu'] * 1000:>13.1f} {m['cpu'] / base['cpu']:>8.3f} "
             f"{m['in_run'] * 100:>10.1f} {(m['setup'] - base['setup']) * 1000:>15.1f}  "
             f"{len(res[name]['wall'])}"

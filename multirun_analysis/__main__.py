@@ -36,9 +36,7 @@ def load(args: argparse.Namespace) -> Collection:
     return collect(args.source, tol=args.tol)
 
 
-def analyze(
-    col: Collection, out: Path, split: str = "val"
-) -> dict[str, list[Path] | Path | int]:
+def analyze(col: Collection, out: Path, split: str = "val") -> dict[str, list[Path] | Path | int]:
     """Write tables, figures and the report of ``col`` under ``out``."""
     from multirun_analysis import figures, report
 
@@ -90,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     col = load(args)
     if col.jobs.empty:
-        print(f"error: no job folder (with .hydra/) or run found under {col.source}", file=sys.stderr)
+        print(
+            f"error: no job folder (with .hydra/) or run found under {col.source}", file=sys.stderr
+        )
         return 1
     result = analyze(col, out, split=args.split)
     jobs = col.jobs

@@ -63,13 +63,15 @@ NOT_STARTED = "not_started"
 FINISHED = "finished"
 
 #: default tolerance of the time-to-neutrality criterion ``f_max <= 1/C + tol``
-DEFAULT_TOL = 0.05
+DEFAULT_TOL = 0.1
 
 
 def norm_label(placement: Any, kind: Any) -> str:
     """``none``, or ``<kind>-<placement>`` such as ``batch-post``."""
     if placement in (None, "none") or _isnan(placement):
         return "none"
+    if kind is None or _isnan(kind):
+        return str(placement)
     return f"{kind}-{placement}"
 
 
@@ -211,8 +213,7 @@ def read_metrics(job_dir: Path) -> pd.DataFrame:
         return pd.DataFrame()
     if "step" not in df:
         return pd.DataFrame()
-    df = df.groupby("step", as_index=False, sort=True).first()
-    return df
+    return df.groupby("step", sort=True).first().copy().reset_index()
 
 
 # ---------------------------------------------------------------------------- per job
@@ -267,7 +268,7 @@ def ensemble_results(job_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     summary = _read_json(job_dir / "summary.json")
     out: dict[str, Any] = {}
     for key, value in summary.items():
-        if key in ("config", "choices"):
+        if key in ("config", "choices", "versions", "seeds"):
             continue
         if isinstance(value, bool | int | float | str) or value is None:
             out[key] = value
@@ -313,9 +314,11 @@ def choices_row(cfg: DictConfig, overrides: Iterable[str], summary: Mapping[str,
     mapped = set(CHOICES.values())
     for ov in overrides:
         key = override_key(ov)
-        if key in mapped or key in _NOT_A_CHOICE or key.startswith("hydra."):
+        if key in mapped or key in _NOT_A_CHOICE or key in row or key.startswith("hydra"):
             continue
         value = select(cfg, key)
+        if isinstance(value, Mapping) or "/" in key:
+            continue  # a config-group choice (norm=post, model=cnn): the columns above hold it
         row[key] = value if value is not None else _override_value(ov)
     return row
 
@@ -407,13 +410,12 @@ def missing_jobs(sweep_dir: Path, job_dirs: Iterable[Path]) -> list[list[str]]:
 def config_label(row: Mapping[str, Any], varying: Iterable[str]) -> str:
     """A short name of a configuration from the choices that vary (seed excluded)."""
     parts = []
-    for col in varying:
-        if col in ("seed", "norm_placement", "norm_kind", "norm_variant"):
-            continue
+    cols = [c for c in varying if c not in ("seed", "norm_placement", "norm_kind", "norm_variant")]
+    # model first, then the norm, then the rest in column order: "cnn batch-post depth=5"
+    cols.sort(key=lambda c: {"model": 0, "norm": 1}.get(c, 2))
+    for col in cols:
         value = row.get(col)
-        if col == "norm":
-            parts.append(str(value))
-        elif col in ("model", "activation", "dataset", "optimizer"):
+        if col in ("model", "norm", "activation", "dataset", "optimizer"):
             parts.append(str(value))
         elif col == "depth":
             parts.append(f"depth={value}")
@@ -500,14 +502,29 @@ def collect(root: str | Path, tol: float = DEFAULT_TOL) -> Collection:
     return finish(str(root), rows, series_parts, inits_parts, tol)
 
 
+_GROUP_COLUMNS = {
+    "model": "model",
+    "norm": "norm_placement",
+    "dataset": "dataset",
+    "optimizer": "optimizer",
+}
+
+
 def _not_started_row(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
     row: dict[str, Any] = {c: None for c in CHOICES}
     values = {override_key(o): _override_value(o) for o in overrides}
     for col, key in CHOICES.items():
         if key in values:
             row[col] = _coerce(values[key])
+    # group choices: the option names of model/dataset/optimizer are their `name`s, and
+    # those of norm are the placements
+    for group, col in _GROUP_COLUMNS.items():
+        if group in values and row.get(col) is None:
+            row[col] = values[group]
     for key, value in values.items():
-        if key not in CHOICES.values() and key not in _NOT_A_CHOICE:
+        if key in CHOICES.values() or key in _NOT_A_CHOICE or key in _GROUP_COLUMNS:
+            continue
+        if key not in row and "/" not in key and not key.startswith("hydra"):
             row[key] = _coerce(value)
     row["norm"] = norm_label(row.get("norm_placement"), row.get("norm_kind"))
     row.update(
@@ -542,12 +559,14 @@ def summarize(col: Collection) -> pd.DataFrame:
             row["n_inits"] = int(g["n_inits"].sum()) if "n_inits" in g else None
             row["gamma"] = _mean(g, "gamma")
             if "gamma_ci_lo" in g:
-                row["gamma 95% CI"] = f"[{_mean(g, 'gamma_ci_lo'):.3g}, {_mean(g, 'gamma_ci_hi'):.3g}]"
+                row["gamma 95% CI"] = (
+                    f"[{_mean(g, 'gamma_ci_lo'):.3g}, {_mean(g, 'gamma_ci_hi'):.3g}]"
+                )
             row["regime"] = _mode(g, "regime")
-            for key in ("f_max_mean", "f_max_mean_"):
-                if key in g:
-                    row["mean f_max"] = _mean(g, key)
-                    break
+            if "f_max_mean" in g:
+                row["mean f_max"] = _mean(g, "f_max_mean")
+            if "wall_time_s" in g:
+                row["wall time (s)"] = _mean(g, "wall_time_s")
         else:
             gamma_est = _mean(g, "train_bias_degree_step0")
             row["f_max step 0"] = _pm(g, "train_f_max_step0")

@@ -19,6 +19,7 @@ Matplotlib runs on the Agg backend; nothing is shown on screen.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -130,6 +131,11 @@ def _finished(col: Collection, kind: str) -> pd.DataFrame:
     return jobs[(jobs["status"] == FINISHED) & (jobs["kind"] == kind)]
 
 
+def _int_or_none(col: pd.Series | None) -> int | None:
+    vals = pd.to_numeric(col, errors="coerce").dropna() if col is not None else []
+    return int(vals.iloc[0]) if len(vals) else None
+
+
 def _num_classes(jobs: pd.DataFrame) -> int:
     vals = pd.to_numeric(jobs.get("num_classes"), errors="coerce").dropna()
     return int(vals.iloc[0]) if len(vals) else 0
@@ -138,8 +144,15 @@ def _num_classes(jobs: pd.DataFrame) -> int:
 # ---------------------------------------------------------------------------- histograms
 
 
-def _hist_panel(ax: plt.Axes, values: np.ndarray, num_classes: int, gamma: float) -> None:
-    """Histogram of f_0 (C=2) or f_max, with the Gaussian-model density for ``gamma``."""
+def _hist_panel(
+    ax: plt.Axes, values: np.ndarray, num_classes: int, gamma: float, n_points: int | None = None
+) -> None:
+    """Histogram of f_0 (C=2) or f_max, with the Gaussian-model density for ``gamma``.
+
+    For C > 2 the model is sampled with ``n_points`` evaluation points per initialization
+    when known (so a neutral network's finite-sample spread is predicted too), else in
+    the infinite-data limit; for C = 2 the closed-form density (infinite data) is drawn.
+    """
     binary = num_classes == 2
     lo = 0.0 if binary else 1.0 / max(num_classes, 1)
     edges = np.linspace(lo, 1.0, 31)
@@ -150,11 +163,26 @@ def _hist_panel(ax: plt.Axes, values: np.ndarray, num_classes: int, gamma: float
             x = np.linspace(1e-4, 1 - 1e-4, 400)
             ax.plot(x, f0_density(x, gamma), color="tab:red", lw=1.3)
         elif num_classes > 2:
-            centres, dens = f_max_density(gamma, num_classes, edges, n_inits=5000, seed=0)
+            centres, dens = _f_max_curve(gamma, num_classes, edges, n_points)
             ax.plot(centres, dens, color="tab:red", lw=1.3, drawstyle="steps-mid")
         ax.set_ylim(0, top * 1.35)
     ax.set_xlim(lo, 1.0)
     ax.tick_params(labelsize=7)
+
+
+@functools.lru_cache(maxsize=512)
+def _f_max_curve_cached(
+    gamma: float, num_classes: int, edges: tuple[float, ...], n_points: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    n_inits = 2000 if n_points else 5000
+    return f_max_density(gamma, num_classes, np.asarray(edges), n_inits, 0, n_points)
+
+
+def _f_max_curve(
+    gamma: float, num_classes: int, edges: np.ndarray, n_points: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    key = float(f"{gamma:.3g}")  # panels with nearly equal gamma share one draw
+    return _f_max_curve_cached(key, num_classes, tuple(edges.tolist()), n_points)
 
 
 def fig_ensemble_histograms(col: Collection, out: Path) -> list[Figure]:
@@ -192,7 +220,8 @@ def _ensemble_hist_figure(
                 ax.set_axis_off()
                 continue
             gamma = float(pd.to_numeric(sel.get("gamma"), errors="coerce").mean())
-            _hist_panel(ax, values, C, gamma)
+            n_points = _int_or_none(sel.get("n_points"))
+            _hist_panel(ax, values, C, gamma, n_points)
             regime = sel["regime"].iloc[0] if "regime" in sel else ""
             ax.text(
                 0.97,

@@ -54,7 +54,7 @@ def history_to_series(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         flat.append(item)
     if not flat:
         return pd.DataFrame()
-    return pd.DataFrame(flat).groupby("step", as_index=False, sort=True).first()
+    return pd.DataFrame(flat).groupby("step", sort=True).first().copy().reset_index()
 
 
 def _is_ensemble(summary: Mapping[str, Any], series: pd.DataFrame) -> bool:
@@ -175,4 +175,6 @@ def collect_project(
         rows.append(row)
         if not series.empty:
             series_parts.append(series.assign(job_dir=location))
-    return finish(f"wandb:{path}" + (f" (group {group})" if group else ""), rows, series_parts, [], tol)
+    return finish(
+        f"wandb:{path}" + (f" (group {group})" if group else ""), rows, series_parts, [], tol
+    )

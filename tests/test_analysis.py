@@ -21,6 +21,7 @@ from conftest import TINY
 
 from igb.cli import check
 from igb.config import validate
+from multirun_analysis.__main__ import main as analysis_main
 from multirun_analysis.collect import collect, expected_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +59,14 @@ def _run(tmp: Path, *argv: str, timeout: int = 300) -> subprocess.CompletedProce
 
 
 def _analyse(tmp: Path, source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The real command line, in a subprocess."""
     return _run(tmp, "-m", "multirun_analysis", str(source), "--out", str(out), *extra)
+
+
+def _analyse_here(source: Path, out: Path, capsys: pytest.CaptureFixture, *extra: str) -> str:
+    """The same entry point in this process (no second interpreter start); its stdout."""
+    assert analysis_main([str(source), "--out", str(out), *extra]) == 0
+    return capsys.readouterr().out
 
 
 def _assert_png(path: Path) -> None:
@@ -153,7 +161,9 @@ def test_tiny_grid_tables_figures_report(train_sweep: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_failed_and_missing_jobs_are_listed(train_sweep: Path, tmp_path: Path) -> None:
+def test_failed_and_missing_jobs_are_listed(
+    train_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     sweep = tmp_path / "sweep"
     shutil.copytree(train_sweep, sweep)
     # job 1 failed; job 3 never started (its folder is gone)
@@ -172,9 +182,9 @@ def test_failed_and_missing_jobs_are_listed(train_sweep: Path, tmp_path: Path) -
     assert missing["norm_placement"] == "post" and missing["seed"] == 1
 
     out = tmp_path / "analysis"
-    proc = _analyse(tmp_path, sweep, out)
-    assert "failed" in proc.stdout and "RuntimeError: boom" in proc.stdout
-    assert "not_started" in proc.stdout
+    stdout = _analyse_here(sweep, out, capsys)
+    assert "failed" in stdout and "RuntimeError: boom" in stdout
+    assert "not_started" in stdout
     md = (out / "report.md").read_text()
     assert "2 of 4 jobs did not finish" in md and "RuntimeError: boom" in md
     jobs = pd.read_csv(out / "jobs.csv")
@@ -184,9 +194,11 @@ def test_failed_and_missing_jobs_are_listed(train_sweep: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_offline_wandb_runs_give_the_same_table(train_sweep: Path, tmp_path: Path) -> None:
+def test_offline_wandb_runs_give_the_same_table(
+    train_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "from_wandb"
-    _analyse(tmp_path, train_sweep, out, "--wandb")
+    _analyse_here(train_sweep, out, capsys, "--wandb")
     from_wandb = pd.read_csv(out / "jobs.csv").sort_values(["norm", "seed"])
     from_csv = collect(train_sweep).jobs.sort_values(["norm", "seed"])
     assert len(from_wandb) == 4 and set(from_wandb["status"]) == {"finished"}
@@ -198,7 +210,7 @@ def test_offline_wandb_runs_give_the_same_table(train_sweep: Path, tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_ensemble_grid_histograms_and_gamma(tmp_path: Path) -> None:
+def test_ensemble_grid_histograms_and_gamma(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sweep = tmp_path / "sweep"
     _run(
         tmp_path,
@@ -218,7 +230,7 @@ def test_ensemble_grid_histograms_and_gamma(tmp_path: Path) -> None:
         f"hydra.sweep.dir={sweep}",
     )
     out = tmp_path / "analysis"
-    _analyse(tmp_path, sweep, out)
+    _analyse_here(sweep, out, capsys)
     jobs = pd.read_csv(out / "jobs.csv")
     assert len(jobs) == 4 and set(jobs["kind"]) == {"ensemble"}
     assert set(jobs["norm"]) == {"none", "batch-post"} and set(jobs["depth"]) == {1, 3}

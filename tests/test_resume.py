@@ -203,17 +203,19 @@ def test_resumed_run_equals_uninterrupted_run(make_cfg, at: int, sig: str, saved
             )
 
 
-def test_rerun_of_a_finished_job_with_skip_finished_false_starts_over(make_cfg) -> None:
+def test_finished_job_run_again_with_skip_finished_false_extends_it(make_cfg) -> None:
     cfg = make_cfg("logger=csv", "trainer.max_epochs=1")
     run(cfg)
     out = Path(cfg.paths.output_dir)
-    rows = len(pd.read_csv(out / "metrics.csv"))
-    run(make_cfg("logger=csv", "trainer.max_epochs=1", "skip_finished=false"))
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6
+    run(make_cfg("logger=csv", "trainer.max_epochs=2", "skip_finished=false"))
     st = status(out)
-    assert st["status"] == "finished" and st["attempt"] == 2 and "resumed_from_step" not in st
-    again = pd.read_csv(out / "metrics.csv")
-    assert len(again) == rows  # a fresh file, not appended to the old one
-    assert_unique_steps(again)
+    assert st["status"] == "finished" and st["attempt"] == 2
+    assert st["resumed_from_step"] == STEPS_PER_EPOCH and st["global_step"] == 2 * STEPS_PER_EPOCH
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert_unique_steps(metrics)
+    assert stat_steps(metrics) == [0, STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+    assert sorted(os.listdir(out / "checkpoints")) == ["last.ckpt"]
 
 
 # ------------------------------------------------------------------------------- the pieces

@@ -236,7 +236,6 @@ def evaluate_ensemble(
     method = resolve_method(method, device)
     seeds = [int(s) for s in seeds]
     x = x.to(device).contiguous()
-    input_shape = tuple(x.shape[1:])
     progress = progress or (lambda n: None)
     store = _Store(len(seeds), num_classes)
     rng_devices = [device] if device.type == "cuda" else []
@@ -624,7 +623,9 @@ def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 def _title(cfg: DictConfig) -> str:
     ch = choices(cfg)
-    norm = "no norm" if ch["norm_placement"] == "none" else f"{ch['norm_kind']}-{ch['norm_placement']}"
+    norm = (
+        "no norm" if ch["norm_placement"] == "none" else f"{ch['norm_kind']}-{ch['norm_placement']}"
+    )
     size = f" depth {ch['depth']} width {ch['width']}" if ch["depth"] is not None else ""
     return f"{ch['model']}{size}, {norm}, {ch['activation']}, {ch['dataset']}"
 
@@ -681,8 +682,9 @@ def _log_wandb(run: Any, summary: dict, result: EnsembleResult, out: Path) -> No
     import wandb
 
     label, values = _histogram_values(result)
+    f_cols = [f"f_{c}" for c in range(result.num_classes)]
     table = wandb.Table(
-        columns=["seed", "f_max", "entropy", "bias_degree", *[f"f_{c}" for c in range(result.num_classes)]],
+        columns=["seed", "f_max", "entropy", "bias_degree", *f_cols],
         data=[
             [int(s), float(fm), float(e), float(g), *map(float, f)]
             for s, fm, e, g, f in zip(
@@ -706,7 +708,7 @@ def _log_wandb(run: Any, summary: dict, result: EnsembleResult, out: Path) -> No
     run.summary.update(flat)
 
 
-# -- pre-flight --------------------------------------------------------------------------------------
+# -- pre-flight ------------------------------------------------------------------------------
 _SPLIT_SIZES: dict[str, dict[str, int]] = {}
 
 
@@ -724,7 +726,9 @@ def _split_sizes(dataset_cfg: DictConfig) -> dict[str, int]:
 def _int_at_least(ens: DictConfig, key: str, low: int, why: str = "") -> int:
     value = ens.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"ensemble.{key}", f"ensemble.{key}={value} must be an integer >= {low}{why}")
+        raise ConfigError(
+            f"ensemble.{key}", f"ensemble.{key}={value} must be an integer >= {low}{why}"
+        )
     return value
 
 
@@ -778,7 +782,8 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
             )
     elif available < 1:
         raise ConfigError(
-            "ensemble.eval_split", f"the {ens.eval_split} split of dataset={cfg.dataset.name} is empty"
+            "ensemble.eval_split",
+            f"the {ens.eval_split} split of dataset={cfg.dataset.name} is empty",
         )
     return {**facts, "eval_points": n or available}
 

@@ -93,17 +93,15 @@ class JobFolder:
         tmp.write_text(json.dumps(data, indent=2, default=str))
         os.replace(tmp, self.status_file)
 
-    def start(self, fresh: bool = False, **info: Any) -> dict[str, Any]:
+    def start(self, **info: Any) -> dict[str, Any]:
         """Mark a new attempt ``running``; returns the previous attempt's status file.
 
         Counts attempts, and moves the previous attempt's outcome (status, error, step)
         under ``previous`` so that a resumed job's file describes the attempt running now.
-        ``fresh``: a rerun from scratch, which also forgets the W&B run id.
         """
         before = self.read()
         if _is_rank_zero():
-            dropped = (*_ATTEMPT_KEYS, "wandb_id") if fresh else _ATTEMPT_KEYS
-            data = {k: v for k, v in before.items() if k not in dropped}
+            data = {k: v for k, v in before.items() if k not in _ATTEMPT_KEYS}
             if before.get("status"):
                 data["previous"] = {k: before[k] for k in _ATTEMPT_KEYS if k in before}
             data["attempt"] = int(before.get("attempt", 0)) + 1

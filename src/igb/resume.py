@@ -50,8 +50,8 @@ def last_checkpoint(output_dir: str | os.PathLike[str]) -> Path:
 class ResumeCallback(L.Callback):
     """Checkpoint-and-stop on a recorded signal; keep metrics.csv consistent on resume.
 
-    Add it after the other callbacks: its batch-end check then runs after theirs (Lightning
-    moves ``ModelCheckpoint`` to the end, which saves only at epoch ends here).
+    It owns ``last.ckpt``: written at every epoch end and at a stop, atomically. Add it
+    after the other callbacks, so that it acts after their batch-end and epoch-end work.
     """
 
     def __init__(
@@ -68,6 +68,7 @@ class ResumeCallback(L.Callback):
         self.resumed_step: int | None = None
         self._trained = False
         self._saved_step: int | None = None
+        self._stop_at_epoch_start = False
 
     # -- resume bookkeeping ----------------------------------------------------------------
     def on_load_checkpoint(
@@ -116,13 +117,15 @@ class ResumeCallback(L.Callback):
         # after an epoch's last batch, the epoch end comes first (below)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # checkpoint where ModelCheckpoint does, after the statistics callback's epoch-end
-        # row; stop at the next epoch's start, after Lightning logged the epoch's means
-        if self.stop_requested(trainer):
-            self.save(trainer)
+        # last.ckpt at every epoch end, after the statistics callback's epoch-end row: a
+        # hard kill (no signal, e.g. SIGKILL, a node failure) loses at most this epoch.
+        # On a stop signal, stop at the next epoch's start, once Lightning has logged the
+        # epoch's running means.
+        self._stop_at_epoch_start = self.stop_requested(trainer)
+        self.save(trainer)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._saved_step is not None and self._saved_step == trainer.global_step:
+        if self._stop_at_epoch_start:
             self.stop(trainer)
 
     def stop_requested(self, trainer: L.Trainer) -> bool:
@@ -151,12 +154,13 @@ class ResumeCallback(L.Callback):
         trainer.strategy.barrier("igb.resume.save")
         self._saved_step = trainer.global_step
         received = self.guard.received if self.guard is not None else None
-        log.warning(
-            "%s: saved %s at step %d; relaunch the same command to resume",
-            signal_name(received),
-            self.checkpoint_path,
-            trainer.global_step,
-        )
+        if received is not None:
+            log.warning(
+                "%s: saved %s at step %d; relaunch the same command to resume",
+                signal_name(received),
+                self.checkpoint_path,
+                trainer.global_step,
+            )
 
 
 class ResumableLoader:

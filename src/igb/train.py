@@ -185,15 +185,13 @@ def run(cfg: DictConfig) -> float:
     and test, resuming from the folder's ``checkpoints/last.ckpt`` when there is one."""
     out = Path(cfg.paths.output_dir)
     job = JobFolder(out)
-    if job.is_done():
-        if cfg.get("skip_finished", True):
-            log.info("%s already holds a %s run; skipping (skip_finished=false reruns)",
-                     out, job.status)  # fmt: skip
-            return float(job.read().get("objective", math.nan))
-        _discard_checkpoint(out)  # a rerun starts from scratch, as a new W&B run
+    if cfg.get("skip_finished", True) and job.is_done():
+        log.info("%s already holds a %s run; skipping (skip_finished=false runs it again, "
+                 "resuming from its last checkpoint)", out, job.status)  # fmt: skip
+        return float(job.read().get("objective", math.nan))
     if _is_rank_zero():
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-    job.start(pid=os.getpid(), fresh=job.is_done(), **cluster_env())
+    job.start(pid=os.getpid(), **cluster_env())
     with SignalGuard() as guard:
         try:
             return fit(cfg, job, guard)
@@ -225,13 +223,6 @@ def run(cfg: DictConfig) -> float:
             if guard.received is not None:  # e.g. Lightning's own SIGTERMException
                 raise JobInterrupted(guard.received) from exc
             raise
-
-
-def _discard_checkpoint(out: Path) -> None:
-    ckpt = last_checkpoint(out)
-    if ckpt.exists() and _is_rank_zero():
-        log.info("skip_finished=false: rerunning from scratch; removing %s", ckpt)
-        ckpt.unlink()
 
 
 def _is_rank_zero() -> bool:

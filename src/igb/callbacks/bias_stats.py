@@ -93,7 +93,7 @@ class BiasStatsCallback(L.Callback):
         test_at_end: bool = True,
         batch_size: int = 500,
         norm_mode: str = "batch",
-        train_samples: int | None = 1000,
+        train_samples: int | None = 500,
         subset_seed: int = 0,
         log_steps: int = 0,
         charts: bool = True,
