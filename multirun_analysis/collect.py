@@ -75,6 +75,34 @@ def norm_label(placement: Any, kind: Any) -> str:
     return f"{kind}-{placement}"
 
 
+#: norm kinds and placements in the order the paper discusses them
+KIND_ORDER = ("none", "batch", "layer", "rms", "group", "instance")
+PLACEMENT_ORDER = ("none", "pre", "post")
+
+
+def norm_sort_key(label: Any) -> tuple:
+    """Sort key of a norm label: none, batch-pre, batch-post, layer-pre, ..."""
+    kind, _, placement = str(label).partition("-")
+    k = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+    p = PLACEMENT_ORDER.index(placement) if placement in PLACEMENT_ORDER else 0
+    return (k, kind, p, placement)
+
+
+def config_order(jobs: pd.DataFrame) -> list[str]:
+    """Configurations of ``jobs``: by model, then norm order, then the numbers in the name."""
+    firsts = jobs.drop_duplicates("config").to_dict("records")
+
+    def key(r: Mapping[str, Any]) -> tuple:
+        def part(v: Any) -> tuple:
+            x = _num(v)
+            return (0, x, "") if math.isfinite(x) else (1, 0.0, str(v))
+
+        rest = tuple(part(r.get(c)) for c in ("activation", "depth", "width"))
+        return (str(r.get("model")), norm_sort_key(r.get("norm", "")), rest, str(r["config"]))
+
+    return [r["config"] for r in sorted(firsts, key=key)]
+
+
 def _isnan(x: Any) -> bool:
     return isinstance(x, float) and math.isnan(x)
 
@@ -236,16 +264,25 @@ def last_value(series: pd.DataFrame, key: str) -> float:
 def time_to_neutrality(
     series: pd.DataFrame, num_classes: int, split: str = "val", tol: float = DEFAULT_TOL
 ) -> float:
-    """First logged step at which ``igb/{split}/f_max <= 1/C + tol`` (NaN: never reached).
+    """First logged step from which on ``igb/{split}/f_max <= 1/C + tol`` at every later
+    measurement (NaN: f_max is still above that at the last one).
 
-    Step 0 counts, so a neutral initialization has time 0.
+    "Stays within" rather than "first touches": a prejudiced start often swings through
+    the tolerance band while the favoured class changes, and only settles later. Step 0
+    counts, so a neutral initialization has time 0.
     """
     key = f"igb/{split}/f_max"
     if key not in series or not num_classes:
         return math.nan
     s = series[["step", key]].dropna()
-    hit = s[s[key] <= 1.0 / num_classes + tol]
-    return float(hit["step"].iloc[0]) if len(hit) else math.nan
+    if s.empty:
+        return math.nan
+    above = (s[key] > 1.0 / num_classes + tol).to_numpy()
+    if above[-1]:
+        return math.nan
+    last_above = np.flatnonzero(above)
+    first_in = last_above[-1] + 1 if len(last_above) else 0
+    return float(s["step"].iloc[first_in])
 
 
 def train_results(series: pd.DataFrame, num_classes: int, tol: float) -> dict[str, Any]:
@@ -552,7 +589,9 @@ def summarize(col: Collection) -> pd.DataFrame:
     if jobs.empty:
         return pd.DataFrame()
     rows = []
-    for config, g in jobs.groupby("config", sort=False):
+    groups = dict(list(jobs.groupby("config", sort=False)))
+    for config in config_order(jobs):
+        g = groups[config]
         first = g.iloc[0]
         row: dict[str, Any] = {"configuration": config, "jobs": len(g)}
         if first.get("kind") == "ensemble":

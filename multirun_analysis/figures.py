@@ -35,12 +35,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from igb.theory import NEUTRAL_TOL, f0_density, f_max_density  # noqa: E402
-from multirun_analysis.collect import FINISHED, Collection  # noqa: E402
+from multirun_analysis.collect import (  # noqa: E402
+    FINISHED,
+    Collection,
+    config_order,
+    norm_sort_key,
+)
 
 DPI = 90
-#: norm kinds and placements in the order the paper discusses them
-KIND_ORDER = ("none", "batch", "layer", "rms", "group", "instance")
-PLACEMENT_ORDER = ("none", "pre", "post")
 KIND_COLOR = {
     "none": "black",
     "batch": "tab:blue",
@@ -61,13 +63,6 @@ class Figure:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def norm_sort_key(label: str) -> tuple:
-    kind, _, placement = str(label).partition("-")
-    k = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
-    p = PLACEMENT_ORDER.index(placement) if placement in PLACEMENT_ORDER else 0
-    return (k, kind, p, placement)
 
 
 def norm_style(label: str) -> dict[str, Any]:
@@ -109,6 +104,11 @@ def _split_groups(
     return out
 
 
+def _title(suffix: str) -> str:
+    """``activation-relu_width-64`` (a file-name suffix) -> ``activation=relu, width=64``."""
+    return ", ".join(part.replace("-", "=", 1) for part in suffix.split("_") if part)
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
@@ -117,13 +117,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def _config_order(jobs: pd.DataFrame) -> list[str]:
-    """Configurations in norm order, then by name."""
-    firsts = jobs.drop_duplicates("config")
-    rows = sorted(
-        firsts.to_dict("records"),
-        key=lambda r: (norm_sort_key(r.get("norm", "")), str(r["config"])),
-    )
-    return [r["config"] for r in rows]
+    return config_order(jobs)
 
 
 def _finished(col: Collection, kind: str) -> pd.DataFrame:
@@ -231,6 +225,7 @@ def _ensemble_hist_figure(
                 ha="right",
                 va="top",
                 fontsize=6.5,
+                bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.0},
             )
             if j == 0:
                 ax.set_ylabel(norm, fontsize=8, rotation=0, ha="right", va="center")
@@ -241,13 +236,14 @@ def _ensemble_hist_figure(
     n_inits = int(pd.to_numeric(jobs.get("n_inits"), errors="coerce").max() or 0)
     title = f"{var} over {n_inits} initializations per panel"
     title += f", C={C}" if C else ""
-    title += f" — {suffix.replace('_', ', ')}" if suffix else ""
+    title += f" — {_title(suffix)}" if suffix else ""
     fig.suptitle(title + "  (grey: measured, red: Gaussian model at measured γ)", fontsize=9)
     name = f"f_histograms{'_' + _slug(suffix) if suffix else ''}.png"
     path = _save(fig, out / name)
+    where = f" ({_title(suffix)})" if suffix else ""
     caption = (
         f"Histograms of {var} over initializations for each norm placement"
-        f"{' and depth' if depths != [None] else ''}{' (' + suffix + ')' if suffix else ''}; "
+        f"{' and depth' if depths != [None] else ''}{where}; "
         "the red curve is the Gaussian-model law for the measured γ."
     )
     return [Figure(path, caption)]
@@ -323,13 +319,13 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
         ax.axhline(NEUTRAL_TOL, color="0.3", lw=0.8, ls=":")
         ax.set_yscale("log")
         ax.set_xlabel("depth")
-        ax.set_title(suffix.replace("_", ", ") or "all", fontsize=9)
+        ax.set_title(_title(suffix) or "all", fontsize=9)
         ax.grid(alpha=0.3, which="major")
     axes[0][0].set_ylabel("γ (IGB strength)")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(
         "γ vs depth (solid: post, dashed: pre, dotted: none; lines at γ=1 and the neutral "
-        f"tolerance {NEUTRAL_TOL:g})",
+        f"tolerance {NEUTRAL_TOL:g}; γ below {floor:g} drawn at {floor:g})",
         fontsize=9,
     )
     fig.tight_layout()
@@ -515,7 +511,7 @@ def fig_time_to_neutrality(col: Collection, out: Path, split: str = "val") -> li
     ax.set_xscale("log")
     ax.set_xlim(0.8, x_max * 1.5)
     ax.invert_yaxis()
-    ax.set_xlabel(f"first optimizer step + 1 with {split} f_max ≤ 1/C + {col.tol:g}")
+    ax.set_xlabel(f"optimizer step + 1 from which {split} f_max stays ≤ 1/C + {col.tol:g}")
     ax.grid(alpha=0.3, axis="x")
     ax.set_title(
         "time to neutrality per seed (bar: median; red ▶: not reached by the last step)",
@@ -526,9 +522,9 @@ def fig_time_to_neutrality(col: Collection, out: Path, split: str = "val") -> li
     return [
         Figure(
             path,
-            f"Time to neutrality: the first measured step at which f_max on the {split} split "
-            f"is within {col.tol:g} of 1/C, per seed; red triangles mark runs that never got "
-            "there (plotted at their last step).",
+            f"Time to neutrality: the first measured step from which f_max on the {split} "
+            f"split stays within {col.tol:g} of 1/C, per seed; red triangles mark runs still "
+            "above it at their last measurement (plotted at their last step).",
         )
     ]
 

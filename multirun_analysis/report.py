@@ -205,9 +205,9 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
             f"over seeds); `g step 0` is the single-initialization bias degree averaged over "
             f"seeds, an estimate of γ from which the regime is read (neutral below "
             f"{_neutral_tol():g}, deeply prejudiced from 1); `final val acc` is the last "
-            f"epoch's accuracy; time to neutrality is the first measured step at which "
-            f"f_max on the {split} split is at most 1/C + {col.tol:g} (median over the seeds "
-            "that got there)."
+            f"epoch's accuracy; time to neutrality is the first measured step from which "
+            f"f_max on the {split} split stays at most 1/C + {col.tol:g} (median over the "
+            "seeds that got there)."
         )
     if (jobs["kind"] == "ensemble").any():
         report.p(

@@ -138,10 +138,14 @@ def test_resumed_run_keeps_the_step0_ranking(make_cfg) -> None:
 
     # the same job folder again with one more epoch: resumes from last.ckpt at step 8
     cfg, metrics = _run(make_cfg, *common, "trainer.max_epochs=2", job="resume")
+    # metrics.csv is appended to on resume: the first run's rows, then only step 16
+    # (no second step-0 measurement), ranked by the first run's step-0 ranking
     rows = _stat_rows(metrics)
-    assert rows["step"].tolist() == [16]  # no second step-0 measurement
+    assert rows["step"].tolist() == [0, 8, 16]
+    last = rows.iloc[-1]
     for k, cls in enumerate(order, start=1):
-        assert rows.loc[0, f"train/acc_rank/{k}"] == rows.loc[0, f"train/acc_class/{cls}"]
+        assert last[f"train/acc_rank/{k}"] == last[f"train/acc_class/{cls}"]
+        assert last[f"igb/val/f_rank/{k}"] == last[f"igb/val/f/{cls}"]
 
 
 @pytest.mark.parametrize("seeds", [(0, 1, 2)])
