@@ -1,7 +1,8 @@
 """``trainer=ddp`` on a CPU: two gloo processes measure the same step-0 statistics as one.
 
-Runs through the real entry point as a multirun job (the case Lightning's own Hydra
-re-launch gets wrong: the second rank must run this job, in this job's folder).
+Runs through the real entry point as a 2-job multirun, the case Lightning's own Hydra
+re-launch gets wrong: the second rank must run this job, in this job's folder, and the
+next job (same process) must start its own second rank.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def test_ddp_two_cpu_processes_log_the_single_process_step0_f(tmp_path: Path, ma
             "trainer=ddp",
             "trainer.accelerator=cpu",
             "trainer.devices=2",
+            "seed=0,1",
             f"hydra.sweep.dir={sweep}",
         ],
         cwd=tmp_path,
@@ -55,14 +57,19 @@ def test_ddp_two_cpu_processes_log_the_single_process_step0_f(tmp_path: Path, ma
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
-    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output  # a second process took part
-    # rank 1 ran this one job in its folder: no second job, no second .hydra
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0"]
-    job = sweep / "0"
-    assert json.loads((job / "status.json").read_text())["status"] == "finished"
-    assert (job / "train.rank1.log").is_file()
-    (wandb_dir,) = find_run_dirs(job / "wandb")  # W&B from rank 0 only
-    assert read_run(wandb_dir).finished
+    assert output.count("GLOBAL_RANK: 1, MEMBER: 2/2") == 2  # a second process per job
+    # each rank 1 ran its job in the job's folder: no extra job folders
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    for num in ("0", "1"):
+        folder = sweep / num
+        assert json.loads((folder / "status.json").read_text())["status"] == "finished"
+        assert (folder / "train.rank1.log").is_file()
+        (wandb_dir,) = find_run_dirs(folder / "wandb")  # W&B from rank 0 only
+        assert (
+            read_run(wandb_dir).run_id
+            == json.loads((folder / "status.json").read_text())["wandb_id"]
+        )
+    job = sweep / "0"  # seed=0
 
     single = make_cfg(*COMMON[len(TINY) :], "logger=csv", job="single")
     run(single)

@@ -282,11 +282,13 @@ def test_signal_guard_raises_outside_training_defers_inside_and_chains() -> None
             with guard.deferred():
                 os.kill(os.getpid(), signal.SIGUSR1)  # recorded only
                 assert guard.received == signal.SIGUSR1
+            os.kill(os.getpid(), signal.SIGUSR1)  # a second one while stopping: ignored
+        with SignalGuard(["SIGUSR1"]) as guard:
             with pytest.raises(JobInterrupted) as info:
-                os.kill(os.getpid(), signal.SIGUSR1)
+                os.kill(os.getpid(), signal.SIGUSR1)  # outside training: stops at once
                 time.sleep(1)  # the handler runs before this ends
             assert info.value.code == 128 + signal.SIGUSR1
-            guard.chain(signal.SIGUSR1)  # what was installed before (here: ours)
+            guard.chain(signal.SIGUSR1)  # what was installed before (here: the lambda)
             assert calls == [signal.SIGUSR1]
         assert signal.getsignal(signal.SIGUSR1) is not guard._handle  # restored
     finally:

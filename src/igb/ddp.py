@@ -9,6 +9,11 @@ command from the running job instead: this job's overrides only, as a single run
 this job's folder (``hydra.run.dir=<job folder>``, no ``.hydra`` copy, its own log file).
 :func:`install` puts it in Lightning's place.
 
+:func:`job_scope` undoes what a launch leaves in the process (the process group, the
+``LOCAL_RANK``/``WORLD_SIZE``/``MASTER_*`` variables that would make Lightning believe the
+next job's ranks already exist), so the next job of a multirun run by the same process
+starts its own ranks.
+
 Under SLURM the ranks are SLURM tasks (``hydra.launcher.tasks_per_node`` = devices) and
 Lightning starts no processes, so none of this applies there.
 """
@@ -17,7 +22,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from omegaconf import OmegaConf
 
@@ -76,3 +82,26 @@ def install() -> None:
 
     if subprocess_script._hydra_subprocess_cmd is not job_subprocess_cmd:
         subprocess_script._hydra_subprocess_cmd = job_subprocess_cmd
+
+
+#: variables Lightning's subprocess launcher sets in the launching process
+_LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@contextmanager
+def job_scope() -> Iterator[None]:
+    """Leave the process as the job found it: no process group, the launch variables
+    restored (a no-op for jobs that did not launch ranks)."""
+    before = {k: os.environ.get(k) for k in _LAUNCH_ENV}
+    try:
+        yield
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

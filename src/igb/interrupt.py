@@ -96,15 +96,17 @@ class SignalGuard:
 
     # -- handling -----------------------------------------------------------------------------
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.received is None:
-            self.received = signum
-            log.warning(
-                "received %s: %s",
-                signal_name(signum),
-                "checkpointing at the next safe point of training, then stopping"
-                if self._deferring
-                else "stopping",
-            )
+        if self.received is not None:  # already stopping: let that finish
+            log.warning("received %s while stopping; ignored", signal_name(signum))
+            return
+        self.received = signum
+        log.warning(
+            "received %s: %s",
+            signal_name(signum),
+            "checkpointing at the next safe point of training, then stopping"
+            if self._deferring
+            else "stopping",
+        )
         if not self._deferring:
             raise JobInterrupted(signum)
 

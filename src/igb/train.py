@@ -192,7 +192,7 @@ def run(cfg: DictConfig) -> float:
     if _is_rank_zero():
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     job.start(pid=os.getpid(), **cluster_env())
-    with SignalGuard() as guard:
+    with SignalGuard() as guard, ddp.job_scope():
         try:
             return fit(cfg, job, guard)
         except JobInterrupted as exc:

@@ -69,10 +69,20 @@ def wandb_logger(
 def finish_loggers(loggers: list[Any], exit_code: int = 0) -> None:
     """Finish every W&B run a job's loggers opened.
 
-    Flushes the run to its files (readable from disk right away) and closes it, so the
+    Flushes the run to its files (complete on disk when this returns) and closes it, so the
     next job of a multirun in the same process starts its own run instead of Lightning
     reusing this one (``wandb.run`` is process-global).
     """
+    finished = False
     for lg in loggers:
         if isinstance(lg, WandbLogger) and getattr(lg, "_experiment", None) is not None:
             lg.experiment.finish(exit_code=exit_code)
+            finished = True
+    if finished:
+        import wandb
+
+        # wandb 0.31's finish() can return before wandb-core has written the last records
+        # (the exit record included) to run-*.wandb; tearing the service down waits for
+        # that (a few ms; the next run of this process starts a fresh service)
+        if wandb.run is None:
+            wandb.teardown()
