@@ -156,6 +156,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="ensemble.batch_size")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--variants", action="store_true", help="also time loop/vmap/workers/chunks")
+    ap.add_argument("--variant-inits", type=int, default=200, help="inits per variant")
     args = ap.parse_args()
 
     overrides = list(BENCH)
@@ -199,16 +200,31 @@ def main() -> None:
               f"{100 * rate / ref:.0f}% of the matmul rate; gamma = {res.gamma:.3g}")  # fmt: skip
 
         if args.variants:
-            print("\nvariants (same inits, best of repeats):")
-            variants = [("loop", {"method": "loop", "workers": 1})]
-            variants += [(f"loop, {w} workers", {"method": "loop", "workers": w}) for w in (2, 3)]
-            variants += [
-                (f"vmap, chunk {c}", {"method": "vmap", "chunk_size": c}) for c in (8, 32, 128)
+            nv = args.variant_inits
+            threads = torch.get_num_threads()
+            print(f"\nvariants ({nv} inits each, best of {args.repeats}; 'T threads' = intra-op):")
+            variants = [
+                (f"loop, 1 worker x {threads} threads", threads, {"method": "loop", "workers": 1}),
+                ("loop, 1 worker x 1 thread", 1, {"method": "loop", "workers": 1}),
+                (f"loop, {threads} workers x 1 thread", threads, {"method": "loop"}),
+                ("loop, 3 workers x 1 thread", threads, {"method": "loop", "workers": 3}),
             ]
-            for name, kw in variants:
-                w, r = time_ensemble(cfg, x, n_cls, n, args.repeats, device=device, **kw)
-                rr = flops * n / w / 1e9
-                print(f"  {name:<18} {w:6.2f} s  {rr:6.1f} GFLOP/s  ({100 * rr / ref:.0f}%)")
+            for c in (8, 32, 128):
+                kw = {"method": "vmap", "chunk_size": c}
+                variants.append((f"vmap, chunk {c}, {threads} threads", threads, kw))
+                variants.append((f"vmap, chunk {c}, 1 thread", 1, kw))
+            for name, nthreads, kw in variants:
+                torch.set_num_threads(nthreads)
+                try:
+                    w, r = time_ensemble(cfg, x, n_cls, nv, args.repeats, device=device, **kw)
+                finally:
+                    torch.set_num_threads(threads)
+                rr = flops * nv / w / 1e9
+                print(
+                    f"  {name:<34} {1e3 * w / nv:7.2f} ms/init  {rr:6.1f} GFLOP/s  "
+                    f"({100 * rr / ref:.0f}%)  [{load()}]",
+                    flush=True,
+                )
 
         # 3. process per initialization vs one process for all
         procs = [

@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
         "--tol",
         type=float,
         default=DEFAULT_TOL,
-        help=f"neutral when f_max <= 1/C + tol (default: {DEFAULT_TOL})",
+        help=f"time to neutrality: f_max stays <= 1/C + tol (default: {DEFAULT_TOL})",
     )
     p.add_argument("--wandb", action="store_true", help="read the offline W&B runs under source")
     p.add_argument("--wandb-project", metavar="ENTITY/PROJECT", help="read a W&B project online")

@@ -14,6 +14,7 @@ columns are the same as for job folders. The status comes from the job folder's
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -57,8 +58,14 @@ def history_to_series(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(flat).groupby("step", sort=True).first().copy().reset_index()
 
 
-def _is_ensemble(summary: Mapping[str, Any], series: pd.DataFrame) -> bool:
-    return series.empty and any(k.split("/")[-1] == "gamma" for k in summary)
+def _is_ensemble(
+    config: Mapping[str, Any], summary: Mapping[str, Any], series: pd.DataFrame
+) -> bool:
+    """An ensemble.py run: its config has the ``ensemble`` group, its summary a gamma, and
+    it logged no per-step statistics (the WandbLogger still adds a global-step row)."""
+    has_gamma = any(k.split("/")[-1] == "gamma" for k in summary)
+    per_step = any(str(c).startswith("igb/") for c in series.columns)
+    return has_gamma and not per_step and ("ensemble" in config or series.empty)
 
 
 def _ensemble_results(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,14 +95,31 @@ def run_row(
     row = choices_row(cfg, [], summary)
     row.update(job=name, sweep=group, job_dir=location, status=status, error=error, overrides="")
     series = history_to_series(history)
-    if _is_ensemble(summary, series):
+    if _is_ensemble(config, summary, series):
         row["kind"] = "ensemble"
+        series = pd.DataFrame()
         row.update({k: v for k, v in _ensemble_results(summary).items() if k not in row})
     else:
         row["kind"] = "train"
         num_classes = int(row.get("num_classes") or 0)
         row.update(train_results(series, num_classes, tol))
     return row, series
+
+
+def _offline_table(run_dir: Path, history: Iterable[Mapping[str, Any]], name: str) -> pd.DataFrame:
+    """The W&B table logged under a key ending in ``name``, read from the run's files."""
+    for row in history:
+        for key, value in row.items():
+            is_table = isinstance(value, Mapping) and value.get("_type") == "table-file"
+            if not (is_table and key.rsplit("/", 1)[-1] == name):
+                continue
+            path = run_dir / "files" / str(value.get("path", ""))
+            try:
+                data = json.loads(path.read_text())
+                return pd.DataFrame(data["data"], columns=data["columns"])
+            except (OSError, ValueError, KeyError):
+                return pd.DataFrame()
+    return pd.DataFrame()
 
 
 def _offline_status(run: Any) -> tuple[str, str | None]:
@@ -115,7 +139,7 @@ def collect_offline(root: str | Path, tol: float = DEFAULT_TOL) -> Collection:
     """Every W&B run folder under ``root``, read from disk."""
     from igb.logging.wandb_files import find_run_dirs, read_run
 
-    rows, series_parts = [], []
+    rows, series_parts, inits_parts = [], [], []
     for run_dir in find_run_dirs(root):
         try:
             run = read_run(run_dir)
@@ -142,7 +166,11 @@ def collect_offline(root: str | Path, tol: float = DEFAULT_TOL) -> Collection:
         rows.append(row)
         if not series.empty:
             series_parts.append(series.assign(job_dir=location))
-    return finish(str(root), rows, series_parts, [], tol)
+        if row["kind"] == "ensemble":  # the per-initialization table of ensemble.py
+            inits = _offline_table(run_dir, run.history, "inits")
+            if not inits.empty:
+                inits_parts.append(inits.assign(job_dir=location))
+    return finish(str(root), rows, series_parts, inits_parts, tol)
 
 
 def collect_project(

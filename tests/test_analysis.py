@@ -227,6 +227,7 @@ def test_ensemble_grid_histograms_and_gamma(tmp_path: Path, capsys: pytest.Captu
         "ensemble.batch_size=100",
         "ensemble.n_boot=50",
         "ensemble.progress=false",
+        "logger=wandb",
         f"hydra.sweep.dir={sweep}",
     )
     out = tmp_path / "analysis"
@@ -245,6 +246,16 @@ def test_ensemble_grid_histograms_and_gamma(tmp_path: Path, capsys: pytest.Captu
         _assert_png(out / "figures" / name)
     md = (out / "report.md").read_text()
     assert "none" in md and "batch-post" in md and "neutral" in md
+
+    # the same ensembles read back from their offline W&B runs
+    out_wandb = tmp_path / "from_wandb"
+    _analyse_here(sweep, out_wandb, capsys, "--wandb")
+    from_wandb = pd.read_csv(out_wandb / "jobs.csv").sort_values(["norm", "depth"])
+    jobs = jobs.sort_values(["norm", "depth"])
+    assert list(from_wandb["kind"]) == ["ensemble"] * 4
+    assert from_wandb["gamma"].to_numpy() == pytest.approx(jobs["gamma"].to_numpy())
+    assert len(pd.read_csv(out_wandb / "inits.csv")) == 4 * 24
+    assert {p.name for p in (out_wandb / "figures").glob("*.png")} == ENSEMBLE_FIGURES
 
 
 def test_norm_variant_selects_placement_and_kind(make_cfg) -> None:
@@ -338,3 +349,45 @@ def test_cifar_experiments_train_on_real_format_files(
     series = pd.read_csv(job / "metrics.csv").groupby("step").first()
     measured = series["igb/val/f_max"].dropna()
     assert 0 in measured.index and len(measured) > 3  # step 0, log-spaced steps, epochs
+
+
+def test_wandb_project_source_with_a_stand_in_api() -> None:
+    """--wandb-project goes through wandb.Api(); a stand-in with the same attributes."""
+    from types import SimpleNamespace
+
+    from multirun_analysis.wandb_source import collect_project
+
+    def fake_run(rid: str, placement: str, state: str, f_max: list[float]) -> SimpleNamespace:
+        config = {
+            "seed": 0,
+            "model": {"name": "mlp", "depth": 2, "activation": "relu"},
+            "norm": {"placement": placement, "kind": "batch"},
+            "dataset": {"name": "gaussian_blobs", "num_classes": 4},
+        }
+        history = [
+            {"trainer/global_step": step, "epoch": 0, "igb/val/f_max": f, "val/acc": 0.5}
+            for step, f in zip((0, 5, 10), f_max)
+        ]
+        return SimpleNamespace(
+            id=rid,
+            state=state,
+            config=config,
+            summary={"val/acc": 0.5},
+            group="sweep-1",
+            job_type=f"mlp-batch-{placement}",
+            scan_history=lambda: iter(history),
+        )
+
+    runs = [
+        fake_run("a", "pre", "finished", [0.9, 0.5, 0.3]),
+        fake_run("b", "post", "finished", [0.26, 0.27, 0.25]),
+        fake_run("c", "post", "crashed", [0.3]),
+    ]
+    api = SimpleNamespace(runs=lambda path, filters=None: runs)
+    col = collect_project("me/igb", group="sweep-1", api=api)
+    jobs = col.jobs.set_index("job")
+    assert list(jobs["status"]) == ["finished", "finished", "failed"]
+    assert jobs.loc["a", "norm"] == "batch-pre" and jobs.loc["b", "norm"] == "batch-post"
+    assert jobs.loc["a", "val_time_to_neutral"] == 10  # 0.3 <= 1/4 + 0.1 from step 10 on
+    assert jobs.loc["b", "val_time_to_neutral"] == 0
+    assert jobs.loc["a", "val_f_max_step0"] == pytest.approx(0.9)

@@ -47,7 +47,8 @@ def cluster_env() -> dict[str, str]:
     return {key: os.environ[var] for key, var in _CLUSTER_ENV.items() if var in os.environ}
 
 
-def _is_rank_zero() -> bool:
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0 (Lightning's view; True outside DDP)."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     return getattr(rank_zero_only, "rank", 0) == 0
@@ -82,7 +83,7 @@ class JobFolder:
         """Atomically rewrite the status file, keeping earlier fields (start time, ids).
 
         A no-op outside global rank 0 (DDP ranks > 0 share the job folder)."""
-        if not _is_rank_zero():
+        if not is_rank_zero():
             return
         data = self.read()
         data.update(info)
@@ -100,7 +101,7 @@ class JobFolder:
         under ``previous`` so that a resumed job's file describes the attempt running now.
         """
         before = self.read()
-        if _is_rank_zero():
+        if is_rank_zero():
             data = {k: v for k, v in before.items() if k not in _ATTEMPT_KEYS}
             if before.get("status"):
                 data["previous"] = {k: before[k] for k in _ATTEMPT_KEYS if k in before}

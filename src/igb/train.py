@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from igb import ddp
 from igb.data.base import InMemoryDataModule
 from igb.interrupt import JobInterrupted, SignalGuard, signal_name
-from igb.job import INTERRUPTED, JobFolder, cluster_env
+from igb.job import INTERRUPTED, JobFolder, cluster_env, is_rank_zero
 from igb.logging.loggers import finish_loggers
 from igb.module import IGBModule
 from igb.nn import build_model
@@ -189,14 +189,14 @@ def run(cfg: DictConfig) -> float:
         log.info("%s already holds a %s run; skipping (skip_finished=false runs it again, "
                  "resuming from its last checkpoint)", out, job.status)  # fmt: skip
         return float(job.read().get("objective", math.nan))
-    if _is_rank_zero():
+    if is_rank_zero():
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     job.start(pid=os.getpid(), **cluster_env())
     with SignalGuard() as guard, ddp.job_scope():
         try:
             return fit(cfg, job, guard)
         except JobInterrupted as exc:
-            if not _is_rank_zero():
+            if not is_rank_zero():
                 # rank 0 records and reports; a non-zero exit here would make Lightning's
                 # process observer kill rank 0 before it has
                 raise SystemExit(0) from exc
@@ -223,12 +223,6 @@ def run(cfg: DictConfig) -> float:
             if guard.received is not None:  # e.g. Lightning's own SIGTERMException
                 raise JobInterrupted(guard.received) from exc
             raise
-
-
-def _is_rank_zero() -> bool:
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def _in_multirun() -> bool:
