@@ -32,6 +32,8 @@ class IGBModule(L.LightningModule):
         self.num_classes = num_classes
         #: set when the loss became non-finite; training then stops cleanly
         self.diverged: str | None = None
+        #: this epoch's (sum of loss * n, correct, n) over optimizer steps
+        self._running: torch.Tensor | None = None
         schedule = self.optimizer_cfg.get("schedule", "constant")
         if schedule not in SCHEDULES:
             raise ConfigError(
@@ -53,11 +55,21 @@ class IGBModule(L.LightningModule):
             )
             self.trainer.should_stop = True
             return None
-        acc = (logits.argmax(dim=1) == y).float().mean()
-        n = y.shape[0]
-        self.log("train/loss_running", loss, on_step=False, on_epoch=True, batch_size=n)
-        self.log("train/acc_running", acc, on_step=False, on_epoch=True, batch_size=n)
+        with torch.no_grad():  # epoch sums, logged once per epoch (self.log per step is slow)
+            n = y.shape[0]
+            correct = (logits.argmax(dim=1) == y).sum()
+            if self._running is None:
+                self._running = torch.zeros(3, dtype=loss.dtype, device=loss.device)
+            self._running += torch.stack(
+                [loss.detach() * n, correct.to(loss.dtype), loss.new_tensor(n)]
+            )
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        total, self._running = self._running, None
+        if total is not None and total[2] > 0:
+            self.log("train/loss_running", total[0] / total[2], sync_dist=True)
+            self.log("train/acc_running", total[1] / total[2], sync_dist=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
