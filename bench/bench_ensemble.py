@@ -137,7 +137,7 @@ def time_ensemble(cfg, x, num_classes, n_inits, repeats, **kw) -> tuple[float, o
             x,
             num_classes,
             range(n_inits),
-            batch_size=int(cfg.ensemble.batch_size),
+            batch_size=int(kw.get("batch_size", cfg.ensemble.batch_size)),
             device=kw.get("device", "cpu"),
             method=kw.get("method", "auto"),
             chunk_size=kw.get("chunk_size", 64),
@@ -215,13 +215,31 @@ def main() -> None:
             print(f"  {name:<34} {r:7.1f} GFLOP/s")
         print(f"  reference (the highest)            {ref:7.1f} GFLOP/s   [{load()}]")
 
-        # 2. the ensemble, default method
+        # 2. the ensemble, default method; the default batch size and whole-set batches
+        # timed in alternation (best of --repeats each), so a burst of load from another
+        # process does not hit one of them only
         method = resolve_method(cfg.ensemble.method, device)
-        wall, res = time_ensemble(cfg, x, n_cls, n, args.repeats, device=device)
+        default_bs, whole_bs = int(cfg.ensemble.batch_size), int(x.shape[0])
+        sizes = [default_bs] + ([whole_bs] if whole_bs != default_bs else [])
+        best: dict[int, tuple[float, object]] = {}
+        for _ in range(args.repeats):
+            for bs in sizes:
+                w, r = time_ensemble(cfg, x, n_cls, n, 1, device=device, batch_size=bs)
+                if bs not in best or w < best[bs][0]:
+                    best[bs] = (w, r)
+        wall, res = best[default_bs]
         rate = flops * n / wall / 1e9
-        print(f"\nensemble ({res.method}, {res.workers} workers, auto={method}): {n} inits in "
-              f"{wall:.2f} s = {1e3 * wall / n:.2f} ms/init; {rate:.1f} GFLOP/s = "
-              f"{100 * rate / ref:.0f}% of the matmul rate; gamma = {res.gamma:.3g}")  # fmt: skip
+        print(f"\nensemble ({res.method}, {res.workers} workers, auto={method}, best of "
+              f"{args.repeats}): {n} inits in {wall:.2f} s = {1e3 * wall / n:.2f} ms/init; "
+              f"{rate:.1f} GFLOP/s = {100 * rate / ref:.0f}% of the matmul rate; "
+              f"gamma = {res.gamma:.3g}")  # fmt: skip
+        if whole_bs in best and whole_bs != default_bs:
+            w2 = best[whole_bs][0]
+            r2 = flops * n / w2 / 1e9
+            print(f"same, BatchNorm statistics over the whole set (ensemble.batch_size="
+                  f"{whole_bs}): {w2:.2f} s = {1e3 * w2 / n:.2f} ms/init; {r2:.1f} GFLOP/s = "
+                  f"{100 * r2 / ref:.0f}% of the matmul rate")  # fmt: skip
+        print(f"[{load()}; the load average counts this benchmark's own threads]")
 
         if args.variants:
             nv = args.variant_inits

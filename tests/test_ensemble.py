@@ -159,6 +159,36 @@ def test_loop_and_vmap_agree(name: str) -> None:
     assert loop.gamma == pytest.approx(vmap.gamma, rel=1e-4, abs=1e-10)
 
 
+def test_vmap_halves_its_chunk_on_out_of_memory(monkeypatch) -> None:
+    import torch.func
+
+    real_vmap = torch.func.vmap
+    failures = []
+
+    def flaky_vmap(fn, *args, **kwargs):
+        batched = real_vmap(fn, *args, **kwargs)
+
+        def call(p, b, xb):
+            k = next(iter(p.values())).shape[0]
+            if k > 2:  # "does not fit": more than 2 initializations at once
+                failures.append(k)
+                raise torch.OutOfMemoryError("simulated")
+            return batched(p, b, xb)
+
+        return call
+
+    monkeypatch.setattr(torch.func, "vmap", flaky_vmap)
+    model_cfg, norm_cfg, shape = MODELS["mlp-batch-post"]
+    x = torch.randn(40, *shape)
+    vmap = ens.evaluate_ensemble(
+        model_cfg, norm_cfg, x, 3, range(8), 20, method="vmap", chunk_size=8
+    )
+    assert failures == [8, 4] and vmap.chunk_size == 2
+    loop = ens.evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(8), 20, method="loop")
+    np.testing.assert_array_equal(loop.f, vmap.f)
+    np.testing.assert_allclose(loop.mu, vmap.mu, rtol=1e-4, atol=1e-6)
+
+
 def test_eval_norm_mode_and_progress_and_rng_untouched() -> None:
     model_cfg, norm_cfg, shape = MODELS["mlp-batch-pre"]
     x = torch.randn(50, *shape)
@@ -340,3 +370,19 @@ def test_cuda_request_without_cuda_is_one_line() -> None:
         pytest.skip("this machine has CUDA")
     error = check("ensemble", ["ensemble.device=cuda"], ens.validate_ensemble)
     assert error is not None and "ensemble.device=cuda" in error and "\n" not in error
+
+
+def test_worker_threads_leave_the_thread_settings_alone() -> None:
+    import threading
+
+    model_cfg, norm_cfg, shape = MODELS["mlp-none"]
+    torch.set_num_threads(2)
+    try:
+        ens.evaluate_ensemble(model_cfg, norm_cfg, torch.randn(20, *shape), 3, range(4), 10)
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert torch.get_num_threads() == 2 and seen == [2]
+    finally:
+        torch.set_num_threads(1)  # this module's setting
