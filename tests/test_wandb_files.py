@@ -135,7 +135,9 @@ def test_offline_run_is_fast(written):
 def test_find_run_dirs(written):
     root = written["root"]
     dirs = find_run_dirs(root)
-    assert [d.name.rsplit("-", 1)[-1] for d in dirs] == written["ids"]  # sorted = time order
+    # sorted by path: by start time to the second, then by id (two runs can share a second)
+    assert dirs == sorted(dirs)
+    assert sorted(d.name.rsplit("-", 1)[-1] for d in dirs) == sorted(written["ids"])
     assert all(d.name.startswith("offline-run-") and d.is_dir() for d in dirs)
     assert (root / "wandb" / "latest-run").is_symlink()  # present but not listed
     assert find_run_dirs(dirs[0]) == [dirs[0]]
