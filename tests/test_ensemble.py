@@ -277,6 +277,23 @@ def test_hydra_entry_writes_the_files(tmp_path: Path) -> None:
     assert (out / "ensemble.log").exists() and (out / "config.yaml").exists()
 
 
+@pytest.mark.slow
+def test_hydra_entry_bad_key_exits_with_one_line_and_no_folder(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "ensemble.py"), "ensemble.n_inits=0"],
+        cwd=tmp_path,
+        env={**os.environ, "IGB_ROOT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: ensemble.n_inits=0 must be an integer >= 1"
+    ], proc.stderr
+    assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
+
+
 def test_binary_job_with_wandb_in_process(make_cfg, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = make_cfg(*TINY, "norm=none", "dataset.num_classes=2", "logger=wandb", name="ensemble")
@@ -386,3 +403,50 @@ def test_worker_threads_leave_the_thread_settings_alone() -> None:
         assert torch.get_num_threads() == 2 and seen == [2]
     finally:
         torch.set_num_threads(1)  # this module's setting
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_an_error_in_a_worker_is_raised_not_hung(monkeypatch, workers: int) -> None:
+    real = ens.init_statistics
+    calls = []
+
+    def failing(logits):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("boom in the statistics")
+        return real(logits)
+
+    monkeypatch.setattr(ens, "init_statistics", failing)
+    model_cfg, norm_cfg, shape = MODELS["mlp-batch-post"]
+    with pytest.raises(RuntimeError, match="boom"):
+        ens.evaluate_ensemble(
+            model_cfg, norm_cfg, torch.randn(30, *shape), 3, range(50), 10, workers=workers
+        )
+    assert len(calls) < 50
+
+
+@pytest.mark.parametrize(
+    ("label", "gamma", "num_classes"),
+    [("f_0", 0.0, 2), ("f_0", 1e-14, 2), ("f_0", 0.4, 2), ("f_0", 5.0, 2), ("f_max", 0.0, 10),
+     ("f_max", 0.5, 10)],
+)  # fmt: skip
+def test_histogram_with_theory_overlay(tmp_path: Path, label, gamma, num_classes) -> None:
+    from igb.ensemble_plot import _x_range, plot_histogram, theory_curve
+
+    n = 400
+    rng = np.random.default_rng(0)
+    if label == "f_0":
+        values = rng.binomial(n, theory.sample_f0(gamma, 300, seed=1)) / n
+    else:
+        values = theory.sample_f_max(gamma, num_classes, 300, n_points=n, seed=1)
+    low, high = _x_range(values, label, num_classes)
+    assert low <= values.min() and values.max() <= high
+    edges = np.linspace(low, high, 51)
+    x, dens, legend, is_hist = theory_curve(label, gamma, num_classes, n, edges)
+    assert np.all(dens >= 0) and "theory" in legend
+    if is_hist:  # a simulated law on the plotted range: nearly all its mass is visible
+        assert 0.9 < float((dens * np.diff(edges)).sum()) <= 1.0 + 1e-9
+    summary = {"gamma": gamma, "gamma_ci": [gamma, gamma], "regime": theory.regime(gamma)}
+    path = tmp_path / "h.png"
+    plot_histogram(values, label, summary, num_classes, n, path, title="test")
+    assert path.read_bytes()[:4] == b"\x89PNG"
