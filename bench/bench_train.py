@@ -1,15 +1,30 @@
 """Epoch time of the default MLP and CNN runs: Lightning + callbacks vs a hand-written loop.
 
-Same model (same seed), same data tensors, same batch size, same optimizer. Prints the
-median epoch time of each and the ratio. Target: Lightning + callbacks within 1.3x.
+Same model (same seed), same data tensors, same batch size, same optimizer. Three runs
+per model, interleaved (repeat 1 of each, then repeat 2, ...) so load drift hits all:
 
-    python bench/bench_train.py [--epochs 6] [--models mlp cnn]
+- ``hand-written``: the bare training loop (forward, loss, backward, step); it measures
+  nothing, so it is the floor;
+- ``hand-written + eval``: the same loop plus, after each epoch, the evaluation a study
+  needs for the same metrics.csv columns: a forward over the same evaluation points
+  (the fixed train subset and the val split, BatchNorm with batch statistics in
+  batches of ``callbacks.bias_stats.batch_size``) giving f, accuracy and loss per class;
+- ``Lightning+callbacks``: the default run itself, built by ``igb.train.build`` as
+  ``python train.py`` builds it: every default callback (statistics, progress bar,
+  checkpoint policy), the CSV and W&B (offline) loggers.
+
+An epoch is the wall time from one epoch start to the next (every epoch-end pass
+included); the first epoch of each run is warm-up and dropped. Printed: the median
+epoch of each and the ratios. Target: Lightning + callbacks within 1.3x.
+
+    python bench/bench_train.py [--epochs 6] [--repeats 5] [--models mlp cnn]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -21,13 +36,14 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.data.loader import InMemoryLoader
-from igb.module import IGBModule
+from igb.job import JobFolder
+from igb.logging.loggers import finish_loggers
 from igb.nn import build_model
-from igb.train import _instantiate_group, instantiate_datamodule
+from igb.train import build, instantiate_datamodule
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -61,10 +77,51 @@ def compose_cfg(model: str, out: Path) -> DictConfig:
         cfg.hydra.runtime.output_dir = str(out)
         cfg.hydra.runtime.cwd = str(out)
     HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):  # the task function gets the config without the hydra node
+        del cfg["hydra"]
     return cfg
 
 
-def hand_written(cfg: DictConfig, dm, epochs: int) -> list[float]:
+def eval_sets(cfg: DictConfig, dm) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The evaluation points of the default statistics callback: its fixed train subset
+    (same seed, same draw) and the whole val split."""
+    x, y = dm.split_tensors("train")
+    n = cfg.callbacks.bias_stats.train_samples
+    if n and n < x.shape[0]:
+        g = torch.Generator().manual_seed(cfg.callbacks.bias_stats.subset_seed)
+        idx = torch.randperm(x.shape[0], generator=g)[:n].sort().values
+        x, y = x[idx], y[idx]
+    return [(x, y), dm.split_tensors("val")]
+
+
+@torch.no_grad()
+def hand_evaluate(model: torch.nn.Module, sets, batch_size: int, num_classes: int) -> list:
+    """What a hand-written study loop computes per epoch: f, acc and loss per class."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [[b.clone() for b in bn.buffers()] for bn in bns]
+    model.train()  # batch statistics (the models have no dropout)
+    out = []
+    for x, y in sets:
+        f = torch.zeros(num_classes)
+        correct = torch.zeros(num_classes)
+        loss = torch.zeros(num_classes)
+        for i in range(0, x.shape[0], batch_size):
+            logits, t = model(x[i : i + batch_size]), y[i : i + batch_size]
+            pred = logits.argmax(dim=1)
+            f += torch.bincount(pred, minlength=num_classes)
+            correct += torch.bincount(t, weights=(pred == t).float(), minlength=num_classes)
+            loss += torch.bincount(
+                t, weights=F.cross_entropy(logits, t, reduction="none"), minlength=num_classes
+            )
+        count = torch.bincount(y, minlength=num_classes)
+        out.append((f / x.shape[0], correct / count, loss / count))
+    for bn, buffers in zip(bns, saved, strict=True):
+        for b, v in zip(bn.buffers(), buffers, strict=True):
+            b.copy_(v)
+    return out
+
+
+def hand_written(cfg: DictConfig, dm, epochs: int, evaluate: bool = False) -> list[float]:
     model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
     opt_cfg = OmegaConf.to_container(cfg.optimizer, resolve=True)
     kwargs = {
@@ -73,6 +130,7 @@ def hand_written(cfg: DictConfig, dm, epochs: int) -> list[float]:
     opt = get_class(opt_cfg["_target_"])(model.parameters(), **kwargs)
     x, y = dm.split_tensors("train")
     loader = InMemoryLoader(x, y, batch_size=cfg.dataset.batch_size, shuffle=True, seed=0)
+    sets = eval_sets(cfg, dm)
     times = []
     model.train()
     for _ in range(epochs):
@@ -82,31 +140,26 @@ def hand_written(cfg: DictConfig, dm, epochs: int) -> list[float]:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        if evaluate:
+            hand_evaluate(model, sets, cfg.callbacks.bias_stats.batch_size, dm.num_classes)
+            model.train()
         times.append(time.perf_counter() - t)
     return times
 
 
-def lightning_run(cfg: DictConfig, dm, epochs: int) -> list[float]:
-    model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
-    module = IGBModule(model, OmegaConf.to_container(cfg.optimizer, resolve=True), dm.num_classes)
+def lightning_run(cfg: DictConfig, epochs: int, out: Path) -> list[float]:
+    """The default run as ``python train.py`` runs it (``igb.train.build``: every default
+    callback, CSV + W&B offline loggers, the last.ckpt policy), timed per epoch."""
+    out.mkdir(parents=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+        cfg.trainer.max_epochs = epochs
     timer = EpochTimer()
-    callbacks = [
-        c
-        for c in _instantiate_group(cfg.callbacks)
-        if not isinstance(c, L.pytorch.callbacks.RichProgressBar)
-    ]
-    loggers = [instantiate(cfg.logger.csv)]
-    trainer = L.Trainer(
-        **{
-            k: v
-            for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
-            if k != "_target_"
-        }
-        | {"max_epochs": epochs, "enable_progress_bar": False},
-        callbacks=[*callbacks, timer],
-        logger=loggers,
-    )
-    trainer.fit(module, datamodule=dm)
+    trainer, module, dm, loggers = build(cfg, JobFolder(out), extra_callbacks=[timer])
+    try:
+        trainer.fit(module, datamodule=dm)
+    finally:
+        finish_loggers(loggers)
     return timer.times
 
 
@@ -114,26 +167,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved A/B repeats")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats")
     args = parser.parse_args()
+    os.environ.setdefault("WANDB_MODE", "offline")  # never an online run from a benchmark
+    os.environ.setdefault("WANDB_SILENT", "true")
     logging.getLogger("lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     for name in args.models:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = compose_cfg(name, Path(tmp))
+            runs = iter(range(10**6))
             dm = instantiate_datamodule(cfg.dataset)
             dm.setup("fit")
             hand: list[float] = []
+            hand_eval: list[float] = []
             light: list[float] = []
-            for _ in range(args.repeats):  # interleaved, so load from elsewhere hits both
+            for _ in range(args.repeats):  # interleaved, so load from elsewhere hits all
                 hand += hand_written(cfg, dm, args.epochs)[1:]
-                light += lightning_run(cfg, dm, args.epochs)[1:]
-        h, lt = statistics.median(hand), statistics.median(light)
+                hand_eval += hand_written(cfg, dm, args.epochs, evaluate=True)[1:]
+                light += lightning_run(cfg, args.epochs, Path(tmp) / f"run{next(runs)}")[1:]
+        h, he, lt = (statistics.median(v) for v in (hand, hand_eval, light))
         print(
-            f"{name}: hand-written {h * 1000:.1f} ms/epoch, Lightning+callbacks "
-            f"{lt * 1000:.1f} ms/epoch, ratio {lt / h:.2f}x "
-            f"(median of {len(hand)} epochs, {args.repeats} interleaved repeats)"
+            f"{name}: median of {len(hand)} epochs ({args.repeats} interleaved repeats)\n"
+            f"  hand-written         {h * 1000:7.1f} ms/epoch\n"
+            f"  hand-written + eval  {he * 1000:7.1f} ms/epoch  (the evaluation: "
+            f"{(he - h) / h:+.0%})\n"
+            f"  Lightning+callbacks  {lt * 1000:7.1f} ms/epoch\n"
+            f"  ratio Lightning+callbacks / hand-written: {lt / h:.2f}x; "
+            f"/ hand-written + eval: {lt / he:.2f}x"
         )
 
 

@@ -183,3 +183,43 @@ def test_log_spaced_steps_are_unique_increasing_and_end_at_total() -> None:
         assert len(steps) == min(n, total) and steps[-1] == total and steps[0] >= 1
         assert all(a < b for a, b in zip(steps, steps[1:], strict=False))
     assert log_spaced_steps(0, 100) == []
+
+
+def test_progress_bar_updates_at_most_at_its_rate_and_always_at_the_epoch_end(
+    make_cfg, monkeypatch
+) -> None:
+    """With the clock frozen, the bar's per-batch update runs once at the first batch and
+    once at each epoch's last; the bar then shows every batch of the epoch."""
+    import lightning as L
+
+    from igb.callbacks import progress
+    from igb.module import IGBModule
+
+    monkeypatch.setattr(progress.time, "monotonic", lambda: 1000.0)
+    bar = progress.ProgressBar(refresh_rate=10)
+    updates: list[int] = []
+    real = progress.RichProgressBar.on_train_batch_end
+    monkeypatch.setattr(
+        progress.RichProgressBar,
+        "on_train_batch_end",
+        lambda self, trainer, *a: (updates.append(trainer.global_step), real(self, trainer, *a)),
+    )
+    seen: list[float] = []
+
+    class Shown(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            seen.append(bar.progress.tasks[bar.train_progress_bar_id].completed)
+
+    cfg = make_cfg()
+    dm = instantiate_datamodule(cfg.dataset)
+    dm.setup("fit")
+    model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=0)
+    module = IGBModule(model, {"_target_": "torch.optim.SGD", "lr": 0.1}, dm.num_classes)
+    trainer = L.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+        limit_val_batches=0, num_sanity_val_steps=0, callbacks=[bar, Shown()],
+    )  # fmt: skip
+    trainer.fit(module, datamodule=dm)
+    steps = trainer.num_training_batches  # 6
+    assert updates == [1, steps, 2 * steps]
+    assert seen == [steps, steps]

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
             ["dataset.data_dir", "/nonexistent/igb-data", "download=true"],
         ),
         (["norm=none,pre"], ["-m"]),
+        (["checkpoint_every_s=-1"], ["checkpoint_every_s=-1", ">= 0"]),
     ],
 )
 def test_bad_input_gives_one_line_naming_the_key(argv: list[str], expected: list[str]) -> None:

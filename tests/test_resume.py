@@ -24,7 +24,7 @@ from igb.data.loader import InMemoryLoader
 from igb.interrupt import JobInterrupted, SignalGuard
 from igb.logging.csv_logger import ResumableCSVLogger
 from igb.logging.wandb_files import find_run_dirs, read_run
-from igb.resume import ResumableLoader
+from igb.resume import ResumableLoader, ResumeCallback
 from igb.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,3 +293,29 @@ def test_signal_guard_raises_outside_training_defers_inside_and_chains() -> None
         assert signal.getsignal(signal.SIGUSR1) is not guard._handle  # restored
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "saved_at"),
+    [
+        (["checkpoint_every_s=0"], [STEPS_PER_EPOCH * (e + 1) for e in range(EPOCHS)]),
+        (["checkpoint_every_s=3600"], [LAST]),  # only the end of training
+        (["checkpoint_every_s=3600", "+trainer.max_steps=8"], [8]),  # ends mid-epoch
+    ],
+)
+def test_last_checkpoint_policy(make_cfg, monkeypatch, overrides, saved_at) -> None:
+    """last.ckpt at epoch ends once ``checkpoint_every_s`` has passed, and always at the
+    end of training, wherever training ends; the file holds the final step."""
+    saves: list[int] = []
+    real_save = ResumeCallback.save
+
+    def spy(self, trainer) -> None:
+        saves.append(trainer.global_step)
+        real_save(self, trainer)
+
+    monkeypatch.setattr(ResumeCallback, "save", spy)
+    cfg = make_cfg("logger=csv", f"trainer.max_epochs={EPOCHS}", *overrides)
+    run(cfg)
+    assert saves == saved_at
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=False)["global_step"] == saved_at[-1]

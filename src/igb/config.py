@@ -44,6 +44,10 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
         _require_positive(cfg, key)
     if OmegaConf.select(cfg, "optimizer.lr") is not None:
         _require_positive(cfg, "optimizer.lr", float)
+    every = OmegaConf.select(cfg, "checkpoint_every_s")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int | float)
+                              or not every >= 0):  # fmt: skip
+        raise ConfigError("checkpoint_every_s", f"checkpoint_every_s={every} must be a number >= 0")
     if OmegaConf.select(cfg, "trainer.max_epochs") is not None:
         _require_positive(cfg, "trainer.max_epochs")
     if _uses_batch_norm(cfg):

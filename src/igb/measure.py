@@ -33,14 +33,18 @@ def batch_stat_mode(model: nn.Module, norm_mode: str = "batch") -> Iterator[nn.M
     """
     if norm_mode not in NORM_MODES:
         raise ValueError(f"norm_mode={norm_mode!r}; allowed: {', '.join(NORM_MODES)}")
-    was_training = {m: m.training for m in model.modules()}
+    modules = list(model.modules())
+    was_training = [m.training for m in modules]
     bns = _batch_norms(model) if norm_mode == "batch" else []
     saved = [
         {k: v.clone() for k, v in bn.named_buffers(recurse=False) if v is not None} for bn in bns
     ]
-    model.eval()
+    # the flags are set module by module: restoring with m.train(flag) would recurse
+    # into every submodule of every module (quadratic in depth), once per measurement
+    for m in modules:
+        m.training = False
     for bn in bns:
-        bn.train()
+        bn.training = True
     try:
         with torch.no_grad():
             yield model
@@ -48,8 +52,8 @@ def batch_stat_mode(model: nn.Module, norm_mode: str = "batch") -> Iterator[nn.M
         for bn, buffers in zip(bns, saved, strict=True):
             for k, v in buffers.items():
                 getattr(bn, k).copy_(v)
-        for m, flag in was_training.items():
-            m.train(flag)
+        for m, flag in zip(modules, was_training, strict=True):
+            m.training = flag
 
 
 def batches(n: int, batch_size: int, rank: int = 0, world_size: int = 1) -> list[slice]:

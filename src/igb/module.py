@@ -22,9 +22,17 @@ from igb.errors import ConfigError
 #: optimizer-config keys that configure the schedule rather than the optimizer class.
 _SCHEDULE_KEYS = ("_target_", "name", "schedule", "warmup_steps", "step_size", "step_gamma")
 SCHEDULES = ("constant", "cosine", "step")
+#: plain attributes set on every step: Lightning sets ``_current_fx_name`` around each hook
+#: call (about 45 times a step) and this module keeps its running sums. ``nn.Module``'s
+#: ``__setattr__`` (which looks for parameters, submodules and buffers) costs about 5 us a
+#: call, 0.2 ms a step, 3-4% of the default MLP's step; for names that never hold a
+#: parameter, submodule or buffer, setting the instance attribute directly is the same.
+_PLAIN_ATTRS = frozenset({"_current_fx_name", "_loss_sum", "_count", "_correct"})
 
 
 class IGBModule(L.LightningModule):
+    """Cross-entropy training of ``model``; the running train loss/accuracy per epoch."""
+
     def __init__(self, model: nn.Module, optimizer: Mapping[str, Any], num_classes: int) -> None:
         super().__init__()
         self.model = model
@@ -32,14 +40,22 @@ class IGBModule(L.LightningModule):
         self.num_classes = num_classes
         #: set when the loss became non-finite; training then stops cleanly
         self.diverged: str | None = None
-        #: this epoch's (sum of loss * n, correct, n) over optimizer steps
-        self._running: torch.Tensor | None = None
+        # this epoch's running sums over optimizer steps: loss * n, n, correct (a tensor)
+        self._loss_sum = 0.0
+        self._count = 0
+        self._correct: torch.Tensor | None = None
         schedule = self.optimizer_cfg.get("schedule", "constant")
         if schedule not in SCHEDULES:
             raise ConfigError(
                 "optimizer.schedule",
                 f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}",
             )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PLAIN_ATTRS:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -48,28 +64,45 @@ class IGBModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        if not torch.isfinite(loss):
+        # one host sync per step, which the divergence check needs anyway; the running
+        # loss then costs nothing more (a Python float, not a tensor op per step)
+        value = loss.item()
+        if not math.isfinite(value):
             # stop cleanly: no optimizer step with a NaN gradient, the run records why
             self.diverged = (
-                f"loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch})"
+                f"loss is {value} at step {self.global_step} (epoch {self.current_epoch})"
             )
             self.trainer.should_stop = True
             return None
-        with torch.no_grad():  # epoch sums, logged once per epoch (self.log per step is slow)
-            n = y.shape[0]
+        n = y.shape[0]
+        self._loss_sum += value * n
+        self._count += n
+        with torch.no_grad():  # a tensor sum: no second sync per step
             correct = (logits.argmax(dim=1) == y).sum()
-            if self._running is None:
-                self._running = torch.zeros(3, dtype=loss.dtype, device=loss.device)
-            self._running += torch.stack(
-                [loss.detach() * n, correct.to(loss.dtype), loss.new_tensor(n)]
-            )
+        self._correct = correct if self._correct is None else self._correct + correct
         return loss
 
     def on_train_epoch_end(self) -> None:
-        total, self._running = self._running, None
-        if total is not None and total[2] > 0:
-            self.log("train/loss_running", total[0] / total[2], sync_dist=True)
-            self.log("train/acc_running", total[1] / total[2], sync_dist=True)
+        """Log the epoch's running means straight to the loggers, like the statistics
+        callback's rows: ``self.log`` costs 1-2 ms an epoch here (its result collection),
+        2% of a default MLP epoch. DDP: the mean over ranks of the per-rank means."""
+        loss_sum, count, correct = self._loss_sum, self._count, self._correct
+        self._loss_sum, self._count, self._correct = 0.0, 0, None
+        if count == 0 or correct is None:
+            return
+        running = torch.stack(
+            [correct.new_tensor(loss_sum / count, dtype=torch.float64), correct.double() / count]
+        )
+        trainer = self.trainer
+        if trainer.world_size > 1:
+            running = trainer.strategy.reduce(running.to(self.device), reduce_op="mean")
+        loss, acc = running.tolist()
+        row = {"train/loss_running": loss, "train/acc_running": acc}
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in row.items()})
+        if trainer.is_global_zero:
+            row["epoch"] = self.current_epoch
+            for lg in trainer.loggers:
+                lg.log_metrics(row, step=self.global_step)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch

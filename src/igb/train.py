@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,14 @@ def _instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
     return [o for o in objs if o is not None]
 
 
-def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> float:
+def build(
+    cfg: DictConfig,
+    job: JobFolder,
+    guard: SignalGuard | None = None,
+    extra_callbacks: Sequence[L.Callback] = (),
+) -> tuple[L.Trainer, IGBModule, InMemoryDataModule, list[Any]]:
+    """The job's trainer, module, datamodule and loggers, exactly as :func:`fit` runs them
+    (``bench/bench_train.py`` times this, so the benchmark is the default run)."""
     _quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = instantiate_datamodule(cfg.dataset)
@@ -122,14 +130,19 @@ def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> fl
         run_id = getattr(lg, "version", None)
         if type(lg).__name__ == "WandbLogger" and run_id:
             job.mark("running", wandb_id=run_id)
-    callbacks = _instantiate_group(cfg.get("callbacks"))
+    callbacks = [*_instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     # last, so that it acts on a stop signal after the other callbacks' batch-end work
-    callbacks.append(ResumeCallback(last_checkpoint(cfg.paths.output_dir), guard, job))
+    every_s = float(cfg.get("checkpoint_every_s", 0) or 0)
+    callbacks.append(ResumeCallback(last_checkpoint(cfg.paths.output_dir), guard, job, every_s))
     ddp.install()  # DDP ranks > 0 start as this job (its overrides, its folder)
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_plugins(cfg.trainer)
     )
+    return trainer, module, dm, loggers
 
+
+def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> float:
+    trainer, module, dm, loggers = build(cfg, job, guard)
     try:
         objective = _fit_and_test(cfg, job, trainer, module, dm, guard)
     except JobInterrupted as exc:

@@ -137,7 +137,12 @@ class BiasStatsCallback(L.Callback):
     # -- state ----------------------------------------------------------------------------
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(splits=self.splits, norm_mode=self.norm_mode)
+        # Lightning formats it for every hook call of every batch: build it once
+        key = self.__dict__.get("_state_key")
+        if key is None:
+            key = self._generate_state_key(splits=self.splits, norm_mode=self.norm_mode)
+            self.__dict__["_state_key"] = key
+        return key
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -205,30 +210,42 @@ class BiasStatsCallback(L.Callback):
     # -- measuring --------------------------------------------------------------------------
     def measure(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> dict:
         """``BiasStatistics.compute()`` of the model on one evaluation set, as configured."""
-        x, y = self._data[split]
-        metric = self._metrics[split]
-        metric.reset()
+        return self.measure_splits(trainer, pl_module, [split])[split]
+
+    def measure_splits(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, splits: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """:meth:`measure` of several evaluation sets, in one ``batch_stat_mode`` (entering
+        it saves and restores every BatchNorm buffer: once per measurement, not per set)."""
         device = pl_module.device
-        slices = batches(x.shape[0], self.batch_size, trainer.global_rank, trainer.world_size)
-        what = f"bias stats {split} @ step {trainer.global_step}"
+        out: dict[str, dict[str, Any]] = {}
         with (
-            measurement_progress(trainer, what, len(slices), self.progress_min_batches) as advance,
             batch_stat_mode(pl_module, self.norm_mode),
             trainer.precision_plugin.val_step_context(),
         ):
-            for s in slices:
-                logits = pl_module(x[s].to(device, non_blocking=True))
-                metric.update(logits.float(), y[s].to(device, non_blocking=True))
-                advance()
-        stats = metric.compute()
-        self.latest[split] = stats
-        return stats
+            for split in splits:
+                x, y = self._data[split]
+                metric = self._metrics[split]
+                metric.reset()
+                slices = batches(
+                    x.shape[0], self.batch_size, trainer.global_rank, trainer.world_size
+                )
+                what = f"bias stats {split} @ step {trainer.global_step}"
+                with measurement_progress(
+                    trainer, what, len(slices), self.progress_min_batches
+                ) as advance:
+                    for s in slices:
+                        logits = pl_module(x[s].to(device, non_blocking=True))
+                        metric.update(logits.float(), y[s].to(device, non_blocking=True))
+                        advance()
+                out[split] = self.latest[split] = metric.compute()
+        return out
 
     def _measure_and_log(
         self, trainer: L.Trainer, pl_module: L.LightningModule, splits: Sequence[str]
     ) -> dict[str, dict[str, Any]]:
         step = trainer.global_step
-        measured = {s: self.measure(trainer, pl_module, s) for s in splits if s in self._data}
+        measured = self.measure_splits(trainer, pl_module, [s for s in splits if s in self._data])
         if self.rank_order is None:  # step 0 (or a resumed run from before this callback)
             ref = "train" if "train" in measured else next(iter(measured))
             _, order = ranked_fractions(measured[ref]["f"])
