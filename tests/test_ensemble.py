@@ -83,7 +83,9 @@ def alone(model_cfg, norm_cfg, x, num_classes, seed, batch_size, norm_mode="batc
     return {k: v.numpy() for k, v in metric.compute().items()}
 
 
-def assert_rows_equal(result, refs, rtol=1e-5, atol=1e-7):
+def assert_rows_equal(result, refs, rtol=1e-5, atol=1e-6):
+    # atol: float32 logits of order 1 carry ~1e-7 rounding per point, and a BN-post
+    # network's mu is zero up to that rounding, which a different summation order changes
     for k, ref in enumerate(refs):
         np.testing.assert_array_equal(result.f[k], ref["f"], err_msg=f"f of row {k}")
         assert result.f_max[k] == ref["f_max"]

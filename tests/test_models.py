@@ -179,3 +179,27 @@ def test_conv_models_reject_flat_inputs() -> None:
 
 def test_activation_table_complete() -> None:
     assert {"relu", "gelu", "tanh", "leaky_relu", "identity"} <= set(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet"])
+def test_conv_models_run_channels_last_on_cpu_with_the_same_logits(model, monkeypatch) -> None:
+    """On CPU the conv models compute on NHWC activations (faster with oneDNN); the logits
+    equal the NCHW computation up to float32 summation order, and gradients flow."""
+    from igb.nn import cnn, resnet
+
+    net = build_model(MODELS[model], {"placement": "pre", "kind": "batch"}, SHAPE, 5, seed=1)
+    first_conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+    seen: list[bool] = []
+    first_conv.register_forward_pre_hook(
+        lambda _, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    x = torch.randn(16, *SHAPE, generator=torch.Generator().manual_seed(0))
+    assert x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
+    nhwc = net(x)
+    for module in (cnn, resnet):
+        monkeypatch.setattr(module, "channels_last", lambda t: t)
+    nchw = net(x)
+    assert seen == [True, False]
+    torch.testing.assert_close(nhwc, nchw, rtol=1e-4, atol=1e-5)
+    nhwc.sum().backward()
+    assert all(p.grad is not None for p in net.parameters())

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from igb.errors import ConfigError
+from igb.nn.memory_format import channels_last
 from igb.nn.norm_act import NormAct
 
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
@@ -61,4 +62,4 @@ class CNN(nn.Module):
         self.head = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(x).mean(dim=(2, 3)))
+        return self.head(self.blocks(channels_last(x)).mean(dim=(2, 3)))

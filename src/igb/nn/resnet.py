@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from igb.nn.cnn import require_image
+from igb.nn.memory_format import channels_last
 from igb.nn.norm_act import NormAct
 
 
@@ -60,4 +61,4 @@ class ResNet(nn.Module):
         self.head = nn.Linear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
+        return self.head(self.blocks(self.stem(channels_last(x))).mean(dim=(2, 3)))
