@@ -83,8 +83,8 @@ class BiasStatsCallback(L.Callback):
         log_steps: number of extra measurement points log-spaced over optimizer steps
             ``[1, estimated_stepping_batches]`` (0: epoch ends only).
         charts: W&B step-0 bar chart/histogram and end-of-training class table.
-        progress_min_batches: passes of at least this many batches get a progress
-            display of their own when no RichProgressBar is live.
+        progress_min_batches: passes of at least this many batches get a progress line
+            (a task of a live RichProgressBar, else a display of their own).
     """
 
     def __init__(
