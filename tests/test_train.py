@@ -135,3 +135,12 @@ def test_running_train_loss_and_acc_equal_a_hand_replay_of_the_run(make_cfg) -> 
     assert logged["train/acc_running"].tolist() == pytest.approx(acc, abs=1e-9)
     # training moved: the three epochs differ, so the equality is not of constants
     assert len({round(lo, 6) for lo, _ in expected}) == 3
+
+
+def test_without_a_model_checkpoint_only_last_ckpt_is_written(make_cfg) -> None:
+    """igb owns last.ckpt; dropping the ModelCheckpoint callback must not bring back
+    Lightning's default one (a second checkpoint every epoch)."""
+    cfg = make_cfg("logger=csv", "callbacks.model_checkpoint=null")
+    run(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.ckpt")] == ["checkpoints/last.ckpt"]

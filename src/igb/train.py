@@ -18,6 +18,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from igb import ddp
@@ -135,8 +136,13 @@ def build(
     every_s = float(cfg.get("checkpoint_every_s", 0) or 0)
     callbacks.append(ResumeCallback(last_checkpoint(cfg.paths.output_dir), guard, job, every_s))
     ddp.install()  # DDP ranks > 0 start as this job (its overrides, its folder)
+    extra = trainer_plugins(cfg.trainer)
+    if cfg.trainer.get("enable_checkpointing") is None:
+        # last.ckpt is igb's; without a configured ModelCheckpoint, Lightning would add its
+        # own, writing a second checkpoint every epoch
+        extra["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_plugins(cfg.trainer)
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra
     )
     return trainer, module, dm, loggers
 
