@@ -29,7 +29,8 @@ TINY = [
     "model.depth=2",
     "model.width=16",
     "trainer.max_epochs=2",
-    "trainer.accelerator=cpu",
+    # IGB_TEST_ACCELERATOR=gpu runs the suite's training on a CUDA device (the GPU check)
+    f"trainer.accelerator={os.environ.get('IGB_TEST_ACCELERATOR', 'cpu')}",
     "callbacks.progress=null",
 ]
 
