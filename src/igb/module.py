@@ -8,6 +8,7 @@ all measured the same way.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,10 @@ SCHEDULES = ("constant", "cosine", "step")
 #: call, 0.2 ms a step, 3-4% of the default MLP's step; for names that never hold a
 #: parameter, submodule or buffer, setting the instance attribute directly is the same.
 _PLAIN_ATTRS = frozenset({"_current_fx_name", "_loss_sum", "_count", "_correct"})
+# A diverged step returns None on purpose (no optimizer step with a NaN gradient; the
+# run is stopped and recorded as diverged): Lightning's "training_step returned None"
+# warning would only repeat that, with advice that does not apply.
+warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
 
 
 class IGBModule(L.LightningModule):

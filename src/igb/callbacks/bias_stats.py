@@ -131,6 +131,8 @@ class BiasStatsCallback(L.Callback):
         self.rank_order: list[int] | None = None
         self.f0_train: list[float] | None = None
         self.last_step = -1
+        #: [issue 12] the step-0 row (igb/*, acc, loss), for the end-of-run summary
+        self.initial: dict[str, float] = {}
         #: latest computed statistics per split (for the final table and for tests)
         self.latest: dict[str, dict[str, Any]] = {}
 
@@ -149,12 +151,14 @@ class BiasStatsCallback(L.Callback):
             "rank_order": self.rank_order,
             "f0_train": self.f0_train,
             "last_step": self.last_step,
+            "initial": self.initial,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rank_order = state_dict.get("rank_order")
         self.f0_train = state_dict.get("f0_train")
         self.last_step = int(state_dict.get("last_step", -1))
+        self.initial = dict(state_dict.get("initial") or {})
 
     # -- what the measurement is, for the logged config ----------------------------------------
     def measurement_config(self) -> dict[str, Any]:
@@ -263,6 +267,8 @@ class BiasStatsCallback(L.Callback):
             }
         )
         self.last_step = step
+        if step == 0:
+            self.initial = dict(row)
         if trainer.is_global_zero and row:
             row["epoch"] = trainer.current_epoch
             for lg in trainer.loggers:
