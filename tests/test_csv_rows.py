@@ -52,10 +52,14 @@ def test_file_merges_across_writes_and_adds_columns_in_order(tmp_path: Path) -> 
         {"epoch": "0", "step": "3", "x/2": "5.0", "x/10": "2.0", "y": "7.0"},
         {"epoch": "1", "step": "4", "x/2": "", "x/10": "", "y": "8.0"},
     ]
-    # a reopened file (a resumed job) keeps its header order and appends
+    # a reopened file (a resumed job) keeps its header order, merges a row of its last
+    # step into that row (the test row of a job stopped after its last step) and appends
     again = StepRowsFile(str(path), fields)
-    again.write([{"step": 9, "epoch": 2, "y": 1.5}])
-    assert _read(path)[1][-1] == {"epoch": "2", "step": "9", "x/2": "", "x/10": "", "y": "1.5"}
+    again.write([{"step": 4, "epoch": 2, "x/2": 9.0}, {"step": 9, "epoch": 2, "y": 1.5}])
+    assert _read(path)[1][-2:] == [
+        {"epoch": "1", "step": "4", "x/2": "9.0", "x/10": "", "y": "8.0"},
+        {"epoch": "2", "step": "9", "x/2": "", "x/10": "", "y": "1.5"},
+    ]
 
 
 def test_real_run_has_one_row_per_step_and_no_epoch_past_max_epochs(make_cfg) -> None:

@@ -16,7 +16,6 @@ from conftest import TINY
 from multirun_analysis import single_run
 from multirun_analysis.__main__ import main
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

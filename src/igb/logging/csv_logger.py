@@ -52,11 +52,10 @@ class AppendingExperimentWriter(ExperimentWriter):
         if not self._fs.isfile(self.metrics_file_path):
             return 0
         fields, rows = self._read()
-        self._rows = StepRowsFile(self.metrics_file_path, fields)  # [issue 12] file rewritten
         if step is None:
             self._fs.rm_file(self.metrics_file_path)
             self.metrics_keys = []
-            self._rows = StepRowsFile(self.metrics_file_path)
+            self._rows = StepRowsFile(self.metrics_file_path)  # [issue 12]
             return len(rows)
         kept = [r for r in rows if _step(r) <= step]
         if len(kept) < len(rows):
@@ -66,6 +65,7 @@ class AppendingExperimentWriter(ExperimentWriter):
                 writer.writeheader()
                 writer.writerows(kept)
             os.replace(tmp, self.metrics_file_path)
+        self._rows = StepRowsFile(self.metrics_file_path, fields)  # [issue 12] its new tail
         return len(rows) - len(kept)
 
 

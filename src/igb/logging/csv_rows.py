@@ -37,11 +37,19 @@ def merge_by_step(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Consecutive rows of the same ``step`` merged into one (the first ``epoch`` kept)."""
     merged: list[dict[str, Any]] = []
     for row in rows:
-        if merged and merged[-1].get("step") == row.get("step"):
+        if merged and same_step(merged[-1], row):
             merged[-1] = merge_two(merged[-1], row)
         else:
             merged.append(dict(row))
     return merged
+
+
+def same_step(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two rows are of one step (a row read back from the file holds strings)."""
+    try:
+        return float(a["step"]) == float(b["step"])
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def merge_two(first: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,12 +67,20 @@ class StepRowsFile:
     def __init__(self, path: str, fields: Iterable[str] = ()) -> None:
         self.path = path
         self.fields = list(fields)  # an existing file's header, in its order
-        #: byte offset where the file's last row starts, and that row (None: unknown)
-        self._tail: tuple[int, dict[str, Any]] | None = None
+        #: byte offset where the file's last row starts, and that row (None: no row)
+        self._tail: tuple[int, dict[str, Any]] | None = self._read_tail()
 
-    def forget_tail(self) -> None:
-        """The file was rewritten by someone else: do not merge into its last row."""
-        self._tail = None
+    def _read_tail(self) -> tuple[int, dict[str, Any]] | None:
+        """An existing file's last row (a resumed job may log again at its step)."""
+        if not os.path.isfile(self.path):
+            return None
+        with open(self.path, "rb") as file:
+            data = file.read()
+        lines = data.splitlines(keepends=True)
+        if len(lines) < 2:
+            return None
+        text = (lines[0] + lines[-1]).decode()
+        return len(data) - len(lines[-1]), next(csv.DictReader(io.StringIO(text, newline="")))
 
     def write(self, rows: Iterable[Mapping[str, Any]]) -> list[str]:
         """Append ``rows`` (merged by step, and into the file's last row when it has the
@@ -72,7 +88,7 @@ class StepRowsFile:
         rows = merge_by_step(rows)
         if not rows:
             return self.fields
-        if self._tail is not None and self._tail[1].get("step") == rows[0].get("step"):
+        if self._tail is not None and same_step(self._tail[1], rows[0]):
             offset, last = self._tail
             rows[0] = merge_two(last, rows[0])
             with open(self.path, "r+b") as file:
