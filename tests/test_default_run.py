@@ -4,29 +4,18 @@ prints nothing a user could not act on."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import run_train
 
 
 @pytest.mark.slow
 def test_default_run_learns_shows_its_bias_and_is_warning_free(tmp_path: Path) -> None:
     folder = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={folder}"],
-        cwd=tmp_path,
-        env={**os.environ, "IGB_ROOT": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_train(tmp_path, f"hydra.run.dir={folder}")
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     metrics = json.loads((folder / "status.json").read_text())["metrics"]

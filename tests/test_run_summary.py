@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
+from conftest import TINY, run_train
 
 from igb.run_summary import _num, multirun_lines
 from igb.train import run
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_summary_of_a_real_run_matches_its_files(make_cfg, caplog) -> None:
@@ -68,14 +63,7 @@ def test_multirun_lines_name_every_job_and_the_next_command(tmp_path: Path) -> N
 def test_grid_with_a_diverged_job_exits_1_and_is_summarised(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     argv = [*TINY, "trainer.max_epochs=1", "logger=csv", f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", "optimizer.lr=0.05,1e8", *argv],
-        cwd=tmp_path,
-        env={**os.environ, "IGB_ROOT": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_train(tmp_path, "-m", "optimizer.lr=0.05,1e8", *argv)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-3000:]
     assert f"multirun: 1/2 jobs finished in {sweep}" in output

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY
+from conftest import TINY, run_train
 
 from multirun_analysis import single_run
 from multirun_analysis.__main__ import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +20,8 @@ def one_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("single")
     folder = tmp / "run"
     argv = [*TINY, "logger=csv", "callbacks.bias_stats.log_steps=4", f"hydra.run.dir={folder}"]
-    subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *argv],
-        cwd=tmp,
-        env={**os.environ, "IGB_ROOT": str(tmp)},
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    proc = run_train(tmp, *argv)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return folder
 
 
