@@ -223,3 +223,12 @@ def test_progress_bar_updates_at_most_at_its_rate_and_always_at_the_epoch_end(
     steps = trainer.num_training_batches  # 6
     assert updates == [1, steps, 2 * steps]
     assert seen == [steps, steps]
+
+
+def test_log_names_norm_mode_only_for_a_model_with_batchnorm(make_cfg, caplog) -> None:
+    with caplog.at_level("INFO", logger="igb.callbacks.bias_stats"):
+        run(make_cfg("logger=csv", "norm.kind=layer", "trainer.max_epochs=1", job="layer"))
+        run(make_cfg("logger=csv", "trainer.max_epochs=1", job="batch"))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("bias_stats:")]
+    assert lines[0].startswith("bias_stats: no BatchNorm, batch_size=500")
+    assert lines[1].startswith("bias_stats: norm_mode=batch batch_size=500")
