@@ -48,13 +48,15 @@ def test_multirun_lines_name_every_job_and_the_next_command(tmp_path: Path) -> N
               "initial": {"igb/train/f_max": 0.4, "igb/train/f/0": 0.4, "igb/train/f/1": 0.6}},
         "1": {"status": "diverged", "error": "loss is nan at step 2 (epoch 0)"},
         "2": {},
+        "3": {"status": "finished", "gamma": 0.43719, "regime": "prejudiced"},
     }  # fmt: skip
-    labels = {"0": "optimizer.lr=0.05", "1": "optimizer.lr=1e8", "2": "optimizer.lr=1"}
+    labels = {"0": "optimizer.lr=0.05", "1": "optimizer.lr=1e8", "2": "optimizer.lr=1", "3": "-"}
     assert multirun_lines(tmp_path, statuses, labels) == [
-        f"multirun: 1/3 jobs finished in {tmp_path}",
+        f"multirun: 2/4 jobs finished in {tmp_path}",
         "    0 finished    optimizer.lr=0.05  val acc 0.900  test acc 0.875  step-0 f_max 0.400",
         "    1 diverged    optimizer.lr=1e8   loss is nan at step 2 (epoch 0)",
         "    2 not started optimizer.lr=1     -",
+        "    3 finished    -                  gamma 0.4372 (prejudiced)",
         f"next: python -m multirun_analysis {tmp_path}",
     ]
 

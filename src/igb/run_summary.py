@@ -95,6 +95,8 @@ def headline(status: Mapping[str, Any]) -> str:
     ]
     if "f_max" in bias:
         parts.append(f"step-0 f_max {_num(bias['f_max'])}")
+    if "gamma" in status:  # an initialization ensemble (ensemble.py)
+        parts.append(f"gamma {_num(status['gamma'], 4)} ({status.get('regime', '?')})")
     return "  ".join(parts) or "-"
 
 
