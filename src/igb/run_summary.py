@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 #: the split whose step-0 statistics headline a run (the fixed train subset)
 INITIAL_SPLIT = "train"
 SPLITS = ("train", "val", "test")
+#: what a job folder holds, named in the summary when present
+_FILES = ("metrics.csv", STATUS_FILE, "config.yaml", "checkpoints/", "wandb/")
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -72,8 +74,11 @@ def job_lines(folder: Path, status: Mapping[str, Any], wall_s: float | None = No
             f"  step 0 ({INITIAL_SPLIT}): f_max {_num(bias.get('f_max'))}{chance}  "
             f"entropy {_num(bias.get('entropy'))}  bias degree {_num(bias.get('bias_degree'))}"
         )
-    lines.append(f"  files: metrics.csv, {STATUS_FILE}, config.yaml, checkpoints/ in that folder")
-    lines.append(f"  figures of this run: python -m multirun_analysis {folder}")
+    files = [name for name in _FILES if (Path(folder) / name.rstrip("/")).exists()]
+    if files:
+        lines.append(f"  in that folder: {', '.join(files)}")
+    if (Path(folder) / "metrics.csv").is_file():  # what the figures are drawn from
+        lines.append(f"  figures of this run: python -m multirun_analysis {folder}")
     return lines
 
 
