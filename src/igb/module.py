@@ -29,10 +29,6 @@ SCHEDULES = ("constant", "cosine", "step")
 #: call, 0.2 ms a step, 3-4% of the default MLP's step; for names that never hold a
 #: parameter, submodule or buffer, setting the instance attribute directly is the same.
 _PLAIN_ATTRS = frozenset({"_current_fx_name", "_loss_sum", "_count", "_correct"})
-# A diverged step returns None on purpose (no optimizer step with a NaN gradient; the
-# run is stopped and recorded as diverged): Lightning's "training_step returned None"
-# warning would only repeat that, with advice that does not apply.
-warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
 
 
 class IGBModule(L.LightningModule):
@@ -78,6 +74,11 @@ class IGBModule(L.LightningModule):
                 f"loss is {value} at step {self.global_step} (epoch {self.current_epoch})"
             )
             self.trainer.should_stop = True
+            # None on purpose: no optimizer step with a NaN gradient; the run stops and is
+            # recorded as diverged. Lightning's "training_step returned None" warning would
+            # only repeat that, with advice that does not apply (set here, where it is
+            # caused: a filter set at import would not survive a caller's catch_warnings)
+            warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
             return None
         n = y.shape[0]
         self._loss_sum += value * n
