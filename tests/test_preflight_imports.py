@@ -45,3 +45,19 @@ def test_typo_is_reported_without_importing_torch(
     assert "hydra" in imported  # the report above is read right
     assert not imported & {"torch", "lightning", "torchmetrics"}
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_help_lists_the_launchers_and_the_next_command(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "train.py"), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("train.py: group=option and key=value overrides")
+    assert "callbacks: bias_stats, default, model_checkpoint, none, progress" in proc.stdout
+    assert "hydra/launcher: basic, local, slurm" in proc.stdout
+    assert "python -m multirun_analysis <its folder>" in proc.stdout
+    assert "torch" not in _imported(proc.stderr)
