@@ -7,15 +7,23 @@ into the job folder; see docs/ensemble.md.
 import hydra
 from omegaconf import DictConfig
 
-import igb.ensemble
 from igb.cli import preflight
+
+
+def validate(cfg: DictConfig) -> object:
+    """igb.ensemble's checks (they import torch: only after every job composed)."""
+    import igb.ensemble
+
+    return igb.ensemble.validate_ensemble(cfg)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="ensemble")
 def main(cfg: DictConfig) -> float:
+    import igb.ensemble  # torch: once the input is known to be good
+
     return igb.ensemble.run(cfg)
 
 
 if __name__ == "__main__":
-    preflight("ensemble", igb.ensemble.validate_ensemble)
+    preflight("ensemble", validate)
     main()

@@ -1,9 +1,10 @@
-"""``python -m multirun_analysis <multirun folder> [--out DIR]``: tables, figures, report.
+"""``python -m multirun_analysis <multirun or run folder> [--out DIR]``: tables, figures, report.
 
 Sources:
 
 - a folder of Hydra job folders (a multirun folder, a folder of several, or one job),
-  read from the job folders themselves (default);
+  read from the job folders themselves (default); one job's folder also gets that
+  run's own figures (:mod:`multirun_analysis.single_run`);
 - ``--wandb``: the offline W&B runs found under the folder (``wandb/offline-run-*``),
   read from their ``.wandb`` files without network;
 - ``--wandb-project ENTITY/PROJECT``: a project on the W&B server through ``wandb.Api()``
@@ -36,13 +37,18 @@ def load(args: argparse.Namespace) -> Collection:
     return collect(args.source, tol=args.tol)
 
 
-def analyze(col: Collection, out: Path, split: str = "val") -> dict[str, list[Path] | Path | int]:
-    """Write tables, figures and the report of ``col`` under ``out``."""
-    from multirun_analysis import figures, report
+def analyze(
+    col: Collection, out: Path, split: str = "val", job_dir: Path | None = None
+) -> dict[str, list[Path] | Path | int]:
+    """Write tables, figures and the report of ``col`` under ``out``; ``job_dir``: the
+    source is one run, whose own figures (:mod:`multirun_analysis.single_run`) come first."""
+    from multirun_analysis import figures, report, single_run
 
     out = Path(out)
     tables = col.save(out)
     figs = figures.draw_all(col, out / "figures", split=split)
+    if job_dir is not None:
+        figs = [*single_run.draw(job_dir, out / "figures", split=split), *figs]
     md, htm = report.write(report.build(col, figs, split=split), out)
     return {"tables": tables, "figures": [f.path for f in figs], "report": md, "html": htm}
 
@@ -92,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             f"error: no job folder (with .hydra/) or run found under {col.source}", file=sys.stderr
         )
         return 1
-    result = analyze(col, out, split=args.split)
+    from multirun_analysis.single_run import is_job_folder
+
+    one_run = args.source is not None and not args.wandb and is_job_folder(args.source)
+    result = analyze(col, out, split=args.split, job_dir=args.source if one_run else None)
     jobs = col.jobs
     done = int((jobs["status"] == "finished").sum())
     print(f"{len(jobs)} jobs, {done} finished, {len(col.jobs['config'].unique())} configurations")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Any
 
 STEP = "trainer/global_step"
@@ -35,8 +36,12 @@ INSTALL_HINT = "pip install wandb-workspaces  (or: pip install -e '.[wandb-repor
 
 def _modules() -> tuple[Any, Any]:
     try:
-        import wandb_workspaces.reports.v2 as wr
-        import wandb_workspaces.workspaces as ws
+        # wandb-workspaces still declares pydantic-v1 validators: pydantic warns about its
+        # code at import, which a user of this dashboard cannot act on
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*Pydantic V1 style `@validator`")
+            import wandb_workspaces.reports.v2 as wr
+            import wandb_workspaces.workspaces as ws
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise SystemExit(f"the W&B dashboard needs wandb-workspaces: {INSTALL_HINT}") from exc
     return wr, ws

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from multirun_analysis.collect import FINISHED, Collection, summarize
+from multirun_analysis.collect import CHOICES, FINISHED, Collection, summarize
 from multirun_analysis.figures import Figure
 
 #: the columns of the per-job table in the report
@@ -192,8 +192,19 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
     kinds = ", ".join(f"{v} {k}" for k, v in jobs["kind"].value_counts().items())
     status_text = ", ".join(f"{v} {k}" for k, v in counts.items())
     report.p(f"{n} jobs ({kinds}): {status_text}.")
-    if col.varying:
-        report.p("Choices that vary over the grid: " + ", ".join(f"`{c}`" for c in col.varying))
+    grid = grid_overrides(jobs)
+    if grid:
+        report.p(
+            "Set by the grid: "
+            + "; ".join(f"`{key}` = {', '.join(values)}" for key, values in grid.items())
+            + "."
+        )
+    follow = [c for c in col.varying if not _set_by(c, grid)]
+    if follow:
+        report.p(
+            ("Differ between jobs with them (not swept themselves): " if grid else
+             "Choices that differ between jobs: ") + ", ".join(f"`{c}`" for c in follow)
+        )  # fmt: skip
 
     report.h2("Configurations")
     summary = summarize(col)
@@ -245,10 +256,42 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
     report.table(table)
     report.p(
         "Tables next to this report: `jobs.csv`/`jobs.parquet` (one row per job, one column "
-        "per config choice), `series.csv`/`.parquet` (every logged metric per job and step), "
-        "`inits.csv`/`.parquet` (ensembles: one row per initialization)."
+        "per config choice), `series.csv`/`.parquet` (every logged metric per job and step)"
+        + (
+            ", `inits.csv`/`.parquet` (ensembles: one row per initialization)."
+            if not col.inits.empty
+            else "."
+        )
     )
     return report
+
+
+def grid_overrides(jobs: pd.DataFrame) -> dict[str, list[str]]:
+    """Override key -> its values, for the overrides that differ between the jobs."""
+    if "overrides" not in jobs:
+        return {}
+    per_job = [
+        dict(o.split("=", 1) for o in str(text).split() if "=" in o)
+        for text in jobs["overrides"].fillna("")
+    ]
+    keys = sorted(set().union(*per_job)) if per_job else []
+    out = {}
+    for key in keys:
+        values = [d.get(key) for d in per_job]
+        if len(set(values)) > 1:
+            out[key] = list(dict.fromkeys(str(v) for v in values if v is not None))
+    return out
+
+
+def _set_by(column: str, grid: dict[str, list[str]]) -> bool:
+    """Whether a choice column is one the grid sets (its key, or its group's option)."""
+    key = CHOICES.get(column, column)
+    group = key.split(".")[0]
+    if key in grid or column in grid:
+        return True
+    if column.startswith("norm"):  # norm=pre|post sets the placement; norm.kind the kind
+        return any(k == "norm" or k.startswith("norm.") for k in grid)
+    return group in grid and key == f"{group}.name"
 
 
 def _neutral_tol() -> float:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,7 +34,22 @@ TINY = [
     # IGB_TEST_ACCELERATOR=gpu runs the suite's training on a CUDA device (the GPU check)
     f"trainer.accelerator={os.environ.get('IGB_TEST_ACCELERATOR', 'cpu')}",
     "callbacks.progress=null",
+    # measurements at step 0 and epoch ends only (tests count them); tests of the
+    # log-spaced schedule set it
+    "callbacks.bias_stats.log_steps=0",
 ]
+
+
+def run_train(cwd: Path, *argv: str) -> subprocess.CompletedProcess:
+    """``python train.py ARGV`` as a user runs it, outputs under ``cwd``; text output."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *argv],
+        cwd=cwd,
+        env={**os.environ, "IGB_ROOT": str(cwd)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def compose_config(config_name: str, overrides: Sequence[str], output_dir: Path) -> DictConfig:

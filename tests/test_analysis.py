@@ -158,6 +158,9 @@ def test_tiny_grid_tables_figures_report(train_sweep: Path, tmp_path: Path) -> N
         assert f"figures/{name}" in md
     assert html.count("data:image/png;base64,") == len(figures)
     assert "All 4 jobs finished" in md
+    assert "Set by the grid: `norm` = pre, post; `seed` = 0, 1." in md
+    assert "Differ between jobs" not in md  # nothing else changes with norm and seed
+    assert "inits.csv" not in md  # a training grid has no initialization table
 
 
 @pytest.mark.slow

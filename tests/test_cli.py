@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
             ["dataset=cifar10", "dataset.data_dir=/nonexistent/igb-data"],
             ["dataset.data_dir", "/nonexistent/igb-data", "download=true"],
         ),
-        (["norm=none,pre"], ["-m"]),
+        (["norm=none,pre"], ["norm=none,pre lists several values", "-m"]),
         (["checkpoint_every_s=-1"], ["checkpoint_every_s=-1", ">= 0"]),
     ],
 )

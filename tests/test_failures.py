@@ -86,7 +86,7 @@ def test_non_finite_loss_stops_cleanly_as_diverged(make_cfg) -> None:
     assert st["global_step"] in (3, 4)
     assert "traceback" not in st
 
-    # an outcome, not a failure: a relaunch skips it, the grid report does not fail on it
+    # an outcome of its configuration: a relaunch skips it (the grid report counts it failed)
     stamp = st["updated"]
     assert math.isnan(run(make_cfg(*overrides)))
     assert status(out)["updated"] == stamp
@@ -105,14 +105,18 @@ def test_failure_report_names_the_jobs_that_did_not_finish(tmp_path: Path, caplo
     cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
     _fake_job(sweep, 0, ["lr=0.1", "seed=0"], {"status": "finished"})
     _fake_job(sweep, 1, ["lr=1e6", "seed=0"], {"status": "diverged", "error": "loss is nan"})
-    FailureReport().on_multirun_end(cfg)  # diverged is an outcome: no exit
+    with pytest.raises(SystemExit) as info:  # diverged: an outcome, but not a result
+        FailureReport().on_multirun_end(cfg)
+    assert str(info.value.code).startswith("1 of 2 jobs did not finish: 1 (lr=1e6)")
 
     _fake_job(sweep, 2, ["lr=0.1", "seed=1"], {"status": "failed", "error": "ValueError: x"})
     _fake_job(sweep, 3, ["lr=0.1", "seed=2"], None)  # never started
     with pytest.raises(SystemExit) as info:
         FailureReport().on_multirun_end(cfg)
     message = str(info.value.code)
-    assert message.startswith("2 of 4 jobs did not finish: 2 (lr=0.1 seed=1), 3 (lr=0.1 seed=2)")
+    assert message.startswith(
+        "3 of 4 jobs did not finish: 1 (lr=1e6 seed=0), 2 (lr=0.1 seed=1), 3 (lr=0.1 seed=2)"
+    )
     lines = caplog.text
     assert "job 1 (lr=1e6): diverged - loss is nan" in lines
     assert "job 2 (lr=0.1 seed=1): failed - ValueError: x" in lines

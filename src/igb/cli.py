@@ -94,8 +94,9 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
         return None
     overrides = list(args.overrides or [])
     try:
-        if not args.multirun and _is_sweep(overrides):
-            return "an override lists several values (a,b): add -m to run them as a grid"
+        sweeps = _sweep_overrides(overrides)
+        if not args.multirun and sweeps:
+            return f"{sweeps[0]} lists several values: add -m to run them as a grid"
         jobs = expand_jobs(config_name, overrides, bool(args.multirun))
     except OverrideParseException as exc:
         return f"cannot parse overrides: {one_line(exc)}"
@@ -103,25 +104,29 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
         return _explain_composition(exc, overrides, config_name)
     except Exception as exc:  # noqa: BLE001 - a bad override must never print a traceback
         return one_line(exc)
-    seen: set[str] = set()
+    # [issue 12] compose every job first (Hydra only, fast), so a bad key or option is
+    # reported before the validator imports torch and Lightning (seconds)
+    composed: dict[str, DictConfig] = {}
     for job in jobs:
         try:
             cfg = _compose(config_name, job)
-            key = OmegaConf.to_yaml({k: cfg[k] for k in cfg if k != "hydra"}, resolve=False)
-            if key in seen:
-                continue
-            seen.add(key)
-            validator(cfg)
         except ConfigCompositionException as exc:
             return _explain_composition(exc, job, config_name)
+        key = OmegaConf.to_yaml({k: cfg[k] for k in cfg if k != "hydra"}, resolve=False)
+        composed.setdefault(key, cfg)
+    for cfg in composed.values():
+        try:
+            HydraConfig.instance().set_config(cfg)  # interpolations resolve as for this job
+            validator(cfg)
         except (ConfigError, FileNotFoundError) as exc:
             return one_line(exc)
     return None
 
 
-def _is_sweep(overrides: Sequence[str]) -> bool:
+def _sweep_overrides(overrides: Sequence[str]) -> list[str]:
+    """The overrides (as typed) that list several values, e.g. ``model=mlp,cnn``."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return any(o.is_sweep_override() for o in parsed)
+    return [o.input_line or "" for o in parsed if o.is_sweep_override()]
 
 
 def preflight(config_name: str, validator: Validator, argv: Sequence[str] | None = None) -> None:

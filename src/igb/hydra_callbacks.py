@@ -1,4 +1,4 @@
-"""Hydra callbacks: at the end of a multirun, say which jobs failed (and exit non-zero)."""
+"""Hydra callbacks: at the end of a multirun, summarise it and say which jobs failed (exit 1)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from igb.job import DIVERGED, FINISHED, STATUS_FILE, JobFolder
+from igb import run_summary
+from igb.job import FINISHED, STATUS_FILE, JobFolder
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,8 @@ def collect_statuses(sweep_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 class FailureReport(Callback):
-    """Print one line per job that did not finish; exit 1 if any failed, was interrupted or
-    never ran (a diverged job is an outcome, not a failure).
+    """Summarise the grid (igb.run_summary); exit 1 if any job failed, diverged, was
+    interrupted or never ran.
 
     Reached only when every job returned: ``igb.train.run`` records a job's exception in
     its folder and returns NaN in a multirun, because Hydra's sweeper stops at the first
@@ -37,12 +38,16 @@ class FailureReport(Callback):
             return
         statuses = collect_statuses(sweep_dir)
         bad = {k: v for k, v in statuses.items() if v.get("status") != FINISHED}
-        log.info("multirun: %d/%d jobs finished", len(statuses) - len(bad), len(statuses))
         overrides = {name: job_overrides(sweep_dir / name) for name in statuses}
         shared = set.intersection(*map(set, overrides.values())) if overrides else set()
-        own = {  # what tells a job apart from the others
-            name: " ".join(o for o in overrides[name] if o not in shared) or "-" for name in bad
+        own_all = {  # what tells a job apart from the others
+            name: " ".join(o for o in overrides[name] if o not in shared) or "-"
+            for name in statuses
         }
+        own = {name: own_all[name] for name in bad}
+        # [issue 12] end-of-multirun summary; diverged jobs count as failed
+        for line in run_summary.multirun_lines(sweep_dir, statuses, own_all):
+            log.info(line)
         for name, st in bad.items():
             log.error(
                 "job %s (%s): %s%s; see %s",
@@ -52,14 +57,9 @@ class FailureReport(Callback):
                 f" - {st['error']}" if st.get("error") else "",
                 sweep_dir / name / STATUS_FILE,
             )
-        failed = [k for k, v in bad.items() if v.get("status") != DIVERGED]
+        failed = run_summary.unsuccessful(statuses)
         if failed:
-            raise SystemExit(
-                f"{len(failed)} of {len(statuses)} jobs did not finish: "
-                f"{', '.join(f'{k} ({own[k]})' for k in failed)} "
-                f"(in {sweep_dir}; relaunching the same command resumes them and skips "
-                "the finished ones)"
-            )
+            raise SystemExit(run_summary.failure_message(sweep_dir, statuses, failed, own))
 
 
 def job_overrides(folder: Path) -> list[str]:

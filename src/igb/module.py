@@ -8,6 +8,7 @@ all measured the same way.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,6 +74,11 @@ class IGBModule(L.LightningModule):
                 f"loss is {value} at step {self.global_step} (epoch {self.current_epoch})"
             )
             self.trainer.should_stop = True
+            # None on purpose: no optimizer step with a NaN gradient; the run stops and is
+            # recorded as diverged. Lightning's "training_step returned None" warning would
+            # only repeat that, with advice that does not apply (set here, where it is
+            # caused: a filter set at import would not survive a caller's catch_warnings)
+            warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
             return None
         n = y.shape[0]
         self._loss_sum += value * n

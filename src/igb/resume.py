@@ -176,7 +176,7 @@ class ResumeCallback(L.Callback):
     def save(self, trainer: L.Trainer) -> None:
         """Write the checkpoint atomically (a kill while writing leaves the old one intact)."""
         tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + ".tmp")
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # [issue 12] full state; says so
         if trainer.is_global_zero:
             os.replace(tmp, self.checkpoint_path)
         trainer.strategy.barrier("igb.resume.save")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from igb import ddp
+from igb import ddp, run_summary
 from igb.data.base import InMemoryDataModule
 from igb.interrupt import JobInterrupted, SignalGuard, signal_name
 from igb.job import INTERRUPTED, JobFolder, cluster_env, is_rank_zero
@@ -184,14 +185,26 @@ def _fit_and_test(
             stopper.stop(trainer)
     if module.diverged:
         log.error("training diverged: %s", module.diverged)
-        job.mark("diverged", error=module.diverged, global_step=trainer.global_step)
+        job.mark(
+            "diverged",
+            error=module.diverged,
+            global_step=trainer.global_step,
+            initial=run_summary.initial_row(trainer.callbacks),  # [issue 12]
+        )
         return math.nan
     # trainer.test resets callback_metrics: keep what fit measured (val/acc of the last epoch)
     metrics = _scalars(trainer.callback_metrics)
     test = trainer.test(module, datamodule=dm, verbose=False)
     metrics.update(_scalars(trainer.callback_metrics))
     objective = metrics.get("val/acc", test[0].get("test/acc", math.nan) if test else math.nan)
-    job.mark("finished", objective=objective, metrics=metrics, global_step=trainer.global_step)
+    initial = run_summary.initial_row(trainer.callbacks)  # [issue 12] step-0 statistics
+    job.mark(
+        "finished",
+        objective=objective,
+        metrics=metrics,
+        global_step=trainer.global_step,
+        initial=initial,
+    )
     return objective
 
 
@@ -211,9 +224,13 @@ def run(cfg: DictConfig) -> float:
     if is_rank_zero():
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     job.start(pid=os.getpid(), **cluster_env())
+    started = time.monotonic()
     with SignalGuard() as guard, ddp.job_scope():
         try:
-            return fit(cfg, job, guard)
+            objective = fit(cfg, job, guard)
+            if is_rank_zero():  # [issue 12] the end-of-run summary (console and job log)
+                run_summary.log_job(out, job.read(), time.monotonic() - started)
+            return objective
         except JobInterrupted as exc:
             if not is_rank_zero():
                 # rank 0 records and reports; a non-zero exit here would make Lightning's

@@ -30,7 +30,7 @@ import torch
 from igb.callbacks import wandb_panels
 from igb.callbacks.progress import measurement_progress
 from igb.callbacks.schedule import log_spaced_steps
-from igb.measure import NORM_MODES, batch_stat_mode, batches
+from igb.measure import NORM_MODES, _batch_norms, batch_stat_mode, batches
 from igb.metrics import BiasStatistics, ranked_fractions
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,8 @@ class BiasStatsCallback(L.Callback):
         self.rank_order: list[int] | None = None
         self.f0_train: list[float] | None = None
         self.last_step = -1
+        #: [issue 12] the step-0 row (igb/*, acc, loss), for the end-of-run summary
+        self.initial: dict[str, float] = {}
         #: latest computed statistics per split (for the final table and for tests)
         self.latest: dict[str, dict[str, Any]] = {}
 
@@ -149,12 +151,14 @@ class BiasStatsCallback(L.Callback):
             "rank_order": self.rank_order,
             "f0_train": self.f0_train,
             "last_step": self.last_step,
+            "initial": self.initial,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rank_order = state_dict.get("rank_order")
         self.f0_train = state_dict.get("f0_train")
         self.last_step = int(state_dict.get("last_step", -1))
+        self.initial = dict(state_dict.get("initial") or {})
 
     # -- what the measurement is, for the logged config ----------------------------------------
     def measurement_config(self) -> dict[str, Any]:
@@ -263,6 +267,8 @@ class BiasStatsCallback(L.Callback):
             }
         )
         self.last_step = step
+        if step == 0:
+            self.initial = dict(row)
         if trainer.is_global_zero and row:
             row["epoch"] = trainer.current_epoch
             for lg in trainer.loggers:
@@ -279,8 +285,9 @@ class BiasStatsCallback(L.Callback):
             for run in wandb_panels.wandb_runs(trainer):
                 wandb_panels.define_step_axis(run, SPLITS)
         log.info(
-            "bias_stats: norm_mode=%s batch_size=%d eval sizes %s, %d log-spaced steps",
-            self.norm_mode,
+            "bias_stats: %s batch_size=%d eval sizes %s, %d log-spaced steps",
+            # [issue 12] norm_mode only means something for a model with BatchNorm
+            f"norm_mode={self.norm_mode}" if _batch_norms(pl_module) else "no BatchNorm,",
             self.batch_size,
             config["eval_sizes"],
             len(self._schedule),

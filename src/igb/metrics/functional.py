@@ -71,7 +71,8 @@ def normalized_entropy(f: Tensor) -> Tensor:
     if c < 2:
         raise ValueError(f"normalized_entropy needs at least 2 classes, got {c}")
     f = f.to(torch.float64)
-    return -torch.special.xlogy(f, f).sum() / math.log(c)
+    # 0.0 - x, not -x: one class taking every point gives 0.0, not -0.0 [issue 12]
+    return (0.0 - torch.special.xlogy(f, f).sum()) / math.log(c)
 
 
 def centred_logit_moments(logits: Tensor) -> tuple[Tensor, Tensor]:
