@@ -174,7 +174,10 @@ def test_head_is_what_depends_on_the_number_of_classes() -> None:
     custom = model_cfg("Custom", f"{__name__}.TinyNet")
     assert head_names(custom, NATIVE, (3, 8, 8), 3) == {"net.fc.weight", "net.fc.bias"}
     vit = model_cfg("Torchvision", "vit_b_16")
-    assert head_names(vit, NATIVE, (3, 32, 32), 3) == {"net.heads.head.weight", "net.heads.head.bias"}
+    assert head_names(vit, NATIVE, (3, 32, 32), 3) == {
+        "net.heads.head.weight",
+        "net.heads.head.bias",
+    }
     mlp = {"_target_": "igb.nn.mlp.MLP", "depth": 2, "width": 8}
     assert head_names(mlp, {"placement": "pre"}, (5,), 3) == {"head.weight", "head.bias"}
 
@@ -195,7 +198,9 @@ def test_ensemble_rows_are_the_models_built_alone(r18_file, vary) -> None:
     for k, seed in enumerate([0, 1, 2]):
         ref = _stats(build_model(cfg, NATIVE, (3, 8, 8), 3, seed=seed), x, 12)
         assert result.f[k].tolist() == ref["f"].tolist()
-        torch.testing.assert_close(torch.as_tensor(result.mu[k]), ref["mu"].double(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            torch.as_tensor(result.mu[k]), ref["mu"].double(), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_head_only_ensemble_keeps_the_backbone(tmp_path) -> None:
@@ -244,7 +249,9 @@ def test_every_batch_norm_of_external_nets_uses_batch_statistics() -> None:
 @pytest.mark.parametrize("model", ["torchvision", "timm", "custom"])
 @pytest.mark.parametrize("norm", ["none", "pre", "post"])
 def test_none_pre_post_refused_naming_native(model: str, norm: str) -> None:
-    argv = [f"model={model}", f"norm={norm}", f"model.cls={__name__}.TinyNet"][: 3 if model == "custom" else 2]
+    argv = [f"model={model}", f"norm={norm}", f"model.cls={__name__}.TinyNet"][
+        : 3 if model == "custom" else 2
+    ]
     assert check("train", argv, validate) == (
         f"norm={norm} is not available for model={model}: the architecture places its norms "
         "itself; use norm=native"
@@ -290,7 +297,9 @@ def test_named_weights_never_download_by_default(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
     hub = tmp_path / "torch" / "hub" / "checkpoints"
-    assert check("train", ["model=torchvision", "norm=native", "model.weights=DEFAULT"], validate) == (
+    assert check(
+        "train", ["model=torchvision", "norm=native", "model.weights=DEFAULT"], validate
+    ) == (
         f"model.weights=DEFAULT for torchvision resnet18 is not in the local cache "
         f"({hub}/resnet18-f37072fd.pth); set model.download=true to download it, or give a "
         "file path"
@@ -336,8 +345,8 @@ def test_torchvision_resnet_trains_from_a_file_in_a_multirun(r18_file, tmp_path)
     run = read_run(find_run_dirs(job)[0])
     assert run.job_type == "torchvision-resnet18-native"
     assert {"model:torchvision-resnet18", "norm:native", "norm_kind:native"} <= set(run.tags)
-    assert any(row.get("trainer/global_step", row.get("_step")) == 0 and "train/f_max" in row
-               for row in run.history)  # fmt: skip
+    steps = [int(r["trainer/global_step"]) for r in run.history if "igb/train/f_max" in r]
+    assert steps[0] == 0 and len(steps) >= 2  # step 0 and the epoch end
     jobs = collect(sweep).jobs
     assert jobs[["model", "norm", "status"]].values.tolist() == [
         ["torchvision-resnet18", "native", "finished"]
@@ -349,17 +358,18 @@ def test_timm_vit_trains_and_its_ensemble_runs(tmp_path) -> None:
     """timm's test_vit on 1-channel 8x8 images resized to 16: train.py, then ensemble.py."""
     data = ["dataset.shape=[1,8,8]"]
     _run("train.py", ["model=timm", "model.arch=test_vit", "model.input_size=16", "norm=native",
-                      *TINY, *data, f"hydra.run.dir={tmp_path / 'train'}"], tmp_path)  # fmt: skip
+                      *TINY, *data, "logger=csv", f"hydra.run.dir={tmp_path / 'train'}"],
+         tmp_path)  # fmt: skip
     assert json.loads((tmp_path / "train" / "status.json").read_text())["status"] == "finished"
     out = tmp_path / "ens"
-    _run("ensemble.py", ["model=timm", "model.arch=test_vit", "model.input_size=16",
-                         "norm=native", *TINY_ENSEMBLE, *data, f"hydra.run.dir={out}"], tmp_path)  # fmt: skip
+    vit = ["model=timm", "model.arch=test_vit", "model.input_size=16", "norm=native"]
+    _run("ensemble.py", [*vit, *TINY_ENSEMBLE, *data, f"hydra.run.dir={out}"], tmp_path)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_inits"] == 4 and summary["choices"]["model"] == "timm-test_vit"
     assert summary["choices"]["norm_placement"] == "native"
 
 
-CUSTOM_MODULE = '''
+CUSTOM_MODULE = """
 import torch
 from torch import nn
 
@@ -373,7 +383,7 @@ class UserNet(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.body(x).mean(dim=(2, 3)))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -383,7 +393,8 @@ def test_custom_module_trains_and_its_head_only_ensemble_runs(tmp_path) -> None:
     (tmp_path / "user_nets.py").write_text(CUSTOM_MODULE)
     model = ["model=custom", "model.cls=user_nets.UserNet", "+model.kwargs.hidden=6",
              "norm=native"]  # fmt: skip
-    _run("train.py", [*model, *TINY, f"hydra.run.dir={tmp_path / 'train'}"], tmp_path, tmp_path)
+    train = [*model, *TINY, "logger=csv", f"hydra.run.dir={tmp_path / 'train'}"]
+    _run("train.py", train, tmp_path, tmp_path)
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
     out = tmp_path / "ens"
     _run("ensemble.py", [*model, f"model.weights={ckpt}", "ensemble.vary=head", *TINY_ENSEMBLE,

@@ -55,11 +55,11 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
         for key in ("dataset.batch_size", "callbacks.bias_stats.batch_size"):
             if OmegaConf.select(cfg, key) == 1:
                 native = cfg.norm.placement == "native"  # issue 15: the architecture's BatchNorm
+                where = "BatchNorm in the architecture" if native else "norm.kind=batch"
                 raise ConfigError(
                     key,
-                    f"{key}=1 with {'BatchNorm in the architecture' if native else 'norm.kind=batch'}"
-                    ": BatchNorm cannot normalise a batch of one sample; use a batch size >= 2"
-                    f"{'' if native else ' or norm.kind=layer|rms|group'}",
+                    f"{key}=1 with {where}: BatchNorm cannot normalise a batch of one sample; "
+                    f"use a batch size >= 2{'' if native else ' or norm.kind=layer|rms|group'}",
                 )
     return {"input_shape": input_shape, "num_classes": num_classes, "batch_norm": batch_norm}
 

@@ -360,9 +360,7 @@ def _size(value: Any) -> tuple[int, int] | None:
     return (pair[0], pair[1])
 
 
-def make_spec(
-    library: type[Library], cfg: Mapping[str, Any], input_shape: tuple[int, ...]
-) -> Spec:
+def make_spec(library: type[Library], cfg: Mapping[str, Any], input_shape: tuple[int, ...]) -> Spec:
     """Check the ``model`` config of an external model (one-line errors) and freeze it."""
     for key in ("activation", "init"):
         if cfg.get(key, NATIVE) != NATIVE:
@@ -400,9 +398,7 @@ def make_spec(
     if spec.weights is not None:
         if spec.weights_file is not None:
             if not spec.weights_file.is_file():
-                raise ConfigError(
-                    "model.weights", f"model.weights={spec.weights}: no such file"
-                )
+                raise ConfigError("model.weights", f"model.weights={spec.weights}: no such file")
         else:
             library.check_named_weights(spec)
     return spec

@@ -34,7 +34,9 @@ Reinit = Callable[[nn.Module, int], None]
 
 def check_vary(vary: str) -> str:
     if vary not in VARY:
-        raise ConfigError("ensemble.vary", f"ensemble.vary={vary} unknown; allowed: {', '.join(VARY)}")
+        raise ConfigError(
+            "ensemble.vary", f"ensemble.vary={vary} unknown; allowed: {', '.join(VARY)}"
+        )
     return vary
 
 
