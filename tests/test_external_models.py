@@ -74,7 +74,7 @@ class TinyNet(nn.Module):
 
 def model_cfg(library: str, arch: str, **extra) -> dict:
     cfg = {
-        "_target_": f"igb.nn.external.{library}",
+        "_target_": f"igb.nn.libraries.{library}",
         "name": f"{library.lower()}-{arch}",
         "cls" if library == "Custom" else "arch": arch,
         "weights": None,
