@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from test_ensemble import one_intra_op_thread  # noqa: F401  (autouse: 1 intra-op thread)
 from torch import nn
 
 from igb.cli import check
@@ -49,14 +50,6 @@ TINY_ENSEMBLE = [
     "ensemble.n_boot=50",
     "ensemble.progress=false",
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class TinyNet(nn.Module):
@@ -189,12 +182,15 @@ def _stats(model, x, batch_size):
     return metric.compute()
 
 
-@pytest.mark.parametrize("vary", ["all", "head"])
-def test_ensemble_rows_are_the_models_built_alone(r18_file, vary) -> None:
-    """With pretrained weights, vary=all and vary=head sample the same thing: the head."""
+@pytest.mark.parametrize(("vary", "method"), [("all", "loop"), ("head", "vmap")])
+def test_ensemble_rows_are_the_models_built_alone(r18_file, vary, method) -> None:
+    """With pretrained weights, vary=all and vary=head sample the same thing: the head;
+    the threaded loop and vmap (the GPU default) both give the models built alone."""
     cfg = resnet18(weights=str(r18_file[0]))
     x = torch.randn(24, 3, 8, 8)
-    result = evaluate_ensemble(cfg, NATIVE, x, 3, [0, 1, 2], batch_size=12, workers=1, vary=vary)
+    result = evaluate_ensemble(
+        cfg, NATIVE, x, 3, [0, 1, 2], batch_size=12, method=method, workers=2, vary=vary
+    )
     for k, seed in enumerate([0, 1, 2]):
         ref = _stats(build_model(cfg, NATIVE, (3, 8, 8), 3, seed=seed), x, 12)
         assert result.f[k].tolist() == ref["f"].tolist()
