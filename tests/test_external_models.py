@@ -157,6 +157,37 @@ def test_timm_vit_resized_one_channel_input_and_weights_file(tmp_path) -> None:
     assert predict_logits(model, torch.randn(6, 1, 8, 8), 6).shape == (6, 3)
 
 
+def test_named_weights_load_from_the_local_caches(tmp_path, monkeypatch) -> None:
+    """Named weights come from the caches the libraries download to, in their on-disk
+    layouts (written here): torch hub's checkpoints folder and the Hugging Face hub cache."""
+    import huggingface_hub.constants
+    import timm
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.manual_seed(3)
+    imagenet = torchvision.models.resnet18().state_dict()  # 1000 classes
+    torch.save(imagenet, hub / "resnet18-f37072fd.pth")
+    got = params(build_model(resnet18(weights="IMAGENET1K_V1"), NATIVE, (3, 8, 8), 3, seed=0))
+    assert torch.equal(got["layer1.0.conv1.weight"], imagenet["layer1.0.conv1.weight"])
+    assert got["fc.weight"].shape == (3, 512)
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    repo = tmp_path / "hf" / "models--timm--test_vit.r160_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+    source = timm.create_model("test_vit", img_size=160).state_dict()
+    save_file(source, str(repo / "snapshots" / "0123abcd" / "model.safetensors"))
+    cfg = model_cfg("Timm", "test_vit", weights="r160_in1k", input_size=32)
+    got = params(build_model(cfg, NATIVE, (3, 8, 8), 3, seed=0))
+    assert torch.equal(got["blocks.0.attn.qkv.weight"], source["blocks.0.attn.qkv.weight"])
+    # timm resampled the position embedding from 160 / 16 to 32 / 16 patches a side
+    assert got["pos_embed"].shape[1] < source["pos_embed"].shape[1]
+
+
 def test_a_file_that_does_not_fit_is_one_line(tmp_path) -> None:
     torch.save(TinyNet(3).state_dict(), tmp_path / "tiny.pth")
     with pytest.raises(Exception, match=r"^model.weights=.*tiny.pth does not fit torchvision"):
