@@ -250,6 +250,17 @@ def test_head_only_ensemble_keeps_the_backbone(tmp_path) -> None:
     assert not torch.equal(replicas[1]["net.fc.weight"], replicas[2]["net.fc.weight"])
 
 
+def test_a_zero_head_is_one_line_and_a_fresh_head_measures() -> None:
+    """timm's MLP-Mixer starts with a zero head: every logit equal, gamma 0 / 0."""
+    cfg = model_cfg("Timm", "mixer_s32_224", input_size=32)
+    x = torch.randn(8, 3, 8, 8)
+    with pytest.raises(Exception, match=r"^model.head_init=native: timm-mixer_s32_224 init"):
+        evaluate_ensemble(cfg, NATIVE, x, 3, [0], batch_size=8)
+    cfg["head_init"] = "torch_default"
+    result = evaluate_ensemble(cfg, NATIVE, x, 3, [0, 1], batch_size=8)
+    assert (result.s2 > 0).all()
+
+
 def test_every_batch_norm_of_external_nets_uses_batch_statistics() -> None:
     import timm
 

@@ -62,6 +62,18 @@ def _copy_into(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
         tensor.copy_(state[name])
 
 
+def _require_live_head(state: Mapping[str, torch.Tensor], head: frozenset[str], name: Any) -> None:
+    """Some architectures start with a zero head (timm's MLP-Mixer, torchvision's ViT):
+    every logit is then equal at initialization and gamma is 0 / 0. Say so, and how out."""
+    weights = [state[k] for k in head if state[k].dim() >= 2]
+    if weights and not any(bool(w.any()) for w in weights):
+        raise ConfigError(
+            "model.head_init",
+            f"model.head_init=native: {name} initialises its head to zero, so every logit is "
+            "equal at initialization and gamma is undefined; use model.head_init=torch_default",
+        )
+
+
 def reinitializer(
     model_cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...],
     num_classes: int, device: torch.device, vary: str = "all", seed0: int = 0,
@@ -81,12 +93,15 @@ def reinitializer(
 
         return in_place
 
+    head = head_names(model_cfg, norm_cfg, input_shape, num_classes)
+
     def built(seed: int) -> dict[str, torch.Tensor]:
-        return _state(build_model(model_cfg, norm_cfg, input_shape, num_classes, seed, device))
+        state = _state(build_model(model_cfg, norm_cfg, input_shape, num_classes, seed, device))
+        _require_live_head(state, head, model_cfg.get("name"))
+        return state
 
     if vary == "all":
         return lambda model, seed: _copy_into(model, built(seed))
-    head = head_names(model_cfg, norm_cfg, input_shape, num_classes)
     backbone = {k: v for k, v in built(seed0).items() if k not in head}
 
     def head_only(model: nn.Module, seed: int) -> None:
