@@ -70,13 +70,15 @@ def norm_label(placement: Any, kind: Any) -> str:
     """``none``, or ``<kind>-<placement>`` such as ``batch-post``."""
     if placement in (None, "none") or _isnan(placement):
         return "none"
+    if placement == "native":  # the architecture's own norms (model=torchvision|timm|custom)
+        return "native"
     if kind is None or _isnan(kind):
         return str(placement)
     return f"{kind}-{placement}"
 
 
 #: norm kinds and placements in the order the paper discusses them
-KIND_ORDER = ("none", "batch", "layer", "rms", "group", "instance")
+KIND_ORDER = ("none", "batch", "layer", "rms", "group", "instance", "native")
 PLACEMENT_ORDER = ("none", "pre", "post")
 
 

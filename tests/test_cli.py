@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["norm=sideways"], ["norm=sideways", "allowed: none, post, pre"]),
-        (["model=foo"], ["model=foo", "allowed: cnn, mlp, resnet, vit"]),
-        (["-m", "model=mlp,foo"], ["model=foo", "allowed: cnn, mlp, resnet, vit"]),
+        (["norm=sideways"], ["norm=sideways", "allowed: native, none, post, pre"]),
+        (["model=foo"], ["model=foo", "allowed: cnn, custom, mlp, resnet, timm, torchvision, vit"]),
+        (["-m", "model=mlp,foo"], ["model=foo", "allowed: cnn, custom, mlp, resnet, timm, torchvision, vit"]),
         (["model.widht=10"], ["model.widht", "keys of 'model'", "width"]),
         (["model.width=0"], ["model.width=0", "positive integer"]),
         (["model.depth=-3"], ["model.depth=-3", "positive integer"]),

@@ -360,7 +360,7 @@ def test_finished_job_is_skipped(make_cfg, monkeypatch) -> None:
         (["ensemble.norm_mode=train"], ["ensemble.norm_mode=train", "batch, eval"]),
         (["ensemble.n_initz=3"], ["ensemble.n_initz", "keys of 'ensemble'", "n_inits"]),
         (["model.depth=0"], ["model.depth=0", "positive integer"]),
-        (["norm=sideways"], ["norm=sideways", "allowed: none, post, pre"]),
+        (["norm=sideways"], ["norm=sideways", "allowed: native, none, post, pre"]),
     ],
 )
 def test_bad_ensemble_input_gives_one_line(argv: list[str], expected: list[str]) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from igb.errors import ConfigError
+from igb.measure import has_batch_norm
 from igb.nn import build_model
 
 
@@ -35,8 +35,6 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
     layer type, group divisibility, image shapes, patch sizes) is checked exactly as the
     real build would check it, at no memory cost. Returns facts learned on the way.
     """
-    from igb.train import instantiate_datamodule  # late: train imports lightning
-
     for key in ("model.depth", "model.width"):
         if OmegaConf.select(cfg, key) is not None:
             _require_positive(cfg, key)
@@ -50,18 +48,26 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
         raise ConfigError("checkpoint_every_s", f"checkpoint_every_s={every} must be a number >= 0")
     if OmegaConf.select(cfg, "trainer.max_epochs") is not None:
         _require_positive(cfg, "trainer.max_epochs")
-    if _uses_batch_norm(cfg):
+    input_shape, num_classes = _shapes(cfg, check_data)
+    model = build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device="meta")
+    batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # issue 15: external models
+    if batch_norm:
         for key in ("dataset.batch_size", "callbacks.bias_stats.batch_size"):
             if OmegaConf.select(cfg, key) == 1:
+                native = cfg.norm.placement == "native"  # issue 15: the architecture's BatchNorm
+                where = "BatchNorm in the architecture" if native else "norm.kind=batch"
                 raise ConfigError(
                     key,
-                    f"{key}=1 with norm.kind=batch: BatchNorm cannot normalise a batch of one "
-                    "sample; use a batch size >= 2 or norm.kind=layer|rms|group",
+                    f"{key}=1 with {where}: BatchNorm cannot normalise a batch of one sample; "
+                    f"use a batch size >= 2{'' if native else ' or norm.kind=layer|rms|group'}",
                 )
+    return {"input_shape": input_shape, "num_classes": num_classes, "batch_norm": batch_norm}
+
+
+def _shapes(cfg: DictConfig, check_data: bool) -> tuple[tuple[int, ...], int]:
+    from igb.train import instantiate_datamodule  # late: train imports lightning
+
     dm = instantiate_datamodule(cfg.dataset)
     if check_data:
         dm.check_available()
-    input_shape = tuple(dm.expected_input_shape())
-    num_classes = int(dm.expected_num_classes())
-    build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device=torch.device("meta"))
-    return {"input_shape": input_shape, "num_classes": num_classes}
+    return tuple(dm.expected_input_shape()), int(dm.expected_num_classes())

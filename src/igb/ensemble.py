@@ -67,7 +67,7 @@ from igb.job import JobFolder
 from igb.measure import NORM_MODES, batch_stat_mode, batches
 from igb.metrics import bias_degree, centred_logit_moments, gamma_bootstrap_ci, gamma_from_moments
 from igb.nn import build_model
-from igb.nn.init import initialize
+from igb.nn.reinit import check_vary, reinitializer  # issue 15: ensemble.vary, external models
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +216,6 @@ def _empty_model(
     return model
 
 
-def _init_scheme(model_cfg: Mapping[str, Any]) -> str:
-    return model_cfg.get("init", "kaiming_normal")
-
-
 def evaluate_ensemble(
     model_cfg: Mapping[str, Any],
     norm_cfg: Mapping[str, Any],
@@ -233,6 +229,7 @@ def evaluate_ensemble(
     chunk_size: int | str | None = "auto",
     workers: int | str | None = "auto",
     progress: ProgressFn | None = None,
+    vary: str = "all",  # issue 15: all | head (see igb.nn.reinit)
 ) -> EnsembleResult:
     """Evaluate initializations ``seeds`` on ``x``; statistics per initialization.
 
@@ -262,14 +259,14 @@ def evaluate_ensemble(
             n_workers = min(resolve_workers(workers, device), max(1, len(seeds)))
             _run_loop(
                 model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device,
-                n_workers, store, progress,
+                n_workers, store, progress, vary,
             )  # fmt: skip
             chunk = None
         else:
             n_workers = 1
             chunk = _run_vmap(
                 model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device,
-                chunk_size, store, progress,
+                chunk_size, store, progress, vary,
             )  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -293,7 +290,7 @@ def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def _run_loop(
     model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device, n_workers,
-    store: _Store, progress: ProgressFn,
+    store: _Store, progress: ProgressFn, vary: str = "all",
 ) -> None:  # fmt: skip
     """One initialization at a time; ``n_workers`` threads, each with its own replica.
 
@@ -302,7 +299,10 @@ def _run_loop(
     for the workers (no lock) was ~15% slower (three threads on two cores); initialising
     without any lock (not reproducible) would be ~9% faster.
     """
-    scheme = _init_scheme(model_cfg)
+    # issue 15: initialization i of any model (built-in, external; vary=all|head)
+    reinit = reinitializer(
+        model_cfg, norm_cfg, x.shape[1:], num_classes, device, vary, seeds[0] if seeds else 0
+    )
     replicas = [
         _empty_model(model_cfg, norm_cfg, x.shape[1:], num_classes, device, norm_mode)
         for _ in range(n_workers)
@@ -326,8 +326,7 @@ def _run_loop(
                     k = next(order, None)
                     if k is None:
                         return
-                    torch.manual_seed(seeds[k])
-                    initialize(model, scheme)
+                    reinit(model, seeds[k])  # issue 15
                 logits = torch.cat([model(x[s]) for s in slices])
                 store.put(k, init_statistics(logits.unsqueeze(0)))
                 progress(1)
@@ -384,18 +383,20 @@ def resolve_chunk_size(
 
 def _run_vmap(
     model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device, chunk_size,
-    store: _Store, progress: ProgressFn,
+    store: _Store, progress: ProgressFn, vary: str = "all",
 ) -> int:  # fmt: skip
     """Returns the chunk size used (smaller than asked if the GPU ran out of memory)."""
     from torch.func import functional_call, stack_module_state, vmap
 
-    scheme = _init_scheme(model_cfg)
+    # issue 15: initialization i of any model (built-in, external; vary=all|head)
+    reinit = reinitializer(
+        model_cfg, norm_cfg, x.shape[1:], num_classes, device, vary, seeds[0] if seeds else 0
+    )
     model = _empty_model(model_cfg, norm_cfg, x.shape[1:], num_classes, device, norm_mode)
     slices = batches(x.shape[0], batch_size)
     if seeds:
         with torch.no_grad():
-            torch.manual_seed(seeds[0])
-            initialize(model, scheme)
+            reinit(model, seeds[0])  # issue 15
     chunk_size = resolve_chunk_size(chunk_size, model, x, slices, norm_mode, len(seeds))
     # stacked state: one slot per initialization of a chunk, refilled chunk after chunk
     params, buffers = stack_module_state([model] * chunk_size)
@@ -411,8 +412,7 @@ def _run_vmap(
         while start < len(seeds):
             chunk = seeds[start : start + chunk_size]
             for j, seed in enumerate(chunk):
-                torch.manual_seed(seed)
-                initialize(model, scheme)
+                reinit(model, seed)  # issue 15
                 for name, value in model.named_parameters():
                     params[name][j].copy_(value)
                 for name, value in model.named_buffers():
@@ -550,6 +550,7 @@ def choices(cfg: DictConfig) -> dict[str, Any]:
         "init": cfg.model.get("init", "kaiming_normal"),
         "dataset": cfg.dataset.get("name"),
         "eval_split": cfg.ensemble.eval_split,
+        "vary": cfg.ensemble.get("vary", "all"),  # issue 15
     }
 
 
@@ -680,6 +681,7 @@ def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
             chunk_size=ens.chunk_size,
             workers=ens.get("workers", "auto"),
             progress=advance,
+            vary=ens.get("vary", "all"),  # issue 15
         )
     summary = summarize(
         result, cfg, n_points=int(x.shape[0]), n_boot=int(ens.n_boot), ci_level=ens.ci_level
@@ -710,8 +712,8 @@ def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 def _title(cfg: DictConfig) -> str:
     ch = choices(cfg)
-    norm = (
-        "no norm" if ch["norm_placement"] == "none" else f"{ch['norm_kind']}-{ch['norm_placement']}"
+    norm = {"none": "no norm", "native": "native norms"}.get(  # issue 15: native
+        ch["norm_placement"], f"{ch['norm_kind']}-{ch['norm_placement']}"
     )
     size = f" depth {ch['depth']} width {ch['width']}" if ch["depth"] is not None else ""
     return f"{ch['model']}{size}, {norm}, {ch['activation']}, {ch['dataset']}"
@@ -724,7 +726,8 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
     from hydra.types import RunMode
 
     ch = choices(cfg)
-    norm = "none" if ch["norm_placement"] == "none" else f"{ch['norm_kind']}-{ch['norm_placement']}"
+    placement = ch["norm_placement"]  # issue 15: none and native are their own labels
+    norm = placement if placement in ("none", "native") else f"{ch['norm_kind']}-{placement}"
     tags = [
         "ensemble",
         f"model:{ch['model']}",
@@ -830,7 +833,8 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     if ens.chunk_size != "auto":
         _int_at_least(ens, "chunk_size", 1, " or auto")
     _int_at_least(ens, "n_boot", 1)
-    bn = cfg.norm.placement != "none" and cfg.norm.kind == "batch"
+    check_vary(ens.get("vary", "all"))  # issue 15
+    bn = facts["batch_norm"]  # issue 15: also a BatchNorm inside an external architecture
     if bn and ens.norm_mode == "batch":
         _int_at_least(
             ens, "batch_size", 2,

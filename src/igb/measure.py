@@ -19,8 +19,23 @@ from torch import nn
 NORM_MODES = ("batch", "eval")
 
 
-def _batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+def _keeps_running_stats(module: nn.Module) -> bool:
+    """BatchNorm and its relatives: every ``_BatchNorm`` (torch's, timm's BatchNormAct2d,
+    SyncBatchNorm) and any other norm that normalises with batch statistics in training
+    mode while keeping running ones (timm's EvoNorm-B, for instance)."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return True
+    names = {name for name, _ in module.named_buffers(recurse=False)}
+    return bool(names & {"running_mean", "running_var"})
+
+
+def _batch_norms(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if _keeps_running_stats(m)]
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` normalises with batch statistics anywhere (batches of one fail)."""
+    return any(_keeps_running_stats(m) for m in model.modules())
 
 
 @contextmanager

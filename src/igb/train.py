@@ -72,7 +72,8 @@ def instantiate_datamodule(dataset_cfg: DictConfig | dict[str, Any]) -> InMemory
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
     """Names a run by its choices: W&B job_type ``model-kind-placement``, tags, sweep group."""
     placement = cfg.norm.placement
-    norm = "none" if placement == "none" else f"{cfg.norm.kind}-{placement}"
+    # issue 15: none and native (the architecture's own norms) are their own labels
+    norm = placement if placement in ("none", "native") else f"{cfg.norm.kind}-{placement}"
     job_type = f"{cfg.model.name}-{norm}"
     tags = [
         f"model:{cfg.model.name}",

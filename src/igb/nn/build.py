@@ -10,6 +10,7 @@ from hydra.utils import get_class
 from torch import nn
 
 from igb.errors import ConfigError
+from igb.nn.external import build_external, check_norm, is_external
 from igb.nn.init import check_scheme, initialize
 from igb.nn.norm_act import NormAct, NormConfig
 
@@ -52,6 +53,10 @@ def build_model(
         _positive(cfg, key)
     cls = get_class(cfg["_target_"])
     name = cfg.get("name", cls.__name__.lower())
+    # external architectures (model=torchvision|timm|custom) build and initialise themselves
+    check_norm(cls, norm_cfg, name)
+    if is_external(cls):
+        return build_external(cls, cfg, tuple(input_shape), num_classes, seed, device)
     norm_act = NormAct(norm_config(norm_cfg), cfg.get("activation", "relu"), name)
     kwargs = {k: v for k, v in cfg.items() if k not in _BUILD_KEYS}
     scheme = cfg.get("init", "kaiming_normal")
