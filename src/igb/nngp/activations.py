@@ -1,0 +1,167 @@
+"""What an activation does to the kernel of a Gaussian process, in closed form or by quadrature.
+
+Input: the second-moment kernel ``K`` (N x N) of zero-mean Gaussian pre-activations,
+``u(x) ~ GP(0, K)``. Output: ``Q(x, x') = E[phi(u(x)) phi(u(x'))]`` (the second moment,
+offset included) and the mean ``m(x) = E[phi(u(x))]``. The mean is the offset a
+ReLU-like activation puts on every unit; the norms downstream decide what happens to it.
+
+- ``relu``: the arc-cosine kernel ``sqrt(k k') (sin t + (pi - t) cos t) / (2 pi)``,
+  ``t = arccos rho``, and ``m = sqrt(k / (2 pi))``.
+- ``leaky_relu`` (slope ``a``): ``phi = (1 - a) relu(u) + a u``, so
+  ``Q = (1 - a)^2 Q_relu + a K`` (``E[relu(u) v] = K / 2``) and ``m = (1 - a) m_relu``.
+- ``identity``: ``Q = K``, ``m = 0``.
+- every other activation of :data:`igb.nn.norm_act.ACTIVATIONS` (gelu, tanh, silu, elu,
+  sigmoid): Mehler's formula. With ``u = a z``, ``v = b z'``, ``corr(z, z') = rho``,
+  ``E[phi(a z) phi(b z')] = sum_n c_n(a) c_n(b) rho^n`` where ``c_n(a) = E[phi(a z)
+  He_n(z)] / sqrt(n!)``. The coefficients come from a 1-D Gauss-Legendre rule on each
+  half-line (the activation module itself is evaluated, so its defaults are the
+  network's), the series is summed by Horner's rule over all pairs at once, truncated
+  where the tail ``E[phi^2] - sum c_n^2`` (known exactly per point) is below
+  :data:`TAIL_TOL` of ``E[phi^2]``; the diagonal is set to the exact ``E[phi^2]`` and
+  the remaining tail is added as ``t(x) t(x') rho^(M+1)``, which is exact on the
+  diagonal and bounds the error by the tail elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from igb.nn.norm_act import ACTIVATIONS
+
+#: relative truncation tolerance of the Hermite series (on E[phi^2], the worst point)
+TAIL_TOL = 1e-6
+#: most Hermite orders summed; beyond, the exact tail term closes the series
+MAX_ORDER = 96
+#: Gauss-Legendre nodes on each half-line [0, Z_MAX] (the kink of elu / relu-like
+#: activations sits at 0, so each half is smooth and the rule converges spectrally)
+_NODES_PER_HALF = 256
+_Z_MAX = 12.0
+#: rows per cache-resident tile of the Horner sum
+_TILE_ROWS = 32
+
+
+@dataclass(frozen=True)
+class ActivationKernel:
+    """``Q = E[phi(u) phi(u')]`` (N x N) and ``m = E[phi(u)]`` (N,) of one layer.
+
+    ``error_bound``: a bound on the truncation error of any entry of ``Q`` (0 for the
+    closed forms): the series' tail beyond order M and the tail term are each at most
+    ``t(x) t(x')`` by Cauchy-Schwarz, so the error is at most ``2 max_x t(x)^2``.
+    """
+
+    q: np.ndarray
+    m: np.ndarray
+    error_bound: float = 0.0
+
+
+def _rho(k: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Correlations ``K / (s s')``, clipped into [-1, 1]; 0 where a point has zero variance."""
+    safe = np.where(scale > 0, scale, 1.0)
+    rho = k / safe[:, None] / safe[None, :]
+    rho[scale == 0, :] = 0.0
+    rho[:, scale == 0] = 0.0
+    np.clip(rho, -1.0, 1.0, out=rho)
+    return rho
+
+
+def relu_kernel(k: np.ndarray) -> ActivationKernel:
+    scale = np.sqrt(np.clip(np.diag(k), 0.0, None))
+    rho = _rho(k, scale)
+    theta = np.arccos(rho)
+    q = np.sqrt(1.0 - rho * rho)
+    q += (np.pi - theta) * rho
+    q *= np.outer(scale, scale) / (2 * np.pi)
+    np.fill_diagonal(q, scale**2 / 2)  # exact where rho = 1
+    return ActivationKernel(q=q, m=scale / np.sqrt(2 * np.pi))
+
+
+def leaky_relu_kernel(k: np.ndarray, slope: float) -> ActivationKernel:
+    base = relu_kernel(k)
+    return ActivationKernel(q=(1 - slope) ** 2 * base.q + slope * k, m=(1 - slope) * base.m)
+
+
+def _nodes() -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of E[f(z)], z ~ N(0, 1): Gauss-Legendre on [-Z, 0] and [0, Z]."""
+    x, w = np.polynomial.legendre.leggauss(_NODES_PER_HALF)
+    z = (x + 1) * _Z_MAX / 2
+    w = w * _Z_MAX / 2 * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
+    return np.concatenate([-z[::-1], z]), np.concatenate([w[::-1], w])
+
+
+_Z, _W = _nodes()
+
+
+def _hermite(z: np.ndarray, order: int) -> np.ndarray:
+    """Normalised probabilists' Hermite functions ``He_n(z) / sqrt(n!)``, n = 0..order."""
+    h = np.empty((order + 1, z.size))
+    h[0] = 1.0
+    if order:
+        h[1] = z
+    for n in range(1, order):
+        h[n + 1] = (z * h[n] - np.sqrt(n) * h[n - 1]) / np.sqrt(n + 1)
+    return h
+
+
+_H = _hermite(_Z, MAX_ORDER)
+
+
+def _mehler_sum(coef: np.ndarray, tail: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """``sum_n c_n c_n^T rho^n + t t^T rho^(M+1)`` by Horner's rule, tile by tile.
+
+    A tile of :data:`_TILE_ROWS` rows stays in cache through all orders (the whole
+    N x N matrix would be streamed from memory once per order); only tiles on and above
+    the diagonal are computed, the rest is their mirror image.
+    """
+    n, orders = coef.shape
+    q = np.empty_like(rho)
+    for start in range(0, n, _TILE_ROWS):
+        rows = slice(start, min(start + _TILE_ROWS, n))
+        r = rho[rows, start:]
+        tile = np.outer(tail[rows], tail[start:])
+        tile *= r
+        term = np.empty_like(tile)
+        for k in range(orders - 1, -1, -1):
+            tile += np.multiply(coef[rows, k, None], coef[None, start:, k], out=term)
+            if k:
+                tile *= r
+        q[rows, start:] = tile
+    upper = np.triu(q)
+    return upper + np.triu(q, 1).T
+
+
+def mehler_kernel(k: np.ndarray, act: torch.nn.Module) -> ActivationKernel:
+    """Kernel of a smooth activation by its Hermite (Mehler) series, vectorised over pairs."""
+    scale = np.sqrt(np.clip(np.diag(k), 0.0, None))
+    with torch.no_grad():
+        phi = act(torch.from_numpy(np.outer(scale, _Z))).numpy()  # (N, nodes)
+    weighted = phi * _W
+    coef = weighted @ _H.T  # (N, MAX_ORDER + 1): c_n(a_x)
+    second = (weighted * phi).sum(axis=1)  # E[phi^2] per point, exact
+    tail = second[:, None] - np.cumsum(coef**2, axis=1)
+    rel = tail / np.where(second > 0, second, 1.0)[:, None]
+    below = np.flatnonzero(rel.max(axis=0) <= TAIL_TOL)
+    order = int(below[0]) if below.size else MAX_ORDER
+    rho = _rho(k, scale)
+    t = np.sqrt(np.clip(tail[:, order], 0.0, None))
+    q = _mehler_sum(coef[:, : order + 1], t, rho)
+    np.fill_diagonal(q, second)
+    return ActivationKernel(q=q, m=coef[:, 0], error_bound=2 * float((t * t).max()))
+
+
+#: activations with a closed form (name -> kernel map); the rest go through Mehler's series
+CLOSED_FORM = ("relu", "leaky_relu", "identity")
+
+
+def activation_kernel(name: str, k: np.ndarray) -> ActivationKernel:
+    """``(Q, m)`` of activation ``name`` (a key of ``ACTIVATIONS``) on ``GP(0, K)``."""
+    if name == "relu":
+        return relu_kernel(k)
+    if name == "identity":
+        return ActivationKernel(q=k.copy(), m=np.zeros(k.shape[0]))
+    act = ACTIVATIONS[name]()
+    if name == "leaky_relu":
+        return leaky_relu_kernel(k, float(act.negative_slope))
+    return mehler_kernel(k, act.double())
