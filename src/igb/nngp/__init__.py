@@ -10,6 +10,7 @@ never a number that means something else. The derivation is in docs/theory.md.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from igb.nngp.kernel import (
     gamma_from_kernel,
 )
 
-__all__ = ["Prediction", "architecture", "predict_gamma"]
+__all__ = ["Prediction", "architecture", "predict_gamma", "summary_fields"]
 
 #: the only model the theory walks (its blocks are Linear + norm + activation, nothing else)
 MLP_TARGET = "igb.nn.mlp.MLP"
@@ -109,6 +110,29 @@ def predict_gamma(
         return Prediction(gamma=gamma_from_kernel(final_kernel(x, arch, batch_size)))
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
+
+
+def summary_fields(
+    model_cfg: Mapping[str, Any],
+    norm_cfg: Mapping[str, Any],
+    x: torch.Tensor | np.ndarray,
+    batch_size: int,
+    norm_mode: str = "batch",
+) -> dict[str, Any]:
+    """The ``gamma_theory*`` entries of an ensemble's summary.json.
+
+    ``gamma_theory`` and ``gamma_theory_regime``, or ``gamma_theory: None`` with
+    ``gamma_theory_reason``; ``gamma_theory_time_s`` is what the prediction took.
+    """
+    t0 = time.perf_counter()
+    pred = predict_gamma(model_cfg, norm_cfg, x, batch_size, norm_mode)
+    fields: dict[str, Any] = {"gamma_theory": pred.gamma}
+    if pred.gamma is None:
+        fields["gamma_theory_reason"] = pred.reason
+    else:
+        fields["gamma_theory_regime"] = pred.regime
+    fields["gamma_theory_time_s"] = time.perf_counter() - t0
+    return fields
 
 
 def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ ReLU-like activation puts on every unit; the norms downstream decide what happen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,7 @@ MAX_ORDER = 96
 #: activations sits at 0, so each half is smooth and the rule converges spectrally)
 _NODES_PER_HALF = 256
 _Z_MAX = 12.0
-#: rows per cache-resident tile of the Horner sum
+#: rows per cache-resident tile of the pairwise maps
 _TILE_ROWS = 32
 
 
@@ -57,23 +58,42 @@ class ActivationKernel:
     error_bound: float = 0.0
 
 
-def _rho(k: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Correlations ``K / (s s')``, clipped into [-1, 1]; 0 where a point has zero variance."""
-    safe = np.where(scale > 0, scale, 1.0)
-    rho = k / safe[:, None] / safe[None, :]
-    rho[scale == 0, :] = 0.0
-    rho[:, scale == 0] = 0.0
-    np.clip(rho, -1.0, 1.0, out=rho)
-    return rho
+TileFn = Callable[[np.ndarray, slice, slice], np.ndarray]
+
+
+def _pairwise(k: np.ndarray, scale: np.ndarray, tile_fn: TileFn) -> np.ndarray:
+    """A symmetric map of the correlations ``rho = K / (s s')``, computed tile by tile.
+
+    ``tile_fn(rho_tile, rows, cols)`` returns the map on one tile. Tiles of
+    :data:`_TILE_ROWS` rows on and above the diagonal stay in cache through every
+    operation of the map (the whole N x N matrix would be streamed from memory once per
+    operation) and are mirrored below it. ``rho`` is clipped into [-1, 1] and set to 0
+    where a point has zero variance.
+    """
+    n = k.shape[0]
+    inv = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
+    q = np.empty_like(k)
+    for start in range(0, n, _TILE_ROWS):
+        rows, cols = slice(start, min(start + _TILE_ROWS, n)), slice(start, n)
+        rho = k[rows, cols] * inv[rows, None]
+        rho *= inv[None, cols]
+        np.clip(rho, -1.0, 1.0, out=rho)
+        tile = tile_fn(rho, rows, cols)
+        q[rows, cols] = tile
+        q[cols, rows] = tile.T
+    return q
 
 
 def relu_kernel(k: np.ndarray) -> ActivationKernel:
     scale = np.sqrt(np.clip(np.diag(k), 0.0, None))
-    rho = _rho(k, scale)
-    theta = np.arccos(rho)
-    q = np.sqrt(1.0 - rho * rho)
-    q += (np.pi - theta) * rho
-    q *= np.outer(scale, scale) / (2 * np.pi)
+
+    def arc_cosine(rho: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+        q = np.sqrt(1.0 - rho * rho)
+        q += (np.pi - np.arccos(rho)) * rho
+        q *= np.outer(scale[rows], scale[cols] / (2 * np.pi))
+        return q
+
+    q = _pairwise(k, scale, arc_cosine)
     np.fill_diagonal(q, scale**2 / 2)  # exact where rho = 1
     return ActivationKernel(q=q, m=scale / np.sqrt(2 * np.pi))
 
@@ -108,30 +128,6 @@ def _hermite(z: np.ndarray, order: int) -> np.ndarray:
 _H = _hermite(_Z, MAX_ORDER)
 
 
-def _mehler_sum(coef: np.ndarray, tail: np.ndarray, rho: np.ndarray) -> np.ndarray:
-    """``sum_n c_n c_n^T rho^n + t t^T rho^(M+1)`` by Horner's rule, tile by tile.
-
-    A tile of :data:`_TILE_ROWS` rows stays in cache through all orders (the whole
-    N x N matrix would be streamed from memory once per order); only tiles on and above
-    the diagonal are computed, the rest is their mirror image.
-    """
-    n, orders = coef.shape
-    q = np.empty_like(rho)
-    for start in range(0, n, _TILE_ROWS):
-        rows = slice(start, min(start + _TILE_ROWS, n))
-        r = rho[rows, start:]
-        tile = np.outer(tail[rows], tail[start:])
-        tile *= r
-        term = np.empty_like(tile)
-        for k in range(orders - 1, -1, -1):
-            tile += np.multiply(coef[rows, k, None], coef[None, start:, k], out=term)
-            if k:
-                tile *= r
-        q[rows, start:] = tile
-    upper = np.triu(q)
-    return upper + np.triu(q, 1).T
-
-
 def mehler_kernel(k: np.ndarray, act: torch.nn.Module) -> ActivationKernel:
     """Kernel of a smooth activation by its Hermite (Mehler) series, vectorised over pairs."""
     scale = np.sqrt(np.clip(np.diag(k), 0.0, None))
@@ -144,9 +140,20 @@ def mehler_kernel(k: np.ndarray, act: torch.nn.Module) -> ActivationKernel:
     rel = tail / np.where(second > 0, second, 1.0)[:, None]
     below = np.flatnonzero(rel.max(axis=0) <= TAIL_TOL)
     order = int(below[0]) if below.size else MAX_ORDER
-    rho = _rho(k, scale)
     t = np.sqrt(np.clip(tail[:, order], 0.0, None))
-    q = _mehler_sum(coef[:, : order + 1], t, rho)
+
+    def horner(rho: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+        """sum_n c_n c_n^T rho^n + t t^T rho^(M+1), Horner's rule from the tail term."""
+        q = np.outer(t[rows], t[cols])
+        q *= rho
+        term = np.empty_like(q)
+        for n in range(order, -1, -1):
+            q += np.multiply(coef[rows, n, None], coef[None, cols, n], out=term)
+            if n:
+                q *= rho
+        return q
+
+    q = _pairwise(k, scale, horner)
     np.fill_diagonal(q, second)
     return ActivationKernel(q=q, m=coef[:, 0], error_bound=2 * float((t * t).max()))
 
