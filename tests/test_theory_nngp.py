@@ -4,11 +4,15 @@ and prediction against measured ensembles at width 1024 for every placement."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from scipy import special
 
+from igb import ensemble as ens
 from igb.ensemble import evaluate_ensemble
 from igb.metrics import gamma_bootstrap_ci
 from igb.nn.norm_act import ACTIVATIONS
@@ -162,6 +166,40 @@ def test_theory_command_prints_the_grid_and_rejects_bad_keys(capsys):
     assert len(lines) == 5 and sum("batch-post" in line for line in lines) == 2
     assert nngp_main(["model.depthh=3"]) == 2
     assert "model.depthh" in capsys.readouterr().err
+
+
+# -- the ensemble job: summary.json and histogram.png carry the prediction ------------------
+JOB = [
+    "model.depth=3",
+    "model.width=16",
+    "dataset.num_samples=120",
+    "dataset.shape=[10]",
+    "ensemble.n_inits=6",
+    "ensemble.eval_samples=80",
+    "ensemble.batch_size=40",
+    "ensemble.n_boot=50",
+    "ensemble.progress=false",
+]
+
+
+@pytest.mark.parametrize("model, norm", [("mlp", "pre"), ("cnn", "post")])
+def test_ensemble_summary_carries_gamma_theory(make_cfg, model, norm):
+    cfg = make_cfg(*JOB, f"model={model}", f"norm={norm}", name="ensemble")
+    if model == "cnn":
+        cfg.dataset.shape = [3, 4, 4]
+    ens.run(cfg)
+    out = Path(cfg.paths.output_dir)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (out / "histogram.png").stat().st_size > 0
+    if model == "cnn":
+        assert summary["gamma_theory"] is None
+        assert "model=mlp only" in summary["gamma_theory_reason"]
+        return
+    x, _ = ens.eval_set(cfg)
+    want = predict_gamma(cfg.model, cfg.norm, x, batch_size=40)
+    assert summary["gamma_theory"] == pytest.approx(want.gamma, rel=1e-12)
+    assert summary["gamma_theory_regime"] == want.regime
+    assert "gamma_theory_reason" not in summary
 
 
 # -- prediction against measurement at width 1024 ---------------------------------------------
