@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import special
@@ -20,6 +22,7 @@ from igb.nngp import predict_gamma
 from igb.nngp.__main__ import main as nngp_main
 from igb.nngp.activations import activation_kernel, mehler_kernel, relu_kernel
 from igb.nngp.kernel import Units, batch_norm, gamma_from_kernel, layer_norm, rms_norm
+from multirun_analysis.figures import _theory_curve
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -259,3 +262,14 @@ def test_prediction_matches_measurement_at_width_1024(activation, norm, depth, e
             assert swapped.gamma == pytest.approx(pred.gamma, rel=1e-6)
         return
     assert not agrees(swapped.gamma, lo, hi, depth, 1024), (swapped.gamma, lo, hi)
+
+
+def test_gamma_vs_depth_draws_the_predicted_curve_where_covered():
+    fig, ax = plt.subplots()
+    sel = pd.DataFrame({"depth": [1, 1, 5], "gamma_theory": [0.4, 0.4, 2.0]})
+    _theory_curve(ax, sel, "layer-pre", floor=1e-6)
+    np.testing.assert_allclose(ax.lines[-1].get_xydata(), [[1, 0.4], [5, 2.0]])
+    uncovered = pd.DataFrame({"depth": [1, 5], "gamma_theory": [None, None]})
+    _theory_curve(ax, uncovered, "layer-pre", floor=1e-6)
+    assert len(ax.lines) == 1
+    plt.close(fig)
