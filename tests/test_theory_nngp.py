@@ -24,14 +24,7 @@ from igb.nngp.activations import activation_kernel, mehler_kernel, relu_kernel
 from igb.nngp.kernel import Units, batch_norm, gamma_from_kernel, layer_norm, rms_norm
 from multirun_analysis.figures import _theory_curve
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    """Two worker threads with one intra-op thread each (see tests/test_ensemble.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_intra_op_thread")
 
 
 def mlp(depth: int, activation: str = "relu", width: int = 1024, init="kaiming_normal") -> dict:
