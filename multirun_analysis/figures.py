@@ -217,10 +217,13 @@ def _ensemble_hist_figure(
             n_points = _int_or_none(sel.get("n_points"))
             _hist_panel(ax, values, C, gamma, n_points)
             regime = sel["regime"].iloc[0] if "regime" in sel else ""
+            predicted = pd.to_numeric(sel.get("gamma_theory"), errors="coerce")
+            predicted = float(predicted.mean()) if predicted is not None else math.nan
+            theory_line = f"\nγ∞={predicted:.2g}" if np.isfinite(predicted) else ""
             ax.text(
                 0.97,
                 0.93,
-                f"γ={gamma:.2g}\n{str(regime).replace('_', ' ')}",
+                f"γ={gamma:.2g}{theory_line}\n{str(regime).replace('_', ' ')}",
                 transform=ax.transAxes,
                 ha="right",
                 va="top",
@@ -237,7 +240,11 @@ def _ensemble_hist_figure(
     title = f"{var} over {n_inits} initializations per panel"
     title += f", C={C}" if C else ""
     title += f" — {_title(suffix)}" if suffix else ""
-    fig.suptitle(title + "  (grey: measured, red: Gaussian model at measured γ)", fontsize=9)
+    fig.suptitle(
+        title + "  (grey: measured, red: Gaussian model at measured γ; γ∞: infinite-width "
+        "prediction)",
+        fontsize=9,
+    )
     name = f"f_histograms{'_' + _slug(suffix) if suffix else ''}.png"
     path = _save(fig, out / name)
     where = f" ({_title(suffix)})" if suffix else ""
