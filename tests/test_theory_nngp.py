@@ -146,6 +146,7 @@ def test_layer_and_rms_norm_maps_are_exact_on_empirical_moments():
         (mlp(2, activation="softplus"), {"placement": "none"}, "activation 'softplus'"),
         (mlp(2, init="orthogonal"), {"placement": "none"}, "init 'orthogonal'"),
         (mlp(2), {"placement": "post", "kind": "layer", "center": True}, "norm.center"),
+        ({**mlp(2), "dropout": 0.1}, {"placement": "none"}, "model.dropout"),
         (mlp(2, width=30), {"placement": "pre", "kind": "group", "groups": 8}, "does not divide"),
     ],
 )

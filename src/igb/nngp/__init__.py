@@ -57,6 +57,9 @@ def architecture(
     target = model_cfg.get("_target_", MLP_TARGET)
     if target != MLP_TARGET:
         return f"the theory covers model=mlp only, not {model_cfg.get('name', target)}"
+    unknown = sorted(set(model_cfg) - set(_DEFAULTS) - {"_target_", "name"})
+    if unknown:
+        return f"model.{unknown[0]} is not covered by the theory"
     cfg = {**_DEFAULTS, **{k: v for k, v in model_cfg.items() if k in _DEFAULTS}}
     if cfg["activation"] not in ACTIVATIONS:
         return f"activation {cfg['activation']!r} is not one of {', '.join(ACTIVATIONS)}"
