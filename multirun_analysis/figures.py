@@ -217,10 +217,13 @@ def _ensemble_hist_figure(
             n_points = _int_or_none(sel.get("n_points"))
             _hist_panel(ax, values, C, gamma, n_points)
             regime = sel["regime"].iloc[0] if "regime" in sel else ""
+            predicted = pd.to_numeric(sel.get("gamma_theory"), errors="coerce")
+            predicted = float(predicted.mean()) if predicted is not None else math.nan
+            theory_line = f"\nγ∞={predicted:.2g}" if np.isfinite(predicted) else ""
             ax.text(
                 0.97,
                 0.93,
-                f"γ={gamma:.2g}\n{str(regime).replace('_', ' ')}",
+                f"γ={gamma:.2g}{theory_line}\n{str(regime).replace('_', ' ')}",
                 transform=ax.transAxes,
                 ha="right",
                 va="top",
@@ -237,7 +240,11 @@ def _ensemble_hist_figure(
     title = f"{var} over {n_inits} initializations per panel"
     title += f", C={C}" if C else ""
     title += f" — {_title(suffix)}" if suffix else ""
-    fig.suptitle(title + "  (grey: measured, red: Gaussian model at measured γ)", fontsize=9)
+    fig.suptitle(
+        title + "  (grey: measured, red: Gaussian model at measured γ; γ∞: infinite-width "
+        "prediction)",
+        fontsize=9,
+    )
     name = f"f_histograms{'_' + _slug(suffix) if suffix else ''}.png"
     path = _save(fig, out / name)
     where = f" ({_title(suffix)})" if suffix else ""
@@ -289,6 +296,17 @@ def fig_step0_f_max(col: Collection, out: Path) -> list[Figure]:
 # ---------------------------------------------------------------------------- gamma
 
 
+def _theory_curve(ax: plt.Axes, sel: pd.DataFrame, norm: str, floor: float) -> None:
+    """The infinite-width gamma of the jobs (summary.json ``gamma_theory``), where covered."""
+    if "gamma_theory" not in sel:
+        return
+    theory = pd.to_numeric(sel["gamma_theory"], errors="coerce").groupby(sel["depth"]).mean()
+    theory = theory.dropna()
+    if not theory.empty:
+        style = {**norm_style(norm), "lw": 4, "alpha": 0.3}
+        ax.plot(theory.index, theory.clip(lower=floor), **style)
+
+
 def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
     jobs = _finished(col, "ensemble")
     if jobs.empty or "gamma" not in jobs or "depth" not in jobs:
@@ -315,6 +333,7 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
                 agg.index, y, yerr=yerr, marker="o", ms=3.5, capsize=2, label=norm,
                 **norm_style(norm),
             )  # fmt: skip
+            _theory_curve(ax, sel, norm, floor)
         ax.axhline(1.0, color="0.3", lw=0.8)
         ax.axhline(NEUTRAL_TOL, color="0.3", lw=0.8, ls=":")
         ax.set_yscale("log")
@@ -324,8 +343,9 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
     axes[0][0].set_ylabel("γ (IGB strength)")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(
-        "γ vs depth (solid: post, dashed: pre, dotted: none; lines at γ=1 and the neutral "
-        f"tolerance {NEUTRAL_TOL:g}; γ below {floor:g} drawn at {floor:g})",
+        "γ vs depth (solid: post, dashed: pre, dotted: none; wide pale: infinite-width "
+        f"theory; lines at γ=1 and the neutral tolerance {NEUTRAL_TOL:g}; γ below {floor:g} "
+        f"drawn at {floor:g})",
         fontsize=9,
     )
     fig.tight_layout()
@@ -334,7 +354,9 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
         Figure(
             path,
             "IGB strength γ (bootstrap 95% interval) against depth for each norm kind and "
-            "placement; above γ=1 deeply prejudiced, below the dotted line neutral.",
+            "placement, with the infinite-width prediction (wide pale lines) where the "
+            "theory covers the model; above γ=1 deeply prejudiced, below the dotted line "
+            "neutral.",
         )
     ]
 

@@ -80,3 +80,16 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
     yield _make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="module")
+def single_intra_op_thread():
+    """One intra-op thread for a module's ensembles (their worker threads parallelise):
+    tiny models gain nothing from intra-op threads, and on a busy 2-core machine
+    OpenMP's barriers make them many times slower (see docs/ensemble.md)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

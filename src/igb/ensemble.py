@@ -68,6 +68,7 @@ from igb.measure import NORM_MODES, batch_stat_mode, batches
 from igb.metrics import bias_degree, centred_logit_moments, gamma_bootstrap_ci, gamma_from_moments
 from igb.nn import build_model
 from igb.nn.reinit import check_vary, reinitializer  # issue 15: ensemble.vary, external models
+from igb.nngp import summary_fields
 
 log = logging.getLogger(__name__)
 
@@ -686,6 +687,8 @@ def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
     summary = summarize(
         result, cfg, n_points=int(x.shape[0]), n_boot=int(ens.n_boot), ci_level=ens.ci_level
     )
+    # infinite-width prediction beside the measurement (igb.nngp; null + reason if not covered)
+    summary.update(summary_fields(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode))
     label, values = _histogram_values(result)
     write_inits_csv(result, out / "inits.csv")
     from igb.ensemble_plot import plot_histogram

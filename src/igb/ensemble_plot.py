@@ -1,6 +1,8 @@
 """histogram.png of an ensemble: measured f_0 (C = 2) or f_max (C > 2) and the theory curve.
 
-The curve is the Gaussian model of :mod:`igb.theory` at the measured gamma:
+The curve is the Gaussian model of :mod:`igb.theory` at the measured gamma (and, dashed,
+at the infinite-width gamma ``summary["gamma_theory"]`` of :mod:`igb.nngp` when the
+theory covers the configuration, with its predicted regime in the title):
 
 - ``f_0`` (binary): the closed form ``p(f_0) = gamma^(-1/2) exp(-(1/gamma - 1)
   Phi^{-1}(f_0)^2 / 2)``. When it is narrower than one bin (gamma -> 0, a point mass at
@@ -96,6 +98,14 @@ def plot_histogram(
         ax.step(x, dens, where="mid", color="#c44e52", lw=2, label=legend)
     else:
         ax.plot(x, dens, color="#c44e52", lw=2, label=legend)
+    predicted = summary.get("gamma_theory")
+    if predicted is not None:  # the law at the infinite-width gamma (igb.nngp), beside it
+        xp, dp, _, hist_p = theory_curve(label, float(predicted), num_classes, n_points, edges)
+        regime_p = theory.regime(float(predicted)).replace("_", " ")
+        legend_p = f"infinite-width theory: $\\gamma$ = {predicted:.3g}, {regime_p}"
+        style = {"drawstyle": "steps-mid"} if hist_p else {}
+        ax.plot(xp, dp, color="#55a868", lw=1.8, ls="--", label=legend_p, **style)
+        dens = np.concatenate([dens, dp])
     top = np.nanmax(np.histogram(values, bins=edges, density=True)[0])
     ax.set_ylim(0, 1.15 * max(top, float(np.nanmax(np.where(np.isfinite(dens), dens, 0)))))
     symbol = "f_0" if label == "f_0" else "f_{\\max}"
@@ -108,6 +118,8 @@ def plot_histogram(
         f"{str(summary['regime']).replace('_', ' ')}"
     )
     sub = f"{title}; C={num_classes}, N={n_points}" if title else f"C={num_classes}, N={n_points}"
+    if predicted is not None:
+        head += f"; predicted {regime_p}"
     ax.set_title(f"{head}\n{sub}", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
