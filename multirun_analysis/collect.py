@@ -341,6 +341,9 @@ def choices_row(cfg: DictConfig, overrides: Iterable[str], summary: Mapping[str,
         if value is None and col in choices:
             value = choices[col]
         row[col] = value
+    classes = select(cfg, "dataset.classes")
+    if classes:  # dataset.num_classes is the source's; the task has one class per entry
+        row["num_classes"] = len(classes)
     if row["num_classes"] is None and summary.get("n_classes") is not None:
         row["num_classes"] = summary["n_classes"]
     placement = row["norm_placement"]

@@ -24,8 +24,25 @@ def _require_positive(cfg: DictConfig, key: str, kind: type = int) -> None:
         raise ConfigError(key, f"{key}={value} must be {what}")
 
 
+#: norm kinds that normalise with the statistics of the batch (a batch of one is degenerate)
+BATCH_STAT_KINDS = ("batch", "center", "center_init")
+
+
 def _uses_batch_norm(cfg: DictConfig) -> bool:
-    return cfg.norm.placement != "none" and cfg.norm.kind == "batch"
+    return cfg.norm.placement != "none" and cfg.norm.kind in BATCH_STAT_KINDS
+
+
+def _datamodule(dataset_cfg: DictConfig, make: Any) -> Any:
+    """The datamodule, with a ConfigError its constructor raises (bad ``dataset.*``
+    values) passed on as itself rather than wrapped in Hydra's InstantiationException."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return make(dataset_cfg)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, ConfigError):
+            raise exc.__cause__ from None
+        raise
 
 
 def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
@@ -55,10 +72,10 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
             if OmegaConf.select(cfg, key) == 1:
                 raise ConfigError(
                     key,
-                    f"{key}=1 with norm.kind=batch: BatchNorm cannot normalise a batch of one "
-                    "sample; use a batch size >= 2 or norm.kind=layer|rms|group",
+                    f"{key}=1 with norm.kind={cfg.norm.kind}: batch statistics of one sample "
+                    "are meaningless; use a batch size >= 2 or norm.kind=layer|rms|group",
                 )
-    dm = instantiate_datamodule(cfg.dataset)
+    dm = _datamodule(cfg.dataset, instantiate_datamodule)
     if check_data:
         dm.check_available()
     input_shape = tuple(dm.expected_input_shape())

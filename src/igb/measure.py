@@ -16,16 +16,20 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from igb.nn.norm_act import BATCH_STAT_NORMS
+
 NORM_MODES = ("batch", "eval")
 
 
-def _batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+def _batch_norms(model: nn.Module) -> list[nn.Module]:
+    """BatchNorm and the centring norms that, like it, normalise with batch statistics."""
+    return [m for m in model.modules() if isinstance(m, BATCH_STAT_NORMS)]
 
 
 @contextmanager
 def batch_stat_mode(model: nn.Module, norm_mode: str = "batch") -> Iterator[nn.Module]:
-    """Eval mode everywhere, except BatchNorm layers normalise with batch statistics.
+    """Eval mode everywhere, except BatchNorm layers (and the centring norms,
+    ``norm.kind=center|center_init``) normalise with batch statistics.
 
     Running statistics and ``num_batches_tracked`` are saved and restored, so the
     measurement leaves no trace in the model. ``norm_mode="eval"`` measures the model
