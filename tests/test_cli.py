@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
     ("argv", "expected"),
     [
         (["norm=sideways"], ["norm=sideways", "allowed: none, post, pre"]),
-        (["model=foo"], ["model=foo", "allowed: cnn, mlp, resnet, vit"]),
-        (["-m", "model=mlp,foo"], ["model=foo", "allowed: cnn, mlp, resnet, vit"]),
+        (["model=foo"], ["model=foo", "allowed: cnn, mlp, mlp_mixer, resnet, resnet9, vit"]),
+        (["-m", "model=mlp,foo"], ["model=foo", "allowed: cnn, mlp, mlp_mixer, resnet, resnet9, vit"]),
         (["model.widht=10"], ["model.widht", "keys of 'model'", "width"]),
         (["model.width=0"], ["model.width=0", "positive integer"]),
         (["model.depth=-3"], ["model.depth=-3", "positive integer"]),

@@ -72,8 +72,9 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
             if OmegaConf.select(cfg, key) == 1:
                 raise ConfigError(
                     key,
-                    f"{key}=1 with norm.kind={cfg.norm.kind}: batch statistics of one sample "
-                    "are meaningless; use a batch size >= 2 or norm.kind=layer|rms|group",
+                    f"{key}=1 with norm.kind={cfg.norm.kind}: it normalises with batch "
+                    "statistics like BatchNorm, which a batch of one sample cannot give; "
+                    "use a batch size >= 2 or norm.kind=layer|rms|group",
                 )
     dm = _datamodule(cfg.dataset, instantiate_datamodule)
     if check_data:
