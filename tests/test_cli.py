@@ -16,12 +16,15 @@ from igb.config import validate
 ROOT = Path(__file__).resolve().parents[1]
 
 
+MODEL_OPTIONS = "cnn, mlp, mlp_mixer, resnet, resnet9, vit"
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
         (["norm=sideways"], ["norm=sideways", "allowed: none, post, pre"]),
-        (["model=foo"], ["model=foo", "allowed: cnn, mlp, mlp_mixer, resnet, resnet9, vit"]),
-        (["-m", "model=mlp,foo"], ["model=foo", "allowed: cnn, mlp, mlp_mixer, resnet, resnet9, vit"]),
+        (["model=foo"], ["model=foo", f"allowed: {MODEL_OPTIONS}"]),
+        (["-m", "model=mlp,foo"], ["model=foo", f"allowed: {MODEL_OPTIONS}"]),
         (["model.widht=10"], ["model.widht", "keys of 'model'", "width"]),
         (["model.width=0"], ["model.width=0", "positive integer"]),
         (["model.depth=-3"], ["model.depth=-3", "positive integer"]),
