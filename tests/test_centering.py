@@ -95,3 +95,16 @@ def test_input_shift_raises_gamma_without_norm() -> None:
     torch.testing.assert_close(x3, x0 + 3.0)
     g0, g3 = _gamma({"placement": "none"}, x0), _gamma({"placement": "none"}, x3)
     assert g3 > 2 * g0, (g0, g3)
+
+
+@pytest.mark.parametrize("kind", ["center", "center_init"])
+def test_vmap_path_matches_the_loop(kind: str) -> None:
+    """The GPU ensemble path (vmap over stacked parameters and buffers), run on the CPU."""
+    x = _blobs(0.0, n=120)
+    norm = {"placement": "pre", "kind": kind}
+    loop, vmapped = (
+        evaluate_ensemble(MLP, norm, x, 2, range(6), batch_size=60, method=m, workers=1)
+        for m in ("loop", "vmap")
+    )
+    torch.testing.assert_close(torch.from_numpy(vmapped.mu), torch.from_numpy(loop.mu))
+    assert vmapped.method == "vmap"
