@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from igb.errors import ConfigError
-from igb.nn.cnn import require_image
 from igb.nn.norm_act import NormAct
+from igb.nn.vit import patch_grid
 
 POOLS = ("cls", "mean")
 
@@ -49,20 +49,15 @@ class MLPMixer(nn.Module):
         pool: str = "cls",
     ) -> None:
         super().__init__()
-        channels, h, w = require_image(input_shape, "mlp_mixer")
+        channels, patches = patch_grid(input_shape, patch_size, "mlp_mixer")
         if pool not in POOLS:
             raise ConfigError("model.pool", f"model.pool={pool!r}; allowed: {', '.join(POOLS)}")
-        if patch_size < 1 or h % patch_size or w % patch_size:
-            raise ConfigError(
-                "model.patch_size",
-                f"model.patch_size={patch_size} must divide the image size {h}x{w}",
-            )
         for key, value in (("token_hidden", token_hidden), ("channel_hidden", channel_hidden)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"model.{key}", f"model.{key}={value} must be a positive integer")
         self.pool = pool
         self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
-        tokens = (h // patch_size) * (w // patch_size) + (pool == "cls")
+        tokens = patches + (pool == "cls")
         self.cls_token = nn.Parameter(torch.empty(1, 1, width)) if pool == "cls" else None
         blocks = []
         for _ in range(depth):
