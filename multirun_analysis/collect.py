@@ -78,7 +78,9 @@ def norm_label(placement: Any, kind: Any) -> str:
 
 
 #: norm kinds and placements in the order the paper discusses them
-KIND_ORDER = ("none", "batch", "layer", "rms", "group", "instance", "native")
+KIND_ORDER = (
+    "none", "batch", "layer", "rms", "group", "instance", "center", "center_init", "native",
+)
 PLACEMENT_ORDER = ("none", "pre", "post")
 
 
@@ -343,6 +345,9 @@ def choices_row(cfg: DictConfig, overrides: Iterable[str], summary: Mapping[str,
         if value is None and col in choices:
             value = choices[col]
         row[col] = value
+    classes = select(cfg, "dataset.classes")
+    if classes:  # dataset.num_classes is the source's; the task has one class per entry
+        row["num_classes"] = len(classes)
     if row["num_classes"] is None and summary.get("n_classes") is not None:
         row["num_classes"] = summary["n_classes"]
     placement = row["norm_placement"]

@@ -16,12 +16,15 @@ from igb.config import validate
 ROOT = Path(__file__).resolve().parents[1]
 
 
+MODEL_OPTIONS = "cnn, custom, mlp, mlp_mixer, resnet, resnet9, timm, torchvision, vit"
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
         (["norm=sideways"], ["norm=sideways", "allowed: native, none, post, pre"]),
-        (["model=foo"], ["model=foo", "allowed: cnn, custom, mlp, resnet, timm, torchvision, vit"]),
-        (["-m", "model=mlp,foo"], ["model=foo", "allowed: cnn, custom, mlp, resnet, timm, torchvision, vit"]),
+        (["model=foo"], ["model=foo", f"allowed: {MODEL_OPTIONS}"]),
+        (["-m", "model=mlp,foo"], ["model=foo", f"allowed: {MODEL_OPTIONS}"]),
         (["model.widht=10"], ["model.widht", "keys of 'model'", "width"]),
         (["model.width=0"], ["model.width=0", "positive integer"]),
         (["model.depth=-3"], ["model.depth=-3", "positive integer"]),

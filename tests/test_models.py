@@ -25,8 +25,25 @@ MODELS = {
         "patch_size": 4,
         "heads": 2,
     },
+    "resnet9": {"_target_": "igb.nn.resnet9.ResNet9", "name": "resnet9", "width": 4},
+    "mlp_mixer": {
+        "_target_": "igb.nn.mixer.MLPMixer",
+        "name": "mlp_mixer",
+        "depth": 2,
+        "width": 16,
+        "patch_size": 4,
+        "token_hidden": 8,
+        "channel_hidden": 8,
+    },
 }
-LAYOUT = {"mlp": "dense", "cnn": "conv", "resnet": "conv", "vit": "token"}
+LAYOUT = {
+    "mlp": "dense",
+    "cnn": "conv",
+    "resnet": "conv",
+    "vit": "token",
+    "resnet9": "conv",
+    "mlp_mixer": "token",
+}
 SHAPE = (3, 16, 16)
 
 
@@ -80,7 +97,7 @@ def _sequential_blocks(net: nn.Module) -> list[nn.Sequential]:
     ]
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet"])
+@pytest.mark.parametrize("model", ["mlp", "cnn", "resnet", "resnet9"])
 @pytest.mark.parametrize("placement", PLACEMENTS)
 def test_block_order_follows_placement(model: str, placement: str) -> None:
     net = build_model(MODELS[model], {"placement": placement, "kind": "batch"}, SHAPE, 5, seed=0)
@@ -104,12 +121,14 @@ def test_cnn_post_pools_before_norm() -> None:
     assert [type(m) for m in first] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d]
 
 
+@pytest.mark.parametrize("model", ["vit", "mlp_mixer"])
 @pytest.mark.parametrize("placement", PLACEMENTS)
-def test_vit_residual_placement(placement: str) -> None:
-    net = build_model(MODELS["vit"], {"placement": placement, "kind": "layer"}, SHAPE, 5, seed=0)
+def test_transformer_residual_placement(model: str, placement: str) -> None:
+    """ViT and MLP-Mixer: Pre-LN ``x + F(Norm(x))``, Post-LN ``Norm(x + F(x))``."""
+    net = build_model(MODELS[model], {"placement": placement, "kind": "layer"}, SHAPE, 5, seed=0)
     residuals = [m for m in net.modules() if isinstance(m, Residual)]
-    assert len(residuals) == 2 * MODELS["vit"]["depth"]
-    x = torch.randn(2, 17, 16)
+    assert len(residuals) == 2 * MODELS[model]["depth"]
+    x = torch.randn(2, 17, 16)  # 16 patches of 4x4 + the class token, width 16
     for res in residuals:
         assert res.placement == placement
         if placement == "none":
@@ -206,3 +225,73 @@ def test_conv_models_measure_channels_last_on_cpu_with_the_same_logits(model, mo
     assert seen == [True, False, False]
     torch.testing.assert_close(nhwc, nchw, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(trained.detach(), nchw, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("placement", ["pre", "post"])
+def test_resnet9_is_the_authors_layout(placement: str) -> None:
+    """conv w, conv 2w + pool, res(2w, 2w), conv 4w + pool, conv 8w + pool, res(8w, 8w),
+    global max-pool, linear; pre = conv-norm-act[-pool], post = conv-act[-pool]-norm."""
+    net = build_model(
+        {**MODELS["resnet9"], "width": 64}, {"placement": placement, "kind": "batch"},
+        (3, 32, 32), 2, seed=0, device="meta",
+    )  # fmt: skip
+    units = [net.conv1, net.conv2, *net.res1, net.conv3, net.conv4, *net.res2]
+    assert [(u.layer.in_channels, u.layer.out_channels) for u in units] == [
+        (3, 64), (64, 128), (128, 128), (128, 128), (128, 256), (256, 512), (512, 512), (512, 512)
+    ]  # fmt: skip
+    pooled = [u is net.conv2 or u is net.conv3 or u is net.conv4 for u in units]
+    for unit, has_pool in zip(units, pooled, strict=True):
+        names = [n for n, _ in unit.named_children()]
+        expected = ["layer", "norm", "act"] if placement == "pre" else ["layer", "act"]
+        expected += ["pool"] if has_pool else []
+        expected += [] if placement == "pre" else ["norm"]
+        assert names == expected
+        assert isinstance(unit.norm, nn.BatchNorm2d)
+    assert net.head.in_features == 512 and net.global_pool == "max"
+
+
+def test_resnet9_residual_sums_and_global_max_pool() -> None:
+    net = build_model(MODELS["resnet9"], {"placement": "post", "kind": "batch"}, SHAPE, 3, seed=1)
+    net.eval()
+    x = torch.randn(4, *SHAPE)
+    with torch.no_grad():
+        out = net.conv2(net.conv1(x))
+        out = net.res1(out) + out
+        out = net.conv4(net.conv3(out))
+        maps = net.res2(out) + out
+        torch.testing.assert_close(net(x), net.head(maps.amax(dim=(2, 3))))
+    avg = build_model(
+        {**MODELS["resnet9"], "global_pool": "avg"}, {"placement": "none"}, SHAPE, 3, 1
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(avg(x), avg.head(avg.features(x).mean(dim=(2, 3))))
+
+
+def test_mlp_mixer_mixes_tokens_then_channels_and_pools_the_class_token() -> None:
+    net = build_model(MODELS["mlp_mixer"], {"placement": "pre", "kind": "layer"}, SHAPE, 3, seed=0)
+    token_mix, channel_mix = net.blocks[0].branch, net.blocks[1].branch
+    assert token_mix.mlp[0].in_features == 17 and token_mix.mlp[0].out_features == 8
+    assert channel_mix[0].in_features == 16 and channel_mix[0].out_features == 8
+    x = torch.randn(3, *SHAPE)
+    with torch.no_grad():
+        tokens = net.patch(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([net.cls_token.expand(3, -1, -1), tokens], dim=1)
+        expected = net.head(net.final_norm(net.blocks(tokens))[:, 0])
+        torch.testing.assert_close(net(x), expected)
+    mean = build_model({**MODELS["mlp_mixer"], "pool": "mean"}, {"placement": "none"}, SHAPE, 3, 0)
+    assert mean.cls_token is None and mean.blocks[0].branch.mlp[0].in_features == 16
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "key"),
+    [
+        ("resnet9", {"global_pool": "median"}, "model.global_pool"),
+        ("mlp_mixer", {"patch_size": 5}, "model.patch_size"),
+        ("mlp_mixer", {"pool": "max"}, "model.pool"),
+        ("mlp_mixer", {"token_hidden": 0}, "model.token_hidden"),
+    ],
+)
+def test_new_models_reject_bad_sizes_naming_the_key(model: str, overrides: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build_model({**MODELS[model], **overrides}, {"placement": "none"}, SHAPE, 3, 0, "meta")
+    assert err.value.key == key

@@ -24,8 +24,25 @@ def _require_positive(cfg: DictConfig, key: str, kind: type = int) -> None:
         raise ConfigError(key, f"{key}={value} must be {what}")
 
 
+#: norm kinds that normalise with the statistics of the batch (a batch of one is degenerate)
+BATCH_STAT_KINDS = ("batch", "center", "center_init")
+
+
 def _uses_batch_norm(cfg: DictConfig) -> bool:
-    return cfg.norm.placement != "none" and cfg.norm.kind == "batch"
+    return cfg.norm.placement != "none" and cfg.norm.kind in BATCH_STAT_KINDS
+
+
+def _datamodule(dataset_cfg: DictConfig, make: Any) -> Any:
+    """The datamodule, with a ConfigError its constructor raises (bad ``dataset.*``
+    values) passed on as itself rather than wrapped in Hydra's InstantiationException."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return make(dataset_cfg)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, ConfigError):
+            raise exc.__cause__ from None
+        raise
 
 
 def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
@@ -55,11 +72,12 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
         for key in ("dataset.batch_size", "callbacks.bias_stats.batch_size"):
             if OmegaConf.select(cfg, key) == 1:
                 native = cfg.norm.placement == "native"  # issue 15: the architecture's BatchNorm
-                where = "BatchNorm in the architecture" if native else "norm.kind=batch"
+                where = "BatchNorm in the architecture" if native else f"norm.kind={cfg.norm.kind}"
                 raise ConfigError(
                     key,
-                    f"{key}=1 with {where}: BatchNorm cannot normalise a batch of one sample; "
-                    f"use a batch size >= 2{'' if native else ' or norm.kind=layer|rms|group'}",
+                    f"{key}=1 with {where}: it normalises with batch statistics like "
+                    "BatchNorm, which a batch of one sample cannot give; use a batch size >= 2"
+                    f"{'' if native else ' or norm.kind=layer|rms|group'}",
                 )
     return {"input_shape": input_shape, "num_classes": num_classes, "batch_norm": batch_norm}
 
@@ -67,7 +85,7 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
 def _shapes(cfg: DictConfig, check_data: bool) -> tuple[tuple[int, ...], int]:
     from igb.train import instantiate_datamodule  # late: train imports lightning
 
-    dm = instantiate_datamodule(cfg.dataset)
+    dm = _datamodule(cfg.dataset, instantiate_datamodule)
     if check_data:
         dm.check_available()
     return tuple(dm.expected_input_shape()), int(dm.expected_num_classes())

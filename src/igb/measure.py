@@ -16,6 +16,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from igb.nn.norm_act import BATCH_STAT_NORMS
+
 NORM_MODES = ("batch", "eval")
 
 
@@ -23,7 +25,7 @@ def _keeps_running_stats(module: nn.Module) -> bool:
     """BatchNorm and its relatives: every ``_BatchNorm`` (torch's, timm's BatchNormAct2d,
     SyncBatchNorm) and any other norm that normalises with batch statistics in training
     mode while keeping running ones (timm's EvoNorm-B, for instance)."""
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+    if isinstance(module, BATCH_STAT_NORMS):  # BatchNorm and the centring norms
         return True
     names = {name for name, _ in module.named_buffers(recurse=False)}
     return bool(names & {"running_mean", "running_var"})
@@ -40,7 +42,8 @@ def has_batch_norm(model: nn.Module) -> bool:
 
 @contextmanager
 def batch_stat_mode(model: nn.Module, norm_mode: str = "batch") -> Iterator[nn.Module]:
-    """Eval mode everywhere, except BatchNorm layers normalise with batch statistics.
+    """Eval mode everywhere, except BatchNorm layers (and the centring norms,
+    ``norm.kind=center|center_init``) normalise with batch statistics.
 
     Running statistics and ``num_batches_tracked`` are saved and restored, so the
     measurement leaves no trace in the model. ``norm_mode="eval"`` measures the model

@@ -125,6 +125,10 @@ def build(
 
     identity = run_identity(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    # the original ids of every class, and class names, for the W&B run config
+    resolved["dataset"].update(
+        class_ids=dm.selection.describe()["class_ids"], class_names=dm.class_names
+    )
     logger_kwargs = {
         "wandb": {**identity, "run_config": resolved, "run_id": job.read().get("wandb_id")}
     }

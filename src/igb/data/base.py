@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from igb.data.classes import ClassSelection
 from igb.data.loader import InMemoryLoader
 from igb.errors import ConfigError
 
@@ -49,6 +50,15 @@ class InMemoryDataModule(L.LightningDataModule):
     image-like ``(N, C, ...)`` data) or per feature (flat ``(N, D)`` data), computed on the
     train split only and applied to all three; a (near-)constant channel is only centred.
 
+    Classes (:class:`~igb.data.classes.ClassSelection`): ``classes`` keeps (a list of
+    ids) or merges (a list of lists) the source classes, relabelled ``0..k-1`` in the
+    order given, before anything is split; ``class_proportions`` then keeps that fraction
+    of each class of the train split only (val and test stay as drawn). ``num_classes``
+    is the source dataset's count; :attr:`num_classes` the resulting one.
+
+    Shift: ``shift`` is added to every input of every split after standardisation (the
+    authors' data shift: a non-zero input mean is itself a source of initial bias).
+
     Loaders: :class:`~igb.data.loader.InMemoryLoader` over the split tensors, sharded by
     the attached trainer's ``global_rank``/``world_size``. The train loader shuffles
     (seed ``seed``, reshuffled each epoch) and drops a trailing batch of exactly one
@@ -73,6 +83,9 @@ class InMemoryDataModule(L.LightningDataModule):
         download: bool = False,
         num_classes: int | None = None,
         subset: int | None = None,
+        classes: list[Any] | None = None,
+        class_proportions: list[float] | None = None,
+        shift: float = 0.0,
     ) -> None:
         super().__init__()
         _require(
@@ -119,8 +132,18 @@ class InMemoryDataModule(L.LightningDataModule):
         self.download = bool(download)
         self._num_classes = None if num_classes is None else int(num_classes)
         self.subset = None if subset is None else int(subset)
+        _require(
+            isinstance(shift, int | float) and not isinstance(shift, bool) and math.isfinite(shift),
+            "dataset.shift",
+            f"dataset.shift={shift!r} must be a finite number",
+        )
+        self.shift = float(shift)
+        self.selection = ClassSelection.from_config(
+            classes, class_proportions, self.source_num_classes()
+        )
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.class_names: list[str] = list(self.CLASS_NAMES or [])
+        #: names of the source dataset's classes (:attr:`class_names`: the resulting ones)
+        self.source_class_names: list[str] = list(self.CLASS_NAMES or [])
         #: standardisation statistics (broadcastable against a batch), None when off
         self.x_mean: torch.Tensor | None = None
         self.x_std: torch.Tensor | None = None
@@ -166,11 +189,19 @@ class InMemoryDataModule(L.LightningDataModule):
             raise NotImplementedError(f"{type(self).__name__} must define INPUT_SHAPE")
         return tuple(self.INPUT_SHAPE)
 
-    def expected_num_classes(self) -> int:
+    def source_num_classes(self) -> int:
+        """Classes of the source dataset, before ``classes`` keeps or merges them."""
         n = self.NUM_CLASSES if self.NUM_CLASSES is not None else self._num_classes
         if n is None:
             raise ConfigError("dataset.num_classes", "dataset.num_classes must be set")
         return int(n)
+
+    def expected_num_classes(self) -> int:
+        return self.selection.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.selection.names(self.source_class_names)
 
     @property
     def num_classes(self) -> int:
@@ -198,6 +229,9 @@ class InMemoryDataModule(L.LightningDataModule):
         x, y, x_test, y_test = self._load()
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{type(self).__name__}: {x.shape[0]} inputs, {y.shape[0]} labels")
+        x, y = self.selection.relabel(x, y)
+        if x_test is not None and y_test is not None:
+            x_test, y_test = self.selection.relabel(x_test, y_test)
         g = torch.Generator().manual_seed(self.seed)
         perm = torch.randperm(x.shape[0], generator=g)
         if self.subset is not None:
@@ -216,6 +250,7 @@ class InMemoryDataModule(L.LightningDataModule):
             )
         if x_test is None or y_test is None:
             x_test, y_test = x[test_idx], y[test_idx]
+        train_idx = train_idx[self.selection.thin(y[train_idx])]
         splits = {
             "train": (x[train_idx], y[train_idx]),
             "val": (x[val_idx], y[val_idx]),
@@ -225,6 +260,9 @@ class InMemoryDataModule(L.LightningDataModule):
         splits = {k: (xs.float().contiguous(), ys.long()) for k, (xs, ys) in splits.items()}
         if self.standardize:
             self._standardize_(splits)
+        if self.shift:
+            for xs, _ in splits.values():
+                xs.add_(self.shift)
         self._splits = splits
 
     def _standardize_(self, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
@@ -284,6 +322,12 @@ class InMemoryDataModule(L.LightningDataModule):
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "class_names": list(self.class_names),
+            **self.selection.describe(),
+            "class_counts": {
+                k: torch.bincount(v[1], minlength=self.num_classes).tolist()
+                for k, v in self._splits.items()
+            },
+            "shift": self.shift,
             "seed": self.seed,
             "subset": self.subset,
             "standardization": _stats_summary(self.x_mean, self.x_std),

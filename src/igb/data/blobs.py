@@ -55,14 +55,14 @@ class GaussianBlobsDataModule(InMemoryDataModule):
             "dataset.separation",
             f"dataset.separation={separation} must be >= 0",
         )
-        self.class_names = [f"blob{c}" for c in range(int(num_classes))]
+        self.source_class_names = [f"blob{c}" for c in range(int(num_classes))]
 
     def expected_input_shape(self) -> tuple[int, ...]:
         return self.shape
 
     def _load(self) -> Arrays:
         g = torch.Generator().manual_seed(self.seed)
-        c, n = self.num_classes, self.num_samples
+        c, n = self.source_num_classes(), self.num_samples
         d = math.prod(self.shape)
         means = self.separation * torch.randn(c, d, generator=g) / math.sqrt(d)
         y = (torch.arange(n) % c)[torch.randperm(n, generator=g)]

@@ -76,7 +76,7 @@ class TorchvisionDataModule(InMemoryDataModule):
             self._verify()
         reader = self._reader()
         train, test = (reader(self.data_dir, train=t, download=False) for t in (True, False))
-        self.class_names = [str(c) for c in train.classes]
+        self.source_class_names = [str(c) for c in train.classes]
         return (
             _to_images(train.data),
             torch.as_tensor(np.asarray(train.targets), dtype=torch.long),

@@ -20,13 +20,14 @@ import torch
 from torch import nn
 
 from igb.errors import ConfigError
+from igb.nn.centering import CenterInitNorm, CenterNorm
 
 LAYOUTS = ("dense", "conv", "token")
 PLACEMENTS = ("none", "pre", "post")
 
 #: Order of the parts of a hidden block for each placement. ``post`` puts the norm
 #: last, after the pooling too: a max-pool after a centring norm re-creates a
-#: positive offset (science.md), so it must come before the norm.
+#: positive offset (the max of centred values is positive), so it must come before the norm.
 PLACEMENT_ORDER: dict[str, tuple[str, ...]] = {
     "none": ("layer", "act", "pool"),
     "pre": ("layer", "norm", "act", "pool"),
@@ -98,6 +99,15 @@ NORM_LAYERS: dict[str, dict[str, NormBuilder]] = {
     "instance": {
         "conv": lambda n, c: nn.InstanceNorm2d(n, eps=c.eps, affine=True),
     },
+    # subtract the batch mean per feature/channel only (no scale, no affine)
+    "center": {
+        layout: (lambda n, c, layout=layout: CenterNorm(n, layout, momentum=c.momentum))
+        for layout in LAYOUTS
+    },
+    # subtract the means of the first training batch, frozen
+    "center_init": {
+        layout: (lambda n, c, layout=layout: CenterInitNorm(n, layout)) for layout in LAYOUTS
+    },
 }
 
 #: Activation name -> constructor. ``identity`` gives a linear network.
@@ -115,8 +125,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 #: Whether a stack of residual blocks ends with a norm before the head (Pre-LN does).
 FINAL_NORM: dict[str, bool] = {"none": False, "pre": True, "post": False}
 
-#: Norm modules the bias measurement must switch to batch statistics.
-BATCH_STAT_NORMS = (nn.modules.batchnorm._BatchNorm,)
+#: Norm modules the bias measurement must switch to batch statistics (training mode).
+BATCH_STAT_NORMS = (nn.modules.batchnorm._BatchNorm, CenterNorm, CenterInitNorm)
 
 
 def kinds_for_layouts(layouts: set[str]) -> list[str]:

@@ -1,9 +1,10 @@
-"""CIFAR-style ResNet (ResNet-18 layout with ``depth=2`` blocks per stage).
+"""CIFAR-style ResNet (ResNet-18 layout with ``depth=2`` blocks per stage); igb's own
+network, not the authors' ResNet9 (:mod:`igb.nn.resnet9`).
 
 Each basic block is ``conv -> NormAct -> conv -> (+ shortcut) -> NormAct`` where
 NormAct is ``norm, act`` for ``pre`` and ``act, norm`` for ``post``. So with ``post``
 the norm is the last operation of every block, right before the next conv (as the
-paper's ResNet code places it); with ``pre`` the block is ResNet v1 with the second
+authors' ResNet101 code places it); with ``pre`` the block is ResNet v1 with the second
 norm after the residual sum instead of before it.
 """
 

@@ -14,6 +14,17 @@ from igb.nn.cnn import require_image
 from igb.nn.norm_act import NormAct
 
 
+def patch_grid(input_shape: tuple[int, ...], patch_size: int, model: str) -> tuple[int, int]:
+    """(channels, number of patches) of an image cut into ``patch_size`` squares."""
+    channels, h, w = require_image(input_shape, model)
+    if patch_size < 1 or h % patch_size or w % patch_size:
+        raise ConfigError(
+            "model.patch_size",
+            f"model.patch_size={patch_size} must divide the image size {h}x{w}",
+        )
+    return channels, (h // patch_size) * (w // patch_size)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -38,16 +49,11 @@ class ViT(nn.Module):
         mlp_ratio: float = 2.0,
     ) -> None:
         super().__init__()
-        channels, h, w = require_image(input_shape, "vit")
-        if h % patch_size or w % patch_size:
-            raise ConfigError(
-                "model.patch_size",
-                f"model.patch_size={patch_size} must divide the image size {h}x{w}",
-            )
+        channels, patches = patch_grid(input_shape, patch_size, "vit")
         if width % heads:
             raise ConfigError("model.heads", f"model.heads={heads} must divide model.width={width}")
         self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
-        n_tokens = (h // patch_size) * (w // patch_size) + 1
+        n_tokens = patches + 1
         self.cls_token = nn.Parameter(torch.empty(1, 1, width))
         self.pos_embed = nn.Parameter(torch.empty(1, n_tokens, width))
         hidden = int(width * mlp_ratio)

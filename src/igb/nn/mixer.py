@@ -1,0 +1,85 @@
+"""MLP-Mixer: patch embedding, then blocks of token-mixing and channel-mixing MLPs.
+
+Each mixing MLP is a residual unit from :meth:`NormAct.residual`: ``pre`` = Pre-LN
+``x + F(Norm(x))`` with a final norm before the head (the authors' ``MLPMixer_v2``),
+``post`` = Post-LN ``Norm(x + F(x))``, ``none`` = ``x + F(x)``; the norm kind is any that
+applies to tokens (layer, batch over N*T, rms, center, center_init). The token-mixing
+MLP acts along the token axis (``tokens -> token_hidden -> tokens``) for each channel,
+the channel-mixing MLP along the channel axis (``width -> channel_hidden -> width``).
+A class token (``pool=cls``, as in the authors' runs) or the mean over tokens
+(``pool=mean``) feeds the linear head.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from igb.errors import ConfigError
+from igb.nn.norm_act import NormAct
+from igb.nn.vit import patch_grid
+
+POOLS = ("cls", "mean")
+
+
+class TokenMixing(nn.Module):
+    """An MLP along the token axis of (N, T, D) tokens, the same for every channel."""
+
+    def __init__(self, tokens: int, hidden: int, act: nn.Module) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(tokens, hidden), act, nn.Linear(hidden, tokens))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x.transpose(1, 2)).transpose(1, 2)
+
+
+class MLPMixer(nn.Module):
+    layouts = frozenset({"token"})
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int,
+        norm_act: NormAct,
+        depth: int = 8,
+        width: int = 128,
+        patch_size: int = 4,
+        token_hidden: int = 512,
+        channel_hidden: int = 64,
+        pool: str = "cls",
+    ) -> None:
+        super().__init__()
+        channels, patches = patch_grid(input_shape, patch_size, "mlp_mixer")
+        if pool not in POOLS:
+            raise ConfigError("model.pool", f"model.pool={pool!r}; allowed: {', '.join(POOLS)}")
+        for key, value in (("token_hidden", token_hidden), ("channel_hidden", channel_hidden)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"model.{key}", f"model.{key}={value} must be a positive integer")
+        self.pool = pool
+        self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
+        tokens = patches + (pool == "cls")
+        self.cls_token = nn.Parameter(torch.empty(1, 1, width)) if pool == "cls" else None
+        blocks = []
+        for _ in range(depth):
+            channel_mlp = nn.Sequential(
+                nn.Linear(width, channel_hidden), norm_act.act(), nn.Linear(channel_hidden, width)
+            )
+            blocks.append(
+                norm_act.residual(TokenMixing(tokens, token_hidden, norm_act.act()), width, "token")
+            )
+            blocks.append(norm_act.residual(channel_mlp, width, "token"))
+        self.blocks = nn.Sequential(*blocks)
+        self.final_norm = norm_act.final_norm(width, "token")
+        self.head = nn.Linear(width, num_classes)
+
+    def reset_parameters(self) -> None:
+        """Class token N(0, 1), as the authors' ``torch.randn`` draws it."""
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        if self.cls_token is not None:
+            tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        out = self.final_norm(self.blocks(tokens))
+        return self.head(out[:, 0] if self.pool == "cls" else out.mean(dim=1))
