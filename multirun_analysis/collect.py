@@ -79,7 +79,15 @@ def norm_label(placement: Any, kind: Any) -> str:
 
 #: norm kinds and placements in the order the paper discusses them
 KIND_ORDER = (
-    "none", "batch", "layer", "rms", "group", "instance", "center", "center_init", "native",
+    "none",
+    "batch",
+    "layer",
+    "rms",
+    "group",
+    "instance",
+    "center",
+    "center_init",
+    "native",
 )
 PLACEMENT_ORDER = ("none", "pre", "post")
 
