@@ -5,6 +5,7 @@ the real Hydra entry, and one-line errors for bad ensemble.* keys."""
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 import subprocess
@@ -19,12 +20,15 @@ import torch
 from igb import ensemble as ens
 from igb import theory
 from igb.cli import check
+from igb.ensemble import loop as ens_loop
 from igb.logging.wandb_files import find_run_dirs, read_run
 from igb.measure import predict_logits
 from igb.metrics import BiasStatistics, gamma_bootstrap_ci, gamma_from_moments
 from igb.nn import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
+#: igb.ensemble.run is the job function; its module is reached through sys.modules
+JOB_MODULE = importlib.import_module("igb.ensemble.run")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -330,7 +334,7 @@ def test_interrupted_run_leaves_no_summary(make_cfg, monkeypatch) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ens, "evaluate_ensemble", interrupted)
+    monkeypatch.setattr(JOB_MODULE, "evaluate_ensemble", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ens.run(cfg)
     assert not (out / "summary.json").exists() and not (out / "inits.csv").exists()
@@ -340,7 +344,7 @@ def test_interrupted_run_leaves_no_summary(make_cfg, monkeypatch) -> None:
 def test_finished_job_is_skipped(make_cfg, monkeypatch) -> None:
     cfg = make_cfg(*TINY, "ensemble.n_inits=4", name="ensemble")
     first = ens.run(cfg)
-    monkeypatch.setattr(ens, "evaluate_ensemble", lambda *a, **k: pytest.fail("re-ran"))
+    monkeypatch.setattr(JOB_MODULE, "evaluate_ensemble", lambda *a, **k: pytest.fail("re-ran"))
     assert ens.run(cfg) == first
 
 
@@ -418,7 +422,7 @@ def test_an_error_in_a_worker_is_raised_not_hung(monkeypatch, workers: int) -> N
             raise RuntimeError("boom in the statistics")
         return real(logits)
 
-    monkeypatch.setattr(ens, "init_statistics", failing)
+    monkeypatch.setattr(ens_loop, "init_statistics", failing)
     model_cfg, norm_cfg, shape = MODELS["mlp-batch-post"]
     with pytest.raises(RuntimeError, match="boom"):
         ens.evaluate_ensemble(
