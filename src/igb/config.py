@@ -7,6 +7,7 @@ divide the widths, BatchNorm with batches of one, missing datasets.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -19,9 +20,19 @@ from igb.nn import build_model
 def _require_positive(cfg: DictConfig, key: str, kind: type = int) -> None:
     value = OmegaConf.select(cfg, key)
     ok = isinstance(value, kind | int) and not isinstance(value, bool) and value > 0
-    if not ok:
-        what = "a positive integer" if kind is int else "a positive number"
+    if not ok or not math.isfinite(value):
+        what = "a positive integer" if kind is int else "a positive finite number"
         raise ConfigError(key, f"{key}={value} must be {what}")
+
+
+#: seeds go to numpy's and torch's generators: unsigned 32-bit integers
+_MAX_SEED = 2**32 - 1
+
+
+def _require_seed(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_SEED:
+        raise ConfigError(key, f"{key}={value} must be an integer in [0, {_MAX_SEED}]")
 
 
 def _uses_batch_norm(cfg: DictConfig) -> bool:
@@ -42,6 +53,9 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
             _require_positive(cfg, key)
     for key in ("dataset.batch_size",):
         _require_positive(cfg, key)
+    for key in ("seed", "dataset.seed"):
+        if OmegaConf.select(cfg, key) is not None:
+            _require_seed(cfg, key)
     if OmegaConf.select(cfg, "optimizer.lr") is not None:
         _require_positive(cfg, "optimizer.lr", float)
     every = OmegaConf.select(cfg, "checkpoint_every_s")
@@ -63,5 +77,11 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
         dm.check_available()
     input_shape = tuple(dm.expected_input_shape())
     num_classes = int(dm.expected_num_classes())
+    if num_classes < 2:
+        raise ConfigError(
+            "dataset.num_classes",
+            f"dataset.num_classes={num_classes} must be >= 2: the bias of a prediction is "
+            "measured between classes",
+        )
     build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device=torch.device("meta"))
     return {"input_shape": input_shape, "num_classes": num_classes}

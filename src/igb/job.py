@@ -4,8 +4,10 @@
 ``interrupted``. Analysis tools and relaunches read it; a folder without
 ``"status": "finished"`` is never taken for a result. ``finished`` and ``diverged`` are
 outcomes (a relaunch skips them); ``interrupted``, ``failed`` and a stale ``running`` are
-resumed from the folder's last checkpoint. Only the global-rank-0 process of a job writes
-the file (DDP ranks share the folder).
+resumed from the folder's last checkpoint. A ``running`` status found by the next start
+(which holds the folder's lock, :mod:`igb.joblock`) was left by a process that is gone:
+that attempt is recorded as ``interrupted``. Only the global-rank-0 process of a job
+writes the file (DDP ranks share the folder).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 STATUS_FILE = "status.json"
+RUNNING = "running"
 FINISHED = "finished"
 DIVERGED = "diverged"
 INTERRUPTED = "interrupted"
@@ -105,12 +108,18 @@ class JobFolder:
             data = {k: v for k, v in before.items() if k not in _ATTEMPT_KEYS}
             if before.get("status"):
                 data["previous"] = {k: before[k] for k in _ATTEMPT_KEYS if k in before}
+            if before.get("status") == RUNNING:  # its process died without a word
+                data["previous"].update(
+                    status=INTERRUPTED,
+                    error=f"process {before.get('pid', '?')} on {before.get('host', '?')} "
+                    "ended without recording an outcome (killed)",
+                )
             data["attempt"] = int(before.get("attempt", 0)) + 1
             self.path.mkdir(parents=True, exist_ok=True)
             tmp = self.status_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(data, indent=2, default=str))
             os.replace(tmp, self.status_file)
-            self.mark("running", **info)
+            self.mark(RUNNING, **info)
         return before
 
     def mark_failed(self, exc: BaseException, status: str = "failed") -> None:

@@ -1,87 +1,172 @@
-"""One ensemble job in its job folder: status, skip-finished, the results, the W&B run."""
+"""One ensemble job in its job folder, on the job runner (:func:`igb.runner.run_job`).
+
+The initializations are evaluated in blocks of consecutive seeds; each finished block is
+saved atomically to ``partial/<first>-<last>.npz``. A stop signal (SIGTERM, SIGINT, ...)
+ends the job at once with status ``interrupted`` and every completed block on disk; the
+same command then evaluates only the seeds no block holds. Initialization ``i`` depends
+on its seed alone, so the result equals that of an uninterrupted run of the same seeds.
+Once ``summary.json`` is written the blocks are removed (``inits.csv`` holds them all).
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+import numpy as np
+from omegaconf import DictConfig
 
 from igb.ensemble.eval_set import eval_set
 from igb.ensemble.evaluate import evaluate_ensemble
 from igb.ensemble.progress import progress_bar
 from igb.ensemble.resolve import resolve_device
+from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
 from igb.ensemble.writers import atomic_write, write_inits_csv, write_summary
-from igb.job import JobFolder
+from igb.identity import run_identity
+from igb.interrupt import SignalGuard
+from igb.job import FINISHED, JobFolder
+from igb.runner import Outcome, run_job
 
 log = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("inits.csv", "histogram.png", "summary.json")
+#: folder of the completed blocks of initializations of an unfinished ensemble
+PARTIAL = "partial"
+#: at most this many initializations per block (what a stop signal can lose)
+BLOCK = 256
+_ARRAYS = ("f", "f_max", "entropy", "mu", "s2", "bias_degree")
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """W&B job_type / tags / group of an ensemble job (:func:`igb.identity.run_identity`)."""
+    return run_identity(cfg, kind="ensemble")
 
 
 def run(cfg: DictConfig) -> float:
     """One ensemble job: returns gamma (NaN if the job failed inside a multirun)."""
-    from igb.train import _in_multirun, _quiet_lightning
+    from igb.train import _quiet_lightning
 
-    out = Path(cfg.paths.output_dir)
-    job = JobFolder(out)
-    if cfg.get("skip_finished", True) and job.is_finished() and (out / "summary.json").exists():
-        log.info("%s already holds a finished ensemble; skipping (skip_finished=false reruns)", out)
-        return float(job.read().get("gamma", math.nan))
-    out.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUT_FILES:  # a previous run's results must not outlive this run's start
-        (out / name).unlink(missing_ok=True)
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-    job.mark("running", pid=os.getpid())
-    _quiet_lightning()
+    def body(job: JobFolder, guard: SignalGuard) -> Outcome:
+        _quiet_lightning()
+        summary = _run(cfg, job)
+        info = {"gamma": summary["gamma"], "regime": summary["regime"]}
+        return Outcome(FINISHED, float(summary["gamma"]), info)
+
+    def prepare(job: JobFolder) -> None:
+        for name in OUTPUT_FILES:  # a previous run's results must not outlive this start
+            (job.path / name).unlink(missing_ok=True)
+
+    return run_job(cfg, body, what="ensemble", prepare=prepare)
+
+
+# -- blocks of initializations -------------------------------------------------------------
+def block_ranges(first: int, n: int, block: int) -> list[tuple[int, int]]:
+    """``[first, first + n)`` cut into ``[lo, hi)`` ranges of at most ``block`` seeds."""
+    return [(lo, min(lo + block, first + n)) for lo in range(first, first + n, block)]
+
+
+def _block_path(out: Path, lo: int, hi: int) -> Path:
+    return out / PARTIAL / f"{lo}-{hi - 1}.npz"
+
+
+def _save_block(out: Path, lo: int, hi: int, result: EnsembleResult) -> None:
+    path = _block_path(out, lo, hi)
+    path.parent.mkdir(exist_ok=True)
+    arrays = {key: getattr(result, key) for key in _ARRAYS}
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            np.savez(fh, seeds=result.seeds, **arrays)
+
+    atomic_write(path, write)
+
+
+def _load_block(out: Path, lo: int, hi: int) -> dict[str, np.ndarray] | None:
+    path = _block_path(out, lo, hi)
+    if not path.is_file():
+        return None
     try:
-        summary = _run(cfg, out)
-    except Exception as exc:
-        job.mark_failed(exc)
-        if not _in_multirun():
-            raise
-        log.exception("ensemble failed; recorded in %s", job.status_file)
-        return math.nan
-    except BaseException as exc:  # KeyboardInterrupt, SystemExit from a signal handler
-        job.mark_failed(exc, status="interrupted")
-        raise
-    job.mark("finished", gamma=summary["gamma"], regime=summary["regime"])
-    return float(summary["gamma"])
+        with np.load(path) as data:
+            block = {key: data[key] for key in ("seeds", *_ARRAYS)}
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("%s is unreadable (%s); evaluating its initializations again", path, exc)
+        return None
+    if block["seeds"].tolist() != list(range(lo, hi)):
+        log.warning("%s holds other seeds; evaluating its initializations again", path)
+        return None
+    return block
 
 
-def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
+def evaluate_in_blocks(
+    cfg: DictConfig, job: JobFolder, x: Any, num_classes: int, device: Any
+) -> EnsembleResult:
+    """All initializations of ``cfg.ensemble``, reusing the blocks already on disk."""
+    ens = cfg.ensemble
+    n = int(ens.n_inits)
+    ranges = block_ranges(int(ens.seed0), n, max(1, min(BLOCK, math.ceil(n / 8))))
+    blocks = {r: _load_block(job.path, *r) for r in ranges}
+    done = sum(hi - lo for (lo, hi), b in blocks.items() if b is not None)
+    if done:
+        log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / PARTIAL)
+    last: EnsembleResult | None = None
+    eval_time = 0.0
+    with progress_bar(n, enabled=bool(ens.get("progress", True))) as advance:
+        advance(done)
+        for lo, hi in ranges:
+            if blocks[(lo, hi)] is not None:
+                continue
+            last = evaluate_ensemble(
+                cfg.model,
+                cfg.norm,
+                x,
+                num_classes,
+                range(lo, hi),
+                batch_size=int(ens.batch_size),
+                norm_mode=ens.norm_mode,
+                device=device,
+                method=ens.method,
+                chunk_size=ens.chunk_size,
+                workers=ens.get("workers", "auto"),
+                progress=advance,
+            )
+            eval_time += last.eval_time_s
+            _save_block(job.path, lo, hi, last)
+            blocks[(lo, hi)] = {k: getattr(last, k) for k in ("seeds", *_ARRAYS)}
+            done += hi - lo
+            job.mark("running", inits_done=done)
+    parts = [blocks[r] for r in ranges]
+    # how the blocks were evaluated (this attempt's last one; every block was, when resumed)
+    method = last.method if last else str(ens.method)
+    device_name = last.device if last else str(device)
+    return EnsembleResult(
+        **{k: np.concatenate([p[k] for p in parts]) for k in ("seeds", *_ARRAYS)},
+        method=method,
+        device=device_name,
+        workers=last.workers if last else 1,
+        chunk_size=last.chunk_size if last else None,
+        eval_time_s=eval_time,
+    )
+
+
+def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     t_start = time.perf_counter()
+    out = job.path
     ens = cfg.ensemble
     x, dm = eval_set(cfg)
     device = resolve_device(ens.device)
-    seeds = range(int(ens.seed0), int(ens.seed0) + int(ens.n_inits))
     log.info(
         "ensemble: %d initializations of %s on %d %s points (%s, batch statistics on batches "
         "of %d) on %s",
-        len(seeds), choices(cfg), x.shape[0], ens.eval_split, ens.norm_mode, ens.batch_size,
-        device,
+        int(ens.n_inits), choices(cfg), x.shape[0], ens.eval_split, ens.norm_mode,
+        ens.batch_size, device,
     )  # fmt: skip
-    with progress_bar(len(seeds), enabled=bool(ens.get("progress", True))) as advance:
-        result = evaluate_ensemble(
-            cfg.model,
-            cfg.norm,
-            x,
-            dm.num_classes,
-            seeds,
-            batch_size=int(ens.batch_size),
-            norm_mode=ens.norm_mode,
-            device=device,
-            method=ens.method,
-            chunk_size=ens.chunk_size,
-            workers=ens.get("workers", "auto"),
-            progress=advance,
-        )
+    result = evaluate_in_blocks(cfg, job, x, dm.num_classes, device)
     summary = summarize(
         result, cfg, n_points=int(x.shape[0]), n_boot=int(ens.n_boot), ci_level=ens.ci_level
     )
@@ -99,6 +184,7 @@ def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
     log_to_loggers(cfg, summary, result, out, identity(cfg))
     summary["wall_time_s"] = time.perf_counter() - t_start
     write_summary(summary, out / "summary.json")  # last: its presence means "finished"
+    shutil.rmtree(out / PARTIAL, ignore_errors=True)  # inits.csv holds every block now
     lo, hi = summary["gamma_ci"]
     log.info(
         "gamma = %.4g [%.4g, %.4g] -> %s; f_max mean %.3f; %d inits in %.2f s (%s, %s, %d "
@@ -107,25 +193,3 @@ def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
         result.eval_time_s, result.method, result.device, result.workers, out,
     )  # fmt: skip
     return summary
-
-
-def identity(cfg: DictConfig) -> dict[str, Any]:
-    """W&B job_type / tags / group of an ensemble job (like ``igb.train.run_identity``)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    ch = choices(cfg)
-    norm = "none" if ch["norm_placement"] == "none" else f"{ch['norm_kind']}-{ch['norm_placement']}"
-    tags = [
-        "ensemble",
-        f"model:{ch['model']}",
-        f"norm:{ch['norm_placement']}",
-        f"norm_kind:{ch['norm_kind']}",
-        f"act:{ch['activation']}",
-        f"dataset:{ch['dataset']}",
-        *[str(t) for t in cfg.get("tags", [])],
-    ]
-    group = None
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        group = Path(HydraConfig.get().sweep.dir).name
-    return {"job_type": f"ensemble-{ch['model']}-{norm}", "tags": tags, "group": group}
