@@ -415,8 +415,9 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]]:
     task = (hydra.get("overrides") or {}).get("task") or []
     grid = [f"{k}={v}" for k, v in params.items()] + [str(t) for t in task]
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        from igb.compat import BasicSweeper
 
         parsed = OverridesParser.create().parse_overrides(grid)
         return BasicSweeper.split_arguments(parsed, None)[0]

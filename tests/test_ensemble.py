@@ -23,7 +23,7 @@ from igb.cli import check
 from igb.ensemble import loop as ens_loop
 from igb.logging.wandb_files import find_run_dirs, read_run
 from igb.measure import predict_logits
-from igb.metrics import BiasStatistics, gamma_bootstrap_ci, gamma_from_moments
+from igb.metrics import BiasStatistics, gamma_bootstrap_ci, gamma_from_moments, logit_statistics
 from igb.nn import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def test_init_statistics_equal_bias_statistics() -> None:
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 301, 5, generator=g) + 2 * torch.randn(6, 1, 5, generator=g)
     logits[0, :10] = 0.0  # ties: the first maximal class wins, as in argmax
-    stats = ens.init_statistics(logits)
+    stats = logit_statistics(logits)
     for k in range(logits.shape[0]):
         metric = BiasStatistics(5)
         for chunk in logits[k].split(64):  # batch-wise, as a callback would feed it
@@ -125,7 +125,7 @@ def test_gamma_recovered_from_synthetic_gaussian_logits(gamma: float, num_classe
     g = torch.Generator().manual_seed(1)
     centres = gamma**0.5 * torch.randn(n_inits, 1, num_classes, generator=g)
     logits = centres + torch.randn(n_inits, n, num_classes, generator=g)
-    stats = ens.init_statistics(logits)
+    stats = logit_statistics(logits)
     est = gamma_from_moments(stats["mu"], stats["s2"])
     expected = (gamma + theory.gamma_finite_sample_floor(n)) / (1 - 1 / n)
     lo, hi = gamma_bootstrap_ci(stats["mu"], stats["s2"], n_boot=400)
@@ -413,7 +413,7 @@ def test_worker_threads_leave_the_thread_settings_alone() -> None:
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_an_error_in_a_worker_is_raised_not_hung(monkeypatch, workers: int) -> None:
-    real = ens.init_statistics
+    real = ens_loop.logit_statistics
     calls = []
 
     def failing(logits):
@@ -422,7 +422,7 @@ def test_an_error_in_a_worker_is_raised_not_hung(monkeypatch, workers: int) -> N
             raise RuntimeError("boom in the statistics")
         return real(logits)
 
-    monkeypatch.setattr(ens_loop, "init_statistics", failing)
+    monkeypatch.setattr(ens_loop, "logit_statistics", failing)
     model_cfg, norm_cfg, shape = MODELS["mlp-batch-post"]
     with pytest.raises(RuntimeError, match="boom"):
         ens.evaluate_ensemble(

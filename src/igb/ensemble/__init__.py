@@ -34,7 +34,10 @@ BatchNorm under vmap): they would never be used, and the logits are bit-identica
 buffers (and BatchNorm's with ``norm_mode=eval``) are stacked along with the parameters
 under vmap, so nothing a forward pass might update in place is shared.
 
-The modules, one job each: :mod:`.statistics` (per-initialization statistics),
+Per-initialization statistics are :func:`igb.metrics.logit_statistics`, the one
+implementation the statistics callback uses too.
+
+The modules, one job each: :mod:`.statistics` (the result arrays),
 :mod:`.resolve` (device / method / workers / chunk size), :mod:`.replica` (the model),
 :mod:`.loop` and :mod:`.vmap` (the two runners), :mod:`.evaluate` (their entry),
 :mod:`.progress`, :mod:`.eval_set`, :mod:`.summary`, :mod:`.writers`, :mod:`.wandb_log`,
@@ -54,10 +57,10 @@ from igb.ensemble.resolve import (
     resolve_workers,
 )
 
-# last: binds ``igb.ensemble.run`` to the job function (the submodule stays importable
-# as ``importlib.import_module("igb.ensemble.run")``)
-from igb.ensemble.run import OUTPUT_FILES, identity, run  # noqa: E402, I001
-from igb.ensemble.statistics import EnsembleResult, init_statistics
+# binds ``igb.ensemble.run`` to the job function (the submodule stays importable as
+# ``importlib.import_module("igb.ensemble.run")``)
+from igb.ensemble.run import OUTPUT_FILES, identity, run
+from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, summarize, versions
 from igb.ensemble.validate import validate_ensemble
 from igb.ensemble.writers import write_inits_csv, write_summary
@@ -73,7 +76,6 @@ __all__ = [
     "eval_set",
     "evaluate_ensemble",
     "identity",
-    "init_statistics",
     "progress_bar",
     "resolve_chunk_size",
     "resolve_device",

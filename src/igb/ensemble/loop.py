@@ -10,8 +10,9 @@ from torch import nn
 
 from igb.ensemble.progress import ProgressFn
 from igb.ensemble.replica import empty_model, init_scheme
-from igb.ensemble.statistics import StatisticsStore, init_statistics
+from igb.ensemble.statistics import StatisticsStore
 from igb.measure import batch_stat_mode, batches
+from igb.metrics import logit_statistics
 from igb.nn.init import initialize
 
 
@@ -53,7 +54,7 @@ def run_loop(
                     torch.manual_seed(seeds[k])
                     initialize(model, scheme)
                 logits = torch.cat([model(x[s]) for s in slices])
-                store.put(k, init_statistics(logits.unsqueeze(0)))
+                store.put(k, logit_statistics(logits.unsqueeze(0)))
                 progress(1)
 
     if n_workers == 1:

@@ -1,43 +1,16 @@
-"""Per-initialization bias statistics of a stack of initializations, and where they are kept."""
+"""The per-initialization statistics of an ensemble (:func:`igb.metrics.logit_statistics`
+of each initialization's logits) and where they are kept."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from igb.metrics import bias_degree, centred_logit_moments, gamma_from_moments
-
-
-def init_statistics(logits: Tensor) -> dict[str, Tensor]:
-    """Bias statistics of a stack of initializations: logits ``(K, N, C)`` -> float64.
-
-    The quantities of :class:`igb.metrics.BiasStatistics`, one row per initialization:
-    ``f`` (K, C) (ties to the first maximal class, like ``argmax``), ``f_max`` (K,),
-    ``entropy`` (K,) ``= H(f) / log C``, ``mu`` and ``s2`` (K, C) (centred-logit
-    moments, population variance) and ``bias_degree`` (K,) ``= mean mu^2 / mean s2``.
-    """
-    if logits.ndim != 3:
-        raise ValueError(f"logits must have shape (K, N, C), got {tuple(logits.shape)}")
-    k, n, c = logits.shape
-    offset = torch.arange(k, device=logits.device).unsqueeze(1) * c
-    counts = torch.bincount((logits.argmax(dim=2) + offset).flatten(), minlength=k * c)
-    f = counts.view(k, c).to(torch.float64) / n
-    mu, s2 = centred_logit_moments(logits)
-    entropy = -torch.special.xlogy(f, f).sum(dim=1) / math.log(c) if c > 1 else f[:, 0] * 0
-    return {
-        "f": f,
-        "f_max": f.max(dim=1).values,
-        "entropy": entropy,
-        "mu": mu,
-        "s2": s2,
-        "bias_degree": bias_degree(mu, s2),
-    }
+from igb.metrics import gamma_from_moments
 
 
 @dataclass

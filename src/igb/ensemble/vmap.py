@@ -10,8 +10,9 @@ from torch import Tensor
 from igb.ensemble.progress import ProgressFn
 from igb.ensemble.replica import empty_model, init_scheme
 from igb.ensemble.resolve import resolve_chunk_size
-from igb.ensemble.statistics import StatisticsStore, init_statistics
+from igb.ensemble.statistics import StatisticsStore
 from igb.measure import batch_stat_mode, batches
+from igb.metrics import logit_statistics
 from igb.nn.init import initialize
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def run_vmap(
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            store.put(slice(start, start + k), init_statistics(logits))
+            store.put(slice(start, start + k), logit_statistics(logits))
             progress(k)
             start += k
     return chunk_size

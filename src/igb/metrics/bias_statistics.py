@@ -1,8 +1,10 @@
-"""Per-true-class accuracy and loss, and :class:`BiasStatistics`, all bias quantities at once.
+""":class:`BiasStatistics`: every bias quantity, accuracy and loss (overall and per true class)
+of a model on an evaluation set, fed batch by batch, in one torchmetrics Metric.
 
-Same conventions as :mod:`igb.metrics.prediction`: float64 sum states with
-``dist_reduce_fx="sum"``, so batch-wise, merged and DDP-reduced values equal the
-one-shot values. A class with no sample gets NaN.
+Its states are float64 sums with ``dist_reduce_fx="sum"`` (the three sums of
+:mod:`igb.metrics.functional`, the per-class sample counts and cross-entropy sums), so
+batch-wise, merged and DDP-reduced values equal the one-shot values. Per-class accuracy is
+torchmetrics' own ``MulticlassAccuracy(average=None)``.
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.classification import MulticlassAccuracy
 
-from igb.metrics.functional import bias_degree, normalized_entropy, ranked_fractions
-from igb.metrics.prediction import (
-    _check_num_classes,
-    _zeros,
+from igb.metrics.functional import (
     centred_sums,
     check_logits,
-    moments_from_sums,
     prediction_counts,
+    ranked_fractions,
+    statistics_from_sums,
 )
 
-__all__ = ["PerClassAccuracy", "PerClassLoss", "BiasStatistics", "BIAS_KEYS", "TARGET_KEYS"]
+__all__ = ["BiasStatistics", "BIAS_KEYS", "TARGET_KEYS"]
 
 #: keys of :meth:`BiasStatistics.compute` that need only logits
 BIAS_KEYS = ("f", "f_max", "f_ranked", "rank_order", "entropy", "mu", "s2", "bias_degree")
@@ -32,8 +33,12 @@ BIAS_KEYS = ("f", "f_max", "f_ranked", "rank_order", "entropy", "mu", "s2", "bia
 TARGET_KEYS = ("acc", "loss", "acc_class", "loss_class")
 
 
+def _zeros(num_classes: int | None = None) -> Tensor:
+    shape = () if num_classes is None else (num_classes,)
+    return torch.zeros(shape, dtype=torch.float64)
+
+
 def _check_targets(logits: Tensor, targets: Tensor, num_classes: int) -> None:
-    check_logits(logits, num_classes)
     if targets.ndim != 1 or targets.shape[0] != logits.shape[0]:
         raise ValueError(
             f"targets must have shape ({logits.shape[0]},), got {tuple(targets.shape)}"
@@ -47,72 +52,8 @@ def _check_targets(logits: Tensor, targets: Tensor, num_classes: int) -> None:
         )
 
 
-def _per_class_sums(
-    logits: Tensor, targets: Tensor, num_classes: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per true class: sample count, number correct, summed cross-entropy (float64)."""
-    targets = targets.long()
-    ones = torch.ones(targets.shape[0], dtype=torch.float64, device=logits.device)
-    correct = (logits.argmax(dim=1) == targets).to(torch.float64)
-    loss = F.cross_entropy(logits.detach().to(torch.float64), targets, reduction="none")
-    count = _zeros(num_classes).to(logits.device).index_add_(0, targets, ones)
-    n_correct = _zeros(num_classes).to(logits.device).index_add_(0, targets, correct)
-    loss_sum = _zeros(num_classes).to(logits.device).index_add_(0, targets, loss)
-    return count, n_correct, loss_sum
-
-
-class PerClassAccuracy(Metric):
-    """Accuracy per TRUE class: ``#{x in class c : argmax o(x) = c} / #{x in class c}``.
-
-    ``update(logits, targets)``; ``compute()`` returns float64 ``(C,)`` (NaN where a
-    class has no sample).
-    """
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, num_classes: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.num_classes = _check_num_classes(num_classes)
-        self.add_state("correct", default=_zeros(num_classes), dist_reduce_fx="sum")
-        self.add_state("count", default=_zeros(num_classes), dist_reduce_fx="sum")
-
-    def update(self, logits: Tensor, targets: Tensor) -> None:
-        _check_targets(logits, targets, self.num_classes)
-        count, correct, _ = _per_class_sums(logits, targets, self.num_classes)
-        self.count += count.to(self.count.device)
-        self.correct += correct.to(self.correct.device)
-
-    def compute(self) -> Tensor:
-        return self.correct / self.count
-
-
-class PerClassLoss(Metric):
-    """Mean cross-entropy per TRUE class (float64 ``(C,)``, NaN where a class has no sample)."""
-
-    is_differentiable = False
-    higher_is_better = False
-    full_state_update = False
-
-    def __init__(self, num_classes: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.num_classes = _check_num_classes(num_classes)
-        self.add_state("loss_sum", default=_zeros(num_classes), dist_reduce_fx="sum")
-        self.add_state("count", default=_zeros(num_classes), dist_reduce_fx="sum")
-
-    def update(self, logits: Tensor, targets: Tensor) -> None:
-        _check_targets(logits, targets, self.num_classes)
-        count, _, loss_sum = _per_class_sums(logits, targets, self.num_classes)
-        self.count += count.to(self.count.device)
-        self.loss_sum += loss_sum.to(self.loss_sum.device)
-
-    def compute(self) -> Tensor:
-        return self.loss_sum / self.count
-
-
 class BiasStatistics(Metric):
-    """Every bias quantity of ``science.md`` from one pass over the evaluation set.
+    """Every bias quantity of docs/science.md from one pass over the evaluation set.
 
     ``update(logits, targets=None)`` may be called batch by batch; ``compute()``
     returns a dict of float64 tensors (``rank_order`` is int64):
@@ -128,8 +69,7 @@ class BiasStatistics(Metric):
       class with no sample). If only some updates had targets, these cover exactly
       the points that came with targets.
 
-    It is a single Metric (one state set, one DDP sync); use ``reset()`` between
-    evaluations.
+    Use ``reset()`` between evaluations.
     """
 
     is_differentiable = False
@@ -138,49 +78,58 @@ class BiasStatistics(Metric):
 
     def __init__(self, num_classes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.num_classes = _check_num_classes(num_classes)
-        c = num_classes
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        self.num_classes = c = num_classes
         self.add_state("pred_counts", default=_zeros(c), dist_reduce_fx="sum")
         self.add_state("sum_d", default=_zeros(c), dist_reduce_fx="sum")
         self.add_state("sum_d2", default=_zeros(c), dist_reduce_fx="sum")
         self.add_state("total", default=_zeros(), dist_reduce_fx="sum")
         self.add_state("class_count", default=_zeros(c), dist_reduce_fx="sum")
-        self.add_state("class_correct", default=_zeros(c), dist_reduce_fx="sum")
         self.add_state("class_loss", default=_zeros(c), dist_reduce_fx="sum")
+        # targets are checked above with one-line messages; torchmetrics need not again
+        self.class_accuracy = MulticlassAccuracy(c, average=None, validate_args=False)
 
     def update(self, logits: Tensor, targets: Tensor | None = None) -> None:
         check_logits(logits, self.num_classes)
+        if logits.ndim != 2:
+            raise ValueError(f"logits must have shape (N, {self.num_classes}), got {logits.shape}")
         dev = self.total.device
-        self.pred_counts += prediction_counts(logits, self.num_classes).to(dev)
+        self.pred_counts += prediction_counts(logits).to(dev)
         s1, s2 = centred_sums(logits)
         self.sum_d += s1.to(dev)
         self.sum_d2 += s2.to(dev)
         self.total += logits.shape[0]
-        if targets is not None:
-            _check_targets(logits, targets, self.num_classes)
-            count, correct, loss_sum = _per_class_sums(logits, targets, self.num_classes)
-            self.class_count += count.to(dev)
-            self.class_correct += correct.to(dev)
-            self.class_loss += loss_sum.to(dev)
+        if targets is None or targets.numel() == 0:
+            return
+        _check_targets(logits, targets, self.num_classes)
+        targets = targets.long()
+        loss = F.cross_entropy(logits.detach().to(torch.float64), targets, reduction="none")
+        self.class_count += torch.bincount(targets, minlength=self.num_classes).to(dev)
+        self.class_loss += _zeros(self.num_classes).to(dev).index_add_(0, targets, loss.to(dev))
+        self.class_accuracy.update(logits.detach(), targets)
+
+    def merge_state(self, incoming_state: Any) -> None:
+        super().merge_state(incoming_state)
+        if isinstance(incoming_state, BiasStatistics):
+            self.class_accuracy.merge_state(incoming_state.class_accuracy)
+
+    def reset(self) -> None:
+        super().reset()
+        self.class_accuracy.reset()
 
     def compute(self) -> dict[str, Tensor]:
-        f = self.pred_counts / self.total
-        f_ranked, order = ranked_fractions(f)
-        mu, s2 = moments_from_sums(self.sum_d, self.sum_d2, self.total)
-        out = {
-            "f": f,
-            "f_max": f_ranked[0],
-            "f_ranked": f_ranked,
-            "rank_order": order,
-            "entropy": normalized_entropy(f) if self.num_classes > 1 else f.new_tensor(0.0),
-            "mu": mu,
-            "s2": s2,
-            "bias_degree": bias_degree(mu, s2),
-        }
+        out = statistics_from_sums(self.pred_counts, self.sum_d, self.sum_d2, self.total)
+        f_ranked, order = ranked_fractions(out["f"])
+        out.update(f_ranked=f_ranked, rank_order=order)
         n_targeted = self.class_count.sum()
         if n_targeted > 0:
-            out["acc"] = self.class_correct.sum() / n_targeted
+            # MulticlassAccuracy answers in float32 and 0 for a class with no sample: the
+            # number correct is recovered exactly (counts < 2**23), so acc_class and acc are
+            # the float64 ratios, and NaN where a class has no sample
+            correct = (self.class_accuracy.compute().double() * self.class_count).round()
+            out["acc"] = correct.sum() / n_targeted
             out["loss"] = self.class_loss.sum() / n_targeted
-            out["acc_class"] = self.class_correct / self.class_count
+            out["acc_class"] = correct / self.class_count
             out["loss_class"] = self.class_loss / self.class_count
-        return out
+        return {key: out[key] for key in (*BIAS_KEYS, *TARGET_KEYS) if key in out}
