@@ -35,6 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
         ),
         (["norm=none,pre"], ["-m"]),
         (["checkpoint_every_s=-1"], ["checkpoint_every_s=-1", ">= 0"]),
+        (
+            ["+callbacks.model_checkpoint.save_last=true"],
+            ["callbacks.model_checkpoint.save_last", "last.ckpt is igb's"],
+        ),
     ],
 )
 def test_bad_input_gives_one_line_naming_the_key(argv: list[str], expected: list[str]) -> None:

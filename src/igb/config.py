@@ -62,6 +62,12 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
     if every is not None and (isinstance(every, bool) or not isinstance(every, int | float)
                               or not every >= 0):  # fmt: skip
         raise ConfigError("checkpoint_every_s", f"checkpoint_every_s={every} must be a number >= 0")
+    if OmegaConf.select(cfg, "callbacks.model_checkpoint.save_last"):
+        raise ConfigError(
+            "callbacks.model_checkpoint.save_last",
+            "callbacks.model_checkpoint.save_last must be null or false: checkpoints/last.ckpt "
+            "is igb's (written at a stop signal, at the end and every checkpoint_every_s)",
+        )
     if OmegaConf.select(cfg, "trainer.max_epochs") is not None:
         _require_positive(cfg, "trainer.max_epochs")
     if _uses_batch_norm(cfg):
