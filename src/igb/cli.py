@@ -24,9 +24,10 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.compat import BasicSweeper, get_args_parser
+from igb.conf_dir import find_conf_dir
 from igb.errors import ConfigError, one_line
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = find_conf_dir()
 Validator = Callable[[DictConfig], object]
 
 
