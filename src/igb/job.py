@@ -25,6 +25,8 @@ RUNNING = "running"
 FINISHED = "finished"
 DIVERGED = "diverged"
 INTERRUPTED = "interrupted"
+#: what :meth:`JobFolder.current` says of a ``running`` job whose lock a live process holds
+ELSEWHERE = "running elsewhere"
 #: outcomes of a job's configuration: a relaunch skips them (``skip_finished``)
 TERMINAL = (FINISHED, DIVERGED)
 
@@ -43,6 +45,13 @@ _ATTEMPT_KEYS = (
     "status", "error", "traceback", "signal", "global_step", "checkpoint", "updated",
     "resumed_from_step", "objective", "metrics", *_CLUSTER_ENV,
 )  # fmt: skip
+
+
+def _gone(status: dict[str, Any]) -> str:
+    return (
+        f"process {status.get('pid', '?')} on {status.get('host', '?')} ended without "
+        "recording an outcome (killed)"
+    )
 
 
 def cluster_env() -> dict[str, str]:
@@ -70,6 +79,21 @@ class JobFolder:
             return json.loads(self.status_file.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+
+    def current(self) -> dict[str, Any]:
+        """The status file, with a ``running`` status checked against the folder's lock:
+        held by a live process (:data:`ELSEWHERE`; ``holder`` names it) or left by a
+        process that is gone (:data:`INTERRUPTED`)."""
+        from igb.joblock import live_holder
+
+        status = self.read()
+        if status.get("status") == RUNNING:
+            holder = live_holder(self.path)
+            if holder is not None:
+                status.update(status=ELSEWHERE, holder=holder)
+            else:
+                status.update(status=INTERRUPTED, error=_gone(status))
+        return status
 
     @property
     def status(self) -> str | None:
@@ -109,11 +133,7 @@ class JobFolder:
             if before.get("status"):
                 data["previous"] = {k: before[k] for k in _ATTEMPT_KEYS if k in before}
             if before.get("status") == RUNNING:  # its process died without a word
-                data["previous"].update(
-                    status=INTERRUPTED,
-                    error=f"process {before.get('pid', '?')} on {before.get('host', '?')} "
-                    "ended without recording an outcome (killed)",
-                )
+                data["previous"].update(status=INTERRUPTED, error=_gone(before))
             data["attempt"] = int(before.get("attempt", 0)) + 1
             self.path.mkdir(parents=True, exist_ok=True)
             tmp = self.status_file.with_suffix(".tmp")
