@@ -352,7 +352,7 @@ def test_finished_job_is_skipped(make_cfg, monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["ensemble.n_inits=0"], ["ensemble.n_inits=0", ">= 1"]),
+        (["ensemble.n_inits=0"], ["ensemble.n_inits=0", ">= 2"]),
         (["ensemble.seed0=-1"], ["ensemble.seed0=-1"]),
         (["norm=post", "ensemble.batch_size=1"], ["ensemble.batch_size=1", "BatchNorm"]),
         (["ensemble.eval_samples=99999"], ["ensemble.eval_samples=99999", "has 1600 points"]),

@@ -27,7 +27,7 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
 
     facts = validate(cfg)
     ens = cfg.ensemble
-    _int_at_least(ens, "n_inits", 1)
+    _int_at_least(ens, "n_inits", 2, ": gamma and its interval need two initializations")
     _int_at_least(ens, "seed0", 0)
     if ens.chunk_size != "auto":
         _int_at_least(ens, "chunk_size", 1, " or auto")
@@ -59,10 +59,11 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     available = split_sizes(cfg.dataset)[ens.eval_split]
     n = ens.eval_samples
     if n is not None:
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 2:
             raise ConfigError(
                 "ensemble.eval_samples",
-                f"ensemble.eval_samples={n} must be a positive integer or null (all)",
+                f"ensemble.eval_samples={n} must be an integer >= 2 (logit variances need two "
+                "points) or null (all)",
             )
         if n > available:
             raise ConfigError(
