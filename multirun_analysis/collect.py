@@ -258,7 +258,7 @@ def damage(
         return f"{path.name} is missing, empty or unreadable"
     last, final = int(series["step"].max()), status.get("global_step")
     if isinstance(final, int) and last < final:
-        return f"{path.name} ends at step {last} but the job finished at step {final}"
+        return f"{path.name} ends at step {last}, the job finished at step {final}"
     if "test/acc" not in series or series["test/acc"].isna().all():
         return f"{path.name} has no test/acc row (cut short)"
     return None

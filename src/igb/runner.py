@@ -86,8 +86,8 @@ def identity_problem(cfg: DictConfig, folder: Path) -> str | None:
     if not keys:
         return None
     return (
-        f"{folder} holds a {status} job of another configuration "
-        f"({describe_differences(saved, cfg, keys)}); "
+        f"{folder} holds a job of another configuration "
+        f"({status}; {describe_differences(saved, cfg, keys)}); "
         "launch into a new folder (hydra.run.dir / hydra.sweep.dir), or add restart=true "
         "to discard its results and start over"
     )
