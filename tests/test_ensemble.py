@@ -7,15 +7,13 @@ from __future__ import annotations
 import csv
 import importlib
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from entry_points import run_entry
 
 from igb import ensemble as ens
 from igb import theory
@@ -26,7 +24,6 @@ from igb.measure import predict_logits
 from igb.metrics import BiasStatistics, gamma_bootstrap_ci, gamma_from_moments, logit_statistics
 from igb.nn import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
 #: igb.ensemble.run is the job function; its module is reached through sys.modules
 JOB_MODULE = importlib.import_module("igb.ensemble.run")
 
@@ -268,14 +265,7 @@ def test_hydra_entry_writes_the_files(tmp_path: Path) -> None:
     """The real `python ensemble.py` entry (preflight, Hydra, run) with tiny sizes."""
     out = tmp_path / "run"
     args = [*TINY, "norm=post", "dataset.num_classes=3", "ensemble.seed0=5"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "ensemble.py"), *args, f"hydra.run.dir={out}"],
-        cwd=tmp_path,
-        env={**os.environ, "IGB_ROOT": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = run_entry("ensemble.py", *args, f"hydra.run.dir={out}", cwd=tmp_path, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = check_outputs(out, 24, 3, seed0=5)
     assert summary["regime"] == "neutral"  # BatchNorm post on centred data
@@ -285,14 +275,7 @@ def test_hydra_entry_writes_the_files(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_hydra_entry_bad_key_exits_with_one_line_and_no_folder(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "ensemble.py"), "ensemble.n_inits=0"],
-        cwd=tmp_path,
-        env={**os.environ, "IGB_ROOT": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = run_entry("ensemble.py", "ensemble.n_inits=0", cwd=tmp_path, timeout=240)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: ensemble.n_inits=0 must be an integer >= 1"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
+from entry_points import run_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what ``pip install .`` reads (copied, so the build leaves nothing in the checkout)
@@ -45,17 +46,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def run_entry(installed: Path, tmp_path: Path, script: str, *argv: str):
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(installed),
-        "IGB_ROOT": str(tmp_path),
-        "WANDB_MODE": "offline",
-    }
-    return subprocess.run(
-        [sys.executable, str(ROOT / script), *argv],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+def run_installed(installed: Path, tmp_path: Path, script: str, *argv: str):
+    """The checkout's entry point with only the installed package importable."""
+    return run_entry(script, *argv, cwd=tmp_path, env={"PYTHONPATH": str(installed)}, timeout=300)
 
 
 def test_the_entry_points_import_the_installed_package(installed: Path, tmp_path: Path) -> None:
@@ -74,7 +67,7 @@ def test_train_and_ensemble_run_from_a_non_editable_install(
     installed: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "train-job"
-    proc = run_entry(
+    proc = run_installed(
         installed, tmp_path, "train.py", *TINY, "trainer.max_epochs=1", "logger=csv",
         f"hydra.run.dir={out}",
     )  # fmt: skip
@@ -83,7 +76,7 @@ def test_train_and_ensemble_run_from_a_non_editable_install(
     assert (out / "metrics.csv").is_file()
 
     out = tmp_path / "ensemble-job"
-    proc = run_entry(
+    proc = run_installed(
         installed, tmp_path, "ensemble.py", "model.depth=2", "model.width=8",
         "dataset.num_samples=100", "dataset.shape=[6]", "ensemble.n_inits=8",
         "ensemble.eval_samples=null", "ensemble.batch_size=40", "ensemble.progress=false",
@@ -95,7 +88,7 @@ def test_train_and_ensemble_run_from_a_non_editable_install(
 
 
 def test_bad_input_from_an_install_is_one_line(installed: Path, tmp_path: Path) -> None:
-    proc = run_entry(installed, tmp_path, "train.py", "norm=sideways")
+    proc = run_installed(installed, tmp_path, "train.py", "norm=sideways")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: norm=sideways is not an option of 'norm'; allowed: none, post, pre"
