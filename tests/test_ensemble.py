@@ -97,7 +97,7 @@ def assert_rows_equal(result, refs, rtol=1e-5, atol=1e-6):
 
 
 # -- per-initialization statistics -----------------------------------------------------------
-def test_init_statistics_equal_bias_statistics() -> None:
+def test_stacked_statistics_equal_streamed_ones() -> None:
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 301, 5, generator=g) + 2 * torch.randn(6, 1, 5, generator=g)
     logits[0, :10] = 0.0  # ties: the first maximal class wins, as in argmax
