@@ -7,7 +7,10 @@ an upgrade removes or reshapes one). The code below is the only place that reach
 them, except for ``igb.logging.csv_logger`` (a subclass of Lightning's CSV writer must
 override its private hook; the names it uses are listed here and checked).
 
-Nothing here is a speed hack: each fills a gap the public APIs leave.
+Nothing here is a speed hack: each fills a gap the public APIs leave. (``IGBModule`` used to
+bypass ``nn.Module.__setattr__`` for the attributes Lightning sets around every hook call: 2.7
+vs 0.45 us a call, 49 calls a step, so 0.11 ms a step, 0.3% of the default MLP's epoch on the
+2-core development CPU; dropped, being far below the 5% that would justify it.)
 """
 
 from __future__ import annotations
