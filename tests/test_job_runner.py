@@ -133,6 +133,12 @@ def test_relaunch_with_other_settings_is_refused_until_restart(tmp_path: Path) -
     assert OmegaConf.load(kept / "config.yaml").seed == 0
     assert status(kept)["status"] == "finished" and (kept / "metrics.csv").is_file()
     assert sorted(collect(sweep).jobs["seed"]) == [5, 6]  # .discarded is not a job
+    # the same command again (a requeue, a relaunch): the restarted jobs are not restarted
+    stamp = status(sweep / "0")["updated"]
+    same = launch(tmp_path, "-m", "seed=5,6", *FAST, "restart=true", f"hydra.sweep.dir={sweep}")
+    assert same.returncode == 0 and "multirun: 2/2 jobs finished" in same.stdout + same.stderr
+    assert status(sweep / "0")["updated"] == stamp
+    assert len(list((sweep / "0" / ".discarded").iterdir())) == 1
 
 
 def test_a_changed_model_or_lr_never_resumes_an_interrupted_checkpoint(make_cfg) -> None:

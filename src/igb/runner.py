@@ -9,7 +9,7 @@
    is only continued, skipped or reported when its configuration is the launched one
    (:func:`igb.identity.config_differences`). Otherwise the launch is refused, naming the
    keys that differ; ``restart=true`` moves the folder's results aside (under
-   ``.discarded/<time>/``) and starts the job over.
+   ``.discarded/<time>/``) and starts the job over (once: see :func:`restarting`).
 3. **Skip.** ``skip_finished`` (default): a ``finished`` or ``diverged`` job is not run
    again.
 4. **Run.** ``status.json`` says ``running`` (pid, host), the body runs under a
@@ -93,6 +93,16 @@ def identity_problem(cfg: DictConfig, folder: Path) -> str | None:
     )
 
 
+def restarting(cfg: DictConfig, folder: Path) -> bool:
+    """``restart=true`` starts over once: a folder whose job was itself started by
+    ``restart=true`` with this configuration is continued (a requeue, or the same command
+    run again after an interruption, must not throw the restarted run away)."""
+    if not bool(cfg.get(RESTART_KEY, False)):
+        return False
+    saved = load_saved_config(folder)
+    return not (saved and saved.get(RESTART_KEY) and not config_differences(saved, cfg))
+
+
 def discard_results(folder: Path) -> Path | None:
     """Move the folder's results under ``.discarded/<time>/`` (nothing is deleted)."""
     present = [folder / name for name in RESULTS if (folder / name).exists()]
@@ -135,7 +145,7 @@ def run_job(
         problem = identity_problem(cfg, out)
         if problem:
             refuse(problem)
-        if bool(cfg.get(RESTART_KEY, False)):
+        if restarting(cfg, out):
             discard_results(out)
         elif cfg.get("skip_finished", True) and job.is_done():
             log.info("%s already holds a %s %s; skipping (skip_finished=false runs it again, "
