@@ -214,14 +214,15 @@ def test_damaged_checkpoint_is_named_and_restart_true_starts_over(tmp_path: Path
 
 
 # -- 5. an ensemble stopped by a signal resumes to the same result --------------------------
-ENSEMBLE = [  # 8 blocks of 100 initializations, a few ms each: signalled after the first
+ENSEMBLE = [  # 8 blocks of 20 initializations: signalled once the first is on disk
     "model.depth=2",
     "model.width=32",
-    "dataset.num_samples=700",
+    "dataset.num_samples=400",
+    "dataset.num_classes=2",
     "dataset.shape=[16]",
-    "ensemble.n_inits=800",
-    "ensemble.eval_samples=500",
-    "ensemble.batch_size=500",
+    "ensemble.n_inits=160",
+    "ensemble.eval_samples=300",
+    "ensemble.batch_size=300",
     "ensemble.n_boot=100",
     "ensemble.progress=false",
     "ensemble.workers=1",
@@ -251,7 +252,7 @@ def test_ensemble_stopped_by_a_signal_resumes_to_the_uninterrupted_result(
 
     again = launch(tmp_path, *argv, entry="ensemble.py")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"{100 * len(blocks)} of 800 initializations found" in again.stderr + again.stdout
+    assert f"{20 * len(blocks)} of 160 initializations found" in again.stderr + again.stdout
     assert status(folder)["status"] == "finished" and not (folder / "partial").exists()
 
     reference = make_cfg(*ENSEMBLE, name="ensemble", job="reference")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from igb.ensemble.eval_set import eval_set
@@ -38,8 +39,9 @@ log = logging.getLogger(__name__)
 OUTPUT_FILES = ("inits.csv", "histogram.png", "summary.json")
 #: folder of the completed blocks of initializations of an unfinished ensemble
 PARTIAL = "partial"
-#: at most this many initializations per block (what a stop signal can lose)
-BLOCK = 256
+#: at most this many initializations per block (what a stop signal can lose); on a GPU
+#: more, so that a block still fills ``vmap`` chunks of thousands of initializations
+BLOCK = {"cpu": 256, "cuda": 4096}
 _ARRAYS = ("f", "f_max", "entropy", "mu", "s2", "bias_degree")
 
 
@@ -109,7 +111,8 @@ def evaluate_in_blocks(
     """All initializations of ``cfg.ensemble``, reusing the blocks already on disk."""
     ens = cfg.ensemble
     n = int(ens.n_inits)
-    ranges = block_ranges(int(ens.seed0), n, max(1, min(BLOCK, math.ceil(n / 8))))
+    largest = BLOCK.get(torch.device(device).type, BLOCK["cpu"])
+    ranges = block_ranges(int(ens.seed0), n, max(1, min(largest, math.ceil(n / 8))))
     blocks = {r: _load_block(job.path, *r) for r in ranges}
     done = sum(hi - lo for (lo, hi), b in blocks.items() if b is not None)
     if done:
