@@ -237,7 +237,7 @@ def test_ensemble_stopped_by_a_signal_resumes_to_the_uninterrupted_result(
     argv = [*ENSEMBLE, f"hydra.run.dir={folder}"]
     proc = launch(tmp_path, *argv, entry="ensemble.py", wait=False)
     deadline = time.monotonic() + 240
-    while not list((folder / "partial").glob("*.npz")):
+    while not list((folder / "partial").glob("[0-9]*.npz")):  # not a temporary file
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline
         time.sleep(0.002)
@@ -246,7 +246,7 @@ def test_ensemble_stopped_by_a_signal_resumes_to_the_uninterrupted_result(
     assert proc.returncode != 0, "finished before the signal: make the ensemble larger"
     st = status(folder)
     assert st["status"] == "interrupted", st
-    blocks = sorted((folder / "partial").glob("*.npz"))
+    blocks = sorted((folder / "partial").glob("[0-9]*.npz"))
     assert 1 <= len(blocks) < 8, (blocks, err[-2000:])
     assert not (folder / "summary.json").exists() and not (folder / "inits.csv").exists()
 
