@@ -278,7 +278,8 @@ def test_hydra_entry_bad_key_exits_with_one_line_and_no_folder(tmp_path: Path) -
     proc = run_entry("ensemble.py", "ensemble.n_inits=0", cwd=tmp_path, timeout=240)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: ensemble.n_inits=0 must be an integer >= 1"
+        "error: ensemble.n_inits=0 must be an integer >= 2: gamma and its interval need two "
+        "initializations"
     ], proc.stderr
     assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
 

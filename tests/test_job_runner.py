@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import TINY
+from entry_points import run_entry
 from omegaconf import OmegaConf
 
 from igb import ensemble as ens
@@ -36,15 +37,17 @@ FAST = [*TINY, "trainer.max_epochs=1", "logger=csv"]
 
 
 def launch(tmp_path: Path, *argv: str, entry: str = "train.py", wait: bool = True):
+    """Run an entry point in ``tmp_path`` (tests/ on the path, for the fault callbacks);
+    ``wait=False``: the running ``Popen``."""
     pythonpath = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+    if wait:
+        return run_entry(entry, *argv, cwd=tmp_path, env={"PYTHONPATH": pythonpath}, timeout=300)
     env = {**os.environ, "IGB_ROOT": str(tmp_path), "WANDB_MODE": "offline",
            "PYTHONPATH": pythonpath}  # fmt: skip
-    cmd = [sys.executable, str(ROOT / entry), *argv]
-    if not wait:
-        return subprocess.Popen(
-            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / entry), *argv], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
 
 
 def status(folder: Path) -> dict:
