@@ -37,7 +37,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
-from igb.ensemble import _empty_model, eval_set, evaluate_ensemble, resolve_device, resolve_method
+from igb.ensemble import empty_model, eval_set, evaluate_ensemble, resolve_device, resolve_method
 from igb.measure import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def threaded_matmul_rate(m: int, k: int, n: int, threads: int) -> float:
 
 def forward_flops(cfg: DictConfig, x: torch.Tensor, num_classes: int) -> int:
     """Matmul FLOPs of one initialization's evaluation (as predict_logits runs it)."""
-    model = _empty_model(cfg.model, cfg.norm, tuple(x.shape[1:]), num_classes, "cpu")
+    model = empty_model(cfg.model, cfg.norm, tuple(x.shape[1:]), num_classes, "cpu")
     torch.manual_seed(0)
     from igb.nn.init import initialize
 

@@ -32,6 +32,8 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from igb.identity import norm_label
+from igb.job import JobFolder
 from igb.theory import regime
 
 #: column name -> config key. The first columns of the jobs table.
@@ -61,20 +63,11 @@ _NOT_A_CHOICE = {"hydra.sweep.dir", "hydra.run.dir", "experiment", "paths.log_di
 UNKNOWN = "unknown"
 NOT_STARTED = "not_started"
 FINISHED = "finished"
+#: a job that says ``finished`` but whose data do not hold the finished run
+DAMAGED = "damaged"
 
 #: default tolerance of the time-to-neutrality criterion ``f_max <= 1/C + tol``
 DEFAULT_TOL = 0.1
-
-
-def norm_label(placement: Any, kind: Any) -> str:
-    """``none``, or ``<kind>-<placement>`` such as ``batch-post``."""
-    if placement in (None, "none") or _isnan(placement):
-        return "none"
-    if placement == "native":  # the architecture's own norms (model=torchvision|timm|custom)
-        return "native"
-    if kind is None or _isnan(kind):
-        return str(placement)
-    return f"{kind}-{placement}"
 
 
 #: norm kinds and placements in the order the paper discusses them
@@ -231,8 +224,11 @@ def _override_value(override: str) -> str:
 
 
 def job_status(job_dir: Path) -> dict[str, Any]:
-    """``status``, ``error`` and the rest of status.json; ensembles may have only summary.json."""
-    status = _read_json(job_dir / "status.json")
+    """``status``, ``error`` and the rest of status.json; ensembles may have only summary.json.
+
+    A ``running`` job whose process is gone reads ``interrupted``, one that another live
+    process runs ``running elsewhere`` (:meth:`igb.job.JobFolder.current`)."""
+    status = JobFolder(job_dir).current()
     if not status.get("status"):
         if (job_dir / "summary.json").is_file():
             status["status"] = FINISHED
@@ -240,6 +236,49 @@ def job_status(job_dir: Path) -> dict[str, Any]:
             status["status"] = UNKNOWN
             status.setdefault("error", "no status.json: the job never recorded a state")
     return status
+
+
+def _writes_csv(cfg: DictConfig) -> bool:
+    loggers = select(cfg, "logger")
+    return isinstance(loggers, Mapping) and any(
+        "csv" in str((lg or {}).get("_target_", "")).lower() for lg in loggers.values()
+    )
+
+
+def damage(
+    job_dir: Path, cfg: DictConfig, status: Mapping[str, Any], kind: str, series: pd.DataFrame
+) -> str | None:
+    """Why the files of a ``finished`` job do not hold its finished run (None: they do).
+
+    A training job that writes ``metrics.csv`` must have one that reaches the step its
+    status records (a truncated or emptied file ends earlier) and holds the test row; an
+    ensemble must have ``summary.json`` and ``n_inits`` rows in ``inits.csv``."""
+    if kind == "ensemble":
+        summary = _read_json(job_dir / "summary.json")
+        if not summary:
+            return "summary.json is missing or unreadable"
+        rows = _csv_rows(job_dir / "inits.csv")
+        if rows != summary.get("n_inits"):
+            return f"inits.csv holds {rows} initializations, summary.json {summary.get('n_inits')}"
+        return None
+    if not _writes_csv(cfg):
+        return None
+    path = job_dir / "metrics.csv"
+    if series.empty:
+        return f"{path.name} is missing, empty or unreadable"
+    last, final = int(series["step"].max()), status.get("global_step")
+    if isinstance(final, int) and last < final:
+        return f"{path.name} ends at step {last}, the job finished at step {final}"
+    if "test/acc" not in series or series["test/acc"].isna().all():
+        return f"{path.name} has no test/acc row (cut short)"
+    return None
+
+
+def _csv_rows(path: Path) -> int | None:
+    try:
+        return len(pd.read_csv(path))
+    except (OSError, pd.errors.EmptyDataError, pd.errors.ParserError):
+        return None
 
 
 def read_metrics(job_dir: Path) -> pd.DataFrame:
@@ -399,6 +438,9 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
     else:
         row["kind"] = "train"
         row.update(train_results(series, _int(row.get("num_classes")), tol))
+    why = damage(job_dir, cfg, status, row["kind"], series) if row["status"] == FINISHED else None
+    if why:  # kept in the tables with the reason; the figures and summary use finished jobs
+        row.update(status=DAMAGED, error=f"finished, but {why}")
     return row, series, inits
 
 
@@ -430,8 +472,9 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]]:
     task = (hydra.get("overrides") or {}).get("task") or []
     grid = [f"{k}={v}" for k, v in params.items()] + [str(t) for t in task]
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        from igb.compat import BasicSweeper
 
         parsed = OverridesParser.create().parse_overrides(grid)
         return BasicSweeper.split_arguments(parsed, None)[0]

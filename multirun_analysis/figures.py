@@ -116,6 +116,17 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _finish(
+    fig: plt.Figure, title: str | None, path: Path, caption: str, bottom: float = 0.0
+) -> list[Figure]:
+    """The end of every figure: its title, the layout (``bottom``: room kept for a figure
+    legend), the file, and the figure's record with its caption."""
+    if title is not None:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    return [Figure(_save(fig, path), caption)]
+
+
 def _config_order(jobs: pd.DataFrame) -> list[str]:
     return config_order(jobs)
 
@@ -280,17 +291,14 @@ def fig_step0_f_max(col: Collection, out: Path) -> list[Figure]:
         _hist_panel(ax, values, C, gamma)
         ax.set_title(f"{config}\nγ≈mean g={gamma:.2g}, {len(values)} seeds", fontsize=7.5)
         ax.set_xlabel(var.replace("f/0", "f_0"), fontsize=8)
-    fig.suptitle("step-0 train " + var.replace("f/0", "f_0") + " over seeds", fontsize=9)
-    fig.tight_layout()
-    path = _save(fig, out / "f_max_step0.png")
-    return [
-        Figure(
-            path,
-            "Step-0 prediction fraction over seeds for each configuration (train split), "
-            "with the Gaussian-model law for γ estimated as the mean single-initialization "
-            "bias degree g.",
-        )
-    ]
+    return _finish(
+        fig,
+        "step-0 train " + var.replace("f/0", "f_0") + " over seeds",
+        out / "f_max_step0.png",
+        "Step-0 prediction fraction over seeds for each configuration (train split), "
+        "with the Gaussian-model law for γ estimated as the mean single-initialization "
+        "bias degree g.",
+    )
 
 
 # ---------------------------------------------------------------------------- gamma
@@ -342,23 +350,17 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
         ax.grid(alpha=0.3, which="major")
     axes[0][0].set_ylabel("γ (IGB strength)")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle(
+    return _finish(
+        fig,
         "γ vs depth (solid: post, dashed: pre, dotted: none; wide pale: infinite-width "
         f"theory; lines at γ=1 and the neutral tolerance {NEUTRAL_TOL:g}; γ below {floor:g} "
         f"drawn at {floor:g})",
-        fontsize=9,
+        out / "gamma_vs_depth.png",
+        "IGB strength γ (bootstrap 95% interval) against depth for each norm kind and "
+        "placement, with the infinite-width prediction (wide pale lines) where the "
+        "theory covers the model; above γ=1 deeply prejudiced, below the dotted line "
+        "neutral.",
     )
-    fig.tight_layout()
-    path = _save(fig, out / "gamma_vs_depth.png")
-    return [
-        Figure(
-            path,
-            "IGB strength γ (bootstrap 95% interval) against depth for each norm kind and "
-            "placement, with the infinite-width prediction (wide pale lines) where the "
-            "theory covers the model; above γ=1 deeply prejudiced, below the dotted line "
-            "neutral.",
-        )
-    ]
 
 
 # ---------------------------------------------------------------------------- dynamics
@@ -430,20 +432,14 @@ def fig_dynamics_f_max(col: Collection, out: Path, split: str = "val") -> list[F
     else:
         ax.legend(fontsize=7)
     n_seeds = int(jobs.groupby("config").size().max())
-    fig.suptitle(
+    return _finish(
+        fig,
         f"f_max and prediction entropy over training, mean ± 1 sd over up to {n_seeds} seeds "
         f"(lines: 1/C and 1/C + {col.tol:g})",
-        fontsize=9,
+        out / "dynamics_f_max.png",
+        f"f_max and normalised prediction entropy on the {split} split against optimizer "
+        "step (log scale, step 0 plotted at 1), mean and one standard deviation over seeds.",
     )
-    fig.tight_layout()
-    path = _save(fig, out / "dynamics_f_max.png")
-    return [
-        Figure(
-            path,
-            f"f_max and normalised prediction entropy on the {split} split against optimizer "
-            "step (log scale, step 0 plotted at 1), mean and one standard deviation over seeds.",
-        )
-    ]
 
 
 def _rank_columns(series: pd.DataFrame, split: str) -> list[str]:
@@ -491,21 +487,16 @@ def fig_dynamics_acc_rank(col: Collection, out: Path, split: str = "val") -> lis
         row[0].set_ylabel(f"{split} accuracy", fontsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7.5, frameon=False)
-    fig.suptitle(
+    return _finish(
+        fig,
         "per-class accuracy ranked by step-0 train f_c: favoured class vs the rest "
         "(mean ± 1 sd over seeds)",
-        fontsize=9,
+        out / "dynamics_acc_rank.png",
+        f"Accuracy on the {split} split of the class favoured at initialization (rank 1 "
+        "of the step-0 train fractions) against the mean accuracy of the other classes, "
+        "over log-scaled steps; mean and one standard deviation over seeds.",
+        bottom=0.06,
     )
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    path = _save(fig, out / "dynamics_acc_rank.png")
-    return [
-        Figure(
-            path,
-            f"Accuracy on the {split} split of the class favoured at initialization (rank 1 "
-            "of the step-0 train fractions) against the mean accuracy of the other classes, "
-            "over log-scaled steps; mean and one standard deviation over seeds.",
-        )
-    ]
 
 
 def fig_time_to_neutrality(col: Collection, out: Path, split: str = "val") -> list[Figure]:
@@ -539,16 +530,14 @@ def fig_time_to_neutrality(col: Collection, out: Path, split: str = "val") -> li
         "time to neutrality per seed (bar: median; red ▶: not reached by the last step)",
         fontsize=9,
     )
-    fig.tight_layout()
-    path = _save(fig, out / "time_to_neutrality.png")
-    return [
-        Figure(
-            path,
-            f"Time to neutrality: the first measured step from which f_max on the {split} "
-            f"split stays within {col.tol:g} of 1/C, per seed; red triangles mark runs still "
-            "above it at their last measurement (plotted at their last step).",
-        )
-    ]
+    return _finish(
+        fig,
+        None,
+        out / "time_to_neutrality.png",
+        f"Time to neutrality: the first measured step from which f_max on the {split} "
+        f"split stays within {col.tol:g} of 1/C, per seed; red triangles mark runs still "
+        "above it at their last measurement (plotted at their last step).",
+    )
 
 
 ALL = (

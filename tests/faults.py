@@ -83,3 +83,14 @@ class SleepPerStep(L.Callback):
 
     def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
         time.sleep(self.seconds)
+
+
+class SignalAtFitStart(L.Callback):
+    """Send ``signal`` to this process when fit starts, before the step-0 statistics."""
+
+    def __init__(self, signal: str = "SIGTERM") -> None:
+        super().__init__()
+        self.signal = signal
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        os.kill(os.getpid(), getattr(signal, self.signal))

@@ -150,7 +150,7 @@ def test_resumed_run_keeps_the_step0_ranking(make_cfg) -> None:
 
 @pytest.mark.parametrize("seeds", [(0, 1, 2)])
 def test_batchnorm_post_is_neutral_and_none_is_prejudiced_at_step0(make_cfg, seeds) -> None:
-    """science.md: BN after the ReLU removes the shared offset (f ~ 1/C); no norm does not."""
+    """docs/science.md: BN after the ReLU removes the shared offset (f ~ 1/C); no norm does not."""
     c = 4
     deep = ["model.depth=8", "model.width=64", "trainer.max_epochs=1"]
     deep += ["+trainer.limit_train_batches=1", "callbacks.model_checkpoint=null"]

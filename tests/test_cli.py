@@ -38,6 +38,10 @@ MODEL_OPTIONS = "cnn, custom, mlp, mlp_mixer, resnet, resnet9, timm, torchvision
         ),
         (["norm=none,pre"], ["norm=none,pre lists several values", "-m"]),
         (["checkpoint_every_s=-1"], ["checkpoint_every_s=-1", ">= 0"]),
+        (
+            ["+callbacks.model_checkpoint.save_last=true"],
+            ["callbacks.model_checkpoint.save_last", "last.ckpt is igb's"],
+        ),
     ],
 )
 def test_bad_input_gives_one_line_naming_the_key(argv: list[str], expected: list[str]) -> None:

@@ -484,14 +484,9 @@ def test_shape_and_classes_known_before_loading(tmp_path: Path) -> None:
 def test_datamodule_loaders_drop_single_train_batch_and_shard_by_trainer() -> None:
     # 81 train samples, batch 16: the trailing batch would hold 1 sample
     dm = GaussianBlobsDataModule(
-        num_classes=3,
-        num_samples=101,
-        shape=[2],
-        val_fraction=0.1,
-        test_fraction=0.1,
-        batch_size=16,
-        eval_batch_size=9,
-    )
+        num_classes=3, num_samples=101, shape=[2], val_fraction=0.1, test_fraction=0.1,
+        batch_size=16, eval_batch_size=9,
+    )  # fmt: skip
     assert dm.describe()["sizes"]["train"] == 81
     train = dm.train_dataloader()
     assert len(train) == 5 and all(len(xb) == 16 for xb, _ in train)
@@ -576,14 +571,9 @@ def test_loader_rank_shards(n: int, shuffle: bool) -> None:
 
 def test_loader_under_lightning_follows_trainer_epochs(tmp_path: Path) -> None:
     dm = GaussianBlobsDataModule(
-        num_classes=3,
-        num_samples=60,
-        shape=[4],
-        batch_size=16,
-        val_fraction=0.2,
-        test_fraction=0.0,
-        seed=2,
-    )
+        num_classes=3, num_samples=60, shape=[4], batch_size=16, val_fraction=0.2,
+        test_fraction=0.0, seed=2,
+    )  # fmt: skip
     seen: list[list[int]] = []
 
     class Tiny(L.LightningModule):

@@ -8,19 +8,16 @@ next job (same process) must start its own second rank.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import TINY
+from entry_points import run_entry
 
 from igb.logging.wandb_files import find_run_dirs, read_run
 from igb.train import run
 
-ROOT = Path(__file__).resolve().parents[1]
 C = 4
 #: measurement batches of 64: the 192 train points are 3 batches, split 2 + 1 over 2 ranks
 COMMON = [*TINY, "trainer.max_epochs=1", "callbacks.bias_stats.batch_size=64"]
@@ -35,24 +32,17 @@ def step0(metrics: pd.DataFrame) -> pd.Series:
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_log_the_single_process_step0_f(tmp_path: Path, make_cfg) -> None:
     sweep = tmp_path / "sweep"
-    env = {**os.environ, "IGB_ROOT": str(tmp_path), "WANDB_MODE": "offline"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "train.py"),
-            "-m",
-            *COMMON,
-            "logger=default",  # W&B (offline) and metrics.csv
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.devices=2",
-            "seed=0,1",
-            f"hydra.sweep.dir={sweep}",
-        ],
+    proc = run_entry(
+        "train.py",
+        "-m",
+        *COMMON,
+        "logger=default",  # W&B (offline) and metrics.csv
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "seed=0,1",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     output = proc.stdout + proc.stderr

@@ -5,26 +5,27 @@ the real Hydra entry, and one-line errors for bad ensemble.* keys."""
 from __future__ import annotations
 
 import csv
+import importlib
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from entry_points import run_entry
 
 from igb import ensemble as ens
 from igb import theory
 from igb.cli import check
+from igb.ensemble import loop as ens_loop
 from igb.logging.wandb_files import find_run_dirs, read_run
 from igb.measure import predict_logits
-from igb.metrics import BiasStatistics, gamma_bootstrap_ci, gamma_from_moments
+from igb.metrics import BiasStatistics, gamma_bootstrap_ci, gamma_from_moments, logit_statistics
 from igb.nn import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
+#: igb.ensemble.run is the job function; its module is reached through sys.modules
+JOB_MODULE = importlib.import_module("igb.ensemble.run")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -96,11 +97,11 @@ def assert_rows_equal(result, refs, rtol=1e-5, atol=1e-6):
 
 
 # -- per-initialization statistics -----------------------------------------------------------
-def test_init_statistics_equal_bias_statistics() -> None:
+def test_stacked_statistics_equal_streamed_ones() -> None:
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 301, 5, generator=g) + 2 * torch.randn(6, 1, 5, generator=g)
     logits[0, :10] = 0.0  # ties: the first maximal class wins, as in argmax
-    stats = ens.init_statistics(logits)
+    stats = logit_statistics(logits)
     for k in range(logits.shape[0]):
         metric = BiasStatistics(5)
         for chunk in logits[k].split(64):  # batch-wise, as a callback would feed it
@@ -121,7 +122,7 @@ def test_gamma_recovered_from_synthetic_gaussian_logits(gamma: float, num_classe
     g = torch.Generator().manual_seed(1)
     centres = gamma**0.5 * torch.randn(n_inits, 1, num_classes, generator=g)
     logits = centres + torch.randn(n_inits, n, num_classes, generator=g)
-    stats = ens.init_statistics(logits)
+    stats = logit_statistics(logits)
     est = gamma_from_moments(stats["mu"], stats["s2"])
     expected = (gamma + theory.gamma_finite_sample_floor(n)) / (1 - 1 / n)
     lo, hi = gamma_bootstrap_ci(stats["mu"], stats["s2"], n_boot=400)
@@ -264,14 +265,7 @@ def test_hydra_entry_writes_the_files(tmp_path: Path) -> None:
     """The real `python ensemble.py` entry (preflight, Hydra, run) with tiny sizes."""
     out = tmp_path / "run"
     args = [*TINY, "norm=post", "dataset.num_classes=3", "ensemble.seed0=5"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "ensemble.py"), *args, f"hydra.run.dir={out}"],
-        cwd=tmp_path,
-        env={**os.environ, "IGB_ROOT": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = run_entry("ensemble.py", *args, f"hydra.run.dir={out}", cwd=tmp_path, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = check_outputs(out, 24, 3, seed0=5)
     assert summary["regime"] == "neutral"  # BatchNorm post on centred data
@@ -281,17 +275,11 @@ def test_hydra_entry_writes_the_files(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_hydra_entry_bad_key_exits_with_one_line_and_no_folder(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "ensemble.py"), "ensemble.n_inits=0"],
-        cwd=tmp_path,
-        env={**os.environ, "IGB_ROOT": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = run_entry("ensemble.py", "ensemble.n_inits=0", cwd=tmp_path, timeout=240)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: ensemble.n_inits=0 must be an integer >= 1"
+        "error: ensemble.n_inits=0 must be an integer >= 2: gamma and its interval need two "
+        "initializations"
     ], proc.stderr
     assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
 
@@ -330,7 +318,7 @@ def test_interrupted_run_leaves_no_summary(make_cfg, monkeypatch) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ens, "evaluate_ensemble", interrupted)
+    monkeypatch.setattr(JOB_MODULE, "evaluate_ensemble", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ens.run(cfg)
     assert not (out / "summary.json").exists() and not (out / "inits.csv").exists()
@@ -340,7 +328,7 @@ def test_interrupted_run_leaves_no_summary(make_cfg, monkeypatch) -> None:
 def test_finished_job_is_skipped(make_cfg, monkeypatch) -> None:
     cfg = make_cfg(*TINY, "ensemble.n_inits=4", name="ensemble")
     first = ens.run(cfg)
-    monkeypatch.setattr(ens, "evaluate_ensemble", lambda *a, **k: pytest.fail("re-ran"))
+    monkeypatch.setattr(JOB_MODULE, "evaluate_ensemble", lambda *a, **k: pytest.fail("re-ran"))
     assert ens.run(cfg) == first
 
 
@@ -348,7 +336,7 @@ def test_finished_job_is_skipped(make_cfg, monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["ensemble.n_inits=0"], ["ensemble.n_inits=0", ">= 1"]),
+        (["ensemble.n_inits=0"], ["ensemble.n_inits=0", ">= 2"]),
         (["ensemble.seed0=-1"], ["ensemble.seed0=-1"]),
         (["norm=post", "ensemble.batch_size=1"], ["ensemble.batch_size=1", "BatchNorm"]),
         (["ensemble.eval_samples=99999"], ["ensemble.eval_samples=99999", "has 1600 points"]),
@@ -409,7 +397,7 @@ def test_worker_threads_leave_the_thread_settings_alone() -> None:
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_an_error_in_a_worker_is_raised_not_hung(monkeypatch, workers: int) -> None:
-    real = ens.init_statistics
+    real = ens_loop.logit_statistics
     calls = []
 
     def failing(logits):
@@ -418,7 +406,7 @@ def test_an_error_in_a_worker_is_raised_not_hung(monkeypatch, workers: int) -> N
             raise RuntimeError("boom in the statistics")
         return real(logits)
 
-    monkeypatch.setattr(ens, "init_statistics", failing)
+    monkeypatch.setattr(ens_loop, "logit_statistics", failing)
     model_cfg, norm_cfg, shape = MODELS["mlp-batch-post"]
     with pytest.raises(RuntimeError, match="boom"):
         ens.evaluate_ensemble(

@@ -12,18 +12,13 @@ import torch.nn.functional as F
 from igb.metrics import (
     BIAS_KEYS,
     TARGET_KEYS,
-    BiasDegree,
     BiasStatistics,
-    CentredLogitMoments,
-    PerClassAccuracy,
-    PerClassLoss,
-    PredictionFractions,
     bias_degree,
     centred_logit_moments,
     gamma_bootstrap_ci,
     gamma_from_moments,
+    logit_statistics,
     normalized_entropy,
-    prediction_fractions,
     ranked_fractions,
 )
 
@@ -41,9 +36,13 @@ def test_prediction_fractions_hand_made_with_argmax_tie():
     logits = torch.tensor(
         [[1.0, 1.0, 0.0], [0.0, 2.0, 1.0], [3.0, 0.0, 0.0], [0.0, 0.0, 5.0]]
     )  # row 0 ties between class 0 and 1: the first max (0) wins
-    f = prediction_fractions(logits)
+    f = logit_statistics(logits)["f"]
     assert f.dtype == F64
     torch.testing.assert_close(f, t64([0.5, 0.25, 0.25]), rtol=0, atol=0)
+    # a stack of two "initializations": one row of fractions each
+    stacked = logit_statistics(torch.stack([logits, logits.flip(-1)]))["f"]
+    torch.testing.assert_close(stacked[0], f, rtol=0, atol=0)
+    torch.testing.assert_close(stacked[1], t64([0.25, 0.5, 0.25]), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -68,6 +67,7 @@ def test_normalized_entropy_values():
     # (1/2 log 2 + 2 * 1/4 log 4) / log 3 = 1.5 log 2 / log 3
     expected = 1.5 * math.log(2) / math.log(3)
     assert normalized_entropy(t64([0.5, 0.25, 0.25])).item() == pytest.approx(expected)
+    assert normalized_entropy(t64([1.0])).item() == 0.0  # one class: nothing to spread over
 
 
 def test_centred_moments_and_bias_degree_hand_computed():
@@ -100,17 +100,18 @@ def test_per_class_accuracy_and_loss_hand_computed():
         [[2.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 3.0], [0.5, 0.2, 0.1], [0.0, 4.0, 1.0]]
     )
     targets = torch.tensor([0, 0, 1, 1, 1])  # class 2 has no sample
-    acc = PerClassAccuracy(3)
-    acc.update(logits, targets)
-    got = acc.compute()
-    assert got[0].item() == pytest.approx(1 / 2)  # argmax [0, 1] vs [0, 0]
-    assert got[1].item() == pytest.approx(1 / 3)  # argmax [2, 0, 1] vs [1, 1, 1]
+    metric = BiasStatistics(3)
+    metric.update(logits, targets)
+    stats = metric.compute()
+    got = stats["acc_class"]
+    assert got.dtype == F64
+    assert got[0].item() == 1 / 2  # argmax [0, 1] vs [0, 0]
+    assert got[1].item() == 1 / 3  # argmax [2, 0, 1] vs [1, 1, 1]: exact, not float32
     assert math.isnan(got[2].item())
+    assert stats["acc"].item() == 2 / 5
 
-    loss = PerClassLoss(3)
-    loss.update(logits, targets)
     per_sample = F.cross_entropy(logits.double(), targets, reduction="none")
-    got = loss.compute()
+    got = stats["loss_class"]
     assert got[0].item() == pytest.approx(per_sample[:2].mean().item(), rel=1e-12)
     assert got[1].item() == pytest.approx(per_sample[2:].mean().item(), rel=1e-12)
     assert math.isnan(got[2].item())
@@ -128,7 +129,7 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="targets"):
         m.update(torch.zeros(4, 3), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="num_classes"):
-        PredictionFractions(0)
+        BiasStatistics(0)
     with pytest.raises(ValueError):
         gamma_from_moments(torch.zeros(3), torch.ones(3))
 
@@ -137,29 +138,40 @@ def test_bad_inputs_raise():
 
 
 def one_shot(logits: torch.Tensor, targets: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """Every BiasStatistics output, from the functional API and plain torch."""
-    c = logits.shape[1]
-    f = prediction_fractions(logits)
-    values, order = ranked_fractions(f)
-    mu, s2 = centred_logit_moments(logits)
+    """Every BiasStatistics output, computed independently in numpy from the definitions."""
+    o = logits.double().numpy()
+    n, c = o.shape
+    f = np.bincount(o.argmax(1), minlength=c) / n
+    order = np.argsort(-f, kind="stable")
+    d = o - o.mean(1, keepdims=True)
+    mu, s2 = d.mean(0), d.var(0)
+    nonzero = f[f > 0]
     out = {
         "f": f,
         "f_max": f.max(),
-        "f_ranked": values,
+        "f_ranked": f[order],
         "rank_order": order,
-        "entropy": normalized_entropy(f),
+        "entropy": -(nonzero * np.log(nonzero)).sum() / np.log(c),
         "mu": mu,
         "s2": s2,
-        "bias_degree": bias_degree(mu, s2),
+        "bias_degree": (mu**2).mean() / s2.mean(),
     }
     if targets is not None:
-        ce = F.cross_entropy(logits.double(), targets, reduction="none")
-        correct = (logits.argmax(1) == targets).double()
+        t = targets.numpy()
+        log_p = o - o.max(1, keepdims=True)
+        log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+        ce = -log_p[np.arange(n), t]
+        correct = (o.argmax(1) == t).astype(float)
         out["acc"] = correct.mean()
         out["loss"] = ce.mean()
-        out["acc_class"] = torch.stack([correct[targets == k].mean() for k in range(c)])
-        out["loss_class"] = torch.stack([ce[targets == k].mean() for k in range(c)])
-    return out
+        with np.errstate(invalid="ignore"):
+            out["acc_class"] = np.array(
+                [correct[t == k].mean() if (t == k).any() else np.nan for k in range(c)]
+            )
+            out["loss_class"] = np.array(
+                [ce[t == k].mean() if (t == k).any() else np.nan for k in range(c)]
+            )
+    return {k: torch.as_tensor(v) for k, v in out.items()}
 
 
 def assert_stats_equal(got: dict, want: dict) -> None:
@@ -210,69 +222,33 @@ def test_bias_statistics_reset_between_uses():
     assert not torch.allclose(first["f"], second["f"])
 
 
-def test_metric_classes_batchwise_equal_functional():
-    logits, targets = make_data(n=97, c=5, seed=3)
-    ms = {
-        "f": PredictionFractions(5),
-        "moments": CentredLogitMoments(5),
-        "g": BiasDegree(5),
-        "acc": PerClassAccuracy(5),
-        "loss": PerClassLoss(5),
-    }
-    for lb, tb in zip(logits.split([7, 60, 30]), targets.split([7, 60, 30])):
-        for name, m in ms.items():
-            m.update(lb, tb) if name in ("acc", "loss") else m.update(lb)
-    want = one_shot(logits, targets)
-    torch.testing.assert_close(ms["f"].compute(), want["f"])
-    mu, s2 = ms["moments"].compute()
-    torch.testing.assert_close(mu, want["mu"])
-    torch.testing.assert_close(s2, want["s2"])
-    torch.testing.assert_close(ms["g"].compute(), want["bias_degree"])
-    torch.testing.assert_close(ms["acc"].compute(), want["acc_class"], equal_nan=True)
-    torch.testing.assert_close(ms["loss"].compute(), want["loss_class"], equal_nan=True)
-
-
-@pytest.mark.parametrize(
-    "cls", [BiasStatistics, PredictionFractions, CentredLogitMoments, BiasDegree]
-)
-def test_merge_state_across_ranks_equals_one_shot(cls):
+def test_merge_state_across_ranks_equals_one_shot():
     logits, targets = make_data(n=90, seed=4)
-    a, b = logits[:37], logits[37:]
-    ta, tb = targets[:37], targets[37:]
-    r0, r1 = cls(7), cls(7)
-    if cls is BiasStatistics:
-        r0.update(a, ta)
-        r1.update(b, tb)
-    else:
-        r0.update(a)
-        r1.update(b)
-    # what a DDP all-reduce does with dist_reduce_fx="sum": add every state
-    summed = cls(7)
-    for name in summed._defaults:
-        setattr(summed, name, getattr(r0, name) + getattr(r1, name))
-    summed._update_count = r0._update_count + r1._update_count  # as after a real sync
+    r0, r1 = BiasStatistics(7), BiasStatistics(7)
+    r0.update(logits[:37], targets[:37])
+    r1.update(logits[37:], targets[37:])
+    # what a DDP all-reduce does with dist_reduce_fx="sum": add every state (of the
+    # metric and of its per-class accuracy)
+    summed = BiasStatistics(7)
+    for metric, m0, m1 in (
+        (summed, r0, r1),
+        (summed.class_accuracy, r0.class_accuracy, r1.class_accuracy),
+    ):
+        for name in metric._defaults:
+            setattr(metric, name, getattr(m0, name) + getattr(m1, name))
+        metric._update_count = m0._update_count + m1._update_count  # as after a real sync
     r0.merge_state(r1)
-
-    if cls is BiasStatistics:
-        want = one_shot(logits, targets)
-        assert_stats_equal(r0.compute(), want)
-        assert_stats_equal(summed.compute(), want)
-        return
-    full = cls(7)
-    full.update(logits)
-    for got in (r0.compute(), summed.compute()):
-        for x, y in zip(
-            got if isinstance(got, tuple) else (got,),
-            full.compute() if isinstance(got, tuple) else (full.compute(),),
-        ):
-            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    want = one_shot(logits, targets)
+    assert_stats_equal(r0.compute(), want)
+    assert_stats_equal(summed.compute(), want)
 
 
-def test_states_are_sum_reduced_float64():
-    for m in (BiasStatistics(3), PredictionFractions(3), BiasDegree(3), PerClassLoss(3)):
-        for name, fx in m._reductions.items():
+def test_states_are_sum_reduced():
+    m = BiasStatistics(3)
+    for metric, dtype in ((m, F64), (m.class_accuracy, torch.int64)):
+        for name, fx in metric._reductions.items():
             assert fx is not None and fx.__name__.endswith("sum"), name
-            assert getattr(m, name).dtype == F64, name
+            assert getattr(metric, name).dtype == dtype, name
 
 
 # ------------------------------------------------------ gamma on synthetic logits
@@ -283,15 +259,15 @@ def synthetic_moments(gamma, n_inits, num_classes, n_points, scale, seed):
     gen = torch.Generator().manual_seed(seed)
     centres = math.sqrt(gamma) * scale * torch.randn(n_inits, 1, num_classes, generator=gen)
     logits = centres + scale * torch.randn(n_inits, n_points, num_classes, generator=gen)
-    metric = CentredLogitMoments(num_classes)
+    metric = BiasStatistics(num_classes)
     mus, s2s = [], []
     for init_logits in logits:
         metric.reset()
         for batch in init_logits.split(n_points // 3 + 1):
             metric.update(batch)
-        mu, s2 = metric.compute()
-        mus.append(mu)
-        s2s.append(s2)
+        stats = metric.compute()
+        mus.append(stats["mu"])
+        s2s.append(stats["s2"])
     return torch.stack(mus), torch.stack(s2s)
 
 

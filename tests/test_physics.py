@@ -3,7 +3,7 @@
 Ensembles of a depth-10, width-100 MLP (kaiming_normal weights, zero biases) on centred
 Gaussian inputs (``separation=0``: 500 points of dimension 100, binary labels that the
 network never sees), measured exactly as ``python ensemble.py`` measures them. What
-``science.md`` predicts, and what was measured when this file was written (300 inits):
+docs/science.md predicts, and what was measured when this file was written (300 inits):
 
 =====================  ===============  =====================================================
 configuration          measured gamma   why

@@ -12,21 +12,22 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from igb.compat import BasicSweeper, get_args_parser
+from igb.conf_dir import find_conf_dir
 from igb.errors import ConfigError, one_line
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONF_DIR = find_conf_dir()
 Validator = Callable[[DictConfig], object]
 
 
@@ -76,15 +77,49 @@ def _compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
 
 def expand_jobs(config_name: str, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     """The override list of every job Hydra's basic sweeper would launch."""
-    parser = OverridesParser.create()
-    parsed = parser.parse_overrides(list(overrides))
-    first = BasicSweeper.split_arguments(parsed, None)[0]
+    first = split_grid({}, overrides)
     if not multirun:
         return [list(overrides)]
     cfg = _compose(config_name, first[0])
-    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
-    grid = [f"{k}={v}" for k, v in params.items()] + list(overrides)
-    return BasicSweeper.split_arguments(parser.parse_overrides(grid), None)[0]
+    return split_grid(OmegaConf.select(cfg, "hydra.sweeper.params") or {}, overrides)
+
+
+def split_grid(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list[str]]:
+    """The jobs of a grid as Hydra's basic sweeper orders them: ``hydra.sweeper.params``
+    first, then the command line's overrides (which win on a key given by both)."""
+    grid = [f"{k}={v}" for k, v in params.items()] + [str(o) for o in overrides]
+    parsed = OverridesParser.create().parse_overrides(grid)
+    return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+def job_folder(cfg: DictConfig, num: int, multirun: bool) -> Path:
+    """The folder Hydra will give job ``num`` of a launch; the composed config then
+    resolves ``paths.output_dir`` to it, as in the job itself."""
+    OmegaConf.set_readonly(cfg.hydra, False)
+    with open_dict(cfg):
+        cfg.hydra.job.num = num
+    sweep = cfg.hydra.sweep
+    folder = Path(sweep.dir) / str(sweep.subdir) if multirun else Path(cfg.hydra.run.dir)
+    folder = Path(os.path.abspath(folder))
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(folder)
+    HydraConfig.instance().set_config(cfg)
+    return folder
+
+
+def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
+    """One line when the job cannot use ``folder``: it cannot be written, or it holds a
+    job of another configuration (:func:`igb.runner.identity_problem`)."""
+    from igb.runner import identity_problem
+
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "not a folder" if not existing.is_dir() else "not writable"
+        return (
+            f"cannot create the job folder {folder}: {existing} is {why}; choose another "
+            "folder (hydra.run.dir, hydra.sweep.dir or paths.log_dir)"
+        )
+    return identity_problem(cfg, folder) if folder.is_dir() else None
 
 
 def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:
@@ -104,22 +139,27 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
         return _explain_composition(exc, overrides, config_name)
     except Exception as exc:  # noqa: BLE001 - a bad override must never print a traceback
         return one_line(exc)
-    # [issue 12] compose every job first (Hydra only, fast), so a bad key or option is
-    # reported before the validator imports torch and Lightning (seconds)
-    composed: dict[str, DictConfig] = {}
+    # compose every job first (Hydra only, fast), so a bad key or option is reported
+    # before the validator imports torch and Lightning (seconds)
+    composed: list[DictConfig] = []
     for job in jobs:
         try:
-            cfg = _compose(config_name, job)
+            composed.append(_compose(config_name, job))
         except ConfigCompositionException as exc:
             return _explain_composition(exc, job, config_name)
-        key = OmegaConf.to_yaml({k: cfg[k] for k in cfg if k != "hydra"}, resolve=False)
-        composed.setdefault(key, cfg)
-    for cfg in composed.values():
+    seen: set[str] = set()
+    for num, cfg in enumerate(composed):
         try:
             HydraConfig.instance().set_config(cfg)  # interpolations resolve as for this job
-            validator(cfg)
+            key = OmegaConf.to_yaml({k: cfg[k] for k in cfg if k != "hydra"}, resolve=False)
+            if key not in seen:  # one validation per distinct configuration
+                seen.add(key)
+                validator(cfg)
+            problem = folder_problem(cfg, job_folder(cfg, num, bool(args.multirun)))
         except (ConfigError, FileNotFoundError) as exc:
             return one_line(exc)
+        if problem:
+            return problem
     return None
 
 

@@ -7,6 +7,7 @@ divide the widths, BatchNorm with batches of one, missing datasets.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -19,13 +20,23 @@ from igb.nn import build_model
 def _require_positive(cfg: DictConfig, key: str, kind: type = int) -> None:
     value = OmegaConf.select(cfg, key)
     ok = isinstance(value, kind | int) and not isinstance(value, bool) and value > 0
-    if not ok:
-        what = "a positive integer" if kind is int else "a positive number"
+    if not ok or not math.isfinite(value):
+        what = "a positive integer" if kind is int else "a positive finite number"
         raise ConfigError(key, f"{key}={value} must be {what}")
 
 
 #: norm kinds that normalise with the statistics of the batch (a batch of one is degenerate)
 BATCH_STAT_KINDS = ("batch", "center", "center_init")
+
+
+#: seeds go to numpy's and torch's generators: unsigned 32-bit integers
+_MAX_SEED = 2**32 - 1
+
+
+def _require_seed(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_SEED:
+        raise ConfigError(key, f"{key}={value} must be an integer in [0, {_MAX_SEED}]")
 
 
 def _uses_batch_norm(cfg: DictConfig) -> bool:
@@ -57,12 +68,21 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
             _require_positive(cfg, key)
     for key in ("dataset.batch_size",):
         _require_positive(cfg, key)
+    for key in ("seed", "dataset.seed"):
+        if OmegaConf.select(cfg, key) is not None:
+            _require_seed(cfg, key)
     if OmegaConf.select(cfg, "optimizer.lr") is not None:
         _require_positive(cfg, "optimizer.lr", float)
     every = OmegaConf.select(cfg, "checkpoint_every_s")
     if every is not None and (isinstance(every, bool) or not isinstance(every, int | float)
                               or not every >= 0):  # fmt: skip
         raise ConfigError("checkpoint_every_s", f"checkpoint_every_s={every} must be a number >= 0")
+    if OmegaConf.select(cfg, "callbacks.model_checkpoint.save_last"):
+        raise ConfigError(
+            "callbacks.model_checkpoint.save_last",
+            "callbacks.model_checkpoint.save_last must be null or false: checkpoints/last.ckpt "
+            "is igb's (written at a stop signal, at the end and every checkpoint_every_s)",
+        )
     if OmegaConf.select(cfg, "trainer.max_epochs") is not None:
         _require_positive(cfg, "trainer.max_epochs")
     input_shape, num_classes = _shapes(cfg, check_data)
@@ -88,4 +108,12 @@ def _shapes(cfg: DictConfig, check_data: bool) -> tuple[tuple[int, ...], int]:
     dm = _datamodule(cfg.dataset, instantiate_datamodule)
     if check_data:
         dm.check_available()
-    return tuple(dm.expected_input_shape()), int(dm.expected_num_classes())
+    input_shape = tuple(dm.expected_input_shape())
+    num_classes = int(dm.expected_num_classes())
+    if num_classes < 2:
+        raise ConfigError(
+            "dataset.num_classes",
+            f"dataset.num_classes={num_classes} must be >= 2: the bias of a prediction is "
+            "measured between classes",
+        )
+    return input_shape, num_classes

@@ -1,7 +1,7 @@
 """``trainer=ddp`` on one machine under Hydra: start the other ranks as this job's twins.
 
 Lightning's subprocess launcher starts ranks 1..N-1 by re-running the script with
-``sys.argv[1:] + hydra.run.dir=<hydra.run.dir>`` (``_hydra_subprocess_cmd``). In a
+``sys.argv[1:] + hydra.run.dir=<hydra.run.dir>`` (a private hook, see :mod:`igb.compat`). In a
 multirun that command still holds ``-m`` and the whole grid (each rank would run every
 job), and ``hydra.run.dir`` is not the job's folder (the ranks would disagree on
 ``checkpoints/last.ckpt`` and on where to resume). :func:`job_subprocess_cmd` builds the
@@ -78,10 +78,9 @@ def job_subprocess_cmd(local_rank: int) -> tuple[Sequence[str], str]:
 
 def install() -> None:
     """Make Lightning's subprocess launcher start ranks with :func:`job_subprocess_cmd`."""
-    from lightning.pytorch.strategies.launchers import subprocess_script
+    from igb.compat import set_ddp_subprocess_command
 
-    if subprocess_script._hydra_subprocess_cmd is not job_subprocess_cmd:
-        subprocess_script._hydra_subprocess_cmd = job_subprocess_cmd
+    set_ddp_subprocess_command(job_subprocess_cmd)
 
 
 #: variables Lightning's subprocess launcher sets in the launching process

@@ -19,6 +19,11 @@ class ConfigError(ValueError):
         return self.message if self.key in self.message else f"{self.key}: {self.message}"
 
 
+class JobError(RuntimeError):
+    """A job cannot run in its folder as it is (a damaged checkpoint, ...): the message is
+    one line naming the file and the way out; the job is recorded ``failed``."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first non-empty line of an exception message, for CLI reporting."""
     text = str(exc).strip()

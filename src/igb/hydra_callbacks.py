@@ -1,4 +1,8 @@
-"""Hydra callbacks: at the end of a multirun, summarise it and say which jobs failed (exit 1)."""
+"""Hydra callbacks: at the end of a multirun, summarise it (igb.run_summary: one line per
+job, the command to run next) and say which jobs failed (exit 1).
+
+The report covers the jobs of this launch only (its grid, matched to folders by their
+``.hydra/overrides.yaml``), not every folder the sweep folder holds."""
 
 from __future__ import annotations
 
@@ -10,23 +14,40 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from igb import run_summary
-from igb.job import FINISHED, STATUS_FILE, JobFolder
+from igb.job import ELSEWHERE, FINISHED, STATUS_FILE, JobFolder
 
 log = logging.getLogger(__name__)
 
 
-def collect_statuses(sweep_dir: Path) -> dict[str, dict[str, Any]]:
-    """job folder name -> its status.json content ({} when the job never started)."""
+def _normalised(overrides: list[str]) -> tuple[str, ...]:
+    return tuple(sorted(o.replace(" ", "") for o in overrides))
+
+
+def collect_statuses(
+    sweep_dir: Path, grid: list[list[str]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """job folder name -> its status (:meth:`JobFolder.current`; {} when the job never
+    started). With ``grid``, only the folders of those jobs, and ``<not started: ...>``
+    entries for jobs of the grid without a folder."""
     out: dict[str, dict[str, Any]] = {}
+    wanted = [_normalised(job) for job in grid] if grid is not None else None
     for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name[0] != "."):
-        if (folder / ".hydra").is_dir():
-            out[folder.name] = JobFolder(folder).read()
+        if not (folder / ".hydra").is_dir():
+            continue
+        if wanted is not None:
+            key = _normalised(job_overrides(folder))
+            if key not in wanted:
+                continue  # a folder of an earlier launch into this sweep folder
+            wanted.remove(key)
+        out[folder.name] = JobFolder(folder).current()
+    for job in wanted or []:
+        out[f"<not started: {' '.join(job)}>"] = {"overrides": job}
     return out
 
 
 class FailureReport(Callback):
-    """Summarise the grid (igb.run_summary); exit 1 if any job failed, diverged, was
-    interrupted or never ran.
+    """Summarise the grid; exit 1 if any job failed, diverged, was interrupted or never
+    ran (a job being run by another launch reports there and does not count here).
 
     Reached only when every job returned: ``igb.train.run`` records a job's exception in
     its folder and returns NaN in a multirun, because Hydra's sweeper stops at the first
@@ -36,19 +57,31 @@ class FailureReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
-        statuses = collect_statuses(sweep_dir)
+        statuses = collect_statuses(sweep_dir, launched_jobs(config))
         bad = {k: v for k, v in statuses.items() if v.get("status") != FINISHED}
-        overrides = {name: job_overrides(sweep_dir / name) for name in statuses}
+        elsewhere = {k: v for k, v in bad.items() if v.get("status") == ELSEWHERE}
+        overrides = {
+            name: st.get("overrides") or job_overrides(sweep_dir / name)
+            for name, st in statuses.items()
+        }
         shared = set.intersection(*map(set, overrides.values())) if overrides else set()
-        own_all = {  # what tells a job apart from the others
+        own = {  # what tells a job apart from the others
             name: " ".join(o for o in overrides[name] if o not in shared) or "-"
             for name in statuses
         }
-        own = {name: own_all[name] for name in bad}
-        # [issue 12] end-of-multirun summary; diverged jobs count as failed
-        for line in run_summary.multirun_lines(sweep_dir, statuses, own_all):
+        for line in run_summary.multirun_lines(sweep_dir, statuses, own):
             log.info(line)
+        if elsewhere:
+            log.info("multirun: %d jobs being run by another process", len(elsewhere))
+        for name, st in elsewhere.items():
+            holder = st["holder"]
+            log.warning(
+                "job %s (%s): being run by pid %s on %s (another launch); it reports there",
+                name, own[name], holder.get("pid", "?"), holder.get("host", "?"),
+            )  # fmt: skip
         for name, st in bad.items():
+            if name in elsewhere:
+                continue
             log.error(
                 "job %s (%s): %s%s; see %s",
                 name,
@@ -57,9 +90,25 @@ class FailureReport(Callback):
                 f" - {st['error']}" if st.get("error") else "",
                 sweep_dir / name / STATUS_FILE,
             )
-        failed = run_summary.unsuccessful(statuses)
+        failed = [k for k in run_summary.unsuccessful(statuses) if k not in elsewhere]
         if failed:
             raise SystemExit(run_summary.failure_message(sweep_dir, statuses, failed, own))
+
+
+def launched_jobs(config: DictConfig) -> list[list[str]] | None:
+    """The override lists of this launch's jobs (None: not a basic-sweeper grid)."""
+    from igb.cli import split_grid
+
+    sweeper = OmegaConf.select(config, "hydra.sweeper")
+    if sweeper is None or "basic_sweeper" not in str(sweeper.get("_target_", "")).lower():
+        return None
+    params = sweeper.get("params") or {}
+    if OmegaConf.is_config(params):
+        params = OmegaConf.to_container(params, resolve=False)
+    try:
+        return split_grid(params, list(OmegaConf.select(config, "hydra.overrides.task") or []))
+    except Exception:  # noqa: BLE001 - an unreadable grid: report every folder
+        return None
 
 
 def job_overrides(folder: Path) -> list[str]:

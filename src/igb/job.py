@@ -4,8 +4,10 @@
 ``interrupted``. Analysis tools and relaunches read it; a folder without
 ``"status": "finished"`` is never taken for a result. ``finished`` and ``diverged`` are
 outcomes (a relaunch skips them); ``interrupted``, ``failed`` and a stale ``running`` are
-resumed from the folder's last checkpoint. Only the global-rank-0 process of a job writes
-the file (DDP ranks share the folder).
+resumed from the folder's last checkpoint. A ``running`` status found by the next start
+(which holds the folder's lock, :mod:`igb.joblock`) was left by a process that is gone:
+that attempt is recorded as ``interrupted``. Only the global-rank-0 process of a job
+writes the file (DDP ranks share the folder).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 STATUS_FILE = "status.json"
+RUNNING = "running"
 FINISHED = "finished"
 DIVERGED = "diverged"
 INTERRUPTED = "interrupted"
+#: what :meth:`JobFolder.current` says of a ``running`` job whose lock a live process holds
+ELSEWHERE = "running elsewhere"
 #: outcomes of a job's configuration: a relaunch skips them (``skip_finished``)
 TERMINAL = (FINISHED, DIVERGED)
 
@@ -40,6 +45,13 @@ _ATTEMPT_KEYS = (
     "status", "error", "traceback", "signal", "global_step", "checkpoint", "updated",
     "resumed_from_step", "objective", "metrics", *_CLUSTER_ENV,
 )  # fmt: skip
+
+
+def _gone(status: dict[str, Any]) -> str:
+    return (
+        f"process {status.get('pid', '?')} on {status.get('host', '?')} ended without "
+        "recording an outcome (killed)"
+    )
 
 
 def cluster_env() -> dict[str, str]:
@@ -67,6 +79,21 @@ class JobFolder:
             return json.loads(self.status_file.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
+
+    def current(self) -> dict[str, Any]:
+        """The status file, with a ``running`` status checked against the folder's lock:
+        held by a live process (:data:`ELSEWHERE`; ``holder`` names it) or left by a
+        process that is gone (:data:`INTERRUPTED`)."""
+        from igb.joblock import live_holder
+
+        status = self.read()
+        if status.get("status") == RUNNING:
+            holder = live_holder(self.path)
+            if holder is not None:
+                status.update(status=ELSEWHERE, holder=holder)
+            else:
+                status.update(status=INTERRUPTED, error=_gone(status))
+        return status
 
     @property
     def status(self) -> str | None:
@@ -105,12 +132,14 @@ class JobFolder:
             data = {k: v for k, v in before.items() if k not in _ATTEMPT_KEYS}
             if before.get("status"):
                 data["previous"] = {k: before[k] for k in _ATTEMPT_KEYS if k in before}
+            if before.get("status") == RUNNING:  # its process died without a word
+                data["previous"].update(status=INTERRUPTED, error=_gone(before))
             data["attempt"] = int(before.get("attempt", 0)) + 1
             self.path.mkdir(parents=True, exist_ok=True)
             tmp = self.status_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(data, indent=2, default=str))
             os.replace(tmp, self.status_file)
-            self.mark("running", **info)
+            self.mark(RUNNING, **info)
         return before
 
     def mark_failed(self, exc: BaseException, status: str = "failed") -> None:

@@ -23,12 +23,6 @@ from igb.errors import ConfigError
 #: optimizer-config keys that configure the schedule rather than the optimizer class.
 _SCHEDULE_KEYS = ("_target_", "name", "schedule", "warmup_steps", "step_size", "step_gamma")
 SCHEDULES = ("constant", "cosine", "step")
-#: plain attributes set on every step: Lightning sets ``_current_fx_name`` around each hook
-#: call (about 45 times a step) and this module keeps its running sums. ``nn.Module``'s
-#: ``__setattr__`` (which looks for parameters, submodules and buffers) costs about 5 us a
-#: call, 0.2 ms a step, 3-4% of the default MLP's step; for names that never hold a
-#: parameter, submodule or buffer, setting the instance attribute directly is the same.
-_PLAIN_ATTRS = frozenset({"_current_fx_name", "_loss_sum", "_count", "_correct"})
 
 
 class IGBModule(L.LightningModule):
@@ -41,6 +35,8 @@ class IGBModule(L.LightningModule):
         self.num_classes = num_classes
         #: set when the loss became non-finite; training then stops cleanly
         self.diverged: str | None = None
+        #: the global step whose loss was not finite (None: none was)
+        self.diverged_step: int | None = None
         # this epoch's running sums over optimizer steps: loss * n, n, correct (a tensor)
         self._loss_sum = 0.0
         self._count = 0
@@ -51,12 +47,6 @@ class IGBModule(L.LightningModule):
                 "optimizer.schedule",
                 f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}",
             )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _PLAIN_ATTRS:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -70,6 +60,7 @@ class IGBModule(L.LightningModule):
         value = loss.item()
         if not math.isfinite(value):
             # stop cleanly: no optimizer step with a NaN gradient, the run records why
+            self.diverged_step = self.global_step
             self.diverged = (
                 f"loss is {value} at step {self.global_step} (epoch {self.current_epoch})"
             )

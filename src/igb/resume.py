@@ -28,12 +28,15 @@ import logging
 import os
 import signal
 import time
+import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 
+from igb.errors import JobError
 from igb.interrupt import JobInterrupted, SignalGuard, signal_name
 from igb.job import JobFolder
 
@@ -46,6 +49,32 @@ LAST = "last.ckpt"
 def last_checkpoint(output_dir: str | os.PathLike[str]) -> Path:
     """The checkpoint a job resumes from: ``<job folder>/checkpoints/last.ckpt``."""
     return Path(output_dir) / CHECKPOINT_DIR / LAST
+
+
+class DamagedCheckpoint(JobError):
+    """The checkpoint a relaunch would resume from cannot be read."""
+
+
+def check_checkpoint(path: Path) -> None:
+    """Raise :class:`DamagedCheckpoint` (one line naming the file and the way out) when
+    ``path`` exists but is not a complete checkpoint.
+
+    ``torch.save`` writes a zip archive whose directory is at its end: a truncated or
+    overwritten file fails to open, and ``testzip`` checks every member's CRC, without
+    unpickling anything (cheap next to the resume that loads it)."""
+    if not path.exists():
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        reason = f"member {bad} fails its CRC check" if bad else None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+    if reason:
+        raise DamagedCheckpoint(
+            f"{path} is damaged ({reason}); restart=true moves the job's results aside "
+            "and starts it over"
+        )
 
 
 class ResumeCallback(L.Callback):
@@ -79,6 +108,7 @@ class ResumeCallback(L.Callback):
         self._trained = False
         self._saved_step: int | None = None
         self._stop_at_epoch_start = False
+        self._deferral: AbstractContextManager[Any] | None = None
 
     # -- resume bookkeeping ----------------------------------------------------------------
     def on_load_checkpoint(
@@ -88,10 +118,8 @@ class ResumeCallback(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._trained = False
-        if self.resumed_step is not None:
-            log.info("resumed at step %d (epoch %d)", self.resumed_step, trainer.current_epoch)
-            if self.job is not None:
-                self.job.mark("running", resumed_from_step=self.resumed_step)
+        if self.resumed_step is not None and self.job is not None:
+            self.job.mark("running", resumed_from_step=self.resumed_step)
         for lg in trainer.loggers:
             keep = getattr(lg, "keep_rows_until", None)
             if callable(keep):
@@ -106,13 +134,33 @@ class ResumeCallback(L.Callback):
 
     # -- safe points -----------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the other callbacks' train start (step-0 statistics): the loops are restored
+        if self.resumed_step is not None:
+            log.info("resumed at step %d (epoch %d)", self.resumed_step, trainer.current_epoch)
         self._last_save = time.monotonic()
         if self.guard is not None:
             # Lightning installed its own SIGTERM handler at fit start (it would raise its
             # SIGTERMException at a point of its choosing, without a checkpoint): take it back
             self.guard.reinstall()
+            # until now a signal stopped the job at once (nothing trained to save); from
+            # here it is acted on at the next safe point, with a checkpoint
+            self._deferral = self.guard.deferred()
+            self._deferral.__enter__()
         if self.stop_requested(trainer):  # nothing trained yet: nothing to save
             self.stop(trainer)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._end_deferral()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._end_deferral()
+
+    def _end_deferral(self) -> None:
+        if self._deferral is not None:
+            self._deferral.__exit__(None, None, None)
+            self._deferral = None
 
     def on_train_batch_end(
         self,

@@ -1,6 +1,6 @@
 """The Gaussian model of initial guessing bias: laws of ``f_0`` and ``f_max``, regimes.
 
-Model (``science.md``): for one initialization, the logit of class ``c`` at a point
+Model (docs/science.md): for one initialization, the logit of class ``c`` at a point
 ``x`` is ``mu_c + eps_c(x)``, with class centres ``mu_c`` iid ``N(0, gamma s^2)``
 across initializations and per-point noise ``eps_c(x)`` iid ``N(0, s^2)``. The
 scale ``s`` drops out of every prediction, so it is set to 1 here. ``gamma`` is

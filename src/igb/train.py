@@ -8,34 +8,37 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from igb import ddp, run_summary
 from igb.data.base import InMemoryDataModule
-from igb.interrupt import JobInterrupted, SignalGuard, signal_name
-from igb.job import INTERRUPTED, JobFolder, cluster_env, is_rank_zero
+from igb.errors import ConfigError
+from igb.identity import run_identity
+from igb.interrupt import JobInterrupted, SignalGuard
+from igb.job import DIVERGED, FINISHED, JobFolder, is_rank_zero
 from igb.logging.loggers import finish_loggers
 from igb.module import IGBModule
 from igb.nn import build_model
 from igb.resume import (
     ResumeCallback,
+    check_checkpoint,
     last_checkpoint,
     make_resumable,
     mark_wandb_preempting,
     trainer_plugins,
 )
+from igb.runner import Outcome, run_job
 
 log = logging.getLogger(__name__)
 
@@ -66,31 +69,12 @@ def instantiate_datamodule(dataset_cfg: DictConfig | dict[str, Any]) -> InMemory
         else dict(dataset_cfg)
     )
     kwargs = {k: v for k, v in cfg.items() if k not in _DATASET_META_KEYS}
-    return instantiate({"_target_": cfg["_target_"]}, **kwargs)
-
-
-def run_identity(cfg: DictConfig) -> dict[str, Any]:
-    """Names a run by its choices: W&B job_type ``model-kind-placement``, tags, sweep group."""
-    placement = cfg.norm.placement
-    # issue 15: none and native (the architecture's own norms) are their own labels
-    norm = placement if placement in ("none", "native") else f"{cfg.norm.kind}-{placement}"
-    job_type = f"{cfg.model.name}-{norm}"
-    tags = [
-        f"model:{cfg.model.name}",
-        f"norm:{placement}",
-        f"norm_kind:{cfg.norm.kind if placement != 'none' else 'none'}",
-        f"act:{cfg.model.activation}",
-        f"dataset:{cfg.dataset.name}",
-        f"optimizer:{cfg.optimizer.name}",
-        *[str(t) for t in cfg.get("tags", [])],
-    ]
-    group = None
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        group = Path(HydraConfig.get().sweep.dir).name
-        exp = HydraConfig.get().runtime.choices.get("experiment")
-        if exp and exp != "null":
-            group = f"{exp}-{group}"
-    return {"job_type": job_type, "tags": tags, "group": group}
+    try:
+        return instantiate({"_target_": cfg["_target_"]}, **kwargs)
+    except InstantiationException as exc:  # Hydra wraps the datamodule's own ConfigError
+        if isinstance(exc.__cause__, ConfigError):
+            raise exc.__cause__ from None
+        raise
 
 
 def _instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
@@ -123,7 +107,7 @@ def build(
     model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
     module = IGBModule(model, OmegaConf.to_container(cfg.optimizer, resolve=True), dm.num_classes)
 
-    identity = run_identity(cfg)
+    identity = run_identity(cfg, kind="train")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     # the original ids of every class, and class names, for the W&B run config
     resolved["dataset"].update(
@@ -153,7 +137,7 @@ def build(
     return trainer, module, dm, loggers
 
 
-def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> float:
+def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> Outcome:
     trainer, module, dm, loggers = build(cfg, job, guard)
     try:
         objective = _fit_and_test(cfg, job, trainer, module, dm, guard)
@@ -175,7 +159,7 @@ def _fit_and_test(
     module: IGBModule,
     dm: InMemoryDataModule,
     guard: SignalGuard | None = None,
-) -> float:
+) -> Outcome:
     ckpt = last_checkpoint(cfg.paths.output_dir)
     resume = str(ckpt) if ckpt.exists() else None
     if resume:
@@ -183,34 +167,34 @@ def _fit_and_test(
     if guard is None:
         trainer.fit(module, datamodule=dm, ckpt_path=resume)
     else:
-        with guard.deferred():  # a stop signal is acted on at a safe point of training
+        # from the first training step on, ResumeCallback defers a stop signal to a safe
+        # point of training; before it (setup, step-0 statistics) nothing is lost by
+        # stopping at once. DDP ranks must stop together: they defer from the start.
+        with guard.deferred() if trainer.world_size > 1 else nullcontext():
             trainer.fit(module, datamodule=dm, ckpt_path=resume)
         stopper = next(cb for cb in trainer.callbacks if isinstance(cb, ResumeCallback))
         if stopper.stop_requested(trainer):  # it came after the last safe point of fit
             stopper.stop(trainer)
     if module.diverged:
         log.error("training diverged: %s", module.diverged)
-        job.mark(
-            "diverged",
-            error=module.diverged,
-            global_step=trainer.global_step,
-            initial=run_summary.initial_row(trainer.callbacks),  # [issue 12]
-        )
-        return math.nan
+        # the step whose loss was not finite (Lightning counts the skipped update too)
+        info = {
+            "error": module.diverged,
+            "global_step": module.diverged_step,
+            "initial": run_summary.initial_row(trainer.callbacks),  # step-0 statistics
+        }
+        return Outcome(DIVERGED, math.nan, info)
     # trainer.test resets callback_metrics: keep what fit measured (val/acc of the last epoch)
     metrics = _scalars(trainer.callback_metrics)
     test = trainer.test(module, datamodule=dm, verbose=False)
     metrics.update(_scalars(trainer.callback_metrics))
     objective = metrics.get("val/acc", test[0].get("test/acc", math.nan) if test else math.nan)
-    initial = run_summary.initial_row(trainer.callbacks)  # [issue 12] step-0 statistics
-    job.mark(
-        "finished",
-        objective=objective,
-        metrics=metrics,
-        global_step=trainer.global_step,
-        initial=initial,
-    )
-    return objective
+    info = {
+        "metrics": metrics,
+        "global_step": trainer.global_step,
+        "initial": run_summary.initial_row(trainer.callbacks),  # step-0 statistics
+    }
+    return Outcome(FINISHED, objective, info)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -218,53 +202,20 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def run(cfg: DictConfig) -> float:
-    """One job: skip it if its folder already holds a finished (or diverged) run, else fit
-    and test, resuming from the folder's ``checkpoints/last.ckpt`` when there is one."""
-    out = Path(cfg.paths.output_dir)
-    job = JobFolder(out)
-    if cfg.get("skip_finished", True) and job.is_done():
-        log.info("%s already holds a %s run; skipping (skip_finished=false runs it again, "
-                 "resuming from its last checkpoint)", out, job.status)  # fmt: skip
-        return float(job.read().get("objective", math.nan))
-    if is_rank_zero():
-        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-    job.start(pid=os.getpid(), **cluster_env())
+    """One job (:func:`igb.runner.run_job`): skip it if its folder already holds a finished
+    (or diverged) run of this configuration, else fit and test, resuming from the folder's
+    ``checkpoints/last.ckpt`` when there is one."""
+
+    def body(job: JobFolder, guard: SignalGuard) -> Outcome:
+        with ddp.job_scope():
+            return fit(cfg, job, guard)
+
+    def prepare(job: JobFolder) -> None:
+        check_checkpoint(last_checkpoint(cfg.paths.output_dir))
+
     started = time.monotonic()
-    with SignalGuard() as guard, ddp.job_scope():
-        try:
-            objective = fit(cfg, job, guard)
-            if is_rank_zero():  # [issue 12] the end-of-run summary (console and job log)
-                run_summary.log_job(out, job.read(), time.monotonic() - started)
-            return objective
-        except JobInterrupted as exc:
-            if not is_rank_zero():
-                # rank 0 records and reports; a non-zero exit here would make Lightning's
-                # process observer kill rank 0 before it has
-                raise SystemExit(0) from exc
-            log.warning("%s; the job's folder resumes it when the same command runs again", exc)
-            job.mark(
-                INTERRUPTED,
-                signal=signal_name(exc.signum),
-                global_step=exc.step,
-                checkpoint=exc.checkpoint,
-                error=str(exc),
-            )
-            guard.chain(exc.signum)  # under submitit: requeue this job, exit
-            raise
-        except Exception as exc:
-            job.mark_failed(exc)
-            if not _in_multirun():
-                raise
-            # one failing job must not take the grid down: record it, let the others run;
-            # igb.hydra_callbacks.FailureReport lists failures and exits non-zero at the end
-            log.exception("job failed; recorded in %s", job.status_file)
-            return math.nan
-        except BaseException as exc:  # KeyboardInterrupt, SystemExit
-            job.mark_failed(exc, status=INTERRUPTED)
-            if guard.received is not None:  # e.g. Lightning's own SIGTERMException
-                raise JobInterrupted(guard.received) from exc
-            raise
-
-
-def _in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    objective = run_job(cfg, body, what="run", prepare=prepare)
+    job = JobFolder(cfg.paths.output_dir)
+    if is_rank_zero() and job.status in (FINISHED, DIVERGED):  # the end-of-run summary
+        run_summary.log_job(Path(cfg.paths.output_dir), job.read(), time.monotonic() - started)
+    return objective

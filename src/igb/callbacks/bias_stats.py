@@ -306,19 +306,14 @@ class BiasStatsCallback(L.Callback):
                     )
 
     def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
+        self, trainer: L.Trainer, model: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = trainer.global_step
         if step not in self._schedule or step == self.last_step:
             return
         if batch_idx + 1 >= trainer.num_training_batches:
             return  # the epoch-end measurement takes this step
-        self._measure_and_log(trainer, pl_module, self.splits)
+        self._measure_and_log(trainer, model, self.splits)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step != self.last_step:

@@ -34,19 +34,14 @@ class ProgressBar(RichProgressBar):
         self._next_update = 0.0
 
     def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
+        self, trainer: L.Trainer, model: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         now = time.monotonic()
         last = batch_idx + 1 >= trainer.num_training_batches
         if now < self._next_update and not last and self.train_progress_bar_id is not None:
             return
         self._next_update = now + 1.0 / max(self.refresh_rate, 1)
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        super().on_train_batch_end(trainer, model, outputs, batch, batch_idx)
 
 
 def _noop() -> None:

@@ -31,7 +31,8 @@ class DatasetCorruptedError(RuntimeError):
     """The dataset's files are there but fail the published checksums (one-line message)."""
 
 
-def _require(ok: bool, key: str, message: str) -> None:
+def require_config(ok: bool, key: str, message: str) -> None:
+    """Raise a one-line :class:`ConfigError` naming ``key`` unless ``ok``."""
     if not ok:
         raise ConfigError(key, message)
 
@@ -88,35 +89,35 @@ class InMemoryDataModule(L.LightningDataModule):
         shift: float = 0.0,
     ) -> None:
         super().__init__()
-        _require(
+        require_config(
             int(batch_size) >= 1,
             "dataset.batch_size",
             f"dataset.batch_size={batch_size} must be >= 1",
         )
-        _require(
+        require_config(
             eval_batch_size is None or int(eval_batch_size) >= 1,
             "dataset.eval_batch_size",
             f"dataset.eval_batch_size={eval_batch_size} must be >= 1 (or null: batch_size)",
         )
         for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            _require(
+            require_config(
                 0.0 <= float(value) < 1.0,
                 f"dataset.{key}",
                 f"dataset.{key}={value} must be in [0, 1)",
             )
-        _require(
+        require_config(
             float(val_fraction) + float(test_fraction) < 1.0,
             "dataset.val_fraction",
             f"dataset.val_fraction + dataset.test_fraction = {val_fraction} + {test_fraction} "
             "must be < 1 (something must be left to train on)",
         )
-        _require(
+        require_config(
             subset is None or int(subset) >= 1,
             "dataset.subset",
             f"dataset.subset={subset} must be a positive number of samples (or null: all)",
         )
         if self.NUM_CLASSES is not None and num_classes is not None:
-            _require(
+            require_config(
                 int(num_classes) == self.NUM_CLASSES,
                 "dataset.num_classes",
                 f"dataset.num_classes={num_classes} but {type(self).__name__} has "
@@ -132,8 +133,9 @@ class InMemoryDataModule(L.LightningDataModule):
         self.download = bool(download)
         self._num_classes = None if num_classes is None else int(num_classes)
         self.subset = None if subset is None else int(subset)
-        _require(
-            isinstance(shift, int | float) and not isinstance(shift, bool) and math.isfinite(shift),
+        finite = isinstance(shift, int | float) and not isinstance(shift, bool)
+        require_config(
+            finite and math.isfinite(shift),
             "dataset.shift",
             f"dataset.shift={shift!r} must be a finite number",
         )

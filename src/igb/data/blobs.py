@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from igb.data.base import Arrays, InMemoryDataModule, _require
+from igb.data.base import Arrays, InMemoryDataModule, require_config
 
 
 class GaussianBlobsDataModule(InMemoryDataModule):
@@ -35,22 +35,22 @@ class GaussianBlobsDataModule(InMemoryDataModule):
         self.shape = tuple(int(s) for s in dims)
         self.num_samples = int(num_samples)
         self.separation = float(separation)
-        _require(
+        require_config(
             int(num_classes) >= 1,
             "dataset.num_classes",
             f"dataset.num_classes={num_classes} must be >= 1",
         )
-        _require(
+        require_config(
             len(self.shape) >= 1 and all(s >= 1 for s in self.shape),
             "dataset.shape",
             f"dataset.shape={list(self.shape)} must be a non-empty list of positive sizes",
         )
-        _require(
+        require_config(
             self.num_samples >= int(num_classes),
             "dataset.num_samples",
             f"dataset.num_samples={num_samples} must be >= dataset.num_classes={num_classes}",
         )
-        _require(
+        require_config(
             self.separation >= 0,
             "dataset.separation",
             f"dataset.separation={separation} must be >= 0",

@@ -5,6 +5,10 @@ resumed job's folder never is. :class:`ResumableCSVLogger` keeps the file, appen
 and on resume drops only the rows past the checkpoint step
 (:meth:`ResumableCSVLogger.keep_rows_until`, called by :class:`igb.resume.ResumeCallback`),
 so a job interrupted any number of times leaves the same rows as one that never was.
+
+It overrides a private hook of Lightning's writer and uses private attributes of the writer
+and the logger: they are listed, with the version they were checked against, in
+:mod:`igb.compat` (``tests/test_compat.py`` checks them).
 """
 
 from __future__ import annotations

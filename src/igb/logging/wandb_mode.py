@@ -1,7 +1,8 @@
 """Decide the W&B mode without touching the network: online only with credentials.
 
 ``resolve_mode`` never imports wandb, never prompts and never opens a socket. It mirrors how
-wandb 0.31 looks for credentials (``wandb.sdk.lib.wbauth.authenticate._use_system_auth``):
+wandb 0.31 looks for credentials (a private function of wandb, listed and checked in
+:mod:`igb.compat`):
 
 1. ``WANDB_API_KEY`` or ``WANDB_IDENTITY_TOKEN_FILE`` in the environment;
 2. a ``machine`` entry with a password for the server's host in the netrc file (``$NETRC``,

@@ -1,41 +1,37 @@
 """Bias metrics: prediction fractions, centred-logit moments, per-class scores, gamma.
 
-Names follow ``science.md``: ``f`` (prediction fractions), ``f_max``, ranked
+Names follow docs/science.md: ``f`` (prediction fractions), ``f_max``, ranked
 fractions, normalised entropy, centred-logit moments ``mu``/``s2``, the
 single-initialization bias degree ``g`` and the ensemble IGB strength ``gamma``.
 """
 
+from igb.metrics.bias_statistics import BIAS_KEYS, TARGET_KEYS, BiasStatistics
 from igb.metrics.functional import (
     bias_degree,
     centred_logit_moments,
+    centred_sums,
+    logit_statistics,
+    moments_from_sums,
     normalized_entropy,
-    prediction_fractions,
+    prediction_counts,
     ranked_fractions,
+    statistics_from_sums,
 )
 from igb.metrics.gamma import gamma_bootstrap_ci, gamma_from_moments
-from igb.metrics.per_class import (
-    BIAS_KEYS,
-    TARGET_KEYS,
-    BiasStatistics,
-    PerClassAccuracy,
-    PerClassLoss,
-)
-from igb.metrics.prediction import BiasDegree, CentredLogitMoments, PredictionFractions
 
 __all__ = [
-    "prediction_fractions",
-    "ranked_fractions",
-    "normalized_entropy",
-    "centred_logit_moments",
-    "bias_degree",
-    "PredictionFractions",
-    "CentredLogitMoments",
-    "BiasDegree",
-    "PerClassAccuracy",
-    "PerClassLoss",
-    "BiasStatistics",
     "BIAS_KEYS",
     "TARGET_KEYS",
-    "gamma_from_moments",
+    "BiasStatistics",
+    "bias_degree",
+    "centred_logit_moments",
+    "centred_sums",
     "gamma_bootstrap_ci",
+    "gamma_from_moments",
+    "logit_statistics",
+    "moments_from_sums",
+    "normalized_entropy",
+    "prediction_counts",
+    "ranked_fractions",
+    "statistics_from_sums",
 ]

@@ -1,7 +1,7 @@
 """Ensemble IGB strength ``gamma`` from per-initialization centred-logit moments.
 
 ``gamma = E_chi[mean_c mu_c^2] / E_chi[mean_c s2_c]`` over independent
-initializations chi (``science.md``). This is the plug-in estimator: on N
+initializations chi (docs/science.md). This is the plug-in estimator: on N
 evaluation points an exactly neutral network still gives ``gamma ~ 1/N`` (see
 :func:`igb.theory.gamma_finite_sample_floor`).
 """
@@ -39,7 +39,7 @@ def gamma_from_moments(mu, s2) -> float:
     """``gamma = E_inits[mean_c mu_c^2] / E_inits[mean_c s2_c]``.
 
     ``mu`` and ``s2`` are ``(n_inits, C)`` tensors (or arrays): one row of
-    :class:`~igb.metrics.CentredLogitMoments` output per initialization.
+    :func:`~igb.metrics.centred_logit_moments` output per initialization.
     """
     a, b = _per_init(mu, s2)
     return float(a.mean() / b.mean())

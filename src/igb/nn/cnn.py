@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from igb.errors import ConfigError
+from igb.nn.classifier import Classifier
 from igb.nn.memory_format import channels_last
 from igb.nn.norm_act import NormAct
 
@@ -23,7 +26,7 @@ def require_image(input_shape: tuple[int, ...], model: str) -> tuple[int, int, i
     return input_shape  # type: ignore[return-value]
 
 
-class CNN(nn.Module):
+class CNN(Classifier):
     """``depth`` blocks of conv3x3 -> (norm, act, pool in placement order).
 
     Channels start at ``width`` and double after each pooled block up to ``8 * width``.
@@ -34,18 +37,12 @@ class CNN(nn.Module):
     layouts = frozenset({"conv"})
 
     def __init__(
-        self,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        norm_act: NormAct,
-        depth: int = 4,
-        width: int = 32,
-        pool: str = "max",
+        self, norm_act: NormAct, depth: int = 4, width: int = 32, pool: str = "max", **io: Any
     ) -> None:
-        super().__init__()
+        super().__init__(**io)
         if pool not in POOLS:
             raise ConfigError("model.pool", f"unknown pool {pool!r}; allowed: {', '.join(POOLS)}")
-        channels, h, w = require_image(input_shape, "cnn")
+        channels, h, w = require_image(self.input_shape, "cnn")
         blocks = []
         out = width
         for _ in range(depth):
@@ -59,7 +56,7 @@ class CNN(nn.Module):
                 h, w = h // 2, w // 2
                 out = min(out * 2, 8 * width)
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Linear(channels, num_classes)
+        self.head = nn.Linear(channels, self.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(channels_last(x)).mean(dim=(2, 3)))

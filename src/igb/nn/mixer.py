@@ -12,10 +12,13 @@ A class token (``pool=cls``, as in the authors' runs) or the mean over tokens
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from igb.errors import ConfigError
+from igb.nn.classifier import Classifier
 from igb.nn.norm_act import NormAct
 from igb.nn.vit import patch_grid
 
@@ -33,13 +36,11 @@ class TokenMixing(nn.Module):
         return self.mlp(x.transpose(1, 2)).transpose(1, 2)
 
 
-class MLPMixer(nn.Module):
+class MLPMixer(Classifier):
     layouts = frozenset({"token"})
 
     def __init__(
         self,
-        input_shape: tuple[int, ...],
-        num_classes: int,
         norm_act: NormAct,
         depth: int = 8,
         width: int = 128,
@@ -47,9 +48,10 @@ class MLPMixer(nn.Module):
         token_hidden: int = 512,
         channel_hidden: int = 64,
         pool: str = "cls",
+        **io: Any,
     ) -> None:
-        super().__init__()
-        channels, patches = patch_grid(input_shape, patch_size, "mlp_mixer")
+        super().__init__(**io)
+        channels, patches = patch_grid(self.input_shape, patch_size, "mlp_mixer")
         if pool not in POOLS:
             raise ConfigError("model.pool", f"model.pool={pool!r}; allowed: {', '.join(POOLS)}")
         for key, value in (("token_hidden", token_hidden), ("channel_hidden", channel_hidden)):
@@ -70,7 +72,7 @@ class MLPMixer(nn.Module):
             blocks.append(norm_act.residual(channel_mlp, width, "token"))
         self.blocks = nn.Sequential(*blocks)
         self.final_norm = norm_act.final_norm(width, "token")
-        self.head = nn.Linear(width, num_classes)
+        self.head = nn.Linear(width, self.num_classes)
 
     def reset_parameters(self) -> None:
         """Class token N(0, 1), as the authors' ``torch.randn`` draws it."""

@@ -3,34 +3,29 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
+from igb.nn.classifier import Classifier
 from igb.nn.norm_act import NormAct
 
 
-class MLP(nn.Module):
+class MLP(Classifier):
     """Flattens any input shape; every hidden layer comes from the norm-act block builder."""
 
     layouts = frozenset({"dense"})
 
-    def __init__(
-        self,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        norm_act: NormAct,
-        depth: int = 3,
-        width: int = 256,
-    ) -> None:
-        super().__init__()
-        in_features = math.prod(input_shape)
+    def __init__(self, norm_act: NormAct, depth: int = 3, width: int = 256, **io: Any) -> None:
+        super().__init__(**io)
+        in_features = math.prod(self.input_shape)
         blocks = []
         for _ in range(depth):
             blocks.append(norm_act.block(nn.Linear(in_features, width), width, "dense"))
             in_features = width
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Linear(in_features, num_classes)
+        self.head = nn.Linear(in_features, self.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(x.flatten(1)))

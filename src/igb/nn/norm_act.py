@@ -27,7 +27,8 @@ PLACEMENTS = ("none", "pre", "post")
 
 #: Order of the parts of a hidden block for each placement. ``post`` puts the norm
 #: last, after the pooling too: a max-pool after a centring norm re-creates a
-#: positive offset (the max of centred values is positive), so it must come before the norm.
+#: positive offset (the max of centred values is positive; docs/science.md), so it must come
+#: before the norm.
 PLACEMENT_ORDER: dict[str, tuple[str, ...]] = {
     "none": ("layer", "act", "pool"),
     "pre": ("layer", "norm", "act", "pool"),

@@ -10,9 +10,12 @@ norm after the residual sum instead of before it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from igb.nn.classifier import Classifier
 from igb.nn.cnn import require_image
 from igb.nn.memory_format import channels_last
 from igb.nn.norm_act import NormAct
@@ -33,22 +36,16 @@ class BasicBlock(nn.Module):
         return self.out(self.conv2(self.unit1(x)) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(Classifier):
     """Stem conv, four stages (width x 1, 2, 4, 8; stride 1, 2, 2, 2), GAP, linear head."""
 
     layouts = frozenset({"conv"})
 
     def __init__(
-        self,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        norm_act: NormAct,
-        depth: int = 2,
-        width: int = 64,
-        stages: int = 4,
+        self, norm_act: NormAct, depth: int = 2, width: int = 64, stages: int = 4, **io: Any
     ) -> None:
-        super().__init__()
-        channels, _, _ = require_image(input_shape, "resnet")
+        super().__init__(**io)
+        channels, _, _ = require_image(self.input_shape, "resnet")
         self.stem = norm_act.block(nn.Conv2d(channels, width, 3, padding=1), width, "conv")
         blocks = []
         cin = width
@@ -59,7 +56,7 @@ class ResNet(nn.Module):
                 blocks.append(BasicBlock(cin, cout, stride, norm_act))
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Linear(cin, num_classes)
+        self.head = nn.Linear(cin, self.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.stem(channels_last(x))).mean(dim=(2, 3)))

@@ -18,10 +18,13 @@ the measured effect.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from igb.errors import ConfigError
+from igb.nn.classifier import Classifier
 from igb.nn.cnn import require_image
 from igb.nn.memory_format import channels_last
 from igb.nn.norm_act import NormAct
@@ -29,24 +32,23 @@ from igb.nn.norm_act import NormAct
 GLOBAL_POOLS = ("max", "avg")
 
 
-class ResNet9(nn.Module):
+class ResNet9(Classifier):
     layouts = frozenset({"conv"})
 
     def __init__(
         self,
-        input_shape: tuple[int, ...],
-        num_classes: int,
         norm_act: NormAct,
         width: int = 64,
         global_pool: str = "max",
+        **io: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**io)
         if global_pool not in GLOBAL_POOLS:
             raise ConfigError(
                 "model.global_pool",
                 f"model.global_pool={global_pool!r}; allowed: {', '.join(GLOBAL_POOLS)}",
             )
-        channels, h, w = require_image(input_shape, "resnet9")
+        channels, h, w = require_image(self.input_shape, "resnet9")
         if min(h, w) < 8:
             raise ConfigError(
                 "dataset",
@@ -65,7 +67,7 @@ class ResNet9(nn.Module):
         self.conv3 = block(2 * width, 4 * width, pool=True)
         self.conv4 = block(4 * width, 8 * width, pool=True)
         self.res2 = nn.Sequential(block(8 * width, 8 * width), block(8 * width, 8 * width))
-        self.head = nn.Linear(8 * width, num_classes)
+        self.head = nn.Linear(8 * width, self.num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map, before the global pool."""

@@ -6,10 +6,13 @@ norm before the head, ``post`` = Post-LN ``Norm(x + F(x))``, ``none`` = ``x + F(
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from igb.errors import ConfigError
+from igb.nn.classifier import Classifier
 from igb.nn.cnn import require_image
 from igb.nn.norm_act import NormAct
 
@@ -34,22 +37,21 @@ class SelfAttention(nn.Module):
         return self.attn(x, x, x, need_weights=False)[0]
 
 
-class ViT(nn.Module):
+class ViT(Classifier):
     layouts = frozenset({"token"})
 
     def __init__(
         self,
-        input_shape: tuple[int, ...],
-        num_classes: int,
         norm_act: NormAct,
         depth: int = 4,
         width: int = 64,
         patch_size: int = 4,
         heads: int = 4,
         mlp_ratio: float = 2.0,
+        **io: Any,
     ) -> None:
-        super().__init__()
-        channels, patches = patch_grid(input_shape, patch_size, "vit")
+        super().__init__(**io)
+        channels, patches = patch_grid(self.input_shape, patch_size, "vit")
         if width % heads:
             raise ConfigError("model.heads", f"model.heads={heads} must divide model.width={width}")
         self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
@@ -64,7 +66,7 @@ class ViT(nn.Module):
             blocks.append(norm_act.residual(mlp, width, "token"))
         self.blocks = nn.Sequential(*blocks)
         self.final_norm = norm_act.final_norm(width, "token")
-        self.head = nn.Linear(width, num_classes)
+        self.head = nn.Linear(width, self.num_classes)
 
     def reset_parameters(self) -> None:
         """Class token zero, position embedding N(0, 0.02^2) (as in ViT/timm)."""

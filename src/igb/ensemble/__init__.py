@@ -1,0 +1,90 @@
+"""Initialization ensembles: the law of f over many independent initializations, and gamma.
+
+``python ensemble.py`` (conf/ensemble.yaml) evaluates initializations ``seed0 ..
+seed0 + n_inits - 1`` of one configuration on a fixed evaluation set, with norm layers
+in batch-statistics mode (:func:`igb.measure.batch_stat_mode`) on batches of
+``ensemble.batch_size`` points and no gradients, and writes to its job folder:
+
+- ``inits.csv``: one row per initialization: ``seed, f_0 .. f_{C-1}, f_max, entropy,
+  bias_degree`` (g), and ``mu2``/``s2`` (``mean_c mu_c^2``, ``mean_c s2_c``: the two
+  per-initialization terms whose means give gamma);
+- ``summary.json``: gamma, its bootstrap interval, the regime, f_max / f_0 statistics,
+  the configuration choices, device, method and wall time;
+- ``histogram.png``: the histogram of f_0 (C = 2) or f_max (C > 2) with the theory
+  curve for the measured gamma (:mod:`igb.ensemble_plot`).
+
+Initialization ``i`` is exactly ``build_model(model, norm, ..., seed=i, device=device)``:
+the model is built once and re-initialised in place with ``torch.manual_seed(i);
+initialize(model, scheme)``, which is what ``build_model`` does. Two ways to evaluate:
+
+- ``loop`` (:mod:`.loop`): one initialization at a time, as
+  :func:`igb.measure.predict_logits` does it. On a CPU it runs ``workers`` Python threads,
+  each with its own model replica and one intra-op thread (matmuls release the GIL);
+  initialization is serialised under a lock because it draws from the global RNG. This
+  beats one thread with intra-op parallelism for these small matrices, and it degrades
+  gracefully when another process takes a core (OpenMP's barriers do not: see
+  docs/ensemble.md).
+- ``vmap`` (:mod:`.vmap`): ``chunk_size`` initializations at once, parameters stacked
+  along a new leading axis, ``torch.func.functional_call`` under ``torch.func.vmap``.
+  Used on GPUs.
+
+In batch-statistics mode the private models' BatchNorm layers do not track running
+statistics (``torch.func.replace_all_batch_norm_modules_``, the torch.func recipe for
+BatchNorm under vmap): they would never be used, and the logits are bit-identical. Other
+buffers (and BatchNorm's with ``norm_mode=eval``) are stacked along with the parameters
+under vmap, so nothing a forward pass might update in place is shared.
+
+Per-initialization statistics are :func:`igb.metrics.logit_statistics`, the one
+implementation the statistics callback uses too.
+
+The modules, one job each: :mod:`.statistics` (the result arrays),
+:mod:`.resolve` (device / method / workers / chunk size), :mod:`.replica` (the model),
+:mod:`.loop` and :mod:`.vmap` (the two runners), :mod:`.evaluate` (their entry),
+:mod:`.progress`, :mod:`.eval_set`, :mod:`.summary`, :mod:`.writers`, :mod:`.wandb_log`,
+:mod:`.validate` (pre-flight) and :mod:`.run` (the job in its folder).
+"""
+
+from igb.ensemble.eval_set import SPLITS, eval_set
+from igb.ensemble.evaluate import evaluate_ensemble
+from igb.ensemble.progress import progress_bar
+from igb.ensemble.replica import empty_model
+from igb.ensemble.resolve import (
+    DEVICES,
+    METHODS,
+    resolve_chunk_size,
+    resolve_device,
+    resolve_method,
+    resolve_workers,
+)
+
+# binds ``igb.ensemble.run`` to the job function (the submodule stays importable as
+# ``importlib.import_module("igb.ensemble.run")``)
+from igb.ensemble.run import OUTPUT_FILES, identity, run
+from igb.ensemble.statistics import EnsembleResult
+from igb.ensemble.summary import choices, summarize, versions
+from igb.ensemble.validate import validate_ensemble
+from igb.ensemble.writers import write_inits_csv, write_summary
+
+__all__ = [
+    "DEVICES",
+    "METHODS",
+    "OUTPUT_FILES",
+    "SPLITS",
+    "EnsembleResult",
+    "choices",
+    "empty_model",
+    "eval_set",
+    "evaluate_ensemble",
+    "identity",
+    "progress_bar",
+    "resolve_chunk_size",
+    "resolve_device",
+    "resolve_method",
+    "resolve_workers",
+    "run",
+    "summarize",
+    "validate_ensemble",
+    "versions",
+    "write_inits_csv",
+    "write_summary",
+]

@@ -1,0 +1,47 @@
+"""The evaluation set of an ensemble job and the sizes of a dataset's splits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from igb.errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+
+def eval_set(cfg: DictConfig) -> tuple[Tensor, Any]:
+    """The evaluation inputs (first ``ensemble.eval_samples`` of ``ensemble.eval_split``)."""
+    from igb.train import instantiate_datamodule  # late: train imports lightning
+
+    dm = instantiate_datamodule(cfg.dataset)
+    dm.prepare_data()
+    dm.setup("fit")
+    ens = cfg.ensemble
+    x, _ = dm.split_tensors(ens.eval_split)
+    n = ens.eval_samples
+    if n is not None:
+        if n > x.shape[0]:
+            raise ConfigError(
+                "ensemble.eval_samples",
+                f"ensemble.eval_samples={n} but the {ens.eval_split} split has {x.shape[0]} "
+                f"points; use ensemble.eval_samples<={x.shape[0]} or null (all)",
+            )
+        x = x[:n]
+    return x, dm
+
+
+_SPLIT_SIZES: dict[str, dict[str, int]] = {}
+
+
+def split_sizes(dataset_cfg: DictConfig) -> dict[str, int]:
+    from igb.train import instantiate_datamodule
+
+    key = OmegaConf.to_yaml(dataset_cfg, resolve=True)
+    if key not in _SPLIT_SIZES:
+        dm = instantiate_datamodule(dataset_cfg)
+        dm.setup("fit")
+        _SPLIT_SIZES[key] = {s: int(dm.split_tensors(s)[0].shape[0]) for s in SPLITS}
+    return _SPLIT_SIZES[key]

@@ -1,0 +1,101 @@
+"""Evaluate a range of initializations of one configuration: the entry of both methods."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from igb.ensemble.loop import run_loop
+from igb.ensemble.progress import ProgressFn
+from igb.ensemble.resolve import resolve_method, resolve_workers
+from igb.ensemble.statistics import EnsembleResult, StatisticsStore
+from igb.ensemble.vmap import run_vmap
+from igb.errors import ConfigError
+from igb.measure import NORM_MODES
+from igb.nn.reinit import reinitializer
+
+
+def evaluate_ensemble(
+    model_cfg: Mapping[str, Any],
+    norm_cfg: Mapping[str, Any],
+    x: Tensor,
+    num_classes: int,
+    seeds: Sequence[int],
+    batch_size: int,
+    norm_mode: str = "batch",
+    device: torch.device | str = "cpu",
+    method: str = "auto",
+    chunk_size: int | str | None = "auto",
+    workers: int | str | None = "auto",
+    progress: ProgressFn | None = None,
+    vary: str = "all",
+    backbone_seed: int | None = None,
+) -> EnsembleResult:
+    """Evaluate initializations ``seeds`` on ``x``; statistics per initialization.
+
+    Row ``k`` equals ``BiasStatistics`` of ``predict_logits(build_model(..., seed=seeds[k],
+    device=device), x, batch_size, norm_mode)``. The caller's RNG state is left as it was.
+    ``progress(n)`` is called as initializations complete. ``vary``: ``all`` samples every
+    parameter, ``head`` only the classifier head on the backbone of initialization
+    ``backbone_seed`` (default: the first seed; :mod:`igb.nn.reinit`).
+    """
+    model_cfg = _plain(model_cfg)
+    norm_cfg = _plain(norm_cfg)
+    if norm_mode not in NORM_MODES:
+        raise ConfigError(
+            "ensemble.norm_mode",
+            f"ensemble.norm_mode={norm_mode} unknown; allowed: {', '.join(NORM_MODES)}",
+        )
+    device = torch.device(device) if not isinstance(device, torch.device) else device
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    method = resolve_method(method, device)
+    seeds = [int(s) for s in seeds]
+    x = x.to(device).contiguous()
+    progress = progress or (lambda n: None)
+    store = StatisticsStore(len(seeds), num_classes)
+    rng_devices = [device] if device.type == "cuda" else []
+    if backbone_seed is None:
+        backbone_seed = seeds[0] if seeds else 0
+    reinit = reinitializer(
+        model_cfg, norm_cfg, x.shape[1:], num_classes, device, vary, int(backbone_seed)
+    )
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=rng_devices):
+        if method == "loop":
+            n_workers = min(resolve_workers(workers, device), max(1, len(seeds)))
+            run_loop(
+                model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device,
+                n_workers, reinit, store, progress,
+            )  # fmt: skip
+            chunk = None
+        else:
+            n_workers = 1
+            chunk = run_vmap(
+                model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device,
+                chunk_size, reinit, store, progress,
+            )  # fmt: skip
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - t0
+    return EnsembleResult(
+        seeds=np.asarray(seeds, dtype=np.int64),
+        **store.arrays,
+        method=method,
+        device=str(device),
+        workers=n_workers,
+        chunk_size=chunk,
+        eval_time_s=elapsed,
+    )
+
+
+def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)

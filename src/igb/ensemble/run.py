@@ -1,0 +1,204 @@
+"""One ensemble job in its job folder, on the job runner (:func:`igb.runner.run_job`).
+
+The initializations are evaluated in blocks of consecutive seeds; each finished block is
+saved atomically to ``partial/<first>-<last>.npz``. A stop signal (SIGTERM, SIGINT, ...)
+ends the job at once with status ``interrupted`` and every completed block on disk; the
+same command then evaluates only the seeds no block holds. Initialization ``i`` depends
+on its seed alone, so the result equals that of an uninterrupted run of the same seeds.
+Once ``summary.json`` is written the blocks are removed (``inits.csv`` holds them all).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from igb.ensemble.eval_set import eval_set
+from igb.ensemble.evaluate import evaluate_ensemble
+from igb.ensemble.progress import progress_bar
+from igb.ensemble.resolve import resolve_device
+from igb.ensemble.statistics import EnsembleResult
+from igb.ensemble.summary import choices, histogram_values, summarize, title
+from igb.ensemble.wandb_log import log_to_loggers
+from igb.ensemble.writers import atomic_write, write_inits_csv, write_summary
+from igb.identity import run_identity
+from igb.interrupt import SignalGuard
+from igb.job import FINISHED, JobFolder
+from igb.nngp import summary_fields
+from igb.runner import Outcome, run_job
+
+log = logging.getLogger(__name__)
+
+OUTPUT_FILES = ("inits.csv", "histogram.png", "summary.json")
+#: folder of the completed blocks of initializations of an unfinished ensemble
+PARTIAL = "partial"
+#: at most this many initializations per block (what a stop signal can lose); on a GPU
+#: more, so that a block still fills ``vmap`` chunks of thousands of initializations
+BLOCK = {"cpu": 256, "cuda": 4096}
+_ARRAYS = ("f", "f_max", "entropy", "mu", "s2", "bias_degree")
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """W&B job_type / tags / group of an ensemble job (:func:`igb.identity.run_identity`)."""
+    return run_identity(cfg, kind="ensemble")
+
+
+def run(cfg: DictConfig) -> float:
+    """One ensemble job: returns gamma (NaN if the job failed inside a multirun)."""
+    from igb.train import _quiet_lightning
+
+    def body(job: JobFolder, guard: SignalGuard) -> Outcome:
+        _quiet_lightning()
+        summary = _run(cfg, job)
+        info = {"gamma": summary["gamma"], "regime": summary["regime"]}
+        return Outcome(FINISHED, float(summary["gamma"]), info)
+
+    def prepare(job: JobFolder) -> None:
+        for name in OUTPUT_FILES:  # a previous run's results must not outlive this start
+            (job.path / name).unlink(missing_ok=True)
+
+    return run_job(cfg, body, what="ensemble", prepare=prepare)
+
+
+# -- blocks of initializations -------------------------------------------------------------
+def block_ranges(first: int, n: int, block: int) -> list[tuple[int, int]]:
+    """``[first, first + n)`` cut into ``[lo, hi)`` ranges of at most ``block`` seeds."""
+    return [(lo, min(lo + block, first + n)) for lo in range(first, first + n, block)]
+
+
+def _block_path(out: Path, lo: int, hi: int) -> Path:
+    return out / PARTIAL / f"{lo}-{hi - 1}.npz"
+
+
+def _save_block(out: Path, lo: int, hi: int, result: EnsembleResult) -> None:
+    path = _block_path(out, lo, hi)
+    path.parent.mkdir(exist_ok=True)
+    arrays = {key: getattr(result, key) for key in _ARRAYS}
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            np.savez(fh, seeds=result.seeds, **arrays)
+
+    atomic_write(path, write)
+
+
+def _load_block(out: Path, lo: int, hi: int) -> dict[str, np.ndarray] | None:
+    path = _block_path(out, lo, hi)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            block = {key: data[key] for key in ("seeds", *_ARRAYS)}
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("%s is unreadable (%s); evaluating its initializations again", path, exc)
+        return None
+    if block["seeds"].tolist() != list(range(lo, hi)):
+        log.warning("%s holds other seeds; evaluating its initializations again", path)
+        return None
+    return block
+
+
+def evaluate_in_blocks(
+    cfg: DictConfig, job: JobFolder, x: Any, num_classes: int, device: Any
+) -> EnsembleResult:
+    """All initializations of ``cfg.ensemble``, reusing the blocks already on disk."""
+    ens = cfg.ensemble
+    n = int(ens.n_inits)
+    largest = BLOCK.get(torch.device(device).type, BLOCK["cpu"])
+    ranges = block_ranges(int(ens.seed0), n, max(1, min(largest, math.ceil(n / 8))))
+    blocks = {r: _load_block(job.path, *r) for r in ranges}
+    done = sum(hi - lo for (lo, hi), b in blocks.items() if b is not None)
+    if done:
+        log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / PARTIAL)
+    last: EnsembleResult | None = None
+    eval_time = 0.0
+    with progress_bar(n, enabled=bool(ens.get("progress", True))) as advance:
+        advance(done)
+        for lo, hi in ranges:
+            if blocks[(lo, hi)] is not None:
+                continue
+            last = evaluate_ensemble(
+                cfg.model,
+                cfg.norm,
+                x,
+                num_classes,
+                range(lo, hi),
+                batch_size=int(ens.batch_size),
+                norm_mode=ens.norm_mode,
+                device=device,
+                method=ens.method,
+                chunk_size=ens.chunk_size,
+                workers=ens.get("workers", "auto"),
+                progress=advance,
+                vary=ens.get("vary", "all"),
+                backbone_seed=int(ens.seed0),  # one backbone for every block (vary=head)
+            )
+            eval_time += last.eval_time_s
+            _save_block(job.path, lo, hi, last)
+            blocks[(lo, hi)] = {k: getattr(last, k) for k in ("seeds", *_ARRAYS)}
+            done += hi - lo
+            job.mark("running", inits_done=done)
+    parts = [blocks[r] for r in ranges]
+    # how the blocks were evaluated (this attempt's last one; every block was, when resumed)
+    method = last.method if last else str(ens.method)
+    device_name = last.device if last else str(device)
+    return EnsembleResult(
+        **{k: np.concatenate([p[k] for p in parts]) for k in ("seeds", *_ARRAYS)},
+        method=method,
+        device=device_name,
+        workers=last.workers if last else 1,
+        chunk_size=last.chunk_size if last else None,
+        eval_time_s=eval_time,
+    )
+
+
+def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    out = job.path
+    ens = cfg.ensemble
+    x, dm = eval_set(cfg)
+    device = resolve_device(ens.device)
+    log.info(
+        "ensemble: %d initializations of %s on %d %s points (%s, batch statistics on batches "
+        "of %d) on %s",
+        int(ens.n_inits), choices(cfg), x.shape[0], ens.eval_split, ens.norm_mode,
+        ens.batch_size, device,
+    )  # fmt: skip
+    result = evaluate_in_blocks(cfg, job, x, dm.num_classes, device)
+    summary = summarize(
+        result, cfg, n_points=int(x.shape[0]), n_boot=int(ens.n_boot), ci_level=ens.ci_level
+    )
+    # the infinite-width prediction beside the measurement (igb.nngp; null + reason if not
+    # covered)
+    summary.update(summary_fields(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode))
+    label, values = histogram_values(result)
+    write_inits_csv(result, out / "inits.csv")
+    from igb.ensemble_plot import plot_histogram
+
+    atomic_write(
+        out / "histogram.png",
+        lambda tmp: plot_histogram(
+            values, label, summary, result.num_classes, int(x.shape[0]), tmp, title=title(cfg)
+        ),
+    )
+    summary["wall_time_s"] = time.perf_counter() - t_start
+    log_to_loggers(cfg, summary, result, out, identity(cfg))
+    summary["wall_time_s"] = time.perf_counter() - t_start
+    write_summary(summary, out / "summary.json")  # last: its presence means "finished"
+    shutil.rmtree(out / PARTIAL, ignore_errors=True)  # inits.csv holds every block now
+    lo, hi = summary["gamma_ci"]
+    log.info(
+        "gamma = %.4g [%.4g, %.4g] -> %s; f_max mean %.3f; %d inits in %.2f s (%s, %s, %d "
+        "workers); results in %s",
+        summary["gamma"], lo, hi, summary["regime"], summary["f_max_mean"], result.n_inits,
+        result.eval_time_s, result.method, result.device, result.workers, out,
+    )  # fmt: skip
+    return summary

@@ -1,0 +1,119 @@
+"""summary.json's content: gamma, its interval, the regime, the laws of f_max / f_0, provenance."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from igb import theory
+from igb.ensemble.statistics import EnsembleResult
+from igb.identity import norm_label
+from igb.metrics import gamma_bootstrap_ci
+
+QUANTILES = (5, 25, 50, 75, 95)
+
+
+def summarize(
+    result: EnsembleResult,
+    cfg: DictConfig | None = None,
+    n_points: int | None = None,
+    n_boot: int = 1000,
+    ci_level: float = 0.95,
+) -> dict[str, Any]:
+    """summary.json: gamma with its bootstrap interval, regime, laws of f_max / f_0."""
+    gamma = result.gamma
+    lo, hi = gamma_bootstrap_ci(result.mu, result.s2, n_boot=n_boot, level=ci_level, seed=0)
+    f_max = result.f_max
+    summary: dict[str, Any] = {
+        "n_inits": result.n_inits,
+        "n_classes": result.num_classes,
+        "n_points": n_points,
+        "gamma": gamma,
+        "gamma_ci": [lo, hi],
+        "gamma_ci_level": ci_level,
+        "gamma_n_boot": n_boot,
+        "gamma_floor": theory.gamma_finite_sample_floor(n_points) if n_points else None,
+        "regime": theory.regime(gamma),
+        "f_max_mean": float(f_max.mean()),
+        "f_max_std": float(f_max.std()),
+        "f_max_quantiles": _quantiles(f_max),
+        "entropy_mean": float(result.entropy.mean()),
+        "bias_degree_mean": float(result.bias_degree.mean()),
+    }
+    if result.num_classes == 2:
+        f0 = result.f[:, 0]
+        summary.update(
+            f0_mean=float(f0.mean()), f0_std=float(f0.std()), f0_quantiles=_quantiles(f0)
+        )
+    summary["seeds"] = [int(result.seeds[0]), int(result.seeds[-1])]
+    if cfg is not None:
+        summary["choices"] = choices(cfg)
+        summary["norm_mode"] = cfg.ensemble.norm_mode
+        summary["batch_size"] = int(cfg.ensemble.batch_size)
+    summary.update(
+        device=result.device,
+        method=result.method,
+        workers=result.workers,
+        chunk_size=result.chunk_size,
+        eval_time_s=result.eval_time_s,
+        versions=versions(),
+    )
+    return summary
+
+
+def _quantiles(values: np.ndarray) -> dict[str, float]:
+    return {f"q{q:02d}": float(v) for q, v in zip(QUANTILES, np.percentile(values, QUANTILES))}
+
+
+def choices(cfg: DictConfig) -> dict[str, Any]:
+    """The configuration choices a reader needs to place this ensemble among others."""
+    placement = cfg.norm.placement
+    return {
+        "model": cfg.model.get("name"),
+        "norm_placement": placement,
+        "norm_kind": cfg.norm.kind if placement != "none" else "none",
+        "activation": cfg.model.get("activation", "relu"),
+        "depth": cfg.model.get("depth"),
+        "width": cfg.model.get("width"),
+        "init": cfg.model.get("init", "kaiming_normal"),
+        "dataset": cfg.dataset.get("name"),
+        "eval_split": cfg.ensemble.eval_split,
+        "vary": cfg.ensemble.get("vary", "all"),
+    }
+
+
+def versions() -> dict[str, str]:
+    def version(pkg: str) -> str:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    return {
+        "igb": version("igb"),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_threads": str(torch.get_num_threads()),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
+    }
+
+
+def histogram_values(result: EnsembleResult) -> tuple[str, np.ndarray]:
+    if result.num_classes == 2:
+        return "f_0", result.f[:, 0]
+    return "f_max", result.f_max
+
+
+def title(cfg: DictConfig) -> str:
+    ch = choices(cfg)
+    label = norm_label(ch["norm_placement"], ch["norm_kind"])
+    norm = {"none": "no norm", "native": "native norms"}.get(label, label)
+    size = f" depth {ch['depth']} width {ch['width']}" if ch["depth"] is not None else ""
+    return f"{ch['model']}{size}, {norm}, {ch['activation']}, {ch['dataset']}"

@@ -1,0 +1,72 @@
+"""The ensemble's W&B run: histogram, figure, per-initialization table and summary."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from igb.ensemble.statistics import EnsembleResult
+from igb.ensemble.summary import histogram_values
+
+log = logging.getLogger(__name__)
+
+
+def log_to_loggers(
+    cfg: DictConfig, summary: dict, result: EnsembleResult, out: Path, identity: Mapping[str, Any]
+) -> None:
+    """W&B: histogram of f_0 / f_max, the figure, the per-init table and the summary."""
+    loggers = cfg.get("logger") or {}
+    for name, lcfg in loggers.items():
+        if lcfg is None:
+            continue
+        target = str(lcfg.get("_target_", ""))
+        if "wandb" not in target.lower():
+            log.info("logger.%s: the ensemble logs to W&B only; its files are in %s", name, out)
+            continue
+        from hydra.utils import instantiate
+
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        logger = instantiate(lcfg, _recursive_=False, **identity, run_config=resolved)
+        if logger is None:  # W&B disabled
+            continue
+        log_wandb(logger.experiment, summary, result, out)
+        summary["wandb"] = {
+            "id": logger.experiment.id,
+            "mode": "offline" if logger.experiment.offline else "online",
+            "dir": str(logger.experiment.dir),
+        }
+        logger.experiment.finish()
+
+
+def log_wandb(run: Any, summary: dict, result: EnsembleResult, out: Path) -> None:
+    import wandb
+
+    label, values = histogram_values(result)
+    f_cols = [f"f_{c}" for c in range(result.num_classes)]
+    table = wandb.Table(
+        columns=["seed", "f_max", "entropy", "bias_degree", *f_cols],
+        data=[
+            [int(s), float(fm), float(e), float(g), *map(float, f)]
+            for s, fm, e, g, f in zip(
+                result.seeds, result.f_max, result.entropy, result.bias_degree, result.f,
+                strict=True,
+            )
+        ],
+    )  # fmt: skip
+    run.log(
+        {
+            f"ensemble/{label}": wandb.Histogram(values, num_bins=64),
+            "ensemble/histogram": wandb.Image(str(out / "histogram.png")),
+            "ensemble/inits": table,
+        }
+    )
+    flat = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+    flat["gamma_ci_lo"], flat["gamma_ci_hi"] = summary["gamma_ci"]
+    for key in ("f_max_quantiles", "f0_quantiles"):
+        for q, v in (summary.get(key) or {}).items():
+            flat[f"{key[:-10]}_{q}"] = v
+    run.summary.update(flat)

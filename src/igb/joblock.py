@@ -1,0 +1,104 @@
+"""One writer per job folder: an exclusive ``flock`` on ``<folder>/.igb.lock``.
+
+The lock lives exactly as long as the process that holds it (the kernel drops it when
+the process dies, however it dies), so a ``running`` status whose lock is free was left
+by a process that is gone. The lock file holds the holder's pid, host and start time,
+for the one line a second launcher reports. On NFS, Linux implements ``flock`` with
+byte-range locks that all clients see.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+LOCK_FILE = ".igb.lock"
+
+
+class JobBusy(RuntimeError):
+    """Another live process holds the job folder."""
+
+    def __init__(self, folder: Path, holder: dict[str, Any]) -> None:
+        self.folder = folder
+        self.holder = holder
+        since = holder.get("started")
+        when = time.strftime(" since %H:%M:%S", time.localtime(since)) if since else ""
+        super().__init__(
+            f"{folder} is being run by pid {holder.get('pid', '?')} on "
+            f"{holder.get('host', '?')}{when}; not touching it (wait for that process to "
+            "end, or launch into another folder)"
+        )
+
+
+class JobLock:
+    """``JobLock(folder).acquire()`` or :class:`JobBusy`; ``release()`` when done."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self, attempts: int = 3) -> JobLock:
+        """Take the lock (retrying briefly: a reader may test it for a moment)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        for attempt in range(attempts):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt + 1 == attempts:
+                    holder = _read_holder(self.path)
+                    os.close(fd)
+                    raise JobBusy(self.folder, holder) from None
+                time.sleep(0.05)
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.time(),
+            "command": " ".join(sys.argv),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _read_holder(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def live_holder(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The pid/host of the live process running ``folder`` (None: nobody holds it).
+
+    Tests the lock without waiting; a folder without a lock file has no holder."""
+    path = Path(folder) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(path) or {"pid": "?", "host": "?"}
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

@@ -1,0 +1,84 @@
+"""igb.compat: every private Hydra / Lightning / W&B API igb relies on is still there.
+
+A failure names the API and who uses it: an upgrade broke it, and igb.compat (and the
+user it names) must be adapted before anything else runs on the new version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from importlib import metadata
+
+import pytest
+
+from igb import compat
+from igb.logging import wandb_mode
+
+
+@pytest.mark.parametrize("api", compat.PRIVATE_APIS, ids=lambda api: api.name)
+def test_private_api_is_present(api: compat.PrivateAPI) -> None:
+    problems = compat.broken_apis([api])
+    assert not problems, (
+        f"{problems[0]}; checked against {api.package} {compat.CHECKED_VERSIONS[api.package]}, "
+        f"installed {metadata.version(api.package)}"
+    )
+
+
+def test_a_missing_or_reshaped_api_is_reported_by_name() -> None:
+    gone = dataclasses.replace(compat.PRIVATE_APIS[0], attribute="BasicSweeper.no_such_method")
+    reshaped = dataclasses.replace(compat.PRIVATE_APIS[2], parameters=("rank", "world_size"))
+    problems = compat.broken_apis([gone, reshaped])
+    assert len(problems) == 2
+    assert "BasicSweeper.no_such_method" in problems[0] and "gone" in problems[0]
+    assert "_hydra_subprocess_cmd" in problems[1] and "rank" in problems[1]
+
+
+def test_every_checked_package_is_listed_with_a_version() -> None:
+    assert {api.package for api in compat.PRIVATE_APIS} == set(compat.CHECKED_VERSIONS)
+
+
+def test_basic_sweeper_expands_a_grid() -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(["a=1,2", "b=x,y", "c=3"])
+    jobs = compat.BasicSweeper.split_arguments(parsed, None)[0]
+    assert sorted(map(sorted, jobs)) == sorted(
+        [sorted([f"a={a}", f"b={b}", "c=3"]) for a in (1, 2) for b in ("x", "y")]
+    )
+
+
+def test_hydra_args_parser_knows_multirun_and_overrides() -> None:
+    args, _ = compat.get_args_parser().parse_known_args(["-m", "x=1", "y=2"])
+    assert args.multirun and args.overrides == ["x=1", "y=2"]
+
+
+def test_ddp_subprocess_command_is_replaced_and_used() -> None:
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    before = subprocess_script._hydra_subprocess_cmd
+
+    def build(local_rank: int) -> tuple[list[str], str]:
+        return [f"rank{local_rank}"], "."
+
+    try:
+        compat.set_ddp_subprocess_command(build)
+        # the launcher looks the function up by this name when it starts rank r
+        assert "_hydra_subprocess_cmd(" in inspect.getsource(subprocess_script)
+        assert subprocess_script._hydra_subprocess_cmd(1) == (["rank1"], ".")
+    finally:
+        subprocess_script._hydra_subprocess_cmd = before
+
+
+def test_wandb_credentials_are_looked_up_where_wandb_mode_mirrors() -> None:
+    """wandb_mode mirrors wandb's lookup without importing it: the env vars, the netrc
+    and the settings file it reads, and the default server, must still be wandb's."""
+    from wandb import env
+    from wandb.sdk.lib.wbauth import authenticate
+    from wandb.sdk.wandb_settings import Settings
+
+    source = inspect.getsource(authenticate)
+    assert (env.API_KEY, env.IDENTITY_TOKEN_FILE) == ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE")
+    assert "env.API_KEY" in source and "env.IDENTITY_TOKEN_FILE" in source
+    assert "netrc" in source.lower()
+    assert Settings().base_url.rstrip("/") == wandb_mode.DEFAULT_BASE_URL
