@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from bench_ensemble import BENCH  # bench/ is the script's folder: on sys.path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -45,24 +46,8 @@ from igb.nn import build_model
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
-#: the issue's benchmark configuration (ensemble.py overrides)
-MLP_BENCH = [
-    "model=mlp",
-    "model.depth=10",
-    "model.width=100",
-    "norm=post",
-    "norm.kind=batch",
-    "dataset=gaussian_blobs",
-    "dataset.num_classes=10",
-    "dataset.num_samples=2000",
-    "dataset.shape=[100]",
-    "dataset.separation=0.0",
-    "dataset.val_fraction=0.0",
-    "dataset.test_fraction=0.0",
-    "ensemble.eval_split=train",
-    "ensemble.eval_samples=2000",
-    "ensemble.progress=false",
-]
+#: the issue's benchmark configuration (ensemble.py overrides), as bench_ensemble.py runs it
+MLP_BENCH = BENCH
 CNN_BENCH = [
     "model=cnn",
     "norm=post",

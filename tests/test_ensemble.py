@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from entry_points import run_entry
+from model_configs import mlp_config
 
 from igb import ensemble as ens
 from igb import theory
@@ -39,14 +40,7 @@ def one_intra_op_thread():
 
 
 def mlp(depth: int = 3, width: int = 24, activation: str = "relu") -> dict:
-    return {
-        "_target_": "igb.nn.mlp.MLP",
-        "name": "mlp",
-        "depth": depth,
-        "width": width,
-        "activation": activation,
-        "init": "kaiming_normal",
-    }
+    return mlp_config(depth, width, activation)
 
 
 def norm(placement: str = "post", kind: str = "batch") -> dict:

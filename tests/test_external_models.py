@@ -317,8 +317,9 @@ def test_none_pre_post_refused_naming_native(model: str, norm: str) -> None:
          "model.activation=relu: model=timm uses the architecture's own; leave "
          "model.activation=native"),
         (["model=torchvision", "norm=native", "dataset.batch_size=1"],
-         "dataset.batch_size=1 with BatchNorm in the architecture: BatchNorm cannot normalise a "
-         "batch of one sample; use a batch size >= 2"),
+         "dataset.batch_size=1 with BatchNorm in the architecture: it normalises with batch "
+         "statistics like BatchNorm, which a batch of one sample cannot give; use a batch size "
+         ">= 2"),
         (["model=timm", "norm=native", "dataset.shape=[12]"],
          "model=timm needs image-shaped inputs (C, H, W) but the dataset gives "
          "[12]; use model=mlp or set dataset.shape to [C, H, W]"),

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from model_configs import mlp_config
 from scipy import special
 
 from igb import ensemble as ens
@@ -28,14 +29,7 @@ pytestmark = pytest.mark.usefixtures("single_intra_op_thread")
 
 
 def mlp(depth: int, activation: str = "relu", width: int = 1024, init="kaiming_normal") -> dict:
-    return {
-        "_target_": "igb.nn.mlp.MLP",
-        "name": "mlp",
-        "depth": depth,
-        "width": width,
-        "activation": activation,
-        "init": init,
-    }
+    return mlp_config(depth, width, activation, init)
 
 
 def random_kernel(n: int = 6, seed: int = 0) -> np.ndarray:

@@ -32,7 +32,7 @@ from igb.ensemble.writers import atomic_write, write_inits_csv, write_summary
 from igb.identity import run_identity
 from igb.interrupt import SignalGuard
 from igb.job import FINISHED, JobFolder
-from igb.nngp import summary_fields
+from igb.nngp import predict_gamma
 from igb.runner import Outcome, run_job
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,8 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     )
     # the infinite-width prediction beside the measurement (igb.nngp; null + reason if not
     # covered)
-    summary.update(summary_fields(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode))
+    predicted = predict_gamma(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode)
+    summary.update(predicted.summary_fields())
     label, values = histogram_values(result)
     write_inits_csv(result, out / "inits.csv")
     from igb.ensemble_plot import plot_histogram

@@ -41,13 +41,14 @@ class MLPMixer(Classifier):
 
     def __init__(
         self,
-        norm_act: NormAct,
         depth: int = 8,
         width: int = 128,
         patch_size: int = 4,
         token_hidden: int = 512,
         channel_hidden: int = 64,
         pool: str = "cls",
+        *,
+        norm_act: NormAct,
         **io: Any,
     ) -> None:
         super().__init__(**io)

@@ -37,8 +37,9 @@ class ResNet9(Classifier):
 
     def __init__(
         self,
-        norm_act: NormAct,
         width: int = 64,
+        *,
+        norm_act: NormAct,
         global_pool: str = "max",
         **io: Any,
     ) -> None:

@@ -28,7 +28,7 @@ from igb.nngp.kernel import (
     gamma_from_kernel,
 )
 
-__all__ = ["Prediction", "architecture", "predict_gamma", "summary_fields"]
+__all__ = ["Prediction", "architecture", "predict_gamma"]
 
 #: the only model the theory walks (its blocks are Linear + norm + activation, nothing else)
 MLP_TARGET = "igb.nn.mlp.MLP"
@@ -45,9 +45,22 @@ class Prediction:
     gamma: float | None
     reason: str | None = None
 
+    seconds: float = 0.0  # what the prediction took
+
     @property
     def regime(self) -> str | None:
         return None if self.gamma is None else theory.regime(self.gamma)
+
+    def summary_fields(self) -> dict[str, Any]:
+        """The ``gamma_theory*`` entries of an ensemble's summary.json: ``gamma_theory`` and
+        ``gamma_theory_regime``, or ``gamma_theory: None`` with ``gamma_theory_reason``."""
+        fields: dict[str, Any] = {"gamma_theory": self.gamma}
+        if self.gamma is None:
+            fields["gamma_theory_reason"] = self.reason
+        else:
+            fields["gamma_theory_regime"] = self.regime
+        fields["gamma_theory_time_s"] = self.seconds
+        return fields
 
 
 def architecture(
@@ -102,6 +115,7 @@ def predict_gamma(
     ``batch_size`` and ``norm_mode`` are those of the measurement (``ensemble.batch_size``,
     ``ensemble.norm_mode``): BatchNorm centres each batch with its own statistics.
     """
+    t0 = time.perf_counter()
     arch = architecture(_plain(model_cfg), _plain(norm_cfg), norm_mode)
     if isinstance(arch, str):
         return Prediction(gamma=None, reason=arch)
@@ -110,32 +124,10 @@ def predict_gamma(
     if x.shape[0] < 2:
         return Prediction(gamma=None, reason="gamma needs at least 2 evaluation points")
     try:
-        return Prediction(gamma=gamma_from_kernel(final_kernel(x, arch, batch_size)))
+        gamma = gamma_from_kernel(final_kernel(x, arch, batch_size))
+        return Prediction(gamma=gamma, seconds=time.perf_counter() - t0)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
-
-
-def summary_fields(
-    model_cfg: Mapping[str, Any],
-    norm_cfg: Mapping[str, Any],
-    x: torch.Tensor | np.ndarray,
-    batch_size: int,
-    norm_mode: str = "batch",
-) -> dict[str, Any]:
-    """The ``gamma_theory*`` entries of an ensemble's summary.json.
-
-    ``gamma_theory`` and ``gamma_theory_regime``, or ``gamma_theory: None`` with
-    ``gamma_theory_reason``; ``gamma_theory_time_s`` is what the prediction took.
-    """
-    t0 = time.perf_counter()
-    pred = predict_gamma(model_cfg, norm_cfg, x, batch_size, norm_mode)
-    fields: dict[str, Any] = {"gamma_theory": pred.gamma}
-    if pred.gamma is None:
-        fields["gamma_theory_reason"] = pred.reason
-    else:
-        fields["gamma_theory_regime"] = pred.regime
-    fields["gamma_theory_time_s"] = time.perf_counter() - t0
-    return fields
 
 
 def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
