@@ -91,6 +91,6 @@ def test_bad_input_from_an_install_is_one_line(installed: Path, tmp_path: Path) 
     proc = run_installed(installed, tmp_path, "train.py", "norm=sideways")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: norm=sideways is not an option of 'norm'; allowed: none, post, pre"
+        "error: norm=sideways is not an option of 'norm'; allowed: native, none, post, pre"
     ], proc.stderr
     assert not any(tmp_path.iterdir())

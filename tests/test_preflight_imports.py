@@ -57,7 +57,9 @@ def test_help_lists_the_launchers_and_the_next_command(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("train.py: group=option and key=value overrides")
-    assert "callbacks: bias_stats, default, model_checkpoint, none, progress" in proc.stdout
+    assert (
+        "callbacks: bias_stats, default, grad_norm, model_checkpoint, none, progress" in proc.stdout
+    )
     assert "hydra/launcher: basic, local, slurm" in proc.stdout
     assert "python -m multirun_analysis <its folder>" in proc.stdout
     assert "torch" not in _imported(proc.stderr)

@@ -38,7 +38,8 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     if facts["batch_norm"] and ens.norm_mode == "batch":
         _int_at_least(
             ens, "batch_size", 2,
-            ": the model normalises with batch statistics, which a batch of one cannot give",
+            ": the model normalises with batch statistics (BatchNorm or a centring norm), "
+            "which a batch of one cannot give",
         )  # fmt: skip
     else:
         _int_at_least(ens, "batch_size", 1)
