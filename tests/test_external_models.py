@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -248,6 +249,21 @@ def test_head_only_ensemble_keeps_the_backbone(tmp_path) -> None:
         for k, v in state.items():
             assert torch.equal(v, alone[k] if k in head else seed4[k]), (seed, k)
     assert not torch.equal(replicas[1]["net.fc.weight"], replicas[2]["net.fc.weight"])
+
+
+def test_head_only_blocks_share_the_backbone_of_seed0() -> None:
+    """A resumable ensemble evaluates its seeds in blocks: with vary=head every block must
+    sample heads on the backbone of ``ensemble.seed0``, so two blocks equal one call."""
+    cfg = model_cfg("Timm", "resnet10t")
+    x = torch.randn(12, 3, 16, 16)
+    kw = {"batch_size": 12, "vary": "head", "backbone_seed": 0}
+    whole = evaluate_ensemble(cfg, NATIVE, x, 3, range(4), **kw)
+    blocks = [evaluate_ensemble(cfg, NATIVE, x, 3, seeds, **kw) for seeds in ([0, 1], [2, 3])]
+    for key in ("f", "mu", "s2"):
+        joined = np.concatenate([getattr(b, key) for b in blocks])
+        np.testing.assert_allclose(joined, getattr(whole, key), rtol=1e-6, atol=1e-9)
+    other = evaluate_ensemble(cfg, NATIVE, x, 3, [2, 3], batch_size=12, vary="head")
+    assert not np.allclose(other.mu, blocks[1].mu)  # default backbone: the block's first seed
 
 
 def test_a_zero_head_is_one_line_and_a_fresh_head_measures() -> None:
