@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from igb.callbacks import BiasStatsCallback
 from igb.module import IGBModule
 from igb.nn import build_model
-from igb.train import _instantiate_group, instantiate_datamodule
+from igb.train import instantiate_datamodule, instantiate_group
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 VARIANTS = {
@@ -127,14 +127,14 @@ def one_run(cfg: DictConfig, dm) -> EpochTimer:
     timer = EpochTimer()
     callbacks = [
         c
-        for c in _instantiate_group(cfg.callbacks)
+        for c in instantiate_group(cfg.callbacks)
         if not isinstance(c, L.pytorch.callbacks.RichProgressBar)
     ]
     for cb in callbacks:
         if isinstance(cb, BiasStatsCallback):
             timer.wrap(cb)
     csv = OmegaConf.to_container(cfg.logger.csv, resolve=True)
-    loggers = _instantiate_group(OmegaConf.create({"csv": csv}))
+    loggers = instantiate_group(OmegaConf.create({"csv": csv}))
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs.pop("_target_")
     trainer = L.Trainer(

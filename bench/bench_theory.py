@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from igb.cli import _compose
+from igb.cli import compose_job
 from igb.ensemble import eval_set, evaluate_ensemble
 from igb.metrics import gamma_bootstrap_ci
 from igb.nngp import predict_gamma
@@ -43,7 +43,7 @@ def mlp(depth: int, activation: str, width: int = 256) -> dict:
 
 
 def default_inputs(n: int) -> torch.Tensor:
-    cfg = _compose("ensemble", [f"ensemble.eval_samples={n}"])
+    cfg = compose_job("ensemble", [f"ensemble.eval_samples={n}"])
     return eval_set(cfg)[0]
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from igb.callbacks import BiasStatsCallback, log_spaced_steps
 from igb.nn import build_model
-from igb.train import _quiet_lightning, instantiate_datamodule, run
+from igb.train import instantiate_datamodule, quiet_lightning, run
 
 #: tiny but not trivial: 300 points (240 train), 4 classes, two epochs of 8 steps
 SMALL = [
@@ -215,7 +215,7 @@ def test_progress_bar_updates_at_most_at_its_rate_and_always_at_the_epoch_end(
     dm.setup("fit")
     model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=0)
     module = IGBModule(model, {"_target_": "torch.optim.SGD", "lr": 0.1}, dm.num_classes)
-    _quiet_lightning()  # as igb.train.build does for every run
+    quiet_lightning()  # as igb.train.build does for every run
     trainer = L.Trainer(
         max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
         limit_val_batches=0, num_sanity_val_steps=0, callbacks=[bar, Shown()],

@@ -32,7 +32,7 @@ from igb.data import (
     MNISTDataModule,
 )
 from igb.errors import ConfigError
-from igb.train import _quiet_lightning
+from igb.train import quiet_lightning
 
 # -- tiny files in the real formats ---------------------------------------------------------
 
@@ -596,7 +596,7 @@ def test_loader_under_lightning_follows_trainer_epochs(tmp_path: Path) -> None:
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    _quiet_lightning()  # as igb.train.build does for every run
+    quiet_lightning()  # as igb.train.build does for every run
     trainer = L.Trainer(
         max_epochs=3,
         accelerator="cpu",

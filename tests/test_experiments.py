@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from igb.cli import _compose, expand_jobs
+from igb.cli import compose_job, expand_jobs
 from igb.config import validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -27,6 +27,6 @@ def test_study_grid_expands_and_its_ends_validate(study: str) -> None:
     jobs = expand_jobs(entry, [f"experiment={study}"], multirun=True)
     assert len(jobs) > 1
     for job in (jobs[0], jobs[-1]):
-        cfg = _compose(entry, job)
+        cfg = compose_job(entry, job)
         facts = validate(cfg, check_data=study.endswith("_offline"))
         assert facts["num_classes"] == 2  # every authors' task is binary

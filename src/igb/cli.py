@@ -53,7 +53,7 @@ def _explain_composition(exc: Exception, overrides: Sequence[str], config_name: 
         parent = key.rsplit(".", 1)[0] if "." in key else ""
         rest = [o for o in overrides if not o.lstrip("+~").startswith(key)]
         try:
-            cfg = _compose(config_name, rest)
+            cfg = compose_job(config_name, rest)
             node = OmegaConf.select(cfg, parent) if parent else cfg
             keys = sorted(k for k in node.keys()) if isinstance(node, DictConfig) else []
         except Exception:  # noqa: BLE001 - best effort for the message only
@@ -63,7 +63,7 @@ def _explain_composition(exc: Exception, overrides: Sequence[str], config_name: 
     return one_line(exc)
 
 
-def _compose(config_name: str, overrides: Sequence[str]) -> DictConfig:
+def compose_job(config_name: str, overrides: Sequence[str]) -> DictConfig:
     """Compose one job's config; runtime fields are filled so interpolations resolve."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -80,7 +80,7 @@ def expand_jobs(config_name: str, overrides: Sequence[str], multirun: bool) -> l
     first = split_grid({}, overrides)
     if not multirun:
         return [list(overrides)]
-    cfg = _compose(config_name, first[0])
+    cfg = compose_job(config_name, first[0])
     return split_grid(OmegaConf.select(cfg, "hydra.sweeper.params") or {}, overrides)
 
 
@@ -144,7 +144,7 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
     composed: list[DictConfig] = []
     for job in jobs:
         try:
-            composed.append(_compose(config_name, job))
+            composed.append(compose_job(config_name, job))
         except ConfigCompositionException as exc:
             return _explain_composition(exc, job, config_name)
     seen: set[str] = set()

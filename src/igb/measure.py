@@ -31,7 +31,7 @@ def _keeps_running_stats(module: nn.Module) -> bool:
     return bool(names & {"running_mean", "running_var"})
 
 
-def _batch_norms(model: nn.Module) -> list[nn.Module]:
+def batch_norms(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if _keeps_running_stats(m)]
 
 
@@ -53,7 +53,7 @@ def batch_stat_mode(model: nn.Module, norm_mode: str = "batch") -> Iterator[nn.M
         raise ValueError(f"norm_mode={norm_mode!r}; allowed: {', '.join(NORM_MODES)}")
     modules = list(model.modules())
     was_training = [m.training for m in modules]
-    bns = _batch_norms(model) if norm_mode == "batch" else []
+    bns = batch_norms(model) if norm_mode == "batch" else []
     saved = [
         {k: v.clone() for k, v in bn.named_buffers(recurse=False) if v is not None} for bn in bns
     ]

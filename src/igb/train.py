@@ -51,7 +51,7 @@ _QUIET = (
 )
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", message=pattern)
     # the "try litlogger" tip and accelerator inventory are INFO lines of this logger
@@ -77,7 +77,7 @@ def instantiate_datamodule(dataset_cfg: DictConfig | dict[str, Any]) -> InMemory
         raise
 
 
-def _instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
+def instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
     if not cfg:
         return []
     objs = (
@@ -97,7 +97,7 @@ def build(
 ) -> tuple[L.Trainer, IGBModule, InMemoryDataModule, list[Any]]:
     """The job's trainer, module, datamodule and loggers, exactly as :func:`fit` runs them
     (``bench/bench_train.py`` times this, so the benchmark is the default run)."""
-    _quiet_lightning()
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = instantiate_datamodule(cfg.dataset)
     dm.check_available()
@@ -116,12 +116,12 @@ def build(
     logger_kwargs = {
         "wandb": {**identity, "run_config": resolved, "run_id": job.read().get("wandb_id")}
     }
-    loggers = _instantiate_group(cfg.get("logger"), **logger_kwargs)
+    loggers = instantiate_group(cfg.get("logger"), **logger_kwargs)
     for lg in loggers:
         run_id = getattr(lg, "version", None)
         if type(lg).__name__ == "WandbLogger" and run_id:
             job.mark("running", wandb_id=run_id)
-    callbacks = [*_instantiate_group(cfg.get("callbacks")), *extra_callbacks]
+    callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     # last, so that it acts on a stop signal after the other callbacks' batch-end work
     every_s = float(cfg.get("checkpoint_every_s", 0) or 0)
     callbacks.append(ResumeCallback(last_checkpoint(cfg.paths.output_dir), guard, job, every_s))

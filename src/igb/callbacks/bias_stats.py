@@ -30,7 +30,7 @@ import torch
 from igb.callbacks import wandb_panels
 from igb.callbacks.progress import measurement_progress
 from igb.callbacks.schedule import log_spaced_steps
-from igb.measure import NORM_MODES, _batch_norms, batch_stat_mode, batches
+from igb.measure import NORM_MODES, batch_norms, batch_stat_mode, batches
 from igb.metrics import BiasStatistics, ranked_fractions
 
 log = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ class BiasStatsCallback(L.Callback):
         log.info(
             "bias_stats: %s batch_size=%d eval sizes %s, %d log-spaced steps",
             # [issue 12] norm_mode only means something for a model with BatchNorm
-            f"norm_mode={self.norm_mode}" if _batch_norms(pl_module) else "no BatchNorm,",
+            f"norm_mode={self.norm_mode}" if batch_norms(pl_module) else "no BatchNorm,",
             self.batch_size,
             config["eval_sizes"],
             len(self._schedule),

@@ -53,10 +53,10 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
 
 def run(cfg: DictConfig) -> float:
     """One ensemble job: returns gamma (NaN if the job failed inside a multirun)."""
-    from igb.train import _quiet_lightning
+    from igb.train import quiet_lightning
 
     def body(job: JobFolder, guard: SignalGuard) -> Outcome:
-        _quiet_lightning()
+        quiet_lightning()
         summary = _run(cfg, job)
         info = {"gamma": summary["gamma"], "regime": summary["regime"]}
         return Outcome(FINISHED, float(summary["gamma"]), info)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from omegaconf import OmegaConf
 
-from igb.cli import _compose, check, expand_jobs
+from igb.cli import check, compose_job, expand_jobs
 from igb.ensemble import choices, eval_set, validate_ensemble
 from igb.nngp import predict_gamma
 
@@ -30,7 +30,7 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
     seen: set[tuple] = set()
     inputs: dict[str, object] = {}
     for job in expand_jobs("ensemble", overrides, multirun=True):
-        cfg = _compose("ensemble", job)
+        cfg = compose_job("ensemble", job)
         ch = choices(cfg)
         placement = ch["norm_placement"]
         norm = "none" if placement == "none" else f"{ch['norm_kind']}-{placement}"
