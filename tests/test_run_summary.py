@@ -35,6 +35,11 @@ def test_summary_of_a_real_run_matches_its_files(make_cfg, caplog) -> None:
         f"bias degree {step0['igb/train/bias_degree']:.3f}"
     )
     assert lines[-1] == f"  figures of this run: python -m multirun_analysis {out}"
+    # a relaunch skips the finished job: no summary claims a run that did not happen
+    caplog.clear()
+    with caplog.at_level("INFO", logger="igb.run_summary"):
+        run(cfg)
+    assert not [r for r in caplog.records if r.name == "igb.run_summary"]
 
 
 def test_numbers_never_print_negative_zero() -> None:

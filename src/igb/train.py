@@ -12,7 +12,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -213,9 +212,11 @@ def run(cfg: DictConfig) -> float:
     def prepare(job: JobFolder) -> None:
         check_checkpoint(last_checkpoint(cfg.paths.output_dir))
 
-    started = time.monotonic()
-    objective = run_job(cfg, body, what="run", prepare=prepare)
     job = JobFolder(cfg.paths.output_dir)
-    if is_rank_zero() and job.status in (FINISHED, DIVERGED):  # the end-of-run summary
-        run_summary.log_job(Path(cfg.paths.output_dir), job.read(), time.monotonic() - started)
+    before, started = job.read(), time.monotonic()
+    objective = run_job(cfg, body, what="run", prepare=prepare)
+    after = job.read()
+    # the end-of-run summary, for a run this process made (not a skipped, finished one)
+    if is_rank_zero() and after != before and after.get("status") in (FINISHED, DIVERGED):
+        run_summary.log_job(job.path, after, time.monotonic() - started)
     return objective
