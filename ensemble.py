@@ -7,14 +7,14 @@ into the job folder; see docs/ensemble.md.
 import hydra
 from omegaconf import DictConfig
 
-from igb.cli import preflight
+from igb.launch.preflight import preflight
 
 
 def validate(cfg: DictConfig) -> object:
-    """igb.ensemble's checks (they import torch: only after every job composed)."""
-    import igb.ensemble
+    """The ensemble's checks (they import torch: only after every job composed)."""
+    from igb.launch.validate_ensemble import validate_ensemble
 
-    return igb.ensemble.validate_ensemble(cfg)
+    return validate_ensemble(cfg)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="ensemble")

@@ -7,21 +7,21 @@ second, before torch and Lightning load.
 import hydra
 from omegaconf import DictConfig
 
-from igb.cli import preflight
+from igb.launch.preflight import preflight
 
 
 def validate(cfg: DictConfig) -> object:
-    """The semantic checks of :mod:`igb.config` (they import torch: after composition)."""
-    from igb.config import validate as check
+    """The semantic checks of :mod:`igb.launch.validate` (they import torch: after composition)."""
+    from igb.launch.validate import validate as check
 
     return check(cfg)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    import igb.train  # torch and Lightning: once the input is known to be good
+    import igb.training.run  # torch and Lightning: once the input is known to be good
 
-    return igb.train.run(cfg)
+    return igb.training.run.run(cfg)
 
 
 if __name__ == "__main__":

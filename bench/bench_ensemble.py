@@ -40,7 +40,7 @@ from omegaconf import DictConfig, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
 from igb.ensemble import empty_model, eval_set, evaluate_ensemble, resolve_device, resolve_method
-from igb.measure import predict_logits
+from igb.metrics.measure import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

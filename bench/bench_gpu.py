@@ -40,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
 from igb.ensemble import eval_set, evaluate_ensemble
-from igb.measure import predict_logits
+from igb.metrics.measure import predict_logits
 from igb.nn import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,7 +259,7 @@ def hand_epoch_s(cfg: DictConfig, epochs: int, precision: str) -> float:
     from pinned memory, the same model, optimizer and batch size as the igb run."""
     from hydra.utils import get_class
 
-    from igb.train import instantiate_datamodule
+    from igb.data.instantiate import instantiate_datamodule
 
     dm = instantiate_datamodule(cfg.dataset)
     dm.setup("fit")

@@ -1,7 +1,7 @@
 """Epoch time of the default run with and without the statistics callback.
 
 The default run (``python train.py``: MLP on 2000 Gaussian-blob samples 3x32x32,
-5 epochs) is built exactly as ``igb.train.fit`` builds it, with the CSV logger and the
+5 epochs) is built exactly as ``igb.training.run.fit`` builds it, with the CSV logger and the
 checkpoint callback; the variants differ only in the ``bias_stats`` callback. An epoch
 is the wall time from one epoch start to the next, so it includes every epoch-end
 callback (the statistics pass, the checkpoint); the first epoch (warm-up) and the last
@@ -39,9 +39,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.callbacks import BiasStatsCallback
-from igb.module import IGBModule
+from igb.data.instantiate import instantiate_datamodule
 from igb.nn import build_model
-from igb.train import instantiate_datamodule, instantiate_group
+from igb.training.module import IGBModule
+from igb.training.run import instantiate_group
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 VARIANTS = {

@@ -1,4 +1,4 @@
-"""Speed of the infinite-width gamma (igb.nngp), and prediction against measurement.
+"""Speed of the infinite-width gamma (igb.theory.nngp), and prediction against measurement.
 
 1. Timing: ``predict_gamma`` on the default evaluation set (the first ``--n`` training
    points of ``dataset=gaussian_blobs``, 3072 dimensions) for a ``--depth``-deep MLP, for
@@ -23,10 +23,10 @@ import time
 
 import torch
 
-from igb.cli import compose_job
 from igb.ensemble import eval_set, evaluate_ensemble
+from igb.launch.preflight import compose_job
 from igb.metrics import gamma_bootstrap_ci
-from igb.nngp import predict_gamma
+from igb.theory.nngp import predict_gamma
 
 NORMS = {
     "none": {"placement": "none"},

@@ -9,7 +9,7 @@ per model, interleaved (repeat 1 of each, then repeat 2, ...) so load drift hits
   needs for the same metrics.csv columns: a forward over the same evaluation points
   (the fixed train subset and the val split, BatchNorm with batch statistics in
   batches of ``callbacks.bias_stats.batch_size``) giving f, accuracy and loss per class;
-- ``Lightning+callbacks``: the default run itself, built by ``igb.train.build`` as
+- ``Lightning+callbacks``: the default run itself, built by ``igb.training.run.build`` as
   ``python train.py`` builds it: every default callback (statistics, progress bar,
   checkpoint policy), the CSV and W&B (offline) loggers.
 
@@ -39,11 +39,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from igb.data.instantiate import instantiate_datamodule
 from igb.data.loader import InMemoryLoader
-from igb.job import JobFolder
+from igb.jobs.status import JobFolder
 from igb.logging.loggers import finish_loggers
 from igb.nn import build_model
-from igb.train import build, instantiate_datamodule
+from igb.training.run import build
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -158,7 +159,7 @@ def hand_written(cfg: DictConfig, dm, epochs: int, evaluate: bool = False) -> li
 
 
 def lightning_run(cfg: DictConfig, epochs: int, out: Path) -> list[float]:
-    """The default run as ``python train.py`` runs it (``igb.train.build``: every default
+    """The default run as ``python train.py`` runs it (``igb.training.run.build``: every default
     callback, CSV + W&B offline loggers, the last.ckpt policy), timed per epoch."""
     out.mkdir(parents=True)
     with open_dict(cfg):

@@ -32,9 +32,9 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from igb.identity import norm_label
-from igb.job import JobFolder
-from igb.theory import regime
+from igb.jobs.identity import norm_label
+from igb.jobs.status import JobFolder
+from igb.theory.gaussian import regime
 
 #: column name -> config key. The first columns of the jobs table.
 CHOICES: dict[str, str] = {
@@ -227,7 +227,7 @@ def job_status(job_dir: Path) -> dict[str, Any]:
     """``status``, ``error`` and the rest of status.json; ensembles may have only summary.json.
 
     A ``running`` job whose process is gone reads ``interrupted``, one that another live
-    process runs ``running elsewhere`` (:meth:`igb.job.JobFolder.current`)."""
+    process runs ``running elsewhere`` (:meth:`igb.jobs.status.JobFolder.current`)."""
     status = JobFolder(job_dir).current()
     if not status.get("status"):
         if (job_dir / "summary.json").is_file():

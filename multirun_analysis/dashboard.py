@@ -19,7 +19,7 @@ averaged with a one-standard-deviation band), for the split ``--split``:
 - per-class series: ``{split}/acc_class/*``, ``igb/{split}/f/*``.
 
 Runs are grouped by their W&B job type (``<model>-<norm kind>-<placement>``, e.g.
-``mlp-batch-post``, or ``mlp-none``: see ``igb.identity.run_identity``) by default, or by any
+``mlp-batch-post``, or ``mlp-none``: see ``igb.jobs.identity.run_identity``) by default, or by any
 config key (``--group-by config.norm.placement``).
 """
 

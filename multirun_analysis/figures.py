@@ -5,7 +5,7 @@ it needs and returns ``[Figure(path, caption)]`` (or ``[]``):
 
 - ``fig_ensemble_histograms``: f_0 (binary) / f_max histograms over initializations,
   one panel per norm placement (x depth), with the Gaussian-model curve for the
-  measured gamma (:mod:`igb.theory`);
+  measured gamma (:mod:`igb.theory.gaussian`);
 - ``fig_gamma_vs_depth``: gamma against depth, one line per norm kind and placement;
 - ``fig_step0_f_max``: the same histogram for the step-0 f_max of training runs (seeds);
 - ``fig_dynamics_f_max``: f_max and prediction entropy over log-scaled steps,
@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from igb.theory import NEUTRAL_TOL, f0_density, f_max_density  # noqa: E402
+from igb.theory.gaussian import NEUTRAL_TOL, f0_density, f_max_density  # noqa: E402
 from multirun_analysis.collect import (  # noqa: E402
     FINISHED,
     Collection,

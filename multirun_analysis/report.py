@@ -295,7 +295,7 @@ def _set_by(column: str, grid: dict[str, list[str]]) -> bool:
 
 
 def _neutral_tol() -> float:
-    from igb.theory import NEUTRAL_TOL
+    from igb.theory.gaussian import NEUTRAL_TOL
 
     return NEUTRAL_TOL
 

@@ -1,7 +1,7 @@
 """W&B runs -> the same tables as job folders (:mod:`multirun_analysis.collect`).
 
 - :func:`collect_offline`: every W&B run folder under a root (``wandb/offline-run-*`` or
-  synced ``run-*``), read from its ``.wandb`` file by :mod:`igb.logging.wandb_files`;
+  synced ``run-*``), read from its ``.wandb`` file by :mod:`multirun_analysis.wandb_files`;
   no network, no login.
 - :func:`collect_project`: the runs of a W&B project (optionally one group = one sweep)
   through ``wandb.Api()``; needs network and credentials, and is only used when asked.
@@ -137,7 +137,7 @@ def _offline_status(run: Any) -> tuple[str, str | None]:
 
 def collect_offline(root: str | Path, tol: float = DEFAULT_TOL) -> Collection:
     """Every W&B run folder under ``root``, read from disk."""
-    from igb.logging.wandb_files import find_run_dirs, read_run
+    from multirun_analysis.wandb_files import find_run_dirs, read_run
 
     rows, series_parts, inits_parts = [], [], []
     for run_dir in find_run_dirs(root):

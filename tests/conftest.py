@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from helpers.slurm_cluster import cluster_fixture  # noqa: F401  (the module-scoped `slurm` fixture)
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
-from slurm_cluster import cluster_fixture  # noqa: F401  (the module-scoped `slurm` fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

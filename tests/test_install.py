@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
-from entry_points import run_entry
+from helpers.entry_points import run_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what ``pip install .`` reads (copied, so the build leaves nothing in the checkout)
@@ -54,7 +54,7 @@ def run_installed(installed: Path, tmp_path: Path, script: str, *argv: str):
 def test_the_entry_points_import_the_installed_package(installed: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(installed)}
     proc = subprocess.run(
-        [sys.executable, "-c", "import igb.cli; print(igb.cli.__file__, igb.cli.CONF_DIR)"],
+        [sys.executable, "-c", "import igb.launch.preflight as p; print(p.__file__, p.CONF_DIR)"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     module, conf = proc.stdout.split()

@@ -63,7 +63,7 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "hydra-core",
         "hydra._internal.core_plugins.basic_sweeper",
         "BasicSweeper.split_arguments",
-        "igb.cli, multirun_analysis.collect",
+        "igb.launch.preflight, multirun_analysis.collect",
         "expand a grid into its jobs the way the basic sweeper does",
         ("overrides", "max_batch_size"),
     ),
@@ -71,14 +71,14 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "hydra-core",
         "hydra._internal.utils",
         "get_args_parser",
-        "igb.cli",
+        "igb.launch.preflight",
         "parse the command line as Hydra does (-m, --cfg, --help, overrides)",
     ),
     PrivateAPI(
         "lightning",
         "lightning.pytorch.strategies.launchers.subprocess_script",
         "_hydra_subprocess_cmd",
-        "igb.ddp",
+        "igb.jobs.ddp",
         "start a multirun job's DDP ranks as that job alone, in its folder",
         ("local_rank",),
     ),
@@ -162,7 +162,7 @@ def broken_apis(apis: Sequence[PrivateAPI] = PRIVATE_APIS) -> list[str]:
 
 def set_ddp_subprocess_command(build: Callable[[int], tuple[Sequence[str], str]]) -> None:
     """Make Lightning's subprocess launcher start rank ``r`` with ``build(r)`` (command, cwd)
-    instead of re-running the whole command line (see :mod:`igb.ddp`)."""
+    instead of re-running the whole command line (see :mod:`igb.jobs.ddp`)."""
     from lightning.pytorch.strategies.launchers import subprocess_script
 
     if subprocess_script._hydra_subprocess_cmd is not build:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class ConfigError(ValueError):
     """A bad configuration value; names the config key and what would be allowed.
@@ -28,3 +31,17 @@ def one_line(exc: BaseException) -> str:
     """The first non-empty line of an exception message, for CLI reporting."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextmanager
+def config_errors_unwrapped() -> Iterator[None]:
+    """Pass on a ConfigError raised inside ``hydra.utils.instantiate`` as itself: Hydra wraps
+    it in an InstantiationException whose message has three more lines."""
+    from hydra.errors import InstantiationException
+
+    try:
+        yield
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, ConfigError):
+            raise exc.__cause__ from None
+        raise

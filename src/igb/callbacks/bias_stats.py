@@ -4,11 +4,11 @@ It is the one source of ``{split}/acc`` and ``{split}/loss`` for the train and v
 evaluation sets (the module logs only running training values and ``test/*``), so
 step 0, log-spaced steps and epoch ends are all measured the same way:
 
-- through :func:`igb.measure.batch_stat_mode` (``norm_mode="batch"``: BatchNorm with
+- through :func:`igb.metrics.measure.batch_stat_mode` (``norm_mode="batch"``: BatchNorm with
   batch statistics, no running-stat updates, no gradients; ``"eval"``: plain eval mode),
 - on consecutive batches of ``batch_size`` points of a fixed evaluation set (the train
   split, or a fixed seeded subset of ``train_samples`` of it, and the val split),
-- sharded across DDP ranks by whole batches (:func:`igb.measure.batches`), the
+- sharded across DDP ranks by whole batches (:func:`igb.metrics.measure.batches`), the
   torchmetrics states reduced on ``compute()``, so the result equals one process's.
 
 Rows go straight to every logger (``logger.log_metrics(row, step=global_step)``, global
@@ -30,8 +30,8 @@ import torch
 from igb.callbacks import wandb_panels
 from igb.callbacks.progress import measurement_progress
 from igb.callbacks.schedule import log_spaced_steps
-from igb.measure import NORM_MODES, batch_norms, batch_stat_mode, batches
 from igb.metrics import BiasStatistics, ranked_fractions
+from igb.metrics.measure import NORM_MODES, batch_norms, batch_stat_mode, batches
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 ``python ensemble.py`` (conf/ensemble.yaml) evaluates initializations ``seed0 ..
 seed0 + n_inits - 1`` of one configuration on a fixed evaluation set, with norm layers
-in batch-statistics mode (:func:`igb.measure.batch_stat_mode`) on batches of
+in batch-statistics mode (:func:`igb.metrics.measure.batch_stat_mode`) on batches of
 ``ensemble.batch_size`` points and no gradients, and writes to its job folder:
 
 - ``inits.csv``: one row per initialization: ``seed, f_0 .. f_{C-1}, f_max, entropy,
@@ -11,14 +11,14 @@ in batch-statistics mode (:func:`igb.measure.batch_stat_mode`) on batches of
 - ``summary.json``: gamma, its bootstrap interval, the regime, f_max / f_0 statistics,
   the configuration choices, device, method and wall time;
 - ``histogram.png``: the histogram of f_0 (C = 2) or f_max (C > 2) with the theory
-  curve for the measured gamma (:mod:`igb.ensemble_plot`).
+  curve for the measured gamma (:mod:`igb.ensemble.plot`).
 
 Initialization ``i`` is exactly ``build_model(model, norm, ..., seed=i, device=device)``:
 the model is built once and re-initialised in place with ``torch.manual_seed(i);
 initialize(model, scheme)``, which is what ``build_model`` does. Two ways to evaluate:
 
 - ``loop`` (:mod:`.loop`): one initialization at a time, as
-  :func:`igb.measure.predict_logits` does it. On a CPU it runs ``workers`` Python threads,
+  :func:`igb.metrics.measure.predict_logits` does it. On a CPU it runs ``workers`` Python threads,
   each with its own model replica and one intra-op thread (matmuls release the GIL);
   initialization is serialised under a lock because it draws from the global RNG. This
   beats one thread with intra-op parallelism for these small matrices, and it degrades
@@ -62,7 +62,6 @@ from igb.ensemble.resolve import (
 from igb.ensemble.run import OUTPUT_FILES, identity, run
 from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, summarize, versions
-from igb.ensemble.validate import validate_ensemble
 from igb.ensemble.writers import write_inits_csv, write_summary
 
 __all__ = [
@@ -83,7 +82,6 @@ __all__ = [
     "resolve_workers",
     "run",
     "summarize",
-    "validate_ensemble",
     "versions",
     "write_inits_csv",
     "write_summary",

@@ -14,7 +14,7 @@ SPLITS = ("train", "val", "test")
 
 def eval_set(cfg: DictConfig) -> tuple[Tensor, Any]:
     """The evaluation inputs (first ``ensemble.eval_samples`` of ``ensemble.eval_split``)."""
-    from igb.train import instantiate_datamodule  # late: train imports lightning
+    from igb.data.instantiate import instantiate_datamodule
 
     dm = instantiate_datamodule(cfg.dataset)
     dm.prepare_data()
@@ -37,7 +37,7 @@ _SPLIT_SIZES: dict[str, dict[str, int]] = {}
 
 
 def split_sizes(dataset_cfg: DictConfig) -> dict[str, int]:
-    from igb.train import instantiate_datamodule
+    from igb.data.instantiate import instantiate_datamodule
 
     key = OmegaConf.to_yaml(dataset_cfg, resolve=True)
     if key not in _SPLIT_SIZES:

@@ -17,7 +17,7 @@ from igb.ensemble.resolve import resolve_method, resolve_workers
 from igb.ensemble.statistics import EnsembleResult, StatisticsStore
 from igb.ensemble.vmap import run_vmap
 from igb.errors import ConfigError
-from igb.measure import NORM_MODES
+from igb.metrics.measure import NORM_MODES
 from igb.nn.reinit import reinitializer
 
 

@@ -11,8 +11,8 @@ from torch import nn
 from igb.ensemble.progress import ProgressFn
 from igb.ensemble.replica import empty_model
 from igb.ensemble.statistics import StatisticsStore
-from igb.measure import batch_stat_mode, batches
 from igb.metrics import logit_statistics
+from igb.metrics.measure import batch_stat_mode, batches
 from igb.nn.reinit import Reinit
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from igb.errors import ConfigError
-from igb.measure import batch_stat_mode
+from igb.metrics.measure import batch_stat_mode
 
 DEVICES = ("auto", "cpu", "cuda")
 METHODS = ("auto", "loop", "vmap")

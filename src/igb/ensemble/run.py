@@ -1,4 +1,4 @@
-"""One ensemble job in its job folder, on the job runner (:func:`igb.runner.run_job`).
+"""One ensemble job in its job folder, on the job runner (:func:`igb.jobs.runner.run_job`).
 
 The initializations are evaluated in blocks of consecutive seeds; each finished block is
 saved atomically to ``partial/<first>-<last>.npz``. A stop signal (SIGTERM, SIGINT, ...)
@@ -29,11 +29,11 @@ from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
 from igb.ensemble.writers import atomic_write, write_inits_csv, write_summary
-from igb.identity import run_identity
-from igb.interrupt import SignalGuard
-from igb.job import FINISHED, JobFolder
-from igb.nngp import predict_gamma
-from igb.runner import Outcome, run_job
+from igb.jobs.identity import run_identity
+from igb.jobs.runner import Outcome, run_job
+from igb.jobs.signals import SignalGuard
+from igb.jobs.status import FINISHED, JobFolder
+from igb.theory.nngp import predict_gamma
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ _ARRAYS = ("f", "f_max", "entropy", "mu", "s2", "bias_degree")
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:
-    """W&B job_type / tags / group of an ensemble job (:func:`igb.identity.run_identity`)."""
+    """W&B job_type / tags / group of an ensemble job (:func:`igb.jobs.identity.run_identity`)."""
     return run_identity(cfg, kind="ensemble")
 
 
 def run(cfg: DictConfig) -> float:
     """One ensemble job: returns gamma (NaN if the job failed inside a multirun)."""
-    from igb.train import quiet_lightning
+    from igb.logging.quiet import quiet_lightning
 
     def body(job: JobFolder, guard: SignalGuard) -> Outcome:
         quiet_lightning()
@@ -176,13 +176,13 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     summary = summarize(
         result, cfg, n_points=int(x.shape[0]), n_boot=int(ens.n_boot), ci_level=ens.ci_level
     )
-    # the infinite-width prediction beside the measurement (igb.nngp; null + reason if not
+    # the infinite-width prediction beside the measurement (igb.theory.nngp; null + reason if not
     # covered)
     predicted = predict_gamma(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode)
     summary.update(predicted.summary_fields())
     label, values = histogram_values(result)
     write_inits_csv(result, out / "inits.csv")
-    from igb.ensemble_plot import plot_histogram
+    from igb.ensemble.plot import plot_histogram
 
     atomic_write(
         out / "histogram.png",

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from igb import theory
 from igb.ensemble.statistics import EnsembleResult
-from igb.identity import norm_label
+from igb.jobs.identity import norm_label
 from igb.metrics import gamma_bootstrap_ci
+from igb.theory import gaussian as theory
 
 QUANTILES = (5, 25, 50, 75, 95)
 

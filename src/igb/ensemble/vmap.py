@@ -11,8 +11,8 @@ from igb.ensemble.progress import ProgressFn
 from igb.ensemble.replica import empty_model
 from igb.ensemble.resolve import resolve_chunk_size
 from igb.ensemble.statistics import StatisticsStore
-from igb.measure import batch_stat_mode, batches
 from igb.metrics import logit_statistics
+from igb.metrics.measure import batch_stat_mode, batches
 from igb.nn.reinit import Reinit
 
 log = logging.getLogger(__name__)

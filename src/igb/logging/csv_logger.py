@@ -3,7 +3,7 @@
 Lightning's ``CSVLogger`` deletes ``metrics.csv`` when its folder is not empty, which a
 resumed job's folder never is. :class:`ResumableCSVLogger` keeps the file, appends to it,
 and on resume drops only the rows past the checkpoint step
-(:meth:`ResumableCSVLogger.keep_rows_until`, called by :class:`igb.resume.ResumeCallback`),
+(:meth:`ResumableCSVLogger.keep_rows_until`, called by :class:`igb.jobs.checkpoint.ResumeCallback`),
 so a job interrupted any number of times leaves the same rows as one that never was.
 
 It overrides a private hook of Lightning's writer and uses private attributes of the writer

@@ -3,7 +3,7 @@
 ``gamma = E_chi[mean_c mu_c^2] / E_chi[mean_c s2_c]`` over independent
 initializations chi (docs/science.md). This is the plug-in estimator: on N
 evaluation points an exactly neutral network still gives ``gamma ~ 1/N`` (see
-:func:`igb.theory.gamma_finite_sample_floor`).
+:func:`igb.theory.gaussian.gamma_finite_sample_floor`).
 """
 
 from __future__ import annotations

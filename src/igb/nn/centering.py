@@ -3,7 +3,7 @@
 They isolate the one operation that decides neutrality: removing the shared offset
 that a ReLU-like activation puts on every unit (the authors call these "Shift" and
 "InitShift"). ``norm.kind=center`` subtracts the batch mean like BatchNorm does and
-is measured the same way (batch statistics, :func:`igb.measure.batch_stat_mode`);
+is measured the same way (batch statistics, :func:`igb.metrics.measure.batch_stat_mode`);
 ``norm.kind=center_init`` subtracts means frozen from the first training batch.
 
 Layouts: ``dense`` (N, F), ``conv`` (N, C, H, W), ``token`` (N, T, D); the mean runs

@@ -1,0 +1,165 @@
+"""What a job is: its name among other runs, and its configuration as its identity.
+
+- :func:`norm_label` and :func:`run_identity`: the one naming of a run (W&B ``job_type``,
+  tags, sweep group; the ``norm`` column of the analysis tables), shared by training,
+  ensembles and ``multirun_analysis``.
+- :func:`config_differences`: a job folder holds the result of one composed
+  configuration. A relaunch into a folder whose ``config.yaml`` differs from the
+  launched configuration would resume, skip or overwrite someone else's result; the
+  job runner (:mod:`igb.jobs.runner`) and the pre-flight (:mod:`igb.launch.preflight`)
+  refuse it, naming the keys that differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+#: config keys that say where and how a job runs or is observed, not what it computes: a
+#: relaunch may change them freely (``paths``: folders; ``logger``, ``callbacks``, progress:
+#: what is recorded about the run; ensemble device, method, workers, chunking: the same
+#: initializations evaluated another way)
+OPERATIONAL_KEYS = (
+    "paths",
+    "hydra",
+    "dataset.data_dir",
+    "skip_finished",
+    "restart",
+    "checkpoint_every_s",
+    "logger",
+    "callbacks",
+    "trainer.enable_progress_bar",
+    "ensemble.progress",
+    "ensemble.device",
+    "ensemble.method",
+    "ensemble.workers",
+    "ensemble.chunk_size",
+)
+#: keys that only say how long a run trains: with ``skip_finished=false`` a finished or
+#: interrupted run continues from its checkpoint to the new length
+LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps")
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def norm_label(placement: Any, kind: Any) -> str:
+    """``none``, or ``<kind>-<placement>`` such as ``batch-post`` (``<placement>`` when the
+    kind is unknown, as for a run read back without it)."""
+    if _missing(placement) or placement == "none":
+        return "none"
+    if placement == "native":  # the architecture's own norms (model=torchvision|timm|custom)
+        return "native"
+    if _missing(kind):
+        return str(placement)
+    return f"{kind}-{placement}"
+
+
+def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
+    """W&B ``job_type`` (``[ensemble-]model-kind-placement``), tags and sweep group of a job.
+
+    ``kind`` is ``train`` or ``ensemble``; an ensemble's job type and tags say so."""
+    placement = cfg.norm.placement
+    norm_kind = cfg.norm.kind if placement != "none" else "none"
+    job_type = f"{cfg.model.name}-{norm_label(placement, cfg.norm.kind)}"
+    tags = [
+        f"model:{cfg.model.name}",
+        f"norm:{placement}",
+        f"norm_kind:{norm_kind}",
+        f"act:{cfg.model.get('activation', 'relu')}",
+        f"dataset:{cfg.dataset.name}",
+    ]
+    if kind == "ensemble":
+        job_type = f"ensemble-{job_type}"
+        tags.insert(0, "ensemble")
+    elif cfg.get("optimizer") is not None:
+        tags.append(f"optimizer:{cfg.optimizer.name}")
+    tags += [str(t) for t in cfg.get("tags", [])]
+    return {"job_type": job_type, "tags": tags, "group": sweep_group()}
+
+
+def sweep_group() -> str | None:
+    """In a multirun: the sweep folder's name (prefixed by the experiment), else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    group = Path(HydraConfig.get().sweep.dir).name
+    exp = HydraConfig.get().runtime.choices.get("experiment")
+    return f"{exp}-{group}" if exp and exp != "null" else group
+
+
+# -- the configuration as identity -----------------------------------------------------------
+def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _flatten(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], node
+
+
+def _ignored(key: str, ignore: tuple[str, ...]) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in ignore)
+
+
+def comparable(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """Flat ``key -> value`` of what a job computes (operational keys left out).
+
+    A composed config is resolved key by key, so that the operational keys (which may
+    name Hydra's runtime folders) are never resolved; a saved config is resolved already.
+    """
+    if not isinstance(cfg, DictConfig):
+        return {k: v for k, v in _flatten(dict(cfg)) if not _ignored(k, OPERATIONAL_KEYS)}
+    out: dict[str, Any] = {}
+    for key, raw in _flatten(OmegaConf.to_container(cfg, resolve=False)):
+        if _ignored(key, OPERATIONAL_KEYS):
+            continue
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+        except Exception:  # noqa: BLE001 - unresolvable here: compare the expression
+            value = raw
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        out[key] = value
+    return out
+
+
+def config_differences(
+    saved: Mapping[str, Any], launched: DictConfig | Mapping[str, Any], extending: bool = False
+) -> list[str]:
+    """Keys whose values differ between a folder's saved config and the launched one.
+
+    ``extending`` (``skip_finished=false``): a changed training length is a continuation,
+    not another job."""
+    old, new = comparable(saved), comparable(launched)
+    keys = sorted(
+        k for k in old.keys() | new.keys() if old.get(k, "<unset>") != new.get(k, "<unset>")
+    )
+    return [k for k in keys if not (extending and k in LENGTH_KEYS)]
+
+
+def describe_differences(saved: Mapping[str, Any], launched: Any, keys: list[str]) -> str:
+    """``seed: 0 -> 5, optimizer.lr: 0.1 -> 0.01`` (at most five keys, then a count)."""
+    old, new = comparable(saved), comparable(launched)
+    parts = [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in keys[:5]]
+    if len(keys) > 5:
+        parts.append(f"and {len(keys) - 5} more")
+    return ", ".join(parts)
+
+
+def load_saved_config(folder: Path) -> dict[str, Any] | None:
+    """The resolved ``config.yaml`` a job wrote into its folder (None: none, unreadable)."""
+    path = Path(folder) / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported as different
+        return {"<config.yaml>": "unreadable"}
+    return data if isinstance(data, dict) else {"<config.yaml>": "not a mapping"}

@@ -1,0 +1,207 @@
+"""The life of one job in its folder, the same for training and ensembles.
+
+:func:`run_job` is what ``igb.training.run.run`` and the ensemble's ``run`` call. In order:
+
+1. **One writer.** The launcher takes an exclusive lock on ``<folder>/.igb.lock``
+   (:class:`igb.jobs.lock.JobLock`). A second launcher on the same folder writes nothing
+   and reports, in one line, the process that holds it.
+2. **Identity.** A folder that already holds a job (``config.yaml`` + ``status.json``)
+   is only continued, skipped or reported when its configuration is the launched one
+   (:func:`igb.jobs.identity.config_differences`). Otherwise the launch is refused, naming the
+   keys that differ; ``restart=true`` moves the folder's results aside (under
+   ``.discarded/<time>/``) and starts the job over (once: see :func:`restarting`).
+3. **Skip.** ``skip_finished`` (default): a ``finished`` or ``diverged`` job is not run
+   again.
+4. **Run.** ``status.json`` says ``running`` (pid, host), the body runs under a
+   :class:`igb.jobs.signals.SignalGuard`, and the outcome is recorded: ``finished``,
+   ``diverged``, ``failed`` (an exception; in a multirun the grid goes on) or
+   ``interrupted`` (a stop signal). A ``running`` status left by a process that is gone
+   (its lock is free) is recorded as an interrupted attempt when the job starts again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from igb.errors import JobError
+from igb.jobs.identity import config_differences, describe_differences, load_saved_config
+from igb.jobs.lock import JobBusy, JobLock
+from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
+from igb.jobs.status import INTERRUPTED, JobFolder, cluster_env, is_rank_zero
+
+log = logging.getLogger(__name__)
+
+#: the config key that discards a folder's results and starts its job over
+RESTART_KEY = "restart"
+#: where ``restart=true`` moves what a folder held (hidden: not a job, not a result)
+DISCARDED = ".discarded"
+#: what a job folder holds besides Hydra's ``.hydra/`` and the log: moved by a restart
+RESULTS = (
+    "status.json", "config.yaml", "hparams.yaml", "metrics.csv", "checkpoints", "wandb",
+    "inits.csv", "summary.json", "histogram.png", "partial",
+)  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    """What a job's body returns: its final status, objective and facts for status.json."""
+
+    status: str
+    objective: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def refuse(message: str) -> None:
+    """The launch must not touch this folder: one line on stderr, exit code 2 (bad input)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def identity_problem(cfg: DictConfig, folder: Path) -> str | None:
+    """One line when ``folder`` holds a job of another configuration than ``cfg``."""
+    saved = load_saved_config(folder)
+    status = JobFolder(folder).status
+    if saved is None or status is None or bool(cfg.get(RESTART_KEY, False)):
+        return None
+    extending = not bool(cfg.get("skip_finished", True))
+    keys = config_differences(saved, cfg, extending=extending)
+    if not keys:
+        return None
+    return (
+        f"{folder} holds a job of another configuration "
+        f"({status}; {describe_differences(saved, cfg, keys)}); "
+        "launch into a new folder (hydra.run.dir / hydra.sweep.dir), or add restart=true "
+        "to discard its results and start over"
+    )
+
+
+def restarting(cfg: DictConfig, folder: Path) -> bool:
+    """``restart=true`` starts over once: a folder whose job was itself started by
+    ``restart=true`` with this configuration is continued (a requeue, or the same command
+    run again after an interruption, must not throw the restarted run away)."""
+    if not bool(cfg.get(RESTART_KEY, False)):
+        return False
+    saved = load_saved_config(folder)
+    return not (saved and saved.get(RESTART_KEY) and not config_differences(saved, cfg))
+
+
+def discard_results(folder: Path) -> Path | None:
+    """Move the folder's results under ``.discarded/<time>/`` (nothing is deleted)."""
+    present = [folder / name for name in RESULTS if (folder / name).exists()]
+    if not present:
+        return None
+    target = folder / DISCARDED / time.strftime("%Y%m%d-%H%M%S")
+    target.mkdir(parents=True, exist_ok=True)
+    for path in present:
+        shutil.move(str(path), target / path.name)
+    log.warning("restart=true: moved the previous results of %s to %s", folder, target)
+    return target
+
+
+def run_job(
+    cfg: DictConfig,
+    body: Callable[[JobFolder, SignalGuard], Outcome],
+    *,
+    what: str = "run",
+    prepare: Callable[[JobFolder], None] | None = None,
+) -> float:
+    """Run ``body`` as the job of ``cfg.paths.output_dir`` (see the module docstring).
+
+    ``prepare(job)`` runs once the folder is claimed and before it is marked running
+    (e.g. checks that a checkpoint to resume from is readable); an exception there is
+    recorded as ``failed``. Returns the objective (NaN when the job did not finish, in a
+    multirun; outside one the error propagates).
+    """
+    out = Path(cfg.paths.output_dir)
+    job = JobFolder(out)
+    if not is_rank_zero():  # DDP ranks > 0: rank 0 owns the folder
+        return _run_body(cfg, job, body)
+    try:
+        lock = JobLock(out).acquire()
+    except JobBusy as exc:
+        if in_multirun():  # the grid goes on; the report at its end names this job
+            log.error("%s", exc)
+            return math.nan
+        raise SystemExit(f"error: {exc}") from None
+    try:
+        problem = identity_problem(cfg, out)
+        if problem:
+            refuse(problem)
+        if restarting(cfg, out):
+            discard_results(out)
+        elif cfg.get("skip_finished", True) and job.is_done():
+            log.info("%s already holds a %s %s; skipping (skip_finished=false runs it again, "
+                     "resuming from its last checkpoint)", out, job.status, what)  # fmt: skip
+            return float(job.read().get("objective", math.nan))
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+        job.start(pid=os.getpid(), **cluster_env())
+        if prepare is not None:
+            try:
+                prepare(job)
+            except Exception as exc:
+                return _failed(job, exc)
+        return _run_body(cfg, job, body)
+    finally:
+        lock.release()
+
+
+def _run_body(
+    cfg: DictConfig, job: JobFolder, body: Callable[[JobFolder, SignalGuard], Outcome]
+) -> float:
+    with SignalGuard() as guard:
+        try:
+            outcome = body(job, guard)
+        except JobInterrupted as exc:
+            if not is_rank_zero():
+                # rank 0 records and reports; a non-zero exit here would make Lightning's
+                # process observer kill rank 0 before it has
+                raise SystemExit(0) from exc
+            log.warning("%s; the job's folder resumes it when the same command runs again", exc)
+            job.mark(
+                INTERRUPTED,
+                signal=signal_name(exc.signum),
+                global_step=exc.step,
+                checkpoint=exc.checkpoint,
+                error=str(exc),
+            )
+            guard.chain(exc.signum)  # under submitit: requeue this job, exit
+            raise
+        except Exception as exc:
+            return _failed(job, exc)
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit
+            job.mark_failed(exc, status=INTERRUPTED)
+            if guard.received is not None:  # e.g. Lightning's own SIGTERMException
+                raise JobInterrupted(guard.received) from exc
+            raise
+    job.mark(outcome.status, objective=outcome.objective, **outcome.info)
+    return outcome.objective
+
+
+def _failed(job: JobFolder, exc: Exception) -> float:
+    job.mark_failed(exc)
+    if not in_multirun():
+        if isinstance(exc, JobError):  # its message is the one line to show
+            raise SystemExit(f"error: {exc}") from None
+        raise exc
+    # one failing job must not take the grid down: record it, let the others run;
+    # igb.launch.hydra_callbacks.FailureReport lists failures and exits non-zero at the end
+    log.exception("job failed; recorded in %s", job.status_file)
+    return math.nan

@@ -1,0 +1,150 @@
+"""The job folder's status file: what a folder holds is a result only once it says so.
+
+``status.json`` moves through ``running`` -> ``finished`` | ``failed`` | ``diverged`` |
+``interrupted``. Analysis tools and relaunches read it; a folder without
+``"status": "finished"`` is never taken for a result. ``finished`` and ``diverged`` are
+outcomes (a relaunch skips them); ``interrupted``, ``failed`` and a stale ``running`` are
+resumed from the folder's last checkpoint. A ``running`` status found by the next start
+(which holds the folder's lock, :mod:`igb.jobs.lock`) was left by a process that is gone:
+that attempt is recorded as ``interrupted``. Only the global-rank-0 process of a job
+writes the file (DDP ranks share the folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+STATUS_FILE = "status.json"
+RUNNING = "running"
+FINISHED = "finished"
+DIVERGED = "diverged"
+INTERRUPTED = "interrupted"
+#: what :meth:`JobFolder.current` says of a ``running`` job whose lock a live process holds
+ELSEWHERE = "running elsewhere"
+#: outcomes of a job's configuration: a relaunch skips them (``skip_finished``)
+TERMINAL = (FINISHED, DIVERGED)
+
+#: scheduler facts recorded with every start of a job (which SLURM job ran it, how often)
+_CLUSTER_ENV = {
+    "slurm_job_id": "SLURM_JOB_ID",
+    "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID",
+    "slurm_restart_count": "SLURM_RESTART_COUNT",
+    "slurm_node": "SLURMD_NODENAME",
+}
+
+
+#: fields that describe one attempt (moved under ``previous`` when the next one starts)
+_ATTEMPT_KEYS = (
+    "status", "error", "traceback", "signal", "global_step", "checkpoint", "updated",
+    "resumed_from_step", "objective", "metrics", *_CLUSTER_ENV,
+)  # fmt: skip
+
+
+def _gone(status: dict[str, Any]) -> str:
+    return (
+        f"process {status.get('pid', '?')} on {status.get('host', '?')} ended without "
+        "recording an outcome (killed)"
+    )
+
+
+def cluster_env() -> dict[str, str]:
+    """The SLURM ids of the running job ({} outside SLURM)."""
+    return {key: os.environ[var] for key, var in _CLUSTER_ENV.items() if var in os.environ}
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0 (Lightning's view; True outside DDP)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+class JobFolder:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / STATUS_FILE
+
+    def read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def current(self) -> dict[str, Any]:
+        """The status file, with a ``running`` status checked against the folder's lock:
+        held by a live process (:data:`ELSEWHERE`; ``holder`` names it) or left by a
+        process that is gone (:data:`INTERRUPTED`)."""
+        from igb.jobs.lock import live_holder
+
+        status = self.read()
+        if status.get("status") == RUNNING:
+            holder = live_holder(self.path)
+            if holder is not None:
+                status.update(status=ELSEWHERE, holder=holder)
+            else:
+                status.update(status=INTERRUPTED, error=_gone(status))
+        return status
+
+    @property
+    def status(self) -> str | None:
+        return self.read().get("status")
+
+    def is_finished(self) -> bool:
+        return self.status == FINISHED
+
+    def is_done(self) -> bool:
+        """Finished or diverged: an outcome that a relaunch would only reproduce."""
+        return self.status in TERMINAL
+
+    def mark(self, status: str, **info: Any) -> None:
+        """Atomically rewrite the status file, keeping earlier fields (start time, ids).
+
+        A no-op outside global rank 0 (DDP ranks > 0 share the job folder)."""
+        if not is_rank_zero():
+            return
+        data = self.read()
+        data.update(info)
+        data.update(status=status, updated=time.time(), host=socket.gethostname())
+        data.setdefault("started", data["updated"])
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        os.replace(tmp, self.status_file)
+
+    def start(self, **info: Any) -> dict[str, Any]:
+        """Mark a new attempt ``running``; returns the previous attempt's status file.
+
+        Counts attempts, and moves the previous attempt's outcome (status, error, step)
+        under ``previous`` so that a resumed job's file describes the attempt running now.
+        """
+        before = self.read()
+        if is_rank_zero():
+            data = {k: v for k, v in before.items() if k not in _ATTEMPT_KEYS}
+            if before.get("status"):
+                data["previous"] = {k: before[k] for k in _ATTEMPT_KEYS if k in before}
+            if before.get("status") == RUNNING:  # its process died without a word
+                data["previous"].update(status=INTERRUPTED, error=_gone(before))
+            data["attempt"] = int(before.get("attempt", 0)) + 1
+            self.path.mkdir(parents=True, exist_ok=True)
+            tmp = self.status_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=2, default=str))
+            os.replace(tmp, self.status_file)
+            self.mark(RUNNING, **info)
+        return before
+
+    def mark_failed(self, exc: BaseException, status: str = "failed") -> None:
+        self.mark(
+            status,
+            error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+            traceback="".join(traceback.format_exception(exc)),
+        )

@@ -1,0 +1,162 @@
+"""What a run did, said at its end: the job folder, headline numbers, the next command.
+
+A single run ends with a few lines (console and the job's log): where its results are,
+final train/val/test accuracy and loss, the step-0 bias (``f_max`` against ``1/C``,
+normalised entropy, bias degree) and the wall time. A multirun ends with the sweep
+folder, one line per job (status and headline numbers) and the
+``python -m multirun_analysis <folder>`` command that turns it into figures.
+
+Everything is read from the job folders' ``status.json`` (``metrics``: final values;
+``initial``: the step-0 statistics), so the multirun summary sees exactly what each job
+recorded, whichever process or machine ran it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from igb.jobs.status import DIVERGED, FINISHED, STATUS_FILE
+
+log = logging.getLogger(__name__)
+
+#: the split whose step-0 statistics headline a run (the fixed train subset)
+INITIAL_SPLIT = "train"
+SPLITS = ("train", "val", "test")
+#: what a job folder holds, named in the summary when present
+_FILES = ("metrics.csv", STATUS_FILE, "config.yaml", "checkpoints/", "wandb/")
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    """A number for a summary line: fixed digits, no ``-0.000``, ``-`` when missing."""
+    if value is None:
+        return "-"
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def initial_bias(initial: Mapping[str, float], split: str = INITIAL_SPLIT) -> dict[str, float]:
+    """Step-0 ``f_max``, entropy, bias degree and class count of one split's recorded row."""
+    prefix = f"igb/{split}/"
+    num_classes = sum(1 for k in initial if k.startswith(f"{prefix}f/"))
+    out = {
+        key: float(initial[prefix + key])
+        for key in ("f_max", "entropy", "bias_degree")
+        if prefix + key in initial
+    }
+    if num_classes:
+        out["num_classes"] = num_classes
+    return out
+
+
+def job_lines(folder: Path, status: Mapping[str, Any], wall_s: float | None = None) -> list[str]:
+    """The end-of-run summary of one job, as lines (no trailing newline)."""
+    state = status.get("status", "no status")
+    metrics = status.get("metrics") or {}
+    head = f"run {state}" + (f" in {wall_s:.1f} s" if wall_s is not None else "")
+    lines = [f"{head}: {folder}"]
+    if state != FINISHED and status.get("error"):
+        lines.append(f"  {state}: {status['error']}")
+    if metrics:
+        for what in ("acc", "loss"):
+            values = "  ".join(f"{s} {_num(metrics.get(f'{s}/{what}'))}" for s in SPLITS)
+            lines.append(f"  final {what:<5} {values}")
+    bias = initial_bias(status.get("initial") or {})
+    if bias:
+        chance = f" (1/C = {_num(1 / bias['num_classes'])})" if "num_classes" in bias else ""
+        lines.append(
+            f"  step 0 ({INITIAL_SPLIT}): f_max {_num(bias.get('f_max'))}{chance}  "
+            f"entropy {_num(bias.get('entropy'))}  bias degree {_num(bias.get('bias_degree'))}"
+        )
+    files = [name for name in _FILES if (Path(folder) / name.rstrip("/")).exists()]
+    if files:
+        lines.append(f"  in that folder: {', '.join(files)}")
+    if (Path(folder) / "metrics.csv").is_file():  # what the figures are drawn from
+        lines.append(f"  figures of this run: python -m multirun_analysis {folder}")
+    return lines
+
+
+def log_job(folder: Path, status: Mapping[str, Any], wall_s: float | None = None) -> None:
+    """Log :func:`job_lines` (INFO: Hydra shows it on the console and in the job's log)."""
+    for line in job_lines(folder, status, wall_s):
+        log.info(line)
+
+
+def headline(status: Mapping[str, Any]) -> str:
+    """One job's numbers in one line: final val/test accuracy, step-0 f_max, or its error."""
+    state = status.get("status")
+    if state not in (FINISHED, None) and status.get("error"):
+        return str(status["error"])
+    metrics = status.get("metrics") or {}
+    bias = initial_bias(status.get("initial") or {})
+    parts = [
+        f"{s} acc {_num(metrics[f'{s}/acc'])}" for s in ("val", "test") if f"{s}/acc" in metrics
+    ]
+    if "f_max" in bias:
+        parts.append(f"step-0 f_max {_num(bias['f_max'])}")
+    if "gamma" in status:  # an initialization ensemble (ensemble.py)
+        parts.append(f"gamma {_num(status['gamma'], 4)} ({status.get('regime', '?')})")
+    return "  ".join(parts) or "-"
+
+
+def multirun_lines(
+    sweep_dir: Path, statuses: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str]
+) -> list[str]:
+    """The end-of-multirun summary: sweep folder, one line per job, the analysis command.
+
+    ``labels`` names each job by what tells it apart (its own overrides)."""
+    done = sum(1 for st in statuses.values() if st.get("status") == FINISHED)
+    lines = [f"multirun: {done}/{len(statuses)} jobs finished in {sweep_dir}"]
+    width = max((len(labels.get(n, "")) for n in statuses), default=0)
+    for name, st in statuses.items():
+        state = st.get("status") or "not started"
+        label = labels.get(name, "-")
+        lines.append(f"  {name:>3} {state:<11} {label:<{width}}  {headline(st)}")
+    lines.append(f"next: python -m multirun_analysis {sweep_dir}")
+    return lines
+
+
+def unsuccessful(statuses: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Jobs that count as failed in a grid's exit code: anything but ``finished``.
+
+    A diverged job is an outcome of its configuration (a relaunch skips it) but not a
+    result: the grid did not produce what was asked for, so it must not exit 0."""
+    return [name for name, st in statuses.items() if st.get("status") != FINISHED]
+
+
+def failure_message(
+    sweep_dir: Path,
+    statuses: Mapping[str, Mapping[str, Any]],
+    names: Sequence[str],
+    labels: Mapping[str, str],
+) -> str:
+    """The one-line reason a grid exits 1, with what a relaunch would do."""
+    listed = ", ".join(f"{n} ({labels.get(n, '-')})" for n in names)
+    diverged = [n for n in names if statuses[n].get("status") == DIVERGED]
+    hint = "relaunching the same command resumes the failed ones and skips the finished ones"
+    if diverged:
+        hint += (
+            "; diverged jobs are kept as outcomes (change their settings, e.g. a smaller "
+            "optimizer.lr, or pass skip_finished=false to rerun them)"
+        )
+    return f"{len(names)} of {len(statuses)} jobs did not finish: {listed} (in {sweep_dir}; {hint})"
+
+
+#: per-class and per-rank keys of the step-0 row that status.json does not repeat
+#: (metrics.csv has them); ``f/{c}`` is kept: it is the initial bias itself
+_PER_CLASS = ("/acc_class/", "/loss_class/", "/acc_rank/", "/f_rank/")
+
+
+def initial_row(callbacks: Sequence[Any]) -> dict[str, float]:
+    """The step-0 statistics recorded by the statistics callback ({} without one)."""
+    for cb in callbacks:
+        initial = getattr(cb, "initial", None)
+        if isinstance(initial, dict) and initial:
+            return {k: v for k, v in initial.items() if not any(p in k for p in _PER_CLASS)}
+    return {}

@@ -1,0 +1,120 @@
+"""Hydra callbacks: at the end of a multirun, summarise it (igb.jobs.summary: one line per
+job, the command to run next) and say which jobs failed (exit 1).
+
+The report covers the jobs of this launch only (its grid, matched to folders by their
+``.hydra/overrides.yaml``), not every folder the sweep folder holds."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from igb.jobs import summary as run_summary
+from igb.jobs.status import ELSEWHERE, FINISHED, STATUS_FILE, JobFolder
+
+log = logging.getLogger(__name__)
+
+
+def _normalised(overrides: list[str]) -> tuple[str, ...]:
+    return tuple(sorted(o.replace(" ", "") for o in overrides))
+
+
+def collect_statuses(
+    sweep_dir: Path, grid: list[list[str]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """job folder name -> its status (:meth:`JobFolder.current`; {} when the job never
+    started). With ``grid``, only the folders of those jobs, and ``<not started: ...>``
+    entries for jobs of the grid without a folder."""
+    out: dict[str, dict[str, Any]] = {}
+    wanted = [_normalised(job) for job in grid] if grid is not None else None
+    for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name[0] != "."):
+        if not (folder / ".hydra").is_dir():
+            continue
+        if wanted is not None:
+            key = _normalised(job_overrides(folder))
+            if key not in wanted:
+                continue  # a folder of an earlier launch into this sweep folder
+            wanted.remove(key)
+        out[folder.name] = JobFolder(folder).current()
+    for job in wanted or []:
+        out[f"<not started: {' '.join(job)}>"] = {"overrides": job}
+    return out
+
+
+class FailureReport(Callback):
+    """Summarise the grid; exit 1 if any job failed, diverged, was interrupted or never
+    ran (a job being run by another launch reports there and does not count here).
+
+    Reached only when every job returned: ``igb.training.run.run`` records a job's exception in
+    its folder and returns NaN in a multirun, because Hydra's sweeper stops at the first
+    failed job, before ``on_multirun_end``."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        statuses = collect_statuses(sweep_dir, launched_jobs(config))
+        bad = {k: v for k, v in statuses.items() if v.get("status") != FINISHED}
+        elsewhere = {k: v for k, v in bad.items() if v.get("status") == ELSEWHERE}
+        overrides = {
+            name: st.get("overrides") or job_overrides(sweep_dir / name)
+            for name, st in statuses.items()
+        }
+        shared = set.intersection(*map(set, overrides.values())) if overrides else set()
+        own = {  # what tells a job apart from the others
+            name: " ".join(o for o in overrides[name] if o not in shared) or "-"
+            for name in statuses
+        }
+        for line in run_summary.multirun_lines(sweep_dir, statuses, own):
+            log.info(line)
+        if elsewhere:
+            log.info("multirun: %d jobs being run by another process", len(elsewhere))
+        for name, st in elsewhere.items():
+            holder = st["holder"]
+            log.warning(
+                "job %s (%s): being run by pid %s on %s (another launch); it reports there",
+                name, own[name], holder.get("pid", "?"), holder.get("host", "?"),
+            )  # fmt: skip
+        for name, st in bad.items():
+            if name in elsewhere:
+                continue
+            log.error(
+                "job %s (%s): %s%s; see %s",
+                name,
+                own[name],
+                st.get("status", "no status"),
+                f" - {st['error']}" if st.get("error") else "",
+                sweep_dir / name / STATUS_FILE,
+            )
+        failed = [k for k in run_summary.unsuccessful(statuses) if k not in elsewhere]
+        if failed:
+            raise SystemExit(run_summary.failure_message(sweep_dir, statuses, failed, own))
+
+
+def launched_jobs(config: DictConfig) -> list[list[str]] | None:
+    """The override lists of this launch's jobs (None: not a basic-sweeper grid)."""
+    from igb.launch.preflight import split_grid
+
+    sweeper = OmegaConf.select(config, "hydra.sweeper")
+    if sweeper is None or "basic_sweeper" not in str(sweeper.get("_target_", "")).lower():
+        return None
+    params = sweeper.get("params") or {}
+    if OmegaConf.is_config(params):
+        params = OmegaConf.to_container(params, resolve=False)
+    try:
+        return split_grid(params, list(OmegaConf.select(config, "hydra.overrides.task") or []))
+    except Exception:  # noqa: BLE001 - an unreadable grid: report every folder
+        return None
+
+
+def job_overrides(folder: Path) -> list[str]:
+    """The job's overrides, from its ``.hydra/overrides.yaml``."""
+    try:
+        overrides = OmegaConf.load(folder / ".hydra" / "overrides.yaml")
+    except (OSError, ValueError):
+        return []
+    return [str(o) for o in overrides] if isinstance(overrides, ListConfig) else []

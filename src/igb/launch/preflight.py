@@ -1,0 +1,179 @@
+"""Pre-flight for the Hydra entry points: bad input -> one line, exit code 2, no folders.
+
+Hydra creates the sweep/job folders before a task function runs and prints multi-line
+errors for unknown options or keys. ``preflight`` composes every job of the requested
+run or grid first (the same way Hydra's basic sweeper expands it, including grids that
+an ``experiment`` puts under ``hydra.sweeper.params``), validates each with
+:func:`igb.launch.validate.validate`, and exits with one clear line on the first problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from igb.compat import BasicSweeper, get_args_parser
+from igb.errors import ConfigError, one_line
+from igb.launch.conf_dir import find_conf_dir
+
+CONF_DIR = find_conf_dir()
+Validator = Callable[[DictConfig], object]
+
+
+def _options(group: str) -> list[str]:
+    folder = CONF_DIR / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def _explain_composition(exc: Exception, overrides: Sequence[str], config_name: str) -> str:
+    """Turn Hydra's multi-line composition errors into one line naming key and allowed values."""
+    text = str(exc)
+    if isinstance(exc, MissingConfigException):
+        m = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
+        if m:
+            group, option = m.group(1), m.group(2)
+            allowed = list(exc.options or []) or _options(group)
+            return f"{group}={option} is not an option of '{group}'; allowed: {', '.join(allowed)}"
+    m = re.search(r"Could not override '([^']+)'", text) or re.search(
+        r"Key '([^']+)' is not in struct", text
+    )
+    if m:
+        key = m.group(1)
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        rest = [o for o in overrides if not o.lstrip("+~").startswith(key)]
+        try:
+            cfg = compose_job(config_name, rest)
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            keys = sorted(k for k in node.keys()) if isinstance(node, DictConfig) else []
+        except Exception:  # noqa: BLE001 - best effort for the message only
+            keys = []
+        where = f"'{parent}'" if parent else "the config"
+        return f"{key} is not a config key; keys of {where}: {', '.join(map(str, keys))}"
+    return one_line(exc)
+
+
+def compose_job(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """Compose one job's config; runtime fields are filled so interpolations resolve."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.cwd = os.getcwd()
+        cfg.hydra.runtime.output_dir = os.path.join(os.getcwd(), "<not-created-by-preflight>")
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def expand_jobs(config_name: str, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+    """The override list of every job Hydra's basic sweeper would launch."""
+    first = split_grid({}, overrides)
+    if not multirun:
+        return [list(overrides)]
+    cfg = compose_job(config_name, first[0])
+    return split_grid(OmegaConf.select(cfg, "hydra.sweeper.params") or {}, overrides)
+
+
+def split_grid(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list[str]]:
+    """The jobs of a grid as Hydra's basic sweeper orders them: ``hydra.sweeper.params``
+    first, then the command line's overrides (which win on a key given by both)."""
+    grid = [f"{k}={v}" for k, v in params.items()] + [str(o) for o in overrides]
+    parsed = OverridesParser.create().parse_overrides(grid)
+    return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+def job_folder(cfg: DictConfig, num: int, multirun: bool) -> Path:
+    """The folder Hydra will give job ``num`` of a launch; the composed config then
+    resolves ``paths.output_dir`` to it, as in the job itself."""
+    OmegaConf.set_readonly(cfg.hydra, False)
+    with open_dict(cfg):
+        cfg.hydra.job.num = num
+    sweep = cfg.hydra.sweep
+    folder = Path(sweep.dir) / str(sweep.subdir) if multirun else Path(cfg.hydra.run.dir)
+    folder = Path(os.path.abspath(folder))
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(folder)
+    HydraConfig.instance().set_config(cfg)
+    return folder
+
+
+def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
+    """One line when the job cannot use ``folder``: it cannot be written, or it holds a
+    job of another configuration (:func:`igb.jobs.runner.identity_problem`)."""
+    from igb.jobs.runner import identity_problem
+
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "not a folder" if not existing.is_dir() else "not writable"
+        return (
+            f"cannot create the job folder {folder}: {existing} is {why}; choose another "
+            "folder (hydra.run.dir, hydra.sweep.dir or paths.log_dir)"
+        )
+    return identity_problem(cfg, folder) if folder.is_dir() else None
+
+
+def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:
+    """Return None when every job of ``argv`` composes and validates, else one error line."""
+    args, _ = get_args_parser().parse_known_args(list(argv))
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return None
+    overrides = list(args.overrides or [])
+    try:
+        sweeps = _sweep_overrides(overrides)
+        if not args.multirun and sweeps:
+            return f"{sweeps[0]} lists several values: add -m to run them as a grid"
+        jobs = expand_jobs(config_name, overrides, bool(args.multirun))
+    except OverrideParseException as exc:
+        return f"cannot parse overrides: {one_line(exc)}"
+    except ConfigCompositionException as exc:
+        return _explain_composition(exc, overrides, config_name)
+    except Exception as exc:  # noqa: BLE001 - a bad override must never print a traceback
+        return one_line(exc)
+    # compose every job first (Hydra only, fast), so a bad key or option is reported
+    # before the validator imports torch and Lightning (seconds)
+    composed: list[DictConfig] = []
+    for job in jobs:
+        try:
+            composed.append(compose_job(config_name, job))
+        except ConfigCompositionException as exc:
+            return _explain_composition(exc, job, config_name)
+    seen: set[str] = set()
+    for num, cfg in enumerate(composed):
+        try:
+            HydraConfig.instance().set_config(cfg)  # interpolations resolve as for this job
+            key = OmegaConf.to_yaml({k: cfg[k] for k in cfg if k != "hydra"}, resolve=False)
+            if key not in seen:  # one validation per distinct configuration
+                seen.add(key)
+                validator(cfg)
+            problem = folder_problem(cfg, job_folder(cfg, num, bool(args.multirun)))
+        except (ConfigError, FileNotFoundError) as exc:
+            return one_line(exc)
+        if problem:
+            return problem
+    return None
+
+
+def _sweep_overrides(overrides: Sequence[str]) -> list[str]:
+    """The overrides (as typed) that list several values, e.g. ``model=mlp,cnn``."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [o.input_line or "" for o in parsed if o.is_sweep_override()]
+
+
+def preflight(config_name: str, validator: Validator, argv: Sequence[str] | None = None) -> None:
+    """Exit with status 2 and one line on stderr when the requested run cannot start."""
+    argv = sys.argv[1:] if argv is None else argv
+    error = check(config_name, argv, validator)
+    GlobalHydra.instance().clear()
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2)

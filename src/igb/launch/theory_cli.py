@@ -1,0 +1,97 @@
+"""Predicted gamma for a grid of configurations, without sampling a single network.
+
+    python -m igb.theory.nngp model.depth=1,5,10,20 norm=none,pre,post norm.kind=batch,layer,rms
+
+Takes the overrides of ``python ensemble.py -m`` (same config tree, same grid syntax,
+same pre-flight: a bad key or value is one line and exit code 2), builds each job's
+evaluation set exactly as the ensemble would (``ensemble.eval_split``,
+``ensemble.eval_samples``, ``ensemble.batch_size``) and prints one row per job with the
+infinite-width gamma and its regime (or why the theory does not cover the job).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+from omegaconf import OmegaConf
+
+from igb.ensemble import choices, eval_set
+from igb.launch.preflight import check, compose_job, expand_jobs
+from igb.launch.validate_ensemble import validate_ensemble
+from igb.theory.nngp import predict_gamma
+
+COLUMNS = ("model", "depth", "width", "activation", "init", "norm", "dataset", "N")
+
+
+def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
+    """One result row per distinct job of the grid (``norm=none`` ignores ``norm.kind``)."""
+    out: list[dict[str, object]] = []
+    seen: set[tuple] = set()
+    inputs: dict[str, object] = {}
+    for job in expand_jobs("ensemble", overrides, multirun=True):
+        cfg = compose_job("ensemble", job)
+        ch = choices(cfg)
+        placement = ch["norm_placement"]
+        norm = "none" if placement == "none" else f"{ch['norm_kind']}-{placement}"
+        data_key = OmegaConf.to_yaml(cfg.dataset, resolve=True) + OmegaConf.to_yaml(
+            cfg.ensemble, resolve=True
+        )
+        key = (data_key, norm, *(ch[c] for c in ("model", "depth", "width", "activation", "init")))
+        if key in seen:
+            continue
+        seen.add(key)
+        if data_key not in inputs:
+            inputs[data_key] = eval_set(cfg)[0]
+        x = inputs[data_key]
+        t0 = time.perf_counter()
+        pred = predict_gamma(
+            cfg.model, cfg.norm, x, int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode
+        )
+        out.append(
+            {
+                **{c: ch.get(c) for c in COLUMNS[:5]},
+                "norm": norm,
+                "dataset": ch["dataset"],
+                "N": int(x.shape[0]),
+                "gamma_theory": pred.gamma,
+                "regime": pred.regime or f"not covered: {pred.reason}",
+                "time_s": time.perf_counter() - t0,
+            }
+        )
+    return out
+
+
+def format_table(table: list[dict[str, object]]) -> str:
+    header = [*COLUMNS, "gamma_theory", "regime", "time_s"]
+    cells = [
+        [
+            *(str(r[c]) for c in COLUMNS),
+            "-" if r["gamma_theory"] is None else f"{r['gamma_theory']:.4g}",
+            str(r["regime"]),
+            f"{r['time_s']:.2f}",
+        ]
+        for r in table
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
+    error = check("ensemble", ["-m", *argv], validate_ensemble)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(rows(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

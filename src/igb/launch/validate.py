@@ -1,0 +1,113 @@
+"""Semantic checks of a composed config, run before any job folder or tensor exists.
+
+Hydra already rejects unknown options and keys; this adds what only the framework
+knows: positive sizes, norm kinds that apply to the model's layers, group counts that
+divide the widths, BatchNorm with batches of one, missing datasets.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from igb.errors import ConfigError, config_errors_unwrapped
+from igb.metrics.measure import has_batch_norm
+from igb.nn import build_model
+
+
+def _require_positive(cfg: DictConfig, key: str, kind: type = int) -> None:
+    value = OmegaConf.select(cfg, key)
+    ok = isinstance(value, kind | int) and not isinstance(value, bool) and value > 0
+    if not ok or not math.isfinite(value):
+        what = "a positive integer" if kind is int else "a positive finite number"
+        raise ConfigError(key, f"{key}={value} must be {what}")
+
+
+#: norm kinds that normalise with the statistics of the batch (a batch of one is degenerate)
+BATCH_STAT_KINDS = ("batch", "center", "center_init")
+
+
+#: seeds go to numpy's and torch's generators: unsigned 32-bit integers
+_MAX_SEED = 2**32 - 1
+
+
+def _require_seed(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_SEED:
+        raise ConfigError(key, f"{key}={value} must be an integer in [0, {_MAX_SEED}]")
+
+
+def _uses_batch_norm(cfg: DictConfig) -> bool:
+    return cfg.norm.placement != "none" and cfg.norm.kind in BATCH_STAT_KINDS
+
+
+def _datamodule(dataset_cfg: DictConfig, make: Any) -> Any:
+    """The datamodule, with a ConfigError its constructor raises (bad ``dataset.*``
+    values) passed on as itself rather than wrapped in Hydra's InstantiationException."""
+    with config_errors_unwrapped():
+        return make(dataset_cfg)
+
+
+def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
+    """Raise ConfigError (one line, naming the key) for a config that cannot run.
+
+    Builds the model on the ``meta`` device, so every layer-level rule (norm kind per
+    layer type, group divisibility, image shapes, patch sizes) is checked exactly as the
+    real build would check it, at no memory cost. Returns facts learned on the way.
+    """
+    for key in ("model.depth", "model.width"):
+        if OmegaConf.select(cfg, key) is not None:
+            _require_positive(cfg, key)
+    for key in ("dataset.batch_size",):
+        _require_positive(cfg, key)
+    for key in ("seed", "dataset.seed"):
+        if OmegaConf.select(cfg, key) is not None:
+            _require_seed(cfg, key)
+    if OmegaConf.select(cfg, "optimizer.lr") is not None:
+        _require_positive(cfg, "optimizer.lr", float)
+    every = OmegaConf.select(cfg, "checkpoint_every_s")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int | float)
+                              or not every >= 0):  # fmt: skip
+        raise ConfigError("checkpoint_every_s", f"checkpoint_every_s={every} must be a number >= 0")
+    if OmegaConf.select(cfg, "callbacks.model_checkpoint.save_last"):
+        raise ConfigError(
+            "callbacks.model_checkpoint.save_last",
+            "callbacks.model_checkpoint.save_last must be null or false: checkpoints/last.ckpt "
+            "is igb's (written at a stop signal, at the end and every checkpoint_every_s)",
+        )
+    if OmegaConf.select(cfg, "trainer.max_epochs") is not None:
+        _require_positive(cfg, "trainer.max_epochs")
+    input_shape, num_classes = _shapes(cfg, check_data)
+    model = build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device="meta")
+    batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # issue 15: external models
+    if batch_norm:
+        for key in ("dataset.batch_size", "callbacks.bias_stats.batch_size"):
+            if OmegaConf.select(cfg, key) == 1:
+                native = cfg.norm.placement == "native"  # issue 15: the architecture's BatchNorm
+                where = "BatchNorm in the architecture" if native else f"norm.kind={cfg.norm.kind}"
+                raise ConfigError(
+                    key,
+                    f"{key}=1 with {where}: it normalises with batch statistics like "
+                    "BatchNorm, which a batch of one sample cannot give; use a batch size >= 2"
+                    f"{'' if native else ' or norm.kind=layer|rms|group'}",
+                )
+    return {"input_shape": input_shape, "num_classes": num_classes, "batch_norm": batch_norm}
+
+
+def _shapes(cfg: DictConfig, check_data: bool) -> tuple[tuple[int, ...], int]:
+    from igb.data.instantiate import instantiate_datamodule
+
+    dm = _datamodule(cfg.dataset, instantiate_datamodule)
+    if check_data:
+        dm.check_available()
+    input_shape = tuple(dm.expected_input_shape())
+    num_classes = int(dm.expected_num_classes())
+    if num_classes < 2:
+        raise ConfigError(
+            "dataset.num_classes",
+            f"dataset.num_classes={num_classes} must be >= 2: the bias of a prediction is "
+            "measured between classes",
+        )
+    return input_shape, num_classes

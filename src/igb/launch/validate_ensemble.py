@@ -1,0 +1,82 @@
+"""Pre-flight of an ensemble job: the ``ensemble.*`` keys, one-line ConfigErrors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+from igb.ensemble.eval_set import SPLITS, split_sizes
+from igb.ensemble.resolve import resolve_device, resolve_method, resolve_workers
+from igb.errors import ConfigError
+from igb.metrics.measure import NORM_MODES
+from igb.nn.reinit import check_vary
+
+
+def _int_at_least(ens: DictConfig, key: str, low: int, why: str = "") -> int:
+    value = ens.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(
+            f"ensemble.{key}", f"ensemble.{key}={value} must be an integer >= {low}{why}"
+        )
+    return value
+
+
+def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
+    """:func:`igb.launch.validate.validate` plus the ``ensemble.*`` keys; one-line ConfigErrors."""
+    from igb.launch.validate import validate
+
+    facts = validate(cfg)
+    ens = cfg.ensemble
+    _int_at_least(ens, "n_inits", 2, ": gamma and its interval need two initializations")
+    _int_at_least(ens, "seed0", 0)
+    if ens.chunk_size != "auto":
+        _int_at_least(ens, "chunk_size", 1, " or auto")
+    _int_at_least(ens, "n_boot", 1)
+    check_vary(ens.get("vary", "all"))
+    # facts["batch_norm"]: a norm with batch statistics, also inside an external architecture
+    if facts["batch_norm"] and ens.norm_mode == "batch":
+        _int_at_least(
+            ens, "batch_size", 2,
+            ": the model normalises with batch statistics (BatchNorm or a centring norm), "
+            "which a batch of one cannot give",
+        )  # fmt: skip
+    else:
+        _int_at_least(ens, "batch_size", 1)
+    if ens.norm_mode not in NORM_MODES:
+        raise ConfigError(
+            "ensemble.norm_mode",
+            f"ensemble.norm_mode={ens.norm_mode} unknown; allowed: {', '.join(NORM_MODES)}",
+        )
+    if ens.eval_split not in SPLITS:
+        raise ConfigError(
+            "ensemble.eval_split",
+            f"ensemble.eval_split={ens.eval_split} unknown; allowed: {', '.join(SPLITS)}",
+        )
+    level = ens.get("ci_level")
+    if not isinstance(level, float) or not 0 < level < 1:
+        raise ConfigError("ensemble.ci_level", f"ensemble.ci_level={level} must be in (0, 1)")
+    device = resolve_device(ens.device)
+    resolve_method(ens.method, device)
+    resolve_workers(ens.get("workers", "auto"), device)
+    available = split_sizes(cfg.dataset)[ens.eval_split]
+    n = ens.eval_samples
+    if n is not None:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+            raise ConfigError(
+                "ensemble.eval_samples",
+                f"ensemble.eval_samples={n} must be an integer >= 2 (logit variances need two "
+                "points) or null (all)",
+            )
+        if n > available:
+            raise ConfigError(
+                "ensemble.eval_samples",
+                f"ensemble.eval_samples={n} but the {ens.eval_split} split has {available} "
+                f"points; use ensemble.eval_samples<={available} or null (all)",
+            )
+    elif available < 1:
+        raise ConfigError(
+            "ensemble.eval_split",
+            f"the {ens.eval_split} split of dataset={cfg.dataset.name} is empty",
+        )
+    return {**facts, "eval_points": n or available}

@@ -1,0 +1,138 @@
+"""Infinite-width (Gaussian-process) prediction of gamma for the project's MLP.
+
+``predict_gamma(model_cfg, norm_cfg, x, batch_size)`` walks the N x N kernel of the
+evaluation inputs ``x`` through the network exactly as :class:`igb.nn.mlp.MLP` builds it
+(:mod:`igb.theory.nngp.kernel`, :mod:`igb.theory.nngp.activations`) and returns the gamma that an
+infinitely wide network, measured like :mod:`igb.ensemble` measures it, would show.
+Configurations the theory does not cover come back as ``gamma=None`` with the reason:
+never a number that means something else. The derivation is in docs/theory.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from igb.nn.norm_act import ACTIVATIONS, PLACEMENTS
+from igb.theory import gaussian as theory
+from igb.theory.nngp.kernel import (
+    INIT_SCHEMES,
+    NORM_KINDS,
+    Architecture,
+    final_kernel,
+    gamma_from_kernel,
+)
+
+__all__ = ["Prediction", "architecture", "predict_gamma"]
+
+#: the only model the theory walks (its blocks are Linear + norm + activation, nothing else)
+MLP_TARGET = "igb.nn.mlp.MLP"
+#: norm keys the kernel walk reads or that cannot change a dense MLP's forward at init
+_NORM_KEYS = {"placement", "kind", "eps", "momentum", "groups", "_target_"}
+#: defaults of igb.nn.mlp.MLP and NormConfig
+_DEFAULTS = {"depth": 3, "width": 256, "activation": "relu", "init": "kaiming_normal"}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted gamma and regime, or ``gamma=None`` and why the theory does not apply."""
+
+    gamma: float | None
+    reason: str | None = None
+
+    seconds: float = 0.0  # what the prediction took
+
+    @property
+    def regime(self) -> str | None:
+        return None if self.gamma is None else theory.regime(self.gamma)
+
+    def summary_fields(self) -> dict[str, Any]:
+        """The ``gamma_theory*`` entries of an ensemble's summary.json: ``gamma_theory`` and
+        ``gamma_theory_regime``, or ``gamma_theory: None`` with ``gamma_theory_reason``."""
+        fields: dict[str, Any] = {"gamma_theory": self.gamma}
+        if self.gamma is None:
+            fields["gamma_theory_reason"] = self.reason
+        else:
+            fields["gamma_theory_regime"] = self.regime
+        fields["gamma_theory_time_s"] = self.seconds
+        return fields
+
+
+def architecture(
+    model_cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], norm_mode: str = "batch"
+) -> Architecture | str:
+    """The :class:`Architecture` of a config, or the reason it is not covered."""
+    target = model_cfg.get("_target_", MLP_TARGET)
+    if target != MLP_TARGET:
+        return f"the theory covers model=mlp only, not {model_cfg.get('name', target)}"
+    unknown = sorted(set(model_cfg) - set(_DEFAULTS) - {"_target_", "name"})
+    if unknown:
+        return f"model.{unknown[0]} is not covered by the theory"
+    cfg = {**_DEFAULTS, **{k: v for k, v in model_cfg.items() if k in _DEFAULTS}}
+    if cfg["activation"] not in ACTIVATIONS:
+        return f"activation {cfg['activation']!r} is not one of {', '.join(ACTIVATIONS)}"
+    if cfg["init"] not in INIT_SCHEMES:
+        return f"init {cfg['init']!r} is not covered; covered: {', '.join(INIT_SCHEMES)}"
+    placement = norm_cfg.get("placement", "none")
+    kind = norm_cfg.get("kind", "batch")
+    extra = sorted(set(norm_cfg) - _NORM_KEYS)
+    if placement not in PLACEMENTS:
+        return f"norm placement {placement!r} is not one of {', '.join(PLACEMENTS)}"
+    if placement != "none":
+        if extra:
+            return f"norm.{extra[0]} is not covered by the theory"
+        if kind not in NORM_KINDS:
+            return f"norm kind {kind!r} is not covered on an MLP; covered: {', '.join(NORM_KINDS)}"
+        groups = int(norm_cfg.get("groups", 8))
+        if kind == "group" and (groups <= 0 or cfg["width"] % groups):
+            return f"norm.groups={groups} does not divide model.width={cfg['width']}"
+    return Architecture(
+        depth=int(cfg["depth"]),
+        width=int(cfg["width"]),
+        activation=str(cfg["activation"]),
+        init=str(cfg["init"]),
+        placement=str(placement),
+        kind=str(kind),
+        eps=float(norm_cfg.get("eps", 1e-5)),
+        norm_mode=norm_mode,
+    )
+
+
+def predict_gamma(
+    model_cfg: Mapping[str, Any],
+    norm_cfg: Mapping[str, Any],
+    x: torch.Tensor | np.ndarray,
+    batch_size: int,
+    norm_mode: str = "batch",
+) -> Prediction:
+    """Infinite-width gamma of ``model_cfg`` + ``norm_cfg`` on the evaluation inputs ``x``.
+
+    ``batch_size`` and ``norm_mode`` are those of the measurement (``ensemble.batch_size``,
+    ``ensemble.norm_mode``): BatchNorm centres each batch with its own statistics.
+    """
+    t0 = time.perf_counter()
+    arch = architecture(_plain(model_cfg), _plain(norm_cfg), norm_mode)
+    if isinstance(arch, str):
+        return Prediction(gamma=None, reason=arch)
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float64).numpy()
+    if x.shape[0] < 2:
+        return Prediction(gamma=None, reason="gamma needs at least 2 evaluation points")
+    try:
+        gamma = gamma_from_kernel(final_kernel(x, arch, batch_size))
+        return Prediction(gamma=gamma, seconds=time.perf_counter() - t0)
+    except ValueError as exc:
+        return Prediction(gamma=None, reason=str(exc))
+
+
+def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)

@@ -1,0 +1,188 @@
+"""run(cfg): instantiate data, model, module, loggers and callbacks from config; fit; test.
+
+Returns the value a Hydra sweeper would optimise (final validation accuracy when the
+statistics callback measured it, else test accuracy).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from igb.data.base import InMemoryDataModule
+from igb.data.instantiate import instantiate_datamodule
+from igb.data.resumable import make_resumable
+from igb.jobs import ddp
+from igb.jobs import summary as run_summary
+from igb.jobs.checkpoint import (
+    ResumeCallback,
+    check_checkpoint,
+    last_checkpoint,
+    mark_wandb_preempting,
+    trainer_plugins,
+)
+from igb.jobs.identity import run_identity
+from igb.jobs.runner import Outcome, run_job
+from igb.jobs.signals import JobInterrupted, SignalGuard
+from igb.jobs.status import DIVERGED, FINISHED, JobFolder, is_rank_zero
+from igb.logging.loggers import finish_loggers
+from igb.logging.quiet import quiet_lightning
+from igb.nn import build_model
+from igb.training.module import IGBModule
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
+    if not cfg:
+        return []
+    objs = (
+        # not recursive: the W&B run config holds `_target_`s that must stay data
+        instantiate(c, _recursive_=False, **kwargs.get(name, {}))
+        for name, c in cfg.items()
+        if c is not None
+    )
+    return [o for o in objs if o is not None]
+
+
+def build(
+    cfg: DictConfig,
+    job: JobFolder,
+    guard: SignalGuard | None = None,
+    extra_callbacks: Sequence[L.Callback] = (),
+) -> tuple[L.Trainer, IGBModule, InMemoryDataModule, list[Any]]:
+    """The job's trainer, module, datamodule and loggers, exactly as :func:`fit` runs them
+    (``bench/bench_train.py`` times this, so the benchmark is the default run)."""
+    quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = instantiate_datamodule(cfg.dataset)
+    dm.check_available()
+    dm.prepare_data()
+    dm.setup("fit")
+    make_resumable(dm)  # a mid-epoch resume continues the epoch's batch order
+    model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
+    module = IGBModule(model, OmegaConf.to_container(cfg.optimizer, resolve=True), dm.num_classes)
+
+    identity = run_identity(cfg, kind="train")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    # the original ids of every class, and class names, for the W&B run config
+    resolved["dataset"].update(
+        class_ids=dm.selection.describe()["class_ids"], class_names=dm.class_names
+    )
+    logger_kwargs = {
+        "wandb": {**identity, "run_config": resolved, "run_id": job.read().get("wandb_id")}
+    }
+    loggers = instantiate_group(cfg.get("logger"), **logger_kwargs)
+    for lg in loggers:
+        run_id = getattr(lg, "version", None)
+        if type(lg).__name__ == "WandbLogger" and run_id:
+            job.mark("running", wandb_id=run_id)
+    callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
+    # last, so that it acts on a stop signal after the other callbacks' batch-end work
+    every_s = float(cfg.get("checkpoint_every_s", 0) or 0)
+    callbacks.append(ResumeCallback(last_checkpoint(cfg.paths.output_dir), guard, job, every_s))
+    ddp.install()  # DDP ranks > 0 start as this job (its overrides, its folder)
+    extra = trainer_plugins(cfg.trainer)
+    if cfg.trainer.get("enable_checkpointing") is None:
+        # last.ckpt is igb's; without a configured ModelCheckpoint, Lightning would add its
+        # own, writing a second checkpoint every epoch
+        extra["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra
+    )
+    return trainer, module, dm, loggers
+
+
+def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> Outcome:
+    trainer, module, dm, loggers = build(cfg, job, guard)
+    try:
+        objective = _fit_and_test(cfg, job, trainer, module, dm, guard)
+    except JobInterrupted as exc:
+        mark_wandb_preempting(loggers)  # the same W&B run continues when the job resumes
+        finish_loggers(loggers, exit_code=exc.code)
+        raise
+    except BaseException:
+        finish_loggers(loggers, exit_code=1)
+        raise
+    finish_loggers(loggers)
+    return objective
+
+
+def _fit_and_test(
+    cfg: DictConfig,
+    job: JobFolder,
+    trainer: L.Trainer,
+    module: IGBModule,
+    dm: InMemoryDataModule,
+    guard: SignalGuard | None = None,
+) -> Outcome:
+    ckpt = last_checkpoint(cfg.paths.output_dir)
+    resume = str(ckpt) if ckpt.exists() else None
+    if resume:
+        log.info("resuming from %s", resume)
+    if guard is None:
+        trainer.fit(module, datamodule=dm, ckpt_path=resume)
+    else:
+        # from the first training step on, ResumeCallback defers a stop signal to a safe
+        # point of training; before it (setup, step-0 statistics) nothing is lost by
+        # stopping at once. DDP ranks must stop together: they defer from the start.
+        with guard.deferred() if trainer.world_size > 1 else nullcontext():
+            trainer.fit(module, datamodule=dm, ckpt_path=resume)
+        stopper = next(cb for cb in trainer.callbacks if isinstance(cb, ResumeCallback))
+        if stopper.stop_requested(trainer):  # it came after the last safe point of fit
+            stopper.stop(trainer)
+    if module.diverged:
+        log.error("training diverged: %s", module.diverged)
+        # the step whose loss was not finite (Lightning counts the skipped update too)
+        info = {
+            "error": module.diverged,
+            "global_step": module.diverged_step,
+            "initial": run_summary.initial_row(trainer.callbacks),  # step-0 statistics
+        }
+        return Outcome(DIVERGED, math.nan, info)
+    # trainer.test resets callback_metrics: keep what fit measured (val/acc of the last epoch)
+    metrics = _scalars(trainer.callback_metrics)
+    test = trainer.test(module, datamodule=dm, verbose=False)
+    metrics.update(_scalars(trainer.callback_metrics))
+    objective = metrics.get("val/acc", test[0].get("test/acc", math.nan) if test else math.nan)
+    info = {
+        "metrics": metrics,
+        "global_step": trainer.global_step,
+        "initial": run_summary.initial_row(trainer.callbacks),  # step-0 statistics
+    }
+    return Outcome(FINISHED, objective, info)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v.numel() == 1}
+
+
+def run(cfg: DictConfig) -> float:
+    """One job (:func:`igb.jobs.runner.run_job`): skip it if its folder already holds a finished
+    (or diverged) run of this configuration, else fit and test, resuming from the folder's
+    ``checkpoints/last.ckpt`` when there is one."""
+
+    def body(job: JobFolder, guard: SignalGuard) -> Outcome:
+        with ddp.job_scope():
+            return fit(cfg, job, guard)
+
+    def prepare(job: JobFolder) -> None:
+        check_checkpoint(last_checkpoint(cfg.paths.output_dir))
+
+    job = JobFolder(cfg.paths.output_dir)
+    before, started = job.read(), time.monotonic()
+    objective = run_job(cfg, body, what="run", prepare=prepare)
+    after = job.read()
+    # the end-of-run summary, for a run this process made (not a skipped, finished one)
+    if is_rank_zero() and after != before and after.get("status") in (FINISHED, DIVERGED):
+        run_summary.log_job(job.path, after, time.monotonic() - started)
+    return objective

@@ -1,0 +1,1 @@
+"""Shared test helpers: real entry points, fault callbacks, a real SLURM, model configs."""

@@ -1,0 +1,122 @@
+"""One failing job does not take a grid down; a non-finite loss stops a run cleanly."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import TINY
+from omegaconf import OmegaConf
+
+from igb.jobs.status import JobFolder
+from igb.launch.hydra_callbacks import FailureReport
+from igb.training.run import run
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
+
+#: job 1 of the grid (seed=1) raises at step 2; jobs 0 and 2 train normally
+GRID = [
+    "seed=0,1,2",
+    "+callbacks.fault._target_=helpers.faults.RaiseAtStep",
+    "+callbacks.fault.seed=1",
+    "+callbacks.fault.step=2",
+]
+
+
+def status(folder: Path) -> dict:
+    return json.loads((folder / "status.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "local"])
+def test_one_failing_job_of_three_is_recorded_and_reported(tmp_path: Path, launcher: str) -> None:
+    sweep = tmp_path / "sweep"
+    argv = [*TINY, "trainer.max_epochs=1", "logger=csv", *GRID, f"hydra.sweep.dir={sweep}"]
+    if launcher == "local":  # joblib: the jobs run in worker processes
+        argv += ["hydra/launcher=local", "hydra.launcher.n_jobs=2"]
+    pythonpath = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "IGB_ROOT": str(tmp_path), "PYTHONPATH": pythonpath}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    # the grid ran to its end, then the report made the exit code non-zero
+    assert proc.returncode == 1, output[-3000:]
+    assert "multirun: 2/3 jobs finished" in output
+    assert "1 of 3 jobs did not finish: 1 (seed=1)" in output
+    assert "job 1 (seed=1): failed - RuntimeError: injected fault at step 2" in output
+
+    for ok in ("0", "2"):
+        st = status(sweep / ok)
+        assert st["status"] == "finished", st
+        assert pd.read_csv(sweep / ok / "metrics.csv")["test/acc"].notna().sum() == 1
+    failed = status(sweep / "1")
+    assert failed["status"] == "failed"
+    assert failed["error"] == "RuntimeError: injected fault at step 2"
+    assert "Traceback (most recent call last)" in failed["traceback"]
+    assert "faults.py" in failed["traceback"] and "raise RuntimeError" in failed["traceback"]
+
+
+def test_non_finite_loss_stops_cleanly_as_diverged(make_cfg) -> None:
+    overrides = [
+        "logger=csv",
+        "trainer.max_epochs=3",
+        "+callbacks.fault._target_=helpers.faults.NaNAtStep",
+        "+callbacks.fault.step=3",
+    ]
+    cfg = make_cfg(*overrides)
+    assert math.isnan(run(cfg))  # no exception: a clean stop
+    out = Path(cfg.paths.output_dir)
+    st = status(out)
+    assert st["status"] == "diverged"
+    assert st["error"].startswith("loss is nan at step 3")
+    # stopped at once, recorded at the step whose loss was NaN (no update was made there)
+    assert st["global_step"] == 3  # the step whose loss was NaN, as the error says
+    assert "traceback" not in st
+
+    # an outcome of its configuration: a relaunch skips it (the grid report counts it failed)
+    stamp = st["updated"]
+    assert math.isnan(run(make_cfg(*overrides)))
+    assert status(out)["updated"] == stamp
+
+
+def _fake_job(sweep: Path, num: int, overrides: list[str], st: dict | None) -> None:
+    folder = sweep / str(num)
+    (folder / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
+    if st is not None:
+        JobFolder(folder).mark(**st)
+
+
+def test_failure_report_names_the_jobs_that_did_not_finish(tmp_path: Path, caplog) -> None:
+    sweep = tmp_path / "sweep"
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
+    _fake_job(sweep, 0, ["lr=0.1", "seed=0"], {"status": "finished"})
+    _fake_job(sweep, 1, ["lr=1e6", "seed=0"], {"status": "diverged", "error": "loss is nan"})
+    with pytest.raises(SystemExit) as info:  # diverged: an outcome, but not a result
+        FailureReport().on_multirun_end(cfg)
+    assert str(info.value.code).startswith("1 of 2 jobs did not finish: 1 (lr=1e6)")
+
+    _fake_job(sweep, 2, ["lr=0.1", "seed=1"], {"status": "failed", "error": "ValueError: x"})
+    _fake_job(sweep, 3, ["lr=0.1", "seed=2"], None)  # never started
+    with pytest.raises(SystemExit) as info:
+        FailureReport().on_multirun_end(cfg)
+    message = str(info.value.code)
+    assert message.startswith(
+        "3 of 4 jobs did not finish: 1 (lr=1e6 seed=0), 2 (lr=0.1 seed=1), 3 (lr=0.1 seed=2)"
+    )
+    lines = caplog.text
+    assert "job 1 (lr=1e6): diverged - loss is nan" in lines
+    assert "job 2 (lr=0.1 seed=1): failed - ValueError: x" in lines

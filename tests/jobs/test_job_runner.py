@@ -1,0 +1,335 @@
+"""The job runner: one writer per folder, a folder's configuration is its identity,
+damaged files are named, interrupted ensembles resume to the same result.
+
+Real launches (``python train.py``/``ensemble.py`` subprocesses, real signals) on tiny
+sizes; each case of docs/scaling.md's "Faults" promises has one test here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import TINY
+from helpers.entry_points import run_entry
+from omegaconf import OmegaConf
+
+from igb import ensemble as ens
+from igb.launch.validate_ensemble import validate_ensemble
+from igb.jobs.lock import JobLock, live_holder
+from igb.jobs.status import JobFolder
+from igb.launch.preflight import check
+from igb.launch.validate import validate
+from igb.training.run import run
+from multirun_analysis.collect import collect
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTS = Path(__file__).resolve().parents[1]
+FAST = [*TINY, "trainer.max_epochs=1", "logger=csv"]
+
+
+def launch(tmp_path: Path, *argv: str, entry: str = "train.py", wait: bool = True):
+    """Run an entry point in ``tmp_path`` (tests/ on the path, for the fault callbacks);
+    ``wait=False``: the running ``Popen``."""
+    pythonpath = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+    if wait:
+        return run_entry(entry, *argv, cwd=tmp_path, env={"PYTHONPATH": pythonpath}, timeout=300)
+    env = {**os.environ, "IGB_ROOT": str(tmp_path), "WANDB_MODE": "offline",
+           "PYTHONPATH": pythonpath}  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / entry), *argv], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def status(folder: Path) -> dict:
+    return json.loads((folder / "status.json").read_text())
+
+
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+
+
+# -- 1. one writer per job folder ----------------------------------------------------------
+def test_two_launchers_on_one_sweep_run_each_job_once(tmp_path: Path) -> None:
+    sweep = tmp_path / "S"
+    argv = ["-m", "seed=0,1", *TINY, "logger=default", f"hydra.sweep.dir={sweep}"]
+    procs = [launch(tmp_path, *argv, wait=False) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, err) in zip(procs, outs):
+        assert proc.returncode == 0, err[-3000:]
+    for job in ("0", "1"):
+        st = status(sweep / job)
+        assert st["status"] == "finished" and st["attempt"] == 1, st  # run once, by one
+        metrics = pd.read_csv(sweep / job / "metrics.csv")
+        assert metrics["test/acc"].notna().sum() == 1
+        f_max = metrics.loc[metrics["igb/train/f_max"].notna(), "step"]
+        assert f_max.is_unique and f_max.tolist() == [0, 6, 12]
+        runs = sorted((sweep / job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1 and runs[0].name.endswith(st["wandb_id"])
+    assert status(sweep / "0")["wandb_id"] != status(sweep / "1")["wandb_id"]
+    # what a launcher that met a busy job said is true: it named the other launcher
+    text = outs[0][1] + outs[1][1]
+    pids = {str(p.pid) for p in procs}
+    for line in (x for x in text.splitlines() if "is being run by pid" in x):
+        assert line.split("is being run by pid ")[1].split()[0] in pids, line
+
+
+def test_a_held_folder_is_reported_and_a_dead_holder_is_interrupted(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    argv = [*FAST, f"hydra.run.dir={folder}"]
+    lock = JobLock(folder).acquire()  # this test process plays the live launcher
+    JobFolder(folder).mark("running", pid=os.getpid())
+    before = (folder / "status.json").read_text()
+    assert live_holder(folder)["pid"] == os.getpid()
+    proc = launch(tmp_path, *argv)
+    assert proc.returncode == 1
+    (line,) = error_lines(proc)
+    assert f"is being run by pid {os.getpid()}" in line and str(folder) in line
+    assert (folder / "status.json").read_text() == before  # nothing written
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [".hydra", ".igb.lock", "status.json", "train.log"]
+
+    lock.release()  # the holder dies: its `running` status is stale
+    assert live_holder(folder) is None
+    assert JobFolder(folder).current()["status"] == "interrupted"
+    proc = launch(tmp_path, *argv)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    st = status(folder)
+    assert st["status"] == "finished" and st["previous"]["status"] == "interrupted"
+    assert "ended without recording an outcome" in st["previous"]["error"]
+
+
+# -- 2. the configuration is the job's identity ----------------------------------------------
+def test_relaunch_with_other_settings_is_refused_until_restart(tmp_path: Path) -> None:
+    sweep = tmp_path / "S"
+    first = launch(tmp_path, "-m", "seed=0,1", *FAST, f"hydra.sweep.dir={sweep}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    overrides = (sweep / "0" / ".hydra" / "overrides.yaml").read_text()
+
+    other = launch(tmp_path, "-m", "seed=5,6", *FAST, f"hydra.sweep.dir={sweep}")
+    assert other.returncode == 2
+    lines = [x for x in other.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, other.stderr
+    expected = f"{sweep / '0'} holds a job of another configuration (finished; seed: 0 -> 5)"
+    assert expected in lines[0]
+    assert "restart=true" in lines[0]
+    assert (sweep / "0" / ".hydra" / "overrides.yaml").read_text() == overrides  # untouched
+
+    # one job of a two-job folder: the report counts this launch, not the folder
+    one = launch(tmp_path, "-m", "seed=0", *FAST, f"hydra.sweep.dir={sweep}")
+    assert one.returncode == 0 and "multirun: 1/1 jobs finished" in one.stderr + one.stdout
+
+    again = launch(tmp_path, "-m", "seed=5,6", *FAST, "restart=true", f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "multirun: 2/2 jobs finished" in again.stdout + again.stderr
+    assert OmegaConf.load(sweep / "0" / "config.yaml").seed == 5
+    (kept,) = (sweep / "0" / ".discarded").iterdir()  # the seed-0 run, moved aside
+    assert OmegaConf.load(kept / "config.yaml").seed == 0
+    assert status(kept)["status"] == "finished" and (kept / "metrics.csv").is_file()
+    assert sorted(collect(sweep).jobs["seed"]) == [5, 6]  # .discarded is not a job
+    # the same command again (a requeue, a relaunch): the restarted jobs are not restarted
+    stamp = status(sweep / "0")["updated"]
+    same = launch(tmp_path, "-m", "seed=5,6", *FAST, "restart=true", f"hydra.sweep.dir={sweep}")
+    assert same.returncode == 0 and "multirun: 2/2 jobs finished" in same.stdout + same.stderr
+    assert status(sweep / "0")["updated"] == stamp
+    assert len(list((sweep / "0" / ".discarded").iterdir())) == 1
+
+
+def test_a_changed_model_or_lr_never_resumes_an_interrupted_checkpoint(make_cfg) -> None:
+    cfg = make_cfg(*FAST)
+    run(cfg)
+    JobFolder(cfg.paths.output_dir).mark("interrupted")
+    for changed in (["model.width=32"], ["optimizer.lr=0.5", "seed=3"]):
+        error = check("train", [*FAST, *changed, f"hydra.run.dir={cfg.paths.output_dir}"], validate)
+        assert error is not None and "\n" not in error
+        assert "holds a job of another configuration (interrupted; " in error
+        for key in (c.split("=")[0] for c in changed):
+            assert key in error, error
+    # a longer run of the same job is a continuation (skip_finished=false), not another job
+    argv = [*FAST, "trainer.max_epochs=2", "skip_finished=false"]
+    assert check("train", [*argv, f"hydra.run.dir={cfg.paths.output_dir}"], validate) is None
+
+
+# -- 3. analysis validates what it reads ---------------------------------------------------------
+def test_truncated_or_empty_results_are_reported_damaged(make_cfg, tmp_path: Path) -> None:
+    for job in ("a", "b", "c"):
+        run(make_cfg(*FAST, job=f"sweep/{job}"))
+        (tmp_path / "sweep" / job / ".hydra").mkdir()
+    a, b = tmp_path / "sweep" / "a" / "metrics.csv", tmp_path / "sweep" / "b" / "metrics.csv"
+    a.write_bytes(a.read_bytes()[: int(a.stat().st_size * 0.6)])  # truncate -s 60%
+    b.write_text("")
+    ensemble_cfg = make_cfg("ensemble.n_inits=8", "ensemble.progress=false",
+                            "dataset.num_samples=300", "dataset.shape=[10]",
+                            "ensemble.eval_samples=100", "ensemble.n_boot=50",
+                            name="ensemble", job="sweep/e")  # fmt: skip
+    ens.run(ensemble_cfg)
+    (tmp_path / "sweep" / "e" / ".hydra").mkdir()
+    inits = tmp_path / "sweep" / "e" / "inits.csv"
+    inits.write_text("".join(inits.read_text().splitlines(keepends=True)[:5]))
+
+    jobs = collect(tmp_path / "sweep").jobs.set_index("job")
+    assert jobs.loc["c", "status"] == "finished"
+    assert jobs.loc["a", "status"] == "damaged"
+    cut = re.fullmatch(
+        r"finished, but metrics.csv ends at step (\d+), the job finished at step 6",
+        jobs.loc["a", "error"],
+    )
+    assert cut and int(cut.group(1)) < 6, jobs.loc["a", "error"]
+    assert jobs.loc["b", "status"] == "damaged" and "empty" in jobs.loc["b", "error"]
+    assert jobs.loc["e", "status"] == "damaged"
+    assert (
+        jobs.loc["e", "error"] == "finished, but inits.csv holds 4 initializations, summary.json 8"
+    )
+
+
+# -- 4. a damaged checkpoint -----------------------------------------------------------------------
+def test_damaged_checkpoint_is_named_and_restart_true_starts_over(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    argv = [*FAST, f"hydra.run.dir={folder}"]
+    assert launch(tmp_path, *argv).returncode == 0
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    damaged = ckpt.read_bytes()[: ckpt.stat().st_size // 2]
+    ckpt.write_bytes(damaged)
+    JobFolder(folder).mark("interrupted")
+
+    proc = launch(tmp_path, *argv)
+    assert proc.returncode == 1
+    (line,) = error_lines(proc)
+    assert line.startswith(f"error: {ckpt} is damaged (") and "restart=true" in line
+    assert "Traceback" not in proc.stderr
+    assert status(folder)["status"] == "failed" and str(ckpt) in status(folder)["error"]
+
+    proc = launch(tmp_path, *argv, "restart=true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    st = status(folder)
+    assert st["status"] == "finished" and st["attempt"] == 1 and "resumed_from_step" not in st
+    (kept,) = (folder / ".discarded").iterdir()
+    assert (kept / "checkpoints" / "last.ckpt").read_bytes() == damaged  # moved, not deleted
+
+
+# -- 5. an ensemble stopped by a signal resumes to the same result --------------------------
+ENSEMBLE = [  # 8 blocks of 20 initializations: signalled once the first is on disk
+    "model.depth=2",
+    "model.width=32",
+    "dataset.num_samples=400",
+    "dataset.num_classes=2",
+    "dataset.shape=[16]",
+    "ensemble.n_inits=160",
+    "ensemble.eval_samples=300",
+    "ensemble.batch_size=300",
+    "ensemble.n_boot=100",
+    "ensemble.progress=false",
+    "ensemble.workers=1",
+]
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_ensemble_stopped_by_a_signal_resumes_to_the_uninterrupted_result(
+    tmp_path: Path, make_cfg, sig: str
+) -> None:
+    folder = tmp_path / "stopped"
+    argv = [*ENSEMBLE, f"hydra.run.dir={folder}"]
+    proc = launch(tmp_path, *argv, entry="ensemble.py", wait=False)
+    deadline = time.monotonic() + 240
+    while not list((folder / "partial").glob("[0-9]*.npz")):  # not a temporary file
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(getattr(signal, sig))
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode != 0, "finished before the signal: make the ensemble larger"
+    st = status(folder)
+    assert st["status"] == "interrupted", st
+    blocks = sorted((folder / "partial").glob("[0-9]*.npz"))
+    assert 1 <= len(blocks) < 8, (blocks, err[-2000:])
+    assert not (folder / "summary.json").exists() and not (folder / "inits.csv").exists()
+
+    again = launch(tmp_path, *argv, entry="ensemble.py")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{20 * len(blocks)} of 160 initializations found" in again.stderr + again.stdout
+    assert status(folder)["status"] == "finished" and not (folder / "partial").exists()
+
+    reference = make_cfg(*ENSEMBLE, name="ensemble", job="reference")
+    ens.run(reference)
+    ref_dir = Path(reference.paths.output_dir)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(folder / "inits.csv"), pd.read_csv(ref_dir / "inits.csv"), check_exact=True
+    )
+    got, want = (json.loads((d / "summary.json").read_text()) for d in (folder, ref_dir))
+    assert got["gamma"] == want["gamma"] and got["gamma_ci"] == want["gamma_ci"]
+
+
+# -- 6. bad values: one line, exit 2, nothing written ---------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["dataset.num_classes=0"], "dataset.num_classes=0"),
+        (["dataset.shape=[0]"], "dataset.shape=[0]"),
+        (["dataset.num_samples=3"], "dataset.num_samples=3"),
+        (["dataset.separation=-1"], "dataset.separation=-1"),
+        (["dataset.num_classes=1"], "dataset.num_classes=1 must be >= 2"),
+        (["seed=-1"], "seed=-1 must be an integer in [0, 4294967295]"),
+        (["seed=abc"], "seed=abc must be an integer"),
+        (["optimizer.lr=inf"], "optimizer.lr=inf must be a positive finite number"),
+    ],
+)
+def test_bad_training_values_give_one_line(argv: list[str], expected: str) -> None:
+    error = check("train", argv, validate)
+    assert error is not None and "\n" not in error and expected in error, error
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["ensemble.eval_samples=1"], "ensemble.eval_samples=1 must be an integer >= 2"),
+        (["dataset.num_classes=1"], "dataset.num_classes=1 must be >= 2"),
+        (["ensemble.n_inits=1"], "ensemble.n_inits=1 must be an integer >= 2"),
+    ],
+)
+def test_bad_ensemble_values_give_one_line(argv: list[str], expected: str) -> None:
+    error = check("ensemble", argv, validate_ensemble)
+    assert error is not None and "\n" not in error and expected in error, error
+
+
+def test_unwritable_output_folder_is_one_line_and_nothing_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "outputs"
+    blocker.write_text("a file where the output folder should be")
+    proc = launch(tmp_path, "seed=abc")
+    assert proc.returncode == 2 and len(error_lines(proc)) == 1
+    proc = launch(tmp_path, *FAST)
+    assert proc.returncode == 2
+    (line,) = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert line.startswith("error: cannot create the job folder") and str(blocker) in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"]
+
+
+# -- 7. small ones -------------------------------------------------------------------------
+def test_a_signal_before_training_stops_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    fault = ["+callbacks.fault._target_=helpers.faults.SignalAtFitStart"]
+    proc = launch(tmp_path, *FAST, *fault, f"hydra.run.dir={folder}")
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-3000:]
+    st = status(folder)
+    assert st["status"] == "interrupted" and st["signal"] == "SIGTERM"
+    # stopped before the step-0 statistics: no statistics row was computed after the signal
+    metrics = folder / "metrics.csv"
+    assert not metrics.exists() or "igb/train/f_max" not in metrics.read_text()
+
+
+def test_resume_log_names_the_epoch_training_continues_in(make_cfg, caplog) -> None:
+    cfg = make_cfg(*TINY, "logger=csv", "trainer.max_epochs=1")
+    run(cfg)
+    caplog.set_level("INFO", logger="igb.jobs.checkpoint")
+    run(make_cfg(*TINY, "logger=csv", "trainer.max_epochs=2", "skip_finished=false"))
+    assert "resumed at step 6 (epoch 1)" in caplog.text
+    assert not math.isnan(status(Path(cfg.paths.output_dir))["objective"])

@@ -1,0 +1,35 @@
+"""The package layout holds: import contracts (import-linter), no flat modules, fast starts."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold() -> None:
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert exe, "import-linter is a dev dependency"
+    proc = subprocess.run([exe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout
+
+
+def test_top_level_holds_only_packages_errors_and_compat() -> None:
+    top = sorted(p.name for p in (ROOT / "src" / "igb").glob("*.py"))
+    assert top == ["__init__.py", "compat.py", "errors.py"]
+
+
+@pytest.mark.parametrize("path", ["src/igb", "multirun_analysis"])
+def test_no_module_over_400_lines(path: str) -> None:
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in (ROOT / path).rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert not long, long
