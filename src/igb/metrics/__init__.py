@@ -3,9 +3,13 @@
 Names follow docs/science.md: ``f`` (prediction fractions), ``f_max``, ranked
 fractions, normalised entropy, centred-logit moments ``mu``/``s2``, the
 single-initialization bias degree ``g`` and the ensemble IGB strength ``gamma``.
+
+The torchmetrics ``Metric`` (:mod:`.bias_statistics`) is loaded on first use: torchmetrics
+brings scipy, matplotlib and torchvision, which ensembles and the theory never need.
 """
 
-from igb.metrics.bias_statistics import BIAS_KEYS, TARGET_KEYS, BiasStatistics
+from typing import Any
+
 from igb.metrics.functional import (
     bias_degree,
     centred_logit_moments,
@@ -18,6 +22,16 @@ from igb.metrics.functional import (
     statistics_from_sums,
 )
 from igb.metrics.gamma import gamma_bootstrap_ci, gamma_from_moments
+
+_IN_BIAS_STATISTICS = ("BIAS_KEYS", "TARGET_KEYS", "BiasStatistics")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _IN_BIAS_STATISTICS:
+        from igb.metrics import bias_statistics
+
+        return getattr(bias_statistics, name)
+    raise AttributeError(f"module 'igb.metrics' has no attribute {name!r}")
 
 __all__ = [
     "BIAS_KEYS",
