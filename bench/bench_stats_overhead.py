@@ -41,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from igb.callbacks import BiasStatsCallback
 from igb.data.instantiate import instantiate_datamodule
 from igb.nn import build_model
+from igb.training.datamodule import as_lightning
 from igb.training.module import IGBModule
 from igb.training.run import instantiate_group
 
@@ -143,7 +144,7 @@ def one_run(cfg: DictConfig, dm) -> EpochTimer:
         callbacks=[timer, *callbacks],
         logger=loggers,
     )
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=as_lightning(dm))
     return timer
 
 

@@ -44,6 +44,7 @@ from igb.data.loader import InMemoryLoader
 from igb.jobs.status import JobFolder
 from igb.logging.loggers import finish_loggers
 from igb.nn import build_model
+from igb.training.datamodule import as_lightning
 from igb.training.run import build
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -168,7 +169,7 @@ def lightning_run(cfg: DictConfig, epochs: int, out: Path) -> list[float]:
     timer = EpochTimer()
     trainer, module, dm, loggers = build(cfg, JobFolder(out), extra_callbacks=[timer])
     try:
-        trainer.fit(module, datamodule=dm)
+        trainer.fit(module, datamodule=as_lightning(dm))
     finally:
         finish_loggers(loggers)
     return timer.times

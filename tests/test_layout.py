@@ -33,3 +33,23 @@ def test_no_module_over_400_lines(path: str) -> None:
         if (n := len(p.read_text().splitlines())) > 400
     }
     assert not long, long
+
+
+def test_ensembles_and_theory_start_without_lightning() -> None:
+    """The ensemble and theory entries (and the evaluation data they build) never import
+    Lightning or torchmetrics: they train nothing, and those imports cost seconds."""
+    code = (
+        "import sys\n"
+        "import igb.launch.preflight, igb.launch.validate_ensemble, igb.ensemble\n"
+        "import igb.launch.theory_cli, igb.theory.nngp\n"
+        "from igb.data import GaussianBlobsDataModule\n"
+        "dm = GaussianBlobsDataModule(num_samples=64, num_classes=2, shape=[4])\n"
+        "dm.setup()\n"
+        "print(sorted(m for m in ('lightning', 'pytorch_lightning', 'torchmetrics')"
+        " if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

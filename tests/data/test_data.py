@@ -33,6 +33,7 @@ from igb.data import (
 )
 from igb.errors import ConfigError
 from igb.logging.quiet import quiet_lightning
+from igb.training.datamodule import as_lightning
 
 # -- tiny files in the real formats ---------------------------------------------------------
 
@@ -608,7 +609,7 @@ def test_loader_under_lightning_follows_trainer_epochs(tmp_path: Path) -> None:
         use_distributed_sampler=False,
         default_root_dir=str(tmp_path),
     )
-    trainer.fit(Tiny(), datamodule=dm)
+    trainer.fit(Tiny(), datamodule=as_lightning(dm))
     _, y = dm.split_tensors("train")
     ref = InMemoryLoader(dm.split_tensors("train")[0], y, 16, shuffle=True, seed=2)
     expected = []

@@ -17,9 +17,9 @@ from helpers.entry_points import run_entry
 from helpers.model_configs import mlp_config
 
 from igb import ensemble as ens
-from igb.launch.validate_ensemble import validate_ensemble
 from igb.ensemble import loop as ens_loop
 from igb.launch.preflight import check
+from igb.launch.validate_ensemble import validate_ensemble
 from igb.metrics import BiasStatistics, gamma_bootstrap_ci, gamma_from_moments, logit_statistics
 from igb.metrics.measure import predict_logits
 from igb.nn import build_model

@@ -20,9 +20,9 @@ from test_ensemble import one_intra_op_thread  # noqa: F401  (autouse: 1 intra-o
 from torch import nn
 
 from igb.ensemble import evaluate_ensemble
-from igb.launch.validate_ensemble import validate_ensemble
 from igb.launch.preflight import check
 from igb.launch.validate import validate
+from igb.launch.validate_ensemble import validate_ensemble
 from igb.metrics import BiasStatistics
 from igb.metrics.measure import batch_stat_mode, predict_logits
 from igb.nn import build_model

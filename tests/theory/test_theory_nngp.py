@@ -17,10 +17,10 @@ from scipy import special
 
 from igb import ensemble as ens
 from igb.ensemble import evaluate_ensemble
+from igb.launch.theory_cli import main as nngp_main
 from igb.metrics import gamma_bootstrap_ci
 from igb.nn.norm_act import ACTIVATIONS
 from igb.theory.nngp import predict_gamma
-from igb.launch.theory_cli import main as nngp_main
 from igb.theory.nngp.activations import activation_kernel, mehler_kernel, relu_kernel
 from igb.theory.nngp.kernel import Units, batch_norm, gamma_from_kernel, layer_norm, rms_norm
 from multirun_analysis.figures import _theory_curve

@@ -17,6 +17,7 @@ from igb.callbacks import BiasStatsCallback, log_spaced_steps
 from igb.data.instantiate import instantiate_datamodule
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
+from igb.training.datamodule import as_lightning
 from igb.training.run import run
 
 #: tiny but not trivial: 300 points (240 train), 4 classes, two epochs of 8 steps
@@ -222,7 +223,7 @@ def test_progress_bar_updates_at_most_at_its_rate_and_always_at_the_epoch_end(
         max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
         limit_val_batches=0, num_sanity_val_steps=0, callbacks=[bar, Shown()],
     )  # fmt: skip
-    trainer.fit(module, datamodule=dm)
+    trainer.fit(module, datamodule=as_lightning(dm))
     steps = trainer.num_training_batches  # 6
     assert updates == [1, steps, 2 * steps]
     assert seen == [steps, steps]

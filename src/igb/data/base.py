@@ -1,4 +1,9 @@
-"""In-memory LightningDataModules: load once, split with a seed, standardise with train stats."""
+"""In-memory datasets: load once, split with a seed, standardise with train stats.
+
+Plain objects with the LightningDataModule hooks (``setup``, ``*_dataloader``), without
+importing Lightning: ensembles and the theory use them and start as fast as torch. Training
+hands them to Lightning through :class:`igb.training.datamodule.LightningData`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 
 from igb.data.classes import ClassSelection
@@ -37,7 +41,7 @@ def require_config(ok: bool, key: str, message: str) -> None:
         raise ConfigError(key, message)
 
 
-class InMemoryDataModule(L.LightningDataModule):
+class InMemoryDataModule:
     """Base class: subclasses implement :meth:`_load`; splitting, standardisation and
     loaders are shared.
 
@@ -88,7 +92,8 @@ class InMemoryDataModule(L.LightningDataModule):
         class_proportions: list[float] | None = None,
         shift: float = 0.0,
     ) -> None:
-        super().__init__()
+        #: set by Lightning (through LightningData) to shard the loaders by rank
+        self.trainer: Any = None
         require_config(
             int(batch_size) >= 1,
             "dataset.batch_size",

@@ -33,6 +33,7 @@ def __getattr__(name: str) -> Any:
         return getattr(bias_statistics, name)
     raise AttributeError(f"module 'igb.metrics' has no attribute {name!r}")
 
+
 __all__ = [
     "BIAS_KEYS",
     "TARGET_KEYS",

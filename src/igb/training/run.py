@@ -18,7 +18,6 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from igb.data.base import InMemoryDataModule
 from igb.data.instantiate import instantiate_datamodule
 from igb.data.resumable import make_resumable
 from igb.jobs import ddp
@@ -37,6 +36,7 @@ from igb.jobs.status import DIVERGED, FINISHED, JobFolder, is_rank_zero
 from igb.logging.loggers import finish_loggers
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
+from igb.training.datamodule import LightningData, as_lightning
 from igb.training.module import IGBModule
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,12 @@ def build(
     job: JobFolder,
     guard: SignalGuard | None = None,
     extra_callbacks: Sequence[L.Callback] = (),
-) -> tuple[L.Trainer, IGBModule, InMemoryDataModule, list[Any]]:
+) -> tuple[L.Trainer, IGBModule, LightningData, list[Any]]:
     """The job's trainer, module, datamodule and loggers, exactly as :func:`fit` runs them
     (``bench/bench_train.py`` times this, so the benchmark is the default run)."""
     quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = instantiate_datamodule(cfg.dataset)
+    dm = as_lightning(instantiate_datamodule(cfg.dataset))
     dm.check_available()
     dm.prepare_data()
     dm.setup("fit")
@@ -122,7 +122,7 @@ def _fit_and_test(
     job: JobFolder,
     trainer: L.Trainer,
     module: IGBModule,
-    dm: InMemoryDataModule,
+    dm: LightningData,
     guard: SignalGuard | None = None,
 ) -> Outcome:
     ckpt = last_checkpoint(cfg.paths.output_dir)
