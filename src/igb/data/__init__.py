@@ -1,15 +1,33 @@
-"""Datamodules holding data as in-memory tensors (no per-sample Python loading)."""
+"""Datasets held as in-memory tensors (no per-sample Python loading).
+
+The real-image datasets (torchvision: MNIST, Fashion-MNIST, CIFAR) and digits (sklearn)
+are loaded on first use: importing torchvision costs seconds that the default Gaussian
+data and the theory never need. ``igb.data.<Name>`` works as before (Hydra ``_target_``).
+"""
+
+from typing import Any
 
 from igb.data.base import DatasetCorruptedError, DatasetNotFoundError, InMemoryDataModule
 from igb.data.blobs import GaussianBlobsDataModule
-from igb.data.digits import DigitsDataModule
 from igb.data.loader import InMemoryLoader
-from igb.data.vision import (
-    CIFAR10DataModule,
-    CIFAR100DataModule,
-    FashionMNISTDataModule,
-    MNISTDataModule,
-)
+
+#: class name -> module that defines it, imported on first access
+_LAZY = {
+    "CIFAR10DataModule": "igb.data.vision",
+    "CIFAR100DataModule": "igb.data.vision",
+    "FashionMNISTDataModule": "igb.data.vision",
+    "MNISTDataModule": "igb.data.vision",
+    "DigitsDataModule": "igb.data.digits",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'igb.data' has no attribute {name!r}")
+
 
 __all__ = [
     "CIFAR10DataModule",
