@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from igb.compat import wandb_record_module
+
 if TYPE_CHECKING:
     import pandas as pd
     from wandb.proto.wandb_internal_pb2 import Record
@@ -236,7 +238,8 @@ def _scan(data: bytes, name: str) -> tuple[list[tuple[int, bytes]], int | None]:
 
 def _records(path: Path, strict: bool) -> tuple[list[tuple[int, Record]], int | None, int]:
     from google.protobuf.message import DecodeError
-    from wandb.proto import wandb_internal_pb2 as pb
+
+    pb = wandb_record_module()
 
     data = path.read_bytes()
     name = str(path)

@@ -82,3 +82,44 @@ def test_wandb_credentials_are_looked_up_where_wandb_mode_mirrors() -> None:
     assert "env.API_KEY" in source and "env.IDENTITY_TOKEN_FILE" in source
     assert "netrc" in source.lower()
     assert Settings().base_url.rstrip("/") == wandb_mode.DEFAULT_BASE_URL
+
+
+def test_hydra_messages_are_read_from_errors_hydra_really_raises() -> None:
+    """The regexes over Hydra's wording, against the errors Hydra 1.3 raises for an unknown
+    option and an unknown key (a wording change fails here, not as a traceback at a user)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from igb.launch.conf_dir import find_conf_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(find_conf_dir()), version_base="1.3"):
+        with pytest.raises(Exception) as missing:
+            compose("train", ["norm=sideways"])
+        with pytest.raises(Exception) as unknown:
+            compose("train", ["model.no_such_key=1"])
+    GlobalHydra.instance().clear()
+    assert compat.hydra_missing_option(str(missing.value)) == ("norm", "sideways")
+    assert compat.hydra_unknown_key(str(unknown.value)) == "model.no_such_key"
+    assert compat.hydra_missing_option("something else") is None
+    assert compat.hydra_unknown_key("something else") is None
+
+
+def test_private_attribute_helpers_on_real_objects() -> None:
+    import torch
+    from lightning.pytorch.callbacks import RichProgressBar
+    from lightning.pytorch.loggers import WandbLogger
+    from timm.layers import BatchNormAct2d
+
+    logger = WandbLogger(offline=True, anonymous=None)
+    assert "anonymous" in logger._wandb_init
+    compat.drop_unset_wandb_init_key(logger)
+    assert "anonymous" not in logger._wandb_init
+    assert compat.logger_run(logger) is None  # nothing started, and nothing starts
+    assert logger._experiment is None
+    assert compat.progress_stopped(RichProgressBar()) is False
+    base = compat.batch_norm_base()
+    for norm in (torch.nn.BatchNorm1d(3), torch.nn.BatchNorm2d(3), BatchNormAct2d(3)):
+        assert isinstance(norm, base)
+    assert not isinstance(torch.nn.LayerNorm(3), base)
+    assert hasattr(compat.wandb_record_module(), "Record")

@@ -1,4 +1,4 @@
-"""Every use igb makes of a private API of Hydra, Lightning or W&B, in one place.
+"""Every use igb makes of a private API of Hydra, Lightning, torch or W&B, in one place.
 
 Each entry of :data:`PRIVATE_APIS` names the private object, what igb uses it for, where,
 and the version it was checked against; :func:`broken_apis` checks that each is still
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +35,23 @@ __all__ = [
     "PrivateAPI",
     "broken_apis",
     "get_args_parser",
+    "batch_norm_base",
+    "drop_unset_wandb_init_key",
+    "hydra_missing_option",
+    "hydra_unknown_key",
+    "logger_run",
+    "progress_stopped",
     "set_ddp_subprocess_command",
+    "wandb_record_module",
 ]
 
 #: the versions every entry of :data:`PRIVATE_APIS` was checked against
-CHECKED_VERSIONS = {"hydra-core": "1.3.8", "lightning": "2.6.6", "wandb": "0.31.0"}
+CHECKED_VERSIONS = {
+    "hydra-core": "1.3.8",
+    "lightning": "2.6.6",
+    "wandb": "0.31.0",
+    "torch": "2.14.1",
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,41 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "the logger's writer, built once (the appending one)",
     ),
     PrivateAPI(
+        "lightning",
+        "lightning.pytorch.loggers",
+        "WandbLogger._wandb_init",
+        "igb.logging.loggers (drop_unset_wandb_init_key)",
+        "drop the `anonymous=None` Lightning always passes (wandb warns on any value)",
+    ),
+    PrivateAPI(
+        "lightning",
+        "lightning.pytorch.loggers",
+        "WandbLogger._experiment",
+        "igb.logging.loggers, igb.jobs.checkpoint (logger_run)",
+        "the W&B run if one was started, without starting one (`.experiment` would)",
+    ),
+    PrivateAPI(
+        "lightning",
+        "lightning.pytorch.callbacks",
+        "RichProgressBar._progress_stopped",
+        "igb.callbacks.progress (progress_stopped)",
+        "draw the statistics pass in the live bar only while it is on screen",
+    ),
+    PrivateAPI(
+        "torch",
+        "torch.nn.modules.batchnorm",
+        "_BatchNorm",
+        "igb.nn.norm_act (batch_norm_base)",
+        "every BatchNorm class (torch's 1d/2d/3d, timm's BatchNormAct2d) in one isinstance",
+    ),
+    PrivateAPI(
+        "wandb",
+        "wandb.proto.wandb_internal_pb2",
+        "Record",
+        "multirun_analysis.wandb_files (wandb_record_module)",
+        "decode the records of an offline .wandb file (no public reader exists)",
+    ),
+    PrivateAPI(
         "wandb",
         "wandb.sdk.lib.wbauth.authenticate",
         "_use_system_auth",
@@ -167,3 +215,62 @@ def set_ddp_subprocess_command(build: Callable[[int], tuple[Sequence[str], str]]
 
     if subprocess_script._hydra_subprocess_cmd is not build:
         subprocess_script._hydra_subprocess_cmd = build
+
+
+# -- Lightning / torch / W&B private attributes, each used from here only ------------------
+
+
+def drop_unset_wandb_init_key(logger: Any, key: str = "anonymous") -> None:
+    """Remove ``key`` from a WandbLogger's pending ``wandb.init`` kwargs when it is None."""
+    init = getattr(logger, "_wandb_init", None)
+    if isinstance(init, dict) and key in init and init[key] is None:
+        init.pop(key)
+
+
+def logger_run(logger: Any) -> Any:
+    """The W&B run a logger has started, or None (never starts one, unlike ``.experiment``)."""
+    return getattr(logger, "_experiment", None)
+
+
+def progress_stopped(bar: Any) -> bool:
+    """Whether a RichProgressBar has taken its live display off the screen."""
+    return bool(getattr(bar, "_progress_stopped", False))
+
+
+def batch_norm_base() -> type:
+    """torch's base class of every BatchNorm (and of timm's BatchNormAct2d)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return _BatchNorm
+
+
+def wandb_record_module() -> Any:
+    """wandb's protobuf module that defines ``Record`` (the rows of a ``.wandb`` file)."""
+    from wandb.proto import wandb_internal_pb2
+
+    return wandb_internal_pb2
+
+
+# -- Hydra's error messages: the texts igb reads keys and options out of --------------------
+
+#: Hydra 1.3's wording (checked in tests/test_compat.py against errors Hydra really raises)
+_MISSING_OPTION = re.compile(r"Could not find '([^']+)/([^'/]+)'")
+_UNKNOWN_KEY = (
+    re.compile(r"Could not override '([^']+)'"),
+    re.compile(r"Key '([^']+)' is not in struct"),
+)
+
+
+def hydra_missing_option(text: str) -> tuple[str, str] | None:
+    """``(group, option)`` from Hydra's "Could not find 'group/option'" message."""
+    m = _MISSING_OPTION.search(text)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def hydra_unknown_key(text: str) -> str | None:
+    """The key of Hydra's "Could not override 'key'" / "Key 'key' is not in struct"."""
+    for pattern in _UNKNOWN_KEY:
+        m = pattern.search(text)
+        if m:
+            return m.group(1)
+    return None

@@ -23,6 +23,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 
+from igb.compat import progress_stopped
+
 
 class ProgressBar(RichProgressBar):
     """``RichProgressBar`` whose per-batch update runs at most ``refresh_rate`` times a
@@ -52,7 +54,7 @@ def _live_rich_bar(trainer: L.Trainer):
     for cb in trainer.callbacks:
         if isinstance(cb, RichProgressBar) and cb.is_enabled:
             progress = getattr(cb, "progress", None)
-            if progress is not None and not getattr(cb, "_progress_stopped", False):
+            if progress is not None and not progress_stopped(cb):
                 return progress
     return None
 

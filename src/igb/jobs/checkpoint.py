@@ -34,6 +34,7 @@ from typing import Any
 
 import lightning as L
 
+from igb.compat import logger_run
 from igb.errors import JobError
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import JobFolder
@@ -255,7 +256,7 @@ def trainer_plugins(trainer_cfg: Any) -> dict[str, Any]:
 def mark_wandb_preempting(loggers: list[Any]) -> None:
     """Tell W&B the run is being preempted (it will be resumed under the same id)."""
     for lg in loggers:
-        run = getattr(lg, "_experiment", None)
+        run = logger_run(lg)
         mark = getattr(run, "mark_preempting", None)
         if callable(mark):
             try:

@@ -10,7 +10,6 @@ an ``experiment`` puts under ``hydra.sweeper.params``), validates each with
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from igb.compat import BasicSweeper, get_args_parser
+from igb.compat import BasicSweeper, get_args_parser, hydra_missing_option, hydra_unknown_key
 from igb.errors import ConfigError, one_line
 from igb.launch.conf_dir import find_conf_dir
 
@@ -40,16 +39,13 @@ def _explain_composition(exc: Exception, overrides: Sequence[str], config_name: 
     """Turn Hydra's multi-line composition errors into one line naming key and allowed values."""
     text = str(exc)
     if isinstance(exc, MissingConfigException):
-        m = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
-        if m:
-            group, option = m.group(1), m.group(2)
+        found = hydra_missing_option(text)
+        if found:
+            group, option = found
             allowed = list(exc.options or []) or _options(group)
             return f"{group}={option} is not an option of '{group}'; allowed: {', '.join(allowed)}"
-    m = re.search(r"Could not override '([^']+)'", text) or re.search(
-        r"Key '([^']+)' is not in struct", text
-    )
-    if m:
-        key = m.group(1)
+    key = hydra_unknown_key(text)
+    if key:
         parent = key.rsplit(".", 1)[0] if "." in key else ""
         rest = [o for o in overrides if not o.lstrip("+~").startswith(key)]
         try:

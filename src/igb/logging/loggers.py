@@ -11,6 +11,7 @@ from typing import Any
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from igb.compat import drop_unset_wandb_init_key, logger_run
 from igb.logging.wandb_mode import resolve_mode
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,7 @@ def wandb_logger(
     )
     # Lightning always passes `anonymous` (None by default) and wandb 0.31 warns about
     # any value of it ("has no effect"): drop the key unless the user set it
-    if getattr(logger, "_wandb_init", {}).get("anonymous", "set") is None:
-        logger._wandb_init.pop("anonymous")
+    drop_unset_wandb_init_key(logger, "anonymous")
     return logger
 
 
@@ -75,7 +75,7 @@ def finish_loggers(loggers: list[Any], exit_code: int = 0) -> None:
     """
     finished = False
     for lg in loggers:
-        if isinstance(lg, WandbLogger) and getattr(lg, "_experiment", None) is not None:
+        if isinstance(lg, WandbLogger) and logger_run(lg) is not None:
             lg.experiment.finish(exit_code=exit_code)
             finished = True
     if finished:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from igb.compat import batch_norm_base
 from igb.errors import ConfigError
 from igb.nn.centering import CenterInitNorm, CenterNorm
 
@@ -127,7 +128,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 FINAL_NORM: dict[str, bool] = {"none": False, "pre": True, "post": False}
 
 #: Norm modules the bias measurement must switch to batch statistics (training mode).
-BATCH_STAT_NORMS = (nn.modules.batchnorm._BatchNorm, CenterNorm, CenterInitNorm)
+BATCH_STAT_NORMS = (batch_norm_base(), CenterNorm, CenterInitNorm)
 
 
 def kinds_for_layouts(layouts: set[str]) -> list[str]:
