@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from igb.ensemble.loop import run_loop
@@ -18,6 +17,7 @@ from igb.ensemble.statistics import EnsembleResult, StatisticsStore
 from igb.ensemble.vmap import run_vmap
 from igb.errors import ConfigError
 from igb.metrics.measure import NORM_MODES
+from igb.nn.build import plain_config
 from igb.nn.reinit import reinitializer
 
 
@@ -45,8 +45,8 @@ def evaluate_ensemble(
     parameter, ``head`` only the classifier head on the backbone of initialization
     ``backbone_seed`` (default: the first seed; :mod:`igb.nn.reinit`).
     """
-    model_cfg = _plain(model_cfg)
-    norm_cfg = _plain(norm_cfg)
+    model_cfg = plain_config(model_cfg)
+    norm_cfg = plain_config(norm_cfg)
     if norm_mode not in NORM_MODES:
         raise ConfigError(
             "ensemble.norm_mode",
@@ -93,9 +93,3 @@ def evaluate_ensemble(
         chunk_size=chunk,
         eval_time_s=elapsed,
     )
-
-
-def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)

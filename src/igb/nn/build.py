@@ -18,6 +18,15 @@ from igb.nn.norm_act import NormAct, NormConfig
 _BUILD_KEYS = ("_target_", "name", "activation", "init")
 
 
+def plain_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A config node as a plain resolved dict (model and norm configs arrive as either)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
 def _positive(cfg: Mapping[str, Any], key: str) -> None:
     value = cfg.get(key)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

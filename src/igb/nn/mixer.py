@@ -20,7 +20,7 @@ from torch import nn
 from igb.errors import ConfigError
 from igb.nn.classifier import Classifier
 from igb.nn.norm_act import NormAct
-from igb.nn.vit import patch_grid
+from igb.nn.tokens import patch_grid, residual_stack
 
 POOLS = ("cls", "mean")
 
@@ -62,16 +62,13 @@ class MLPMixer(Classifier):
         self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
         tokens = patches + (pool == "cls")
         self.cls_token = nn.Parameter(torch.empty(1, 1, width)) if pool == "cls" else None
-        blocks = []
-        for _ in range(depth):
-            channel_mlp = nn.Sequential(
-                nn.Linear(width, channel_hidden), norm_act.act(), nn.Linear(channel_hidden, width)
-            )
-            blocks.append(
-                norm_act.residual(TokenMixing(tokens, token_hidden, norm_act.act()), width, "token")
-            )
-            blocks.append(norm_act.residual(channel_mlp, width, "token"))
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = residual_stack(
+            norm_act,
+            width,
+            depth,
+            lambda: TokenMixing(tokens, token_hidden, norm_act.act()),
+            channel_hidden,
+        )
         self.final_norm = norm_act.final_norm(width, "token")
         self.head = nn.Linear(width, self.num_classes)
 

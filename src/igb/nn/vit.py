@@ -13,19 +13,8 @@ from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn.classifier import Classifier
-from igb.nn.cnn import require_image
 from igb.nn.norm_act import NormAct
-
-
-def patch_grid(input_shape: tuple[int, ...], patch_size: int, model: str) -> tuple[int, int]:
-    """(channels, number of patches) of an image cut into ``patch_size`` squares."""
-    channels, h, w = require_image(input_shape, model)
-    if patch_size < 1 or h % patch_size or w % patch_size:
-        raise ConfigError(
-            "model.patch_size",
-            f"model.patch_size={patch_size} must divide the image size {h}x{w}",
-        )
-    return channels, (h // patch_size) * (w // patch_size)
+from igb.nn.tokens import patch_grid, residual_stack
 
 
 class SelfAttention(nn.Module):
@@ -59,12 +48,9 @@ class ViT(Classifier):
         self.cls_token = nn.Parameter(torch.empty(1, 1, width))
         self.pos_embed = nn.Parameter(torch.empty(1, n_tokens, width))
         hidden = int(width * mlp_ratio)
-        blocks = []
-        for _ in range(depth):
-            mlp = nn.Sequential(nn.Linear(width, hidden), norm_act.act(), nn.Linear(hidden, width))
-            blocks.append(norm_act.residual(SelfAttention(width, heads), width, "token"))
-            blocks.append(norm_act.residual(mlp, width, "token"))
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = residual_stack(
+            norm_act, width, depth, lambda: SelfAttention(width, heads), hidden
+        )
         self.final_norm = norm_act.final_norm(width, "token")
         self.head = nn.Linear(width, self.num_classes)
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from igb.nn.build import plain_config
 from igb.nn.norm_act import ACTIVATIONS, PLACEMENTS
 from igb.theory import gaussian as theory
 from igb.theory.nngp.kernel import (
@@ -116,7 +117,7 @@ def predict_gamma(
     ``ensemble.norm_mode``): BatchNorm centres each batch with its own statistics.
     """
     t0 = time.perf_counter()
-    arch = architecture(_plain(model_cfg), _plain(norm_cfg), norm_mode)
+    arch = architecture(plain_config(model_cfg), plain_config(norm_cfg), norm_mode)
     if isinstance(arch, str):
         return Prediction(gamma=None, reason=arch)
     if isinstance(x, torch.Tensor):
@@ -128,11 +129,3 @@ def predict_gamma(
         return Prediction(gamma=gamma, seconds=time.perf_counter() - t0)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
-
-
-def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)

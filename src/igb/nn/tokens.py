@@ -1,0 +1,43 @@
+"""What the token models share: patches, and the stack of residual mixing blocks.
+
+The ViT and the MLP-Mixer differ only in how tokens exchange information (attention or a
+token-mixing MLP); both alternate that with a channel MLP, each a residual unit whose
+norm placement :meth:`NormAct.residual` decides. One implementation of that stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from igb.errors import ConfigError
+from igb.nn.cnn import require_image
+from igb.nn.norm_act import NormAct
+
+
+def patch_grid(input_shape: tuple[int, ...], patch_size: int, model: str) -> tuple[int, int]:
+    """(channels, number of patches) of an image cut into ``patch_size`` squares."""
+    channels, h, w = require_image(input_shape, model)
+    if patch_size < 1 or h % patch_size or w % patch_size:
+        raise ConfigError(
+            "model.patch_size",
+            f"model.patch_size={patch_size} must divide the image size {h}x{w}",
+        )
+    return channels, (h // patch_size) * (w // patch_size)
+
+
+def channel_mlp(width: int, hidden: int, act: nn.Module) -> nn.Sequential:
+    """``width -> hidden -> width`` along the channel axis of every token."""
+    return nn.Sequential(nn.Linear(width, hidden), act, nn.Linear(hidden, width))
+
+
+def residual_stack(
+    norm_act: NormAct, width: int, depth: int, mixer: Callable[[], nn.Module], hidden: int
+) -> nn.Sequential:
+    """``depth`` times: a residual token mixer, then a residual channel MLP."""
+    blocks: list[nn.Module] = []
+    for _ in range(depth):
+        blocks.append(norm_act.residual(mixer(), width, "token"))
+        blocks.append(norm_act.residual(channel_mlp(width, hidden, norm_act.act()), width, "token"))
+    return nn.Sequential(*blocks)
