@@ -100,7 +100,8 @@ def test_grid_of_two_jobs_runs_as_a_slurm_job_array(slurm: SlurmCluster, tmp_pat
     assert set(seen) == {"0", "1"} and len(set(seen.values())) == 2
     # the array's tasks are known to the controller under the same ids
     for task in ("0", "1"):
-        assert slurm.job_state(f"{array_id}_{task}") == "COMPLETED"
+        # submitit reads the result file before the controller records the end: wait for it
+        assert slurm.wait_for_job(f"{array_id}_{task}", timeout=60) == "COMPLETED"
 
 
 def test_job_signalled_before_its_time_limit_is_requeued_and_resumes(
