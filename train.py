@@ -11,7 +11,13 @@ from igb.launch.preflight import preflight
 
 
 def validate(cfg: DictConfig) -> object:
-    """The semantic checks of :mod:`igb.launch.validate` (they import torch: after composition)."""
+    """The semantic checks of :mod:`igb.launch.validate` (they import torch: after composition).
+
+    Lightning is imported here, before Hydra sets up logging: it then keeps its own console
+    handler (one line per message); imported after, its lines would also reach Hydra's.
+    """
+    import lightning  # noqa: F401
+
     from igb.launch.validate import validate as check
 
     return check(cfg)

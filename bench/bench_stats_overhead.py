@@ -36,6 +36,7 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.callbacks import BiasStatsCallback
@@ -125,7 +126,7 @@ def variant_overrides(name: str) -> list[str]:
 def one_run(cfg: DictConfig, dm) -> EpochTimer:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
-    module = IGBModule(model, OmegaConf.to_container(cfg.optimizer, resolve=True), dm.num_classes)
+    module = IGBModule(model, instantiate(cfg.optimizer), dm.num_classes)
     timer = EpochTimer()
     callbacks = [
         c

@@ -6,6 +6,7 @@ callback's rows back from there and compare them with independent computations.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -217,7 +218,7 @@ def test_progress_bar_updates_at_most_at_its_rate_and_always_at_the_epoch_end(
     dm = instantiate_datamodule(cfg.dataset)
     dm.setup("fit")
     model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=0)
-    module = IGBModule(model, {"_target_": "torch.optim.SGD", "lr": 0.1}, dm.num_classes)
+    module = IGBModule(model, partial(torch.optim.SGD, lr=0.1), dm.num_classes)
     quiet_lightning()  # as igb.training.run.build does for every run
     trainer = L.Trainer(
         max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,

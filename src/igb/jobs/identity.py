@@ -48,6 +48,11 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def optimizer_name(optimizer_cfg: Any) -> str:
+    """``sgd`` for ``torch.optim.SGD``: the optimizer node's class, lower-cased."""
+    return str(optimizer_cfg.get("_target_", "")).rsplit(".", 1)[-1].lower() or "none"
+
+
 def norm_label(placement: Any, kind: Any) -> str:
     """``none``, or ``<kind>-<placement>`` such as ``batch-post`` (``<placement>`` when the
     kind is unknown, as for a run read back without it)."""
@@ -78,7 +83,7 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
         job_type = f"ensemble-{job_type}"
         tags.insert(0, "ensemble")
     elif cfg.get("optimizer") is not None:
-        tags.append(f"optimizer:{cfg.optimizer.name}")
+        tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
     tags += [str(t) for t in cfg.get("tags", [])]
     return {"job_type": job_type, "tags": tags, "group": sweep_group()}
 

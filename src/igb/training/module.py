@@ -1,4 +1,4 @@
-"""The LightningModule: cross-entropy, the optimizer and schedule from config, nothing else.
+"""The LightningModule: cross-entropy, the optimizer and scheduler from config, nothing else.
 
 Evaluation of the train/val sets (accuracy, loss, per-class and bias statistics) is
 done by the statistics callback, so that step 0, log-spaced steps and epoch ends are
@@ -9,29 +9,33 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import get_class
 from torch import nn
 
-from igb.errors import ConfigError
+from igb.training.schedules import SchedulerFactory
 
-#: optimizer-config keys that configure the schedule rather than the optimizer class.
-_SCHEDULE_KEYS = ("_target_", "name", "schedule", "warmup_steps", "step_size", "step_gamma")
-SCHEDULES = ("constant", "cosine", "step")
+#: ``conf/optimizer/*`` instantiated (``_partial_: true``): called with the parameters
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
 class IGBModule(L.LightningModule):
     """Cross-entropy training of ``model``; the running train loss/accuracy per epoch."""
 
-    def __init__(self, model: nn.Module, optimizer: Mapping[str, Any], num_classes: int) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerFactory,
+        num_classes: int,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
-        self.optimizer_cfg = dict(optimizer)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.num_classes = num_classes
         #: set when the loss became non-finite; training then stops cleanly
         self.diverged: str | None = None
@@ -41,12 +45,6 @@ class IGBModule(L.LightningModule):
         self._loss_sum = 0.0
         self._count = 0
         self._correct: torch.Tensor | None = None
-        schedule = self.optimizer_cfg.get("schedule", "constant")
-        if schedule not in SCHEDULES:
-            raise ConfigError(
-                "optimizer.schedule",
-                f"unknown schedule {schedule!r}; allowed: {', '.join(SCHEDULES)}",
-            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -110,27 +108,13 @@ class IGBModule(L.LightningModule):
         self.log("test/acc", acc, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
-        cfg = self.optimizer_cfg
-        kwargs = {k: v for k, v in cfg.items() if k not in _SCHEDULE_KEYS}
-        optimizer = get_class(cfg["_target_"])(self.parameters(), **kwargs)
-        schedule = cfg.get("schedule", "constant")
-        warmup = int(cfg.get("warmup_steps", 0) or 0)
-        if schedule == "constant" and warmup == 0:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if schedule == "cosine":
-                progress = (step - warmup) / max(total - warmup, 1)
-                return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-            if schedule == "step":
-                size = int(cfg.get("step_size", max(total // 3, 1)))
-                return float(cfg.get("step_gamma", 0.1)) ** ((step - warmup) // size)
-            return 1.0
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total)
+        if scheduler is None:
+            return optimizer
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -70,7 +70,12 @@ def build(
     dm.setup("fit")
     make_resumable(dm)  # a mid-epoch resume continues the epoch's batch order
     model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
-    module = IGBModule(model, OmegaConf.to_container(cfg.optimizer, resolve=True), dm.num_classes)
+    module = IGBModule(
+        model,
+        instantiate(cfg.optimizer),
+        dm.num_classes,
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") is not None else None,
+    )
 
     identity = run_identity(cfg, kind="train")
     resolved = OmegaConf.to_container(cfg, resolve=True)
