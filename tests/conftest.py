@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+import torch
 from helpers.slurm_cluster import cluster_fixture  # noqa: F401  (the module-scoped `slurm` fixture)
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -89,6 +90,16 @@ def single_intra_op_thread():
     OpenMP's barriers make them many times slower (see docs/ensemble.md)."""
     import torch
 
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def one_intra_op_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine
+    OpenMP's barriers make them many times slower (see docs/ensemble.md)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -327,7 +327,7 @@ def test_cifar_experiments_train_on_real_format_files(
 ) -> None:
     """The CIFAR studies' settings (schedule, log-spaced steps) train end to end on tiny
     hand-made files in the real CIFAR-10 format (no download)."""
-    from test_data import write_cifar10
+    from helpers.dataset_files import write_cifar10
 
     from igb.training.run import run
 

@@ -8,7 +8,6 @@ that fail (or write the tiny files), and every real dataset is read with downloa
 from __future__ import annotations
 
 import pickle
-import struct
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +15,16 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from helpers.dataset_files import (
+    N_TEST,
+    N_TRAIN,
+    cifar_rows,
+    mnist_label,
+    sample_ids,
+    write_cifar10,
+    write_cifar100,
+    write_mnist,
+)
 from omegaconf import OmegaConf
 from torchvision import datasets
 
@@ -35,118 +44,6 @@ from igb.errors import ConfigError
 from igb.logging.quiet import quiet_lightning
 from igb.training.datamodule import as_lightning
 
-# -- tiny files in the real formats ---------------------------------------------------------
-
-N_TRAIN, N_TEST = 30, 10
-
-
-def _image_pixels(n: int, offset: int, shape: tuple[int, ...]) -> np.ndarray:
-    """uint8 images, sample k carries its id ``offset + k`` in the first pixel."""
-    rng = np.random.default_rng(offset)
-    img = rng.integers(0, 256, size=(n, *shape), dtype=np.uint8)
-    img.reshape(n, -1)[:, 0] = np.arange(offset, offset + n, dtype=np.uint8)
-    return img
-
-
-def _mnist_label(i: np.ndarray | int) -> np.ndarray | int:
-    return (i * 7) % 10
-
-
-def write_mnist(root: Path, folder: str) -> dict[str, np.ndarray]:
-    """IDX files (big-endian magic 2051 images / 2049 labels) as torchvision expects them."""
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    arrays = {}
-    for prefix, n, offset in (("train", N_TRAIN, 0), ("t10k", N_TEST, 100)):
-        img = _image_pixels(n, offset, (28, 28))
-        lab = np.asarray(_mnist_label(np.arange(offset, offset + n)), dtype=np.uint8)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
-            struct.pack(">IIII", 2051, n, 28, 28) + img.tobytes()
-        )
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
-            struct.pack(">II", 2049, n) + lab.tobytes()
-        )
-        arrays[prefix] = img
-    return arrays
-
-
-def _cifar_rows(n: int, offset: int) -> np.ndarray:
-    """(n, 3072) rows: R plane, G plane, B plane, each 32x32 row-major; channel c is
-    shifted by 60*c so the channels have different means; id in R(0, 0), 200 + id % 50
-    in G(1, 2)."""
-    rng = np.random.default_rng(offset)
-    planes = rng.integers(0, 80, size=(n, 3, 32, 32)) + 60 * np.arange(3)[None, :, None, None]
-    planes[:, 0, 0, 0] = np.arange(offset, offset + n)
-    planes[:, 1, 1, 2] = 200 + np.arange(offset, offset + n) % 50
-    return planes.astype(np.uint8).reshape(n, 3072)
-
-
-class _Py2Pickler(pickle._Pickler):
-    """Protocol-2 pickles whose ``str``/``bytes`` are Python 2 strings, as in the official
-    CIFAR files (made by Python 2: loaded with ``encoding="bytes"`` the keys are
-    ``b"data"``, ``b"labels"``; with torchvision's ``encoding="latin1"`` they are str)."""
-
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def _save_py2_str(self, obj: str | bytes) -> None:
-        data = obj.encode("latin1") if isinstance(obj, str) else obj
-        if len(data) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
-        self.memoize(obj)
-
-    dispatch[str] = dispatch[bytes] = _save_py2_str  # Python 2 had one str type
-
-
-def _dump(path: Path, obj: dict) -> None:
-    with open(path, "wb") as f:
-        _Py2Pickler(f, protocol=2).dump(obj)
-
-
-def write_cifar10(root: Path) -> None:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    per = N_TRAIN // 5
-    for b in range(5):
-        ids = np.arange(b * per, (b + 1) * per)
-        _dump(
-            folder / f"data_batch_{b + 1}",
-            {
-                "batch_label": "training batch",
-                "data": _cifar_rows(per, b * per),
-                "labels": [int(i) % 10 for i in ids],
-            },
-        )
-    _dump(
-        folder / "test_batch",
-        {"data": _cifar_rows(N_TEST, 100), "labels": [i % 10 for i in range(100, 100 + N_TEST)]},
-    )
-    names = [f"c10_{i}" for i in range(10)]
-    _dump(folder / "batches.meta", {"label_names": names, "num_vis": 3072})
-
-
-def write_cifar100(root: Path) -> None:
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    for name, n, offset in (("train", N_TRAIN, 0), ("test", N_TEST, 100)):
-        ids = np.arange(offset, offset + n)
-        _dump(
-            folder / name,
-            {
-                "data": _cifar_rows(n, offset),
-                "fine_labels": [int(i) * 3 % 100 for i in ids],
-                "coarse_labels": [int(i) % 20 for i in ids],
-            },
-        )
-    _dump(
-        folder / "meta",
-        {
-            "fine_label_names": [f"fine{i}" for i in range(100)],
-            "coarse_label_names": [f"coarse{i}" for i in range(20)],
-        },
-    )
-
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,11 +55,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (datasets.mnist, datasets.cifar, datasets.utils):
         monkeypatch.setattr(module, "download_and_extract_archive", refuse, raising=False)
     monkeypatch.setattr(datasets.utils, "download_url", refuse)
-
-
-def _ids(x: torch.Tensor) -> list[int]:
-    """Sample ids stored in the first pixel (unstandardised data)."""
-    return torch.round(x.flatten(1)[:, 0] * 255).long().tolist()
 
 
 # -- real formats round-trip ------------------------------------------------------------------
@@ -182,12 +74,12 @@ def test_mnist_idx_files_round_trip(tmp_path: Path, cls: type) -> None:
     assert dm.class_names == list(cls.DATASET.classes)
     # official test split in file order, every pixel as written
     assert torch.equal(xte[:, 0], torch.from_numpy(arrays["t10k"]).float() / 255)
-    assert yte.tolist() == [_mnist_label(i) for i in range(100, 100 + N_TEST)]
+    assert yte.tolist() == [mnist_label(i) for i in range(100, 100 + N_TEST)]
     # train + val: the train file, shuffled, each sample once, labels travel with images
-    ids = _ids(xtr) + _ids(xva)
+    ids = sample_ids(xtr) + sample_ids(xva)
     assert sorted(ids) == list(range(N_TRAIN))
-    assert torch.cat([ytr, yva]).tolist() == [_mnist_label(i) for i in ids]
-    k = _ids(xtr)[0]
+    assert torch.cat([ytr, yva]).tolist() == [mnist_label(i) for i in ids]
+    k = sample_ids(xtr)[0]
     assert torch.equal(xtr[0, 0], torch.from_numpy(arrays["train"][k]).float() / 255)
 
 
@@ -206,15 +98,15 @@ def test_cifar10_pickles_round_trip(tmp_path: Path) -> None:
     assert xtr.shape[1:] == (3, 32, 32) and dm.input_shape == (3, 32, 32)
     assert dm.class_names == [f"c10_{i}" for i in range(10)]
     # channel-first layout: the G plane's pixel (1, 2) is where it was written
-    assert _ids(xte) == list(range(100, 100 + N_TEST))
+    assert sample_ids(xte) == list(range(100, 100 + N_TEST))
     assert torch.round(xte[:, 1, 1, 2] * 255).long().tolist() == [
         200 + i % 50 for i in range(100, 110)
     ]
     assert yte.tolist() == [i % 10 for i in range(100, 110)]
-    ids = _ids(xtr) + _ids(xva)
+    ids = sample_ids(xtr) + sample_ids(xva)
     assert sorted(ids) == list(range(N_TRAIN))
     assert torch.cat([ytr, yva]).tolist() == [i % 10 for i in ids]
-    expected = torch.from_numpy(_cifar_rows(N_TEST, 100).reshape(-1, 3, 32, 32)).float() / 255
+    expected = torch.from_numpy(cifar_rows(N_TEST, 100).reshape(-1, 3, 32, 32)).float() / 255
     assert torch.equal(xte, expected)
 
 
@@ -238,10 +130,10 @@ def test_cifar100_fine_labels_and_names(tmp_path: Path) -> None:
     x, y = dm.split_tensors("train")
     assert len(x) == N_TRAIN and len(dm.split_tensors("val")[0]) == 0
     assert dm.class_names == [f"fine{i}" for i in range(100)]
-    assert y.tolist() == [(i * 3) % 100 for i in _ids(x)]
+    assert y.tolist() == [(i * 3) % 100 for i in sample_ids(x)]
     xt, yt = dm.split_tensors("test")
     assert yt.tolist() == [(i * 3) % 100 for i in range(100, 100 + N_TEST)]
-    assert _ids(xt) == list(range(100, 100 + N_TEST))
+    assert sample_ids(xt) == list(range(100, 100 + N_TEST))
 
 
 def test_subset_slices_the_shuffled_train_pool_only(tmp_path: Path) -> None:
@@ -250,10 +142,12 @@ def test_subset_slices_the_shuffled_train_pool_only(tmp_path: Path) -> None:
     dm = CIFAR10DataModule(subset=12, seed=1, **kw)
     sizes = dm.describe()["sizes"]
     assert sizes == {"train": 9, "val": 3, "test": N_TEST}
-    ids = _ids(dm.split_tensors("train")[0]) + _ids(dm.split_tensors("val")[0])
+    ids = sample_ids(dm.split_tensors("train")[0]) + sample_ids(dm.split_tensors("val")[0])
     assert len(set(ids)) == 12 and ids != list(range(12))  # a seeded shuffle, not the head
     other = CIFAR10DataModule(subset=12, seed=2, **kw)
-    assert set(_ids(other.split_tensors("train")[0])) != set(_ids(dm.split_tensors("train")[0]))
+    assert set(sample_ids(other.split_tensors("train")[0])) != set(
+        sample_ids(dm.split_tensors("train")[0])
+    )
 
 
 def test_per_channel_standardisation_uses_train_statistics(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_data import N_TEST, N_TRAIN, _ids, write_cifar10
+from helpers.dataset_files import N_TEST, N_TRAIN, sample_ids, write_cifar10
 
 from igb.data import CIFAR10DataModule, DigitsDataModule, GaussianBlobsDataModule
 from igb.data.base import Arrays, InMemoryDataModule
@@ -96,10 +96,10 @@ def test_cifar10_files_load_through_classes(tmp_path: Path) -> None:
     (xtr, ytr), (xte, yte) = dm.split_tensors("train"), dm.split_tensors("test")
     assert dm.class_names == ["c10_0+c10_1+c10_8+c10_9", "c10_3+c10_4+c10_5+c10_7"]
     group = {0: 0, 1: 0, 8: 0, 9: 0, 3: 1, 4: 1, 5: 1, 7: 1}
-    assert sorted(_ids(xtr)) == [i for i in range(N_TRAIN) if i % 10 in group]
-    assert ytr.tolist() == [group[i % 10] for i in _ids(xtr)]
-    assert _ids(xte) == [i for i in range(100, 100 + N_TEST) if i % 10 in group]
-    assert yte.tolist() == [group[i % 10] for i in _ids(xte)]
+    assert sorted(sample_ids(xtr)) == [i for i in range(N_TRAIN) if i % 10 in group]
+    assert ytr.tolist() == [group[i % 10] for i in sample_ids(xtr)]
+    assert sample_ids(xte) == [i for i in range(100, 100 + N_TEST) if i % 10 in group]
+    assert yte.tolist() == [group[i % 10] for i in sample_ids(xte)]
     cats_dogs = CIFAR10DataModule(
         data_dir=str(tmp_path), standardize=False, verify=False, classes=[3, 5]
     )

@@ -30,14 +30,7 @@ from multirun_analysis.wandb_files import find_run_dirs, read_run
 JOB_MODULE = importlib.import_module("igb.ensemble.run")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine
-    OpenMP's barriers make them many times slower (see docs/ensemble.md)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 def mlp(depth: int = 3, width: int = 24, activation: str = "relu") -> dict:

@@ -16,7 +16,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from test_ensemble import one_intra_op_thread  # noqa: F401  (autouse: 1 intra-op thread)
 from torch import nn
 
 from igb.ensemble import evaluate_ensemble
@@ -28,6 +27,9 @@ from igb.metrics.measure import batch_stat_mode, predict_logits
 from igb.nn import build_model
 from igb.nn.reinit import head_names, reinitializer
 from multirun_analysis.wandb_files import find_run_dirs, read_run
+
+#: tiny models gain nothing from intra-op threads (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 ROOT = Path(__file__).resolve().parents[2]
 NATIVE = {"placement": "native", "kind": "native"}
