@@ -19,8 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from multirun_analysis.collect import CHOICES, FINISHED, Collection, summarize
-from multirun_analysis.figures import Figure
+from multirun_analysis.choices import CHOICES
+from multirun_analysis.collect import Collection
+from multirun_analysis.figures.common import Figure
+from multirun_analysis.folders import FINISHED
+from multirun_analysis.tables import summarize
 
 #: the columns of the per-job table in the report
 JOB_COLUMNS = (

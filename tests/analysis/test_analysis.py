@@ -22,7 +22,8 @@ from conftest import TINY
 from igb.launch.preflight import check
 from igb.launch.validate import validate
 from multirun_analysis.__main__ import main as analysis_main
-from multirun_analysis.collect import collect, expected_jobs
+from multirun_analysis.collect import collect
+from multirun_analysis.grid import expected_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -22,9 +21,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from igb.compat import BasicSweeper, get_args_parser, hydra_missing_option, hydra_unknown_key
+from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key
 from igb.errors import ConfigError, one_line
 from igb.launch.conf_dir import find_conf_dir
+from igb.launch.grid import split_grid
 
 CONF_DIR = find_conf_dir()
 Validator = Callable[[DictConfig], object]
@@ -78,14 +78,6 @@ def expand_jobs(config_name: str, overrides: Sequence[str], multirun: bool) -> l
         return [list(overrides)]
     cfg = compose_job(config_name, first[0])
     return split_grid(OmegaConf.select(cfg, "hydra.sweeper.params") or {}, overrides)
-
-
-def split_grid(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list[str]]:
-    """The jobs of a grid as Hydra's basic sweeper orders them: ``hydra.sweeper.params``
-    first, then the command line's overrides (which win on a key given by both)."""
-    grid = [f"{k}={v}" for k, v in params.items()] + [str(o) for o in overrides]
-    parsed = OverridesParser.create().parse_overrides(grid)
-    return BasicSweeper.split_arguments(parsed, None)[0]
 
 
 def job_folder(cfg: DictConfig, num: int, multirun: bool) -> Path:

@@ -1,0 +1,52 @@
+"""The paper's figures from a :class:`~multirun_analysis.collect.Collection`, as PNG files.
+
+Each ``fig_*`` function draws one kind of figure when the collection holds the data
+it needs and returns ``[Figure(path, caption)]`` (or ``[]``):
+
+- ``fig_ensemble_histograms`` (:mod:`.histograms`): f_0 (binary) / f_max histograms over
+  initializations, one panel per norm placement (x depth), with the Gaussian-model law
+  for the measured gamma (:mod:`igb.theory.gaussian`);
+- ``fig_gamma_vs_depth`` (:mod:`.gamma`): gamma against depth, one line per norm kind
+  and placement;
+- ``fig_step0_f_max`` (:mod:`.histograms`): the step-0 f_max of training runs over seeds;
+- ``fig_dynamics_f_max`` (:mod:`.dynamics`): f_max and prediction entropy over
+  log-scaled steps, mean and spread (one standard deviation) over seeds;
+- ``fig_dynamics_acc_rank`` (:mod:`.dynamics`): accuracy of the class favoured at step 0
+  (rank 1) against the mean accuracy of the other classes over log-scaled steps;
+- ``fig_time_to_neutrality`` (:mod:`.dynamics`): steps until f_max <= 1/C + tol, per
+  configuration and seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from multirun_analysis.collect import Collection
+from multirun_analysis.figures.common import Figure
+from multirun_analysis.figures.dynamics import (
+    fig_dynamics_acc_rank,
+    fig_dynamics_f_max,
+    fig_time_to_neutrality,
+)
+from multirun_analysis.figures.gamma import fig_gamma_vs_depth
+from multirun_analysis.figures.histograms import fig_ensemble_histograms, fig_step0_f_max
+
+__all__ = ["ALL", "Figure", "draw_all"]
+
+ALL = (
+    fig_ensemble_histograms,
+    fig_gamma_vs_depth,
+    fig_step0_f_max,
+    fig_dynamics_f_max,
+    fig_dynamics_acc_rank,
+    fig_time_to_neutrality,
+)
+
+
+def draw_all(col: Collection, out: Path, split: str = "val") -> list[Figure]:
+    """Every figure the collection has data for, under ``out``."""
+    figures: list[Figure] = []
+    for fn in ALL:
+        kwargs = {"split": split} if "split" in fn.__code__.co_varnames else {}
+        figures += fn(col, out, **kwargs)
+    return figures

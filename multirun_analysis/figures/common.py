@@ -1,0 +1,130 @@
+"""What every figure shares: the record of a figure, norm styles, splitting jobs into
+figures, titles, and saving. Matplotlib runs on the Agg backend; nothing is shown."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from multirun_analysis.choices import config_order  # noqa: E402
+from multirun_analysis.collect import Collection  # noqa: E402
+from multirun_analysis.folders import FINISHED  # noqa: E402
+
+DPI = 90
+
+KIND_COLOR = {
+    "none": "black",
+    "batch": "tab:blue",
+    "layer": "tab:orange",
+    "rms": "tab:green",
+    "group": "tab:purple",
+    "instance": "tab:brown",
+}
+
+PLACEMENT_STYLE = {"none": ":", "pre": "--", "post": "-"}
+
+#: choice columns never used to split figures (the norm is on the panels, seeds pooled)
+POOLED = {"seed", "norm", "norm_placement", "norm_kind", "norm_variant", "n_inits"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: Path
+    caption: str
+
+
+def norm_style(label: str) -> dict[str, Any]:
+    kind, _, placement = str(label).partition("-")
+    return {
+        "color": KIND_COLOR.get(kind, "grey"),
+        "linestyle": PLACEMENT_STYLE.get(placement or "none", "-"),
+    }
+
+
+def sorted_values(values: Iterable[Any]) -> list[Any]:
+    vals = list(dict.fromkeys(v for v in values if v is not None and not is_nan(v)))
+    try:
+        return sorted(vals)
+    except TypeError:
+        return sorted(vals, key=str)
+
+
+def is_nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_") or "all"
+
+
+def split_groups(
+    jobs: pd.DataFrame, varying: Sequence[str], exclude: Iterable[str]
+) -> list[tuple[str, pd.DataFrame]]:
+    """Split jobs by the varying choices not shown inside one figure -> (suffix, jobs)."""
+    keys = [c for c in varying if c not in set(exclude) | POOLED and c in jobs]
+    if not keys:
+        return [("", jobs)]
+    out = []
+    for values, g in jobs.groupby(keys, sort=True, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        suffix = "_".join(f"{k.rsplit('.', 1)[-1]}-{v}" for k, v in zip(keys, values))
+        out.append((suffix, g))
+    return out
+
+
+def title_of(suffix: str) -> str:
+    """``activation-relu_width-64`` (a file-name suffix) -> ``activation=relu, width=64``."""
+    return ", ".join(part.replace("-", "=", 1) for part in suffix.split("_") if part)
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def finish(
+    fig: plt.Figure, title: str | None, path: Path, caption: str, bottom: float = 0.0
+) -> list[Figure]:
+    """The end of every figure: its title, the layout (``bottom``: room kept for a figure
+    legend), the file, and the figure's record with its caption."""
+    if title is not None:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    return [Figure(save(fig, path), caption)]
+
+
+def finished_jobs(col: Collection, kind: str) -> pd.DataFrame:
+    jobs = col.jobs
+    return jobs[(jobs["status"] == FINISHED) & (jobs["kind"] == kind)]
+
+
+def int_or_none(col: pd.Series | None) -> int | None:
+    vals = pd.to_numeric(col, errors="coerce").dropna() if col is not None else []
+    return int(vals.iloc[0]) if len(vals) else None
+
+
+def num_classes_of(jobs: pd.DataFrame) -> int:
+    vals = pd.to_numeric(jobs.get("num_classes"), errors="coerce").dropna()
+    return int(vals.iloc[0]) if len(vals) else 0
+
+
+def config_styles(jobs: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    configs = config_order(jobs)
+    norms = jobs.drop_duplicates("config").set_index("config")["norm"].to_dict()
+    # when only the norm varies the colour says the kind and the dash the placement
+    if len(set(norms.values())) == len(configs):
+        return {c: norm_style(norms[c]) for c in configs}
+    cmap = plt.get_cmap("tab10" if len(configs) <= 10 else "tab20")
+    return {c: {"color": cmap(i % cmap.N)} for i, c in enumerate(configs)}

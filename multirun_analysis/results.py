@@ -1,0 +1,109 @@
+"""Per-job results: step-0 bias, final accuracy and time to neutrality of a training
+run; the flattened summary.json and inits.csv of an ensemble."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from multirun_analysis.folders import read_json
+
+#: default tolerance of the time-to-neutrality criterion ``f_max <= 1/C + tol``
+DEFAULT_TOL = 0.1
+
+
+def step_value(series: pd.DataFrame, key: str, step: int = 0) -> float:
+    if key not in series:
+        return math.nan
+    rows = series.loc[series["step"] == step, key].dropna()
+    return float(rows.iloc[0]) if len(rows) else math.nan
+
+
+def last_value(series: pd.DataFrame, key: str) -> float:
+    if key not in series:
+        return math.nan
+    rows = series[key].dropna()
+    return float(rows.iloc[-1]) if len(rows) else math.nan
+
+
+def time_to_neutrality(
+    series: pd.DataFrame, num_classes: int, split: str = "val", tol: float = DEFAULT_TOL
+) -> float:
+    """First logged step from which on ``igb/{split}/f_max <= 1/C + tol`` at every later
+    measurement (NaN: f_max is still above that at the last one).
+
+    "Stays within" rather than "first touches": a prejudiced start often swings through
+    the tolerance band while the favoured class changes, and only settles later. Step 0
+    counts, so a neutral initialization has time 0.
+    """
+    key = f"igb/{split}/f_max"
+    if key not in series or not num_classes:
+        return math.nan
+    s = series[["step", key]].dropna()
+    if s.empty:
+        return math.nan
+    above = (s[key] > 1.0 / num_classes + tol).to_numpy()
+    if above[-1]:
+        return math.nan
+    last_above = np.flatnonzero(above)
+    first_in = last_above[-1] + 1 if len(last_above) else 0
+    return float(s["step"].iloc[first_in])
+
+
+def train_results(series: pd.DataFrame, num_classes: int, tol: float) -> dict[str, Any]:
+    """Per-job numbers of a training run (NaN where the run did not log them)."""
+    out: dict[str, Any] = {}
+    for split in ("train", "val"):
+        out[f"{split}_f_max_step0"] = step_value(series, f"igb/{split}/f_max")
+        out[f"{split}_entropy_step0"] = step_value(series, f"igb/{split}/entropy")
+        out[f"{split}_bias_degree_step0"] = step_value(series, f"igb/{split}/bias_degree")
+        out[f"{split}_f_max_final"] = last_value(series, f"igb/{split}/f_max")
+        out[f"{split}_acc_final"] = last_value(series, f"{split}/acc")
+        out[f"{split}_time_to_neutral"] = time_to_neutrality(series, num_classes, split, tol)
+    out["test_acc"] = last_value(series, "test/acc")
+    out["final_step"] = float(series["step"].max()) if "step" in series and len(series) else 0
+    return out
+
+
+def ensemble_results(job_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """summary.json numbers (flattened) and inits.csv of an ensemble job."""
+    summary = read_json(job_dir / "summary.json")
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        if key in ("config", "choices", "versions", "seeds"):
+            continue
+        if isinstance(value, bool | int | float | str) or value is None:
+            out[key] = value
+        elif isinstance(value, list | tuple) and len(value) == 2 and key.endswith("_ci"):
+            out[f"{key}_lo"], out[f"{key}_hi"] = num(value[0]), num(value[1])
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                if isinstance(v, bool | int | float | str):
+                    out[f"{key}_{k}"] = v
+    inits = pd.DataFrame()
+    path = job_dir / "inits.csv"
+    if path.is_file() and path.stat().st_size:
+        try:
+            inits = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError):
+            inits = pd.DataFrame()
+    return out, inits
+
+
+def num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def as_int(x: Any) -> int:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return 0
