@@ -24,6 +24,10 @@ CHOICES: dict[str, str] = {
     "depth": "model.depth",
     "width": "model.width",
     "init": "model.init",
+    "arch": "model.arch",
+    "model_class": "model.cls",
+    "weights": "model.weights",
+    "input_size": "model.input_size",
     "dataset": "dataset.name",
     "num_classes": "dataset.num_classes",
     "optimizer": "optimizer.name",
@@ -31,6 +35,8 @@ CHOICES: dict[str, str] = {
     "batch_size": "dataset.batch_size",
     "epochs": "trainer.max_epochs",
     "n_inits": "ensemble.n_inits",
+    "vary": "ensemble.vary",
+    "norm_mode": "ensemble.norm_mode",
     "seed": "seed",
 }
 
@@ -108,18 +114,38 @@ def choices_row(cfg: DictConfig, overrides: Iterable[str], summary: Mapping[str,
     return row
 
 
+def label_value(value: Any) -> str | None:
+    """A choice's value as a label or file-name part: None for a value the job does not
+    have (never ``nan``), a file's name for a path (``/ckpt/backbone.pt`` -> ``backbone.pt``),
+    the last part of an import path (``pkg.nets.MyNet`` -> ``MyNet``)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, list | tuple):
+        return "x".join(str(v) for v in value)
+    text = str(value)
+    if "/" in text or "\\" in text:
+        return text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return text
+
+
 def config_label(row: Mapping[str, Any], varying: Iterable[str]) -> str:
-    """A short name of a configuration from the choices that vary (seed excluded)."""
+    """A short name of a configuration from the choices that vary (seed excluded):
+    ``cnn batch-post depth=5``, ``torchvision-resnet18 vary=head weights=backbone.pt``.
+    A choice a job does not have (a train job's ``vary``) is left out."""
     parts = []
     cols = [c for c in varying if c not in ("seed", "norm_placement", "norm_kind", "norm_variant")]
     # model first, then the norm, then the rest in column order: "cnn batch-post depth=5"
     cols.sort(key=lambda c: {"model": 0, "norm": 1}.get(c, 2))
     for col in cols:
-        value = row.get(col)
-        if col in ("model", "norm", "activation", "dataset", "optimizer"):
-            parts.append(str(value))
-        elif col == "depth":
-            parts.append(f"depth={value}")
+        value = label_value(row.get(col))
+        if value is None:
+            continue
+        if col == "model" and value == "custom" and label_value(row.get("model_class")):
+            parts.append(f"custom:{label_value(row.get('model_class')).rsplit('.', 1)[-1]}")
+        elif col == "model_class":
+            parts.append(f"class={value.rsplit('.', 1)[-1]}")
+        elif col in ("model", "norm", "activation", "dataset", "optimizer"):
+            parts.append(value)
         else:
             parts.append(f"{col.rsplit('.', 1)[-1]}={value}")
     return " ".join(parts) or str(row.get("norm", "run"))

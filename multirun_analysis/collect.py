@@ -43,7 +43,14 @@ from multirun_analysis.folders import (
     read_overrides,
 )
 from multirun_analysis.grid import missing_jobs, not_started_row
-from multirun_analysis.results import DEFAULT_TOL, as_int, ensemble_results, train_results
+from multirun_analysis.results import (
+    DEFAULT_TOL,
+    as_int,
+    ensemble_results,
+    interval_regimes,
+    theory_columns,
+    train_results,
+)
 
 
 def isnan(x: Any) -> bool:
@@ -139,6 +146,7 @@ def finish(
     if {"norm_placement", "norm_kind"} & set(varying) and "norm" not in varying:
         varying.append("norm")
     label_cols = [c for c in varying if c != "seed"]
+    jobs = theory_columns(interval_regimes(jobs))
     jobs["config"] = [config_label(r, label_cols) for r in jobs.to_dict("records")]
     front = [
         c for c in ["job", "sweep", "kind", "status", "config", *choice_cols] if c in jobs.columns

@@ -35,6 +35,11 @@ JOB_COLUMNS = (
     "val_acc_final",
     "val_time_to_neutral",
     "gamma",
+    "gamma_ci_lo",
+    "gamma_ci_hi",
+    "gamma_theory",
+    "gamma_ratio",
+    "theory_in_ci",
     "regime",
     "error",
 )
@@ -226,7 +231,13 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
     if (jobs["kind"] == "ensemble").any():
         report.p(
             "Ensembles: γ is the ensemble IGB strength E[mean_c μ_c²] / E[mean_c s_c²] over "
-            "the initializations with its bootstrap 95% interval; the regime is read from γ."
+            "the initializations with its bootstrap 95% interval. The regime is read from "
+            f"the interval: neutral when it lies below {_neutral_tol():g}, prejudiced between "
+            "that and 1, deeply prejudiced above 1, and every regime it spans when it "
+            'straddles a threshold ("neutral or prejudiced"). Where the infinite-width '
+            "theory covers the model, `γ theory` is its prediction, `measured / theory` the "
+            "ratio and `theory in CI` how many jobs have the prediction inside their interval "
+            "(columns `gamma_theory`, `gamma_ratio`, `theory_in_ci` of `jobs.csv`)."
         )
 
     report.h2("Jobs that did not finish")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from igb.theory.gaussian import regime_of_interval
 from multirun_analysis.folders import read_json
 
 #: default tolerance of the time-to-neutrality criterion ``f_max <= 1/C + tol``
@@ -107,3 +108,39 @@ def as_int(x: Any) -> int:
         return int(x)
     except (TypeError, ValueError):
         return 0
+
+
+def interval_regimes(jobs: pd.DataFrame) -> pd.DataFrame:
+    """The regime of every job with a gamma interval, read from the interval
+    (:func:`igb.theory.gaussian.regime_of_interval`), also for files written before
+    summary.json did so."""
+    if "gamma_ci_lo" not in jobs or "gamma_ci_hi" not in jobs:
+        return jobs
+    lo = pd.to_numeric(jobs["gamma_ci_lo"], errors="coerce")
+    hi = pd.to_numeric(jobs["gamma_ci_hi"], errors="coerce")
+    ok = lo.notna() & hi.notna()
+    if not ok.any():
+        return jobs
+    jobs = jobs.copy()
+    jobs.loc[ok, "regime"] = [regime_of_interval(a, b) for a, b in zip(lo[ok], hi[ok])]
+    return jobs
+
+
+def theory_columns(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Measured gamma against the infinite-width prediction, where the theory covers a job
+    (summary.json ``gamma_theory``): ``gamma_ratio`` = measured / predicted and
+    ``theory_in_ci``, whether the prediction lies in the measured interval (None where
+    there is no prediction)."""
+    if "gamma_theory" not in jobs or "gamma" not in jobs:
+        return jobs
+    theory = pd.to_numeric(jobs["gamma_theory"], errors="coerce")
+    gamma = pd.to_numeric(jobs["gamma"], errors="coerce")
+    jobs = jobs.copy()
+    jobs["gamma_ratio"] = (gamma / theory).where(theory > 0)
+    if "gamma_ci_lo" in jobs and "gamma_ci_hi" in jobs:
+        lo = pd.to_numeric(jobs["gamma_ci_lo"], errors="coerce")
+        hi = pd.to_numeric(jobs["gamma_ci_hi"], errors="coerce")
+        inside = (lo <= theory) & (theory <= hi)
+        ok = theory.notna() & lo.notna() & hi.notna()
+        jobs["theory_in_ci"] = [bool(i) if k else None for i, k in zip(inside, ok)]
+    return jobs

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from igb.theory.gaussian import regime
+from igb.theory.gaussian import regime, regime_of_interval
 from multirun_analysis.choices import config_order
 from multirun_analysis.collect import Collection
 from multirun_analysis.folders import FINISHED
@@ -33,6 +33,13 @@ def summarize(col: Collection) -> pd.DataFrame:
                     f"[{_mean(g, 'gamma_ci_lo'):.3g}, {_mean(g, 'gamma_ci_hi'):.3g}]"
                 )
             row["regime"] = _mode(g, "regime")
+            if len(g) > 1 and "gamma_ci_lo" in g:  # pooled: the regime of the pooled interval
+                row["regime"] = _regime_ci(_mean(g, "gamma_ci_lo"), _mean(g, "gamma_ci_hi"))
+            if "gamma_theory" in g and g["gamma_theory"].notna().any():
+                row["γ theory"] = _mean(g, "gamma_theory")
+                row["measured / theory"] = _mean(g, "gamma_ratio")
+                inside = g["theory_in_ci"].dropna() if "theory_in_ci" in g else []
+                row["theory in CI"] = f"{int(sum(inside))}/{len(inside)}" if len(inside) else ""
             if "f_max_mean" in g:
                 row["mean f_max"] = _mean(g, "f_max_mean")
             if "wall_time_s" in g:
@@ -76,3 +83,7 @@ def _mode(g: pd.DataFrame, key: str) -> Any:
 
 def _regime(gamma: float) -> str:
     return regime(gamma) if np.isfinite(gamma) and gamma >= 0 else "n/a"
+
+
+def _regime_ci(lo: float, hi: float) -> str:
+    return regime_of_interval(lo, hi) if np.isfinite(lo) and np.isfinite(hi) else "n/a"

@@ -8,6 +8,8 @@ it needs and returns ``[Figure(path, caption)]`` (or ``[]``):
   for the measured gamma (:mod:`igb.theory.gaussian`);
 - ``fig_gamma_vs_depth`` (:mod:`.gamma`): gamma against depth, one line per norm kind
   and placement;
+- ``fig_gamma_compare`` (:mod:`.compare`): gamma of every ensemble on one log axis with
+  its interval, over the regimes' bands (at least two ensembles);
 - ``fig_step0_f_max`` (:mod:`.histograms`): the step-0 f_max of training runs over seeds;
 - ``fig_dynamics_f_max`` (:mod:`.dynamics`): f_max and prediction entropy over
   log-scaled steps, mean and spread (one standard deviation) over seeds;
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from multirun_analysis.collect import Collection
 from multirun_analysis.figures.common import Figure
+from multirun_analysis.figures.compare import fig_gamma_compare
 from multirun_analysis.figures.dynamics import (
     fig_dynamics_acc_rank,
     fig_dynamics_f_max,
@@ -36,6 +39,7 @@ __all__ = ["ALL", "Figure", "draw_all"]
 ALL = (
     fig_ensemble_histograms,
     fig_gamma_vs_depth,
+    fig_gamma_compare,
     fig_step0_f_max,
     fig_dynamics_f_max,
     fig_dynamics_acc_rank,

@@ -16,7 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from multirun_analysis.choices import config_order  # noqa: E402
+from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
+from multirun_analysis.choices import config_order, label_value  # noqa: E402
 from multirun_analysis.collect import Collection  # noqa: E402
 from multirun_analysis.folders import FINISHED  # noqa: E402
 
@@ -69,22 +70,21 @@ def slug(text: str) -> str:
 
 def split_groups(
     jobs: pd.DataFrame, varying: Sequence[str], exclude: Iterable[str]
-) -> list[tuple[str, pd.DataFrame]]:
-    """Split jobs by the varying choices not shown inside one figure -> (suffix, jobs)."""
+) -> list[tuple[str, str, pd.DataFrame]]:
+    """Split jobs by the varying choices not shown inside one figure -> (file-name suffix,
+    title, jobs): ``("activation-relu_width-64", "activation=relu, width=64", jobs)``.
+    A job without a choice (None) shows nothing for it; paths show their file name."""
     keys = [c for c in varying if c not in set(exclude) | POOLED and c in jobs]
     if not keys:
-        return [("", jobs)]
+        return [("", "", jobs)]
+    labels = pd.DataFrame({k: jobs[k].map(label_value) for k in keys}, index=jobs.index)
     out = []
-    for values, g in jobs.groupby(keys, sort=True, dropna=False):
+    for values, g in jobs.groupby([labels[k].fillna("") for k in keys], sort=True):
         values = values if isinstance(values, tuple) else (values,)
-        suffix = "_".join(f"{k.rsplit('.', 1)[-1]}-{v}" for k, v in zip(keys, values))
-        out.append((suffix, g))
+        named = [(k.rsplit(".", 1)[-1], v) for k, v in zip(keys, values) if v != ""]
+        suffix = "_".join(f"{k}-{v}" for k, v in named)
+        out.append((slug(suffix) if suffix else "", ", ".join(f"{k}={v}" for k, v in named), g))
     return out
-
-
-def title_of(suffix: str) -> str:
-    """``activation-relu_width-64`` (a file-name suffix) -> ``activation=relu, width=64``."""
-    return ", ".join(part.replace("-", "=", 1) for part in suffix.split("_") if part)
 
 
 def save(fig: plt.Figure, path: Path) -> Path:
@@ -95,13 +95,18 @@ def save(fig: plt.Figure, path: Path) -> Path:
 
 
 def finish(
-    fig: plt.Figure, title: str | None, path: Path, caption: str, bottom: float = 0.0
+    fig: plt.Figure,
+    title: str | None,
+    path: Path,
+    caption: str,
+    bottom: float = 0.0,
+    right: float = 1.0,
 ) -> list[Figure]:
-    """The end of every figure: its title, the layout (``bottom``: room kept for a figure
-    legend), the file, and the figure's record with its caption."""
+    """The end of every figure: its title, the layout (``bottom``, ``right``: room kept
+    for a figure legend), the file, and the figure's record with its caption."""
     if title is not None:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.tight_layout(rect=(0, bottom, right, 1))
     return [Figure(save(fig, path), caption)]
 
 
@@ -128,3 +133,26 @@ def config_styles(jobs: pd.DataFrame) -> dict[str, dict[str, Any]]:
         return {c: norm_style(norms[c]) for c in configs}
     cmap = plt.get_cmap("tab10" if len(configs) <= 10 else "tab20")
     return {c: {"color": cmap(i % cmap.N)} for i, c in enumerate(configs)}
+
+
+#: the regimes' bands on a gamma axis: (low, high, colour)
+REGIME_BANDS = (
+    ("neutral", 0.0, NEUTRAL_TOL, "tab:green"),
+    ("prejudiced", NEUTRAL_TOL, 1.0, "gold"),
+    ("deeply prejudiced", 1.0, math.inf, "tab:red"),
+)
+
+
+def regime_bands(ax: plt.Axes, lo: float, hi: float, vertical: bool = True) -> None:
+    """Shade the regimes between ``lo`` and ``hi`` on the gamma axis (x when
+    ``vertical``), each named at its middle."""
+    for name, a, b, color in REGIME_BANDS:
+        a, b = max(a, lo), min(b, hi)
+        if a >= b:
+            continue
+        span = ax.axvspan if vertical else ax.axhspan
+        span(a, b, color=color, alpha=0.09, lw=0, zorder=0)
+        mid = math.sqrt(a * b)
+        if vertical:
+            ax.text(mid, 1.0, name, transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize=7, color="0.35")  # fmt: skip

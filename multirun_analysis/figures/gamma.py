@@ -3,6 +3,8 @@ infinite-width prediction where the theory covers the model."""
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -21,7 +23,6 @@ from multirun_analysis.figures.common import (  # noqa: E402
     finished_jobs,
     norm_style,
     split_groups,
-    title_of,
 )
 
 
@@ -36,19 +37,44 @@ def _theory_curve(ax: plt.Axes, sel: pd.DataFrame, norm: str, floor: float) -> N
         ax.plot(theory.index, theory.clip(lower=floor), **style)
 
 
+def _with_depths(groups: list[tuple[str, str, pd.DataFrame]]) -> list[tuple[str, pd.DataFrame]]:
+    """The groups with at least two depths (an external model has none: no line to draw)."""
+    out = []
+    for _, title, g in groups:
+        g = g.assign(depth=pd.to_numeric(g["depth"], errors="coerce"))
+        g = g[g["depth"].notna() & pd.to_numeric(g["gamma"], errors="coerce").notna()]
+        if g["depth"].nunique() >= 2:
+            out.append((title, g))
+    return out
+
+
+def _panel_title(title: str, g: pd.DataFrame) -> str:
+    """The panel's own choices, always naming the activation."""
+    if "activation=" not in title and "activation" in g:
+        acts = sorted({str(a) for a in g["activation"].dropna()})
+        if acts:
+            title = ", ".join(filter(None, [f"activation={'/'.join(acts)}", title]))
+    return textwrap.fill(title, 38)
+
+
 def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
     jobs = finished_jobs(col, "ensemble")
     if jobs.empty or "gamma" not in jobs or "depth" not in jobs:
         return []
-    groups = split_groups(jobs, col.varying, {"depth"})
+    groups = _with_depths(split_groups(jobs, col.varying, {"depth"}))
+    if not groups:
+        return []
+    nrow = math.ceil(len(groups) / 3)
+    ncol = math.ceil(len(groups) / nrow)  # rows as full as they can be
     fig, axes = plt.subplots(
-        1, len(groups), figsize=(3.6 * len(groups) + 0.5, 3.4), squeeze=False, sharey=True
+        nrow, ncol, figsize=(4.0 * ncol + 1.6, 3.6 * nrow), squeeze=False, sharey=True
     )
+    for ax in axes.flat[len(groups) :]:
+        ax.set_axis_off()
     floor = 1e-6
-    for ax, (suffix, g) in zip(axes[0], groups):
+    for ax, (title, g) in zip(axes.flat, groups):
         for norm in sorted(g["norm"].unique(), key=norm_sort_key):
-            sel = g[g["norm"] == norm].copy()
-            sel["depth"] = pd.to_numeric(sel["depth"], errors="coerce")
+            sel = g[g["norm"] == norm]
             agg = sel.groupby("depth").agg(
                 gamma=("gamma", "mean"),
                 lo=("gamma_ci_lo", "mean") if "gamma_ci_lo" in sel else ("gamma", "mean"),
@@ -59,26 +85,28 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
                 [(y - agg["lo"].clip(lower=floor)).clip(lower=0), (agg["hi"] - y).clip(lower=0)]
             )
             ax.errorbar(
-                agg.index, y, yerr=yerr, marker="o", ms=3.5, capsize=2, label=norm,
-                **norm_style(norm),
+                agg.index, y, yerr=yerr, marker="o", ms=4, capsize=4, elinewidth=1.4,
+                capthick=1.4, label=norm, **norm_style(norm),
             )  # fmt: skip
             _theory_curve(ax, sel, norm, floor)
         ax.axhline(1.0, color="0.3", lw=0.8)
         ax.axhline(NEUTRAL_TOL, color="0.3", lw=0.8, ls=":")
         ax.set_yscale("log")
         ax.set_xlabel("depth")
-        ax.set_title(title_of(suffix) or "all", fontsize=9)
+        ax.set_title(_panel_title(title, g), fontsize=9)
         ax.grid(alpha=0.3, which="major")
-    axes[0][0].set_ylabel("γ (IGB strength)")
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    for row in axes:
+        row[0].set_ylabel("γ (IGB strength)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7.5, loc="center right", frameon=False)
     return finish(
         fig,
-        "γ vs depth (solid: post, dashed: pre, dotted: none; wide pale: infinite-width "
-        f"theory; lines at γ=1 and the neutral tolerance {NEUTRAL_TOL:g}; γ below {floor:g} "
-        f"drawn at {floor:g})",
+        "γ vs depth",
         out / "gamma_vs_depth.png",
-        "IGB strength γ (bootstrap 95% interval) against depth for each norm kind and "
-        "placement, with the infinite-width prediction (wide pale lines) where the "
-        "theory covers the model; above γ=1 deeply prejudiced, below the dotted line "
-        "neutral.",
+        "IGB strength γ (bootstrap 95% interval) against depth for each norm kind "
+        "(colour) and placement (solid: post, dashed: pre, dotted: none), with the "
+        "infinite-width prediction (wide pale lines) where the theory covers the model; "
+        f"above γ=1 (solid line) deeply prejudiced, below {NEUTRAL_TOL:g} (dotted line) "
+        f"neutral; γ below {floor:g} drawn at {floor:g}.",
+        right=0.86,
     )

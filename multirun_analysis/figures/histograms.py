@@ -26,10 +26,8 @@ from multirun_analysis.figures.common import (  # noqa: E402
     int_or_none,
     num_classes_of,
     save,
-    slug,
     sorted_values,
     split_groups,
-    title_of,
 )
 
 #: fewer values than this per panel are drawn one by one (strip), not as a histogram
@@ -124,13 +122,13 @@ def fig_ensemble_histograms(col: Collection, out: Path) -> list[Figure]:
     if jobs.empty or col.inits.empty:
         return []
     figures = []
-    for suffix, group in split_groups(jobs, col.varying, {"depth"}):
-        figures += _ensemble_hist_figure(col, group, out, suffix)
+    for suffix, where, group in split_groups(jobs, col.varying, {"depth"}):
+        figures += _ensemble_hist_figure(col, group, out, suffix, where)
     return figures
 
 
 def _ensemble_hist_figure(
-    col: Collection, jobs: pd.DataFrame, out: Path, suffix: str
+    col: Collection, jobs: pd.DataFrame, out: Path, suffix: str, where: str
 ) -> list[Figure]:
     norms = sorted(jobs["norm"].unique(), key=norm_sort_key)
     depths = sorted_values(jobs["depth"]) if "depth" in jobs else []
@@ -179,19 +177,22 @@ def _ensemble_hist_figure(
     n_inits = int(pd.to_numeric(jobs.get("n_inits"), errors="coerce").max() or 0)
     title = f"{var} over {n_inits} initializations per panel"
     title += f", C={C}" if C else ""
-    title += f" — {title_of(suffix)}" if suffix else ""
+    title += f" — {where}" if where else ""
     fig.suptitle(
-        title + "  (grey: measured, red: Gaussian model at measured γ; γ∞: infinite-width "
-        "prediction)",
-        fontsize=9,
+        title + "\n(grey: measured; red: Gaussian model at the measured γ; green dashed: at "
+        "the infinite-width γ∞; dotted: 1/C)",
+        fontsize=8,
     )
-    name = f"f_histograms{'_' + slug(suffix) if suffix else ''}.png"
+    fig.tight_layout()
+    name = f"f_histograms{'_' + suffix if suffix else ''}.png"
     path = save(fig, out / name)
-    where = f" ({title_of(suffix)})" if suffix else ""
+    where = f" ({where})" if where else ""
     caption = (
         f"Histograms of {var} over initializations for each norm placement"
         f"{' and depth' if depths != [None] else ''}{where}; "
-        "the red curve is the Gaussian-model law for the measured γ."
+        "the red curve is the Gaussian-model law for the measured γ, the green dashed one "
+        "the law at the infinite-width γ where the theory covers the model; fewer than "
+        f"{STRIP_BELOW} values are drawn one by one with their mean and 95% interval."
     )
     return [Figure(path, caption)]
 

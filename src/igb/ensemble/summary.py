@@ -38,7 +38,8 @@ def summarize(
         "gamma_ci_level": ci_level,
         "gamma_n_boot": n_boot,
         "gamma_floor": theory.gamma_finite_sample_floor(n_points) if n_points else None,
-        "regime": theory.regime(gamma),
+        # from the interval: "neutral or prejudiced" when it straddles the threshold
+        "regime": theory.regime_of_interval(lo, hi),
         "f_max_mean": float(f_max.mean()),
         "f_max_std": float(f_max.std()),
         "f_max_quantiles": _quantiles(f_max),
