@@ -87,6 +87,7 @@ def fig_f_max_entropy(series: pd.DataFrame, out: Path) -> list[Figure]:
     top.legend()
     for ax in (top, bottom):
         _step_axis(ax, series["step"])
+        ax.set_ylim(0, 1.02)  # both are fractions: from 0, so a small change looks small
     top.set_title("largest prediction fraction and prediction entropy")
     path = save(fig, out / "f_max_entropy.png")
     return [Figure(path, "f_max (top) and normalised prediction entropy (bottom) over steps.")]

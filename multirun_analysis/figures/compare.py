@@ -44,8 +44,8 @@ def context(jobs: pd.DataFrame) -> str:
     for col in _CONTEXT:
         if col not in jobs:
             continue
-        values = {label_value(v) for v in jobs[col]} - {None}
-        if len(values) == 1:
+        values = {label_value(v) for v in jobs[col]}
+        if len(values) == 1 and None not in values:
             name = {"num_classes": "C", "model_class": "class"}.get(col, col)
             parts.append(f"{name}={values.pop()}")
     return ", ".join(parts)
@@ -73,7 +73,8 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
     lo = (lo if lo is not None else jobs["gamma"]).fillna(jobs["gamma"]).clip(lower=floor)
     hi = (hi if hi is not None else jobs["gamma"]).fillna(jobs["gamma"]).clip(lower=floor)
     xerr = np.vstack([(gamma - lo).clip(lower=0), (hi - gamma).clip(lower=0)])
-    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(jobs) + 1.6))
+    fig_h = 0.42 * len(jobs) + 2.0
+    fig, ax = plt.subplots(figsize=(7.5, fig_h))
     ax.errorbar(gamma, y, xerr=xerr, fmt="o", ms=5, color="black", capsize=4,
                 elinewidth=1.4, label="measured γ (95% interval)", zorder=3)  # fmt: skip
     theory = pd.to_numeric(jobs.get("gamma_theory"), errors="coerce")
@@ -91,7 +92,7 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
     ax.set_ylim(len(jobs) - 0.5, -0.5)
     ax.set_xlabel("γ (IGB strength, log scale)")
     ax.grid(alpha=0.3, axis="x", which="major")
-    ax.legend(fontsize=7.5, loc="lower right")
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 1.2 / fig_h), ncol=2)
     shared = context(jobs)
     return finish(
         fig,

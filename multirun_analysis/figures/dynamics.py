@@ -132,7 +132,7 @@ def fig_dynamics_acc_rank(col: Collection, out: Path, split: str = "val") -> lis
         ax.set_title(config, fontsize=8.5)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in axes[-1]:
+    for ax in axes.flat[: len(configs)]:  # every row (the last may be short)
         ax.set_xlabel("optimizer step + 1", fontsize=8)
     for row in axes:
         row[0].set_ylabel(f"{split} accuracy", fontsize=8)

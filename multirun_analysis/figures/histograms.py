@@ -138,7 +138,7 @@ def _ensemble_hist_figure(
     fig, axes = plt.subplots(
         len(norms),
         len(depths),
-        figsize=(1.9 * len(depths) + 0.8, 1.35 * len(norms) + 0.8),
+        figsize=(max(1.9 * len(depths) + 0.8, 5.5), 1.35 * len(norms) + 1.0),
         squeeze=False,
         sharex=True,
     )

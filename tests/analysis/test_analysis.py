@@ -33,7 +33,7 @@ TRAIN_FIGURES = {
     "dynamics_acc_rank.png",
     "time_to_neutrality.png",
 }
-ENSEMBLE_FIGURES = {"f_histograms.png", "gamma_vs_depth.png"}
+ENSEMBLE_FIGURES = {"f_histograms.png", "gamma_vs_depth.png", "gamma_compare.png"}
 
 
 def _env(tmp: Path) -> dict[str, str]:

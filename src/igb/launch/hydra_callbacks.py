@@ -20,6 +20,12 @@ from igb.launch.grid import job_overrides, match_grid, split_grid
 log = logging.getLogger(__name__)
 
 
+def _job_number(folder: Path) -> tuple[int, int, str]:
+    """Job folders in job order: 0, 1, 2, ..., 10 (not 0, 1, 10, 2), then other names."""
+    name = folder.name
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
 def collect_statuses(
     sweep_dir: Path, grid: list[list[str]] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -28,7 +34,7 @@ def collect_statuses(
     entries for jobs of the grid without a folder."""
     folders = [
         p
-        for p in sorted(sweep_dir.iterdir())
+        for p in sorted(sweep_dir.iterdir(), key=_job_number)
         if p.is_dir() and p.name[0] != "." and (p / ".hydra").is_dir()
     ]
     missing: list[list[str]] = []
