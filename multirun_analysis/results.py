@@ -4,6 +4,7 @@ run; the flattened summary.json and inits.csv of an ensemble."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,45 @@ def time_to_neutrality(
     return float(s["step"].iloc[first_in])
 
 
+#: the share of its final accuracy a class group must reach (:func:`class_group_times`)
+SHARE = 0.9
+
+
+def rank_columns(series: pd.DataFrame, split: str) -> list[str]:
+    """``{split}/acc_rank/{k}`` columns in rank order (rank 1: the class favoured at step 0)."""
+    pat = re.compile(rf"^{re.escape(split)}/acc_rank/(\d+)$")
+    cols = [c for c in series.columns if pat.match(c)]
+    return sorted(cols, key=lambda c: int(pat.match(c).group(1)))
+
+
+def time_to_share(steps: np.ndarray, values: np.ndarray, share: float = SHARE) -> float:
+    """First step at which ``values`` reaches ``share`` of its last value (NaN: no values,
+    or a last value of 0 or less: nothing to reach)."""
+    ok = np.isfinite(values)
+    steps, values = np.asarray(steps)[ok], np.asarray(values)[ok]
+    if not len(values) or values[-1] <= 0:
+        return math.nan
+    return float(steps[np.argmax(values >= share * values[-1])])
+
+
+def class_group_times(series: pd.DataFrame, split: str, share: float = SHARE) -> dict[str, float]:
+    """Does the initial bias slow the other classes? The step at which the class favoured
+    at step 0 (rank 1), and the mean accuracy of the other classes, reach ``share`` of
+    their final accuracy: ``{split}_t_favoured``, ``{split}_t_others`` and their
+    difference ``{split}_t_others_minus_favoured`` (NaN without per-rank accuracies)."""
+    ranks = rank_columns(series, split)
+    out = {f"{split}_t_{g}": math.nan for g in ("favoured", "others", "others_minus_favoured")}
+    if len(ranks) < 2:
+        return out
+    rows = series.dropna(subset=ranks, how="all")
+    steps = rows["step"].to_numpy()
+    fav = time_to_share(steps, rows[ranks[0]].to_numpy(float), share)
+    others = time_to_share(steps, rows[ranks[1:]].mean(axis=1).to_numpy(float), share)
+    out.update({f"{split}_t_favoured": fav, f"{split}_t_others": others})
+    out[f"{split}_t_others_minus_favoured"] = others - fav
+    return out
+
+
 def train_results(series: pd.DataFrame, num_classes: int, tol: float) -> dict[str, Any]:
     """Per-job numbers of a training run (NaN where the run did not log them)."""
     out: dict[str, Any] = {}
@@ -66,6 +106,7 @@ def train_results(series: pd.DataFrame, num_classes: int, tol: float) -> dict[st
         out[f"{split}_f_max_final"] = last_value(series, f"igb/{split}/f_max")
         out[f"{split}_acc_final"] = last_value(series, f"{split}/acc")
         out[f"{split}_time_to_neutral"] = time_to_neutrality(series, num_classes, split, tol)
+        out.update(class_group_times(series, split))
     out["test_acc"] = last_value(series, "test/acc")
     out["final_step"] = float(series["step"].max()) if "step" in series and len(series) else 0
     return out

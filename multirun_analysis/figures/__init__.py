@@ -16,7 +16,9 @@ it needs and returns ``[Figure(path, caption)]`` (or ``[]``):
 - ``fig_dynamics_acc_rank`` (:mod:`.dynamics`): accuracy of the class favoured at step 0
   (rank 1) against the mean accuracy of the other classes over log-scaled steps;
 - ``fig_time_to_neutrality`` (:mod:`.dynamics`): steps until f_max <= 1/C + tol, per
-  configuration and seed.
+  configuration and seed;
+- ``fig_class_speed`` (:mod:`.speed`): per seed, when the favoured class and the others
+  reach a share of their final accuracy, and the difference over seeds.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from multirun_analysis.figures.dynamics import (
 )
 from multirun_analysis.figures.gamma import fig_gamma_vs_depth
 from multirun_analysis.figures.histograms import fig_ensemble_histograms, fig_step0_f_max
+from multirun_analysis.figures.speed import fig_class_speed
 
 __all__ = ["ALL", "Figure", "draw_all"]
 
@@ -44,6 +47,7 @@ ALL = (
     fig_dynamics_f_max,
     fig_dynamics_acc_rank,
     fig_time_to_neutrality,
+    fig_class_speed,
 )
 
 

@@ -4,7 +4,6 @@ accuracy against the others', and the time to neutrality."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from multirun_analysis.figures.common import (  # noqa: E402
     finished_jobs,
     num_classes_of,
 )
+from multirun_analysis.results import rank_columns  # noqa: E402
 
 
 def _seed_stats(
@@ -93,17 +93,11 @@ def fig_dynamics_f_max(col: Collection, out: Path, split: str = "val") -> list[F
     )
 
 
-def _rank_columns(series: pd.DataFrame, split: str) -> list[str]:
-    pat = re.compile(rf"^{re.escape(split)}/acc_rank/(\d+)$")
-    cols = [c for c in series.columns if pat.match(c)]
-    return sorted(cols, key=lambda c: int(pat.match(c).group(1)))
-
-
 def fig_dynamics_acc_rank(col: Collection, out: Path, split: str = "val") -> list[Figure]:
     jobs = finished_jobs(col, "train")
     if jobs.empty or col.series.empty:
         return []
-    ranks = _rank_columns(col.series, split)
+    ranks = rank_columns(col.series, split)
     if len(ranks) < 2:
         return []
     fav = _seed_stats(col, jobs, lambda s: s[ranks[0]])
