@@ -226,7 +226,10 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
             f"{_neutral_tol():g}, deeply prejudiced from 1); `final val acc` is the last "
             f"epoch's accuracy; time to neutrality is the first measured step from which "
             f"f_max on the {split} split stays at most 1/C + {col.tol:g} (median over the "
-            "seeds that got there)."
+            "seeds that got there). `others − favoured` answers whether the initial bias "
+            "slows the other classes: per seed, the steps the mean accuracy of the classes "
+            "not favoured at step 0 needs to reach 90% of its final value, minus those the "
+            "favoured class needs; mean over seeds with its 95% interval (`class_speed.png`)."
         )
     if (jobs["kind"] == "ensemble").any():
         report.p(

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from igb.theory.gaussian import regime_of_interval
 from multirun_analysis.folders import read_json
@@ -94,6 +95,19 @@ def class_group_times(series: pd.DataFrame, split: str, share: float = SHARE) ->
     out.update({f"{split}_t_favoured": fav, f"{split}_t_others": others})
     out[f"{split}_t_others_minus_favoured"] = others - fav
     return out
+
+
+def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student's t interval of the mean (NaN bounds for one value)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return math.nan, math.nan, math.nan
+    m = float(values.mean())
+    if len(values) < 2:
+        return m, math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return m, m - half, m + half
 
 
 def train_results(series: pd.DataFrame, num_classes: int, tol: float) -> dict[str, Any]:

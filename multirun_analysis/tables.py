@@ -12,6 +12,7 @@ from igb.theory.gaussian import regime, regime_of_interval
 from multirun_analysis.choices import config_order
 from multirun_analysis.collect import Collection
 from multirun_analysis.folders import FINISHED
+from multirun_analysis.results import SHARE, mean_interval
 
 
 def summarize(col: Collection) -> pd.DataFrame:
@@ -50,6 +51,14 @@ def summarize(col: Collection) -> pd.DataFrame:
             row["g step 0 (mean)"] = gamma_est
             row["regime"] = _regime(gamma_est)
             row["final val acc"] = _pm(g, "val_acc_final")
+            if "val_t_others_minus_favoured" in g:
+                m, lo, hi = mean_interval(
+                    pd.to_numeric(g["val_t_others_minus_favoured"], errors="coerce")
+                )
+                ci = f" [{lo:.0f}, {hi:.0f}]" if np.isfinite(lo) else ""
+                row[f"others − favoured to {SHARE:.0%} acc (steps)"] = (
+                    f"{m:+.0f}{ci}" if np.isfinite(m) else "n/a"
+                )
             t = g["val_time_to_neutral"] if "val_time_to_neutral" in g else pd.Series(dtype=float)
             reached = t.dropna()
             row["time to neutrality (steps)"] = (

@@ -5,7 +5,6 @@ the difference (others - favoured) over seeds with its 95% interval."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib
@@ -14,24 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
 
 from multirun_analysis.collect import Collection  # noqa: E402
 from multirun_analysis.figures.common import Figure, config_order, finish, finished_jobs  # noqa: E402
-from multirun_analysis.results import SHARE  # noqa: E402
-
-
-def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student's t interval of the mean (NaN bounds for one value)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return math.nan, math.nan, math.nan
-    m = float(values.mean())
-    if len(values) < 2:
-        return m, math.nan, math.nan
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return m, m - half, m + half
+from multirun_analysis.results import SHARE, mean_interval  # noqa: E402
 
 
 def fig_class_speed(col: Collection, out: Path, split: str = "val") -> list[Figure]:

@@ -32,6 +32,7 @@ TRAIN_FIGURES = {
     "dynamics_f_max.png",
     "dynamics_acc_rank.png",
     "time_to_neutrality.png",
+    "class_speed.png",
 }
 ENSEMBLE_FIGURES = {"f_histograms.png", "gamma_vs_depth.png", "gamma_compare.png"}
 
