@@ -112,9 +112,15 @@ def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
 
 def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:
     """Return None when every job of ``argv`` composes and validates, else one error line."""
-    args, _ = get_args_parser().parse_known_args(list(argv))
+    args, rest = get_args_parser().parse_known_args(list(argv))
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return None
+    stray = [a for a in rest if not a.startswith("-")]
+    if stray:  # Hydra's own parser would stop on them only after the imports (minutes)
+        return (
+            f"overrides after a flag: {' '.join(stray)}; put -m (--multirun) and the other "
+            "flags before or after all overrides, not between them"
+        )
     overrides = list(args.overrides or [])
     try:
         sweeps = _sweep_overrides(overrides)
