@@ -63,3 +63,17 @@ def test_summary_lists_jobs_in_number_order(tmp_path: Path) -> None:
     for n in (0, 1, 2, 10, 11):
         _folder(tmp_path, str(n), [f"seed={n}"])
     assert list(collect_statuses(tmp_path)) == ["0", "1", "2", "10", "11"]
+
+
+def test_end_report_names_the_wandb_group_only_when_runs_log_to_wandb() -> None:
+    from omegaconf import OmegaConf
+
+    from igb.launch.hydra_callbacks import wandb_group
+
+    hydra = {"sweep": {"dir": "/x/multirun/2026-12-06_00-00-00"},
+             "runtime": {"choices": {"experiment": "placement_mlp"}}}  # fmt: skip
+    wandb = {"wandb": {"_target_": "igb.logging.loggers.wandb_logger"}}
+    cfg = OmegaConf.create({"hydra": hydra, "logger": wandb})
+    assert wandb_group(cfg) == "placement_mlp-2026-12-06_00-00-00"
+    csv = {"csv": {"_target_": "igb.logging.csv_logger.CSVLogger"}}
+    assert wandb_group(OmegaConf.create({"hydra": hydra, "logger": csv})) is None

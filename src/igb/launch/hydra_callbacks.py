@@ -14,6 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from igb.jobs import summary as run_summary
+from igb.jobs.identity import group_name
 from igb.jobs.status import ELSEWHERE, FINISHED, STATUS_FILE, JobFolder
 from igb.launch.grid import job_overrides, match_grid, split_grid
 
@@ -72,6 +73,9 @@ class FailureReport(Callback):
         }
         for line in run_summary.multirun_lines(sweep_dir, statuses, own):
             log.info(line)
+        group = wandb_group(config)
+        if group:
+            log.info("multirun: W&B group %s (its runs in W&B, and the dashboard's --group)", group)
         if elsewhere:
             log.info("multirun: %d jobs being run by another process", len(elsewhere))
         for name, st in elsewhere.items():
@@ -94,6 +98,16 @@ class FailureReport(Callback):
         failed = [k for k in run_summary.unsuccessful(statuses) if k not in elsewhere]
         if failed:
             raise SystemExit(run_summary.failure_message(sweep_dir, statuses, failed, own))
+
+
+def wandb_group(config: DictConfig) -> str | None:
+    """The W&B group of this multirun's runs when they log to W&B (None otherwise)."""
+    loggers = OmegaConf.select(config, "logger") or {}
+    targets = [str(OmegaConf.select(lg, "_target_") or "") for lg in loggers.values() if lg]
+    if not any("wandb" in t.lower() for t in targets):
+        return None
+    experiment = OmegaConf.select(config, "hydra.runtime.choices.experiment")
+    return group_name(config.hydra.sweep.dir, experiment)
 
 
 def launched_jobs(config: DictConfig) -> list[list[str]] | None:
