@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -52,6 +53,12 @@ def fig_class_speed(col: Collection, out: Path, split: str = "val") -> list[Figu
     right.set_yticks(range(len(configs)), notes, fontsize=7.5)
     right.set_ylabel("others − favoured, steps: mean [95% CI]", fontsize=8)
     ax.set_xscale("log")
+    # plain numbers; over less than ~1.5 decades the minor ticks are labelled too
+    lo, hi = ax.get_xlim()
+    plain = mticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain if hi / lo < 30 else mticker.NullFormatter())
+    ax.tick_params(axis="x", which="both", labelsize=7.5)
     share = f"{SHARE:.0%}"
     ax.set_xlabel(f"optimizer step + 1 at which {split} accuracy reaches {share} of its final")
     ax.grid(alpha=0.3, axis="x")
