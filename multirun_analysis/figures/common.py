@@ -87,6 +87,13 @@ def split_groups(
     return out
 
 
+def grid_shape(n: int, most: int) -> tuple[int, int]:
+    """(rows, columns) for ``n`` panels, at most ``most`` to a row, the rows as full as
+    they can be (5 panels at most 4 to a row: 2 x 3, not 2 x 4 with a near-empty row)."""
+    rows = max(1, math.ceil(n / most))
+    return rows, max(1, math.ceil(n / rows))
+
+
 def save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")

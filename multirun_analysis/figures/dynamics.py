@@ -3,7 +3,6 @@ accuracy against the others', and the time to neutrality."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from multirun_analysis.figures.common import (  # noqa: E402
     config_styles,
     finish,
     finished_jobs,
+    grid_shape,
     num_classes_of,
 )
 from multirun_analysis.results import rank_columns  # noqa: E402
@@ -108,8 +108,7 @@ def fig_dynamics_acc_rank(col: Collection, out: Path, split: str = "val") -> lis
         else None
     )
     configs = config_order(jobs)
-    ncol = min(4, len(configs))
-    nrow = math.ceil(len(configs) / ncol)
+    nrow, ncol = grid_shape(len(configs), 4)
     fig, axes = plt.subplots(
         nrow, ncol, figsize=(3.0 * ncol, 2.5 * nrow + 0.6), squeeze=False, sharey=True
     )

@@ -3,7 +3,6 @@ infinite-width prediction where the theory covers the model."""
 
 from __future__ import annotations
 
-import math
 import textwrap
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from multirun_analysis.figures.common import (  # noqa: E402
     Figure,
     finish,
     finished_jobs,
+    grid_shape,
     norm_style,
     split_groups,
 )
@@ -64,8 +64,7 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
     groups = _with_depths(split_groups(jobs, col.varying, {"depth"}))
     if not groups:
         return []
-    nrow = math.ceil(len(groups) / 3)
-    ncol = math.ceil(len(groups) / nrow)  # rows as full as they can be
+    nrow, ncol = grid_shape(len(groups), 3)
     fig, axes = plt.subplots(
         nrow, ncol, figsize=(4.0 * ncol + 1.6, 3.6 * nrow), squeeze=False, sharey=True
     )

@@ -23,6 +23,7 @@ from multirun_analysis.figures.common import (  # noqa: E402
     config_order,
     finish,
     finished_jobs,
+    grid_shape,
     int_or_none,
     num_classes_of,
     save,
@@ -209,8 +210,7 @@ def fig_step0_f_max(col: Collection, out: Path) -> list[Figure]:
         return []
     step0 = col.series[col.series["step"] == 0][["job_dir", key]].dropna()
     configs = config_order(jobs)
-    ncol = min(4, len(configs))
-    nrow = math.ceil(len(configs) / ncol)
+    nrow, ncol = grid_shape(len(configs), 4)
     fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 1.9 * nrow + 0.5), squeeze=False)
     for ax in axes.flat[len(configs) :]:
         ax.set_axis_off()

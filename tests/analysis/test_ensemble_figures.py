@@ -156,3 +156,9 @@ def test_cli_writes_the_compare_figure(three_heads: Path, tmp_path: Path) -> Non
     assert {"gamma_theory", "gamma_ratio", "theory_in_ci"} <= set(jobs.columns)
     md = (out / "report.md").read_text()
     assert "neutral or prejudiced" in md and "measured / theory" in md
+
+
+def test_panel_grids_have_no_mostly_empty_row() -> None:
+    assert common.grid_shape(5, 4) == (2, 3)  # not 2 x 4 with three empty panels
+    assert common.grid_shape(4, 4) == (1, 4) and common.grid_shape(9, 4) == (3, 3)
+    assert common.grid_shape(1, 3) == (1, 1)
