@@ -22,7 +22,8 @@ import logging
 import sys
 from pathlib import Path
 
-from multirun_analysis.collect import DEFAULT_TOL, Collection, collect
+from multirun_analysis.collect import Collection, collect
+from multirun_analysis.results import DEFAULT_TOL
 
 
 def load(args: argparse.Namespace) -> Collection:

@@ -9,8 +9,12 @@ W&B login; building the objects (``--dry-run``) does not.
     python -m multirun_analysis.dashboard --entity ME --project igb --report \\
         --group placement_mlp_dynamics-placement_mlp_dynamics_2026-11-24_12-00-00    # one sweep
 
-Panels (x = ``trainer/global_step`` on a log axis, runs grouped by ``--group-by``, seeds
-averaged with a one-standard-deviation band), for the split ``--split``:
+Panels, three to a row (``--dry-run`` lists them with their keys). Ensembles: gamma per
+run (summary ``gamma``) and its interval (``gamma_ci_lo``/``gamma_ci_hi``), the histogram
+of f over initializations (``ensemble/histogram``) and the per-initialization table
+(``ensemble/inits``). Training runs (x = ``trainer/global_step`` on a log axis, runs
+grouped by ``--group-by``, seeds averaged with a one-standard-deviation band), for the
+split ``--split``:
 
 - initial bias and neutrality: ``igb/{split}/f_max``, ``igb/{split}/entropy``,
   ``igb/{split}/bias_degree``, ranked fractions ``igb/{split}/f_rank/*``;
@@ -73,7 +77,28 @@ def panels(split: str = "val", group_by: str = "JobType") -> dict[str, list[Any]
             **kw,
         )
 
-    return {
+    ensemble = [
+        wr.BarPlot(
+            title="γ (IGB strength) per ensemble",
+            metrics=[wr.SummaryMetric("gamma")],
+            groupby=group,
+            groupby_aggfunc="mean",
+            groupby_rangefunc="minmax",
+        ),
+        wr.BarPlot(
+            title="γ 95% interval (bootstrap)",
+            metrics=[wr.SummaryMetric("gamma_ci_lo"), wr.SummaryMetric("gamma_ci_hi")],
+            groupby=group,
+        ),
+        wr.MediaBrowser(
+            title="histogram of f over initializations",
+            media_keys=["ensemble/histogram"],
+            num_columns=2,
+        ),  # fmt: skip
+        wr.WeavePanelSummaryTable(table_name="ensemble/inits"),
+    ]
+    return _on_grid({
+        "Ensembles": ensemble,
         "Initial bias and neutrality": [
             line(f"f_max ({split})", [f"igb/{split}/f_max"], range_y=(0.0, 1.0)),
             line(f"prediction entropy / log C ({split})", [f"igb/{split}/entropy"]),
@@ -94,7 +119,47 @@ def panels(split: str = "val", group_by: str = "JobType") -> dict[str, list[Any]
             line(f"per-class accuracy ({split})", regex=rf"{split}/acc_class/\d+"),
             line(f"prediction fractions f_c ({split})", regex=rf"igb/{split}/f/\d+"),
         ],
-    }
+    })  # fmt: skip
+
+
+#: panels per row of a section's grid, and one panel's size in W&B's 24-column grid
+_PER_ROW, _W, _H = 3, 8, 6
+
+
+def _on_grid(sections: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Place each section's panels on a grid, three to a row (W&B stacks them all at
+    x=0, y=0 otherwise)."""
+    wr, _ = _modules()
+    for items in sections.values():
+        for i, panel in enumerate(items):
+            x, y = (i % _PER_ROW) * _W, (i // _PER_ROW) * _H
+            panel.layout = wr.Layout(x=x, y=y, w=_W, h=_H)
+    return sections
+
+
+def _keys(panel: Any) -> list[str]:
+    """The W&B keys a panel shows (metrics, regexes, media, table)."""
+    keys: list[str] = []
+    for attr in ("y", "metrics", "media_keys"):
+        for key in getattr(panel, attr, None) or []:
+            keys.append(str(getattr(key, "name", key)))
+    for attr in ("metric_regex", "table_name"):
+        if getattr(panel, attr, None):
+            keys.append(str(getattr(panel, attr)))
+    return keys
+
+
+def listing(sections: dict[str, list[Any]]) -> str:
+    """A readable listing of the panels: section, then ``[x,y wxh] kind: title: keys``."""
+    lines = []
+    for name, items in sections.items():
+        lines.append(f"{name}:")
+        for panel in items:
+            lay = panel.layout
+            title = getattr(panel, "title", None) or getattr(panel, "table_name", "")
+            where = f"[{lay.x:>2},{lay.y:>2} {lay.w}x{lay.h}]"
+            lines.append(f"  {where} {type(panel).__name__}: {title}: {', '.join(_keys(panel))}")
+    return "\n".join(lines)
 
 
 def workspace(
@@ -178,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     make = report if args.report else workspace
     obj = make(args.entity, args.project, args.group, args.split, args.group_by)
     if args.dry_run:
-        print(obj.model_dump_json(indent=2) if hasattr(obj, "model_dump_json") else obj)
+        kind = "report" if args.report else "workspace"
+        where = f"{args.entity}/{args.project}" + (f", group {args.group}" if args.group else "")
+        print(f"W&B {kind} for {where} (dry run: nothing saved)")
+        print(listing(panels(args.split, args.group_by)))
         return 0
     saved = obj.save()
     print(getattr(saved, "url", None) or getattr(obj, "url", None) or "saved")

@@ -19,8 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from multirun_analysis.collect import CHOICES, FINISHED, Collection, summarize
-from multirun_analysis.figures import Figure
+from multirun_analysis.choices import CHOICES
+from multirun_analysis.collect import Collection
+from multirun_analysis.figures.common import Figure
+from multirun_analysis.folders import FINISHED
+from multirun_analysis.tables import summarize
 
 #: the columns of the per-job table in the report
 JOB_COLUMNS = (
@@ -32,6 +35,11 @@ JOB_COLUMNS = (
     "val_acc_final",
     "val_time_to_neutral",
     "gamma",
+    "gamma_ci_lo",
+    "gamma_ci_hi",
+    "gamma_theory",
+    "gamma_ratio",
+    "theory_in_ci",
     "regime",
     "error",
 )
@@ -218,12 +226,21 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
             f"{_neutral_tol():g}, deeply prejudiced from 1); `final val acc` is the last "
             f"epoch's accuracy; time to neutrality is the first measured step from which "
             f"f_max on the {split} split stays at most 1/C + {col.tol:g} (median over the "
-            "seeds that got there)."
+            "seeds that got there). `others − favoured` answers whether the initial bias "
+            "slows the other classes: per seed, the steps the mean accuracy of the classes "
+            "not favoured at step 0 needs to reach 90% of its final value, minus those the "
+            "favoured class needs; mean over seeds with its 95% interval (`class_speed.png`)."
         )
     if (jobs["kind"] == "ensemble").any():
         report.p(
             "Ensembles: γ is the ensemble IGB strength E[mean_c μ_c²] / E[mean_c s_c²] over "
-            "the initializations with its bootstrap 95% interval; the regime is read from γ."
+            "the initializations with its bootstrap 95% interval. The regime is read from "
+            f"the interval: neutral when it lies below {_neutral_tol():g}, prejudiced between "
+            "that and 1, deeply prejudiced above 1, and every regime it spans when it "
+            'straddles a threshold ("neutral or prejudiced"). Where the infinite-width '
+            "theory covers the model, `γ theory` is its prediction, `measured / theory` the "
+            "ratio and `theory in CI` how many jobs have the prediction inside their interval "
+            "(columns `gamma_theory`, `gamma_ratio`, `theory_in_ci` of `jobs.csv`)."
         )
 
     report.h2("Jobs that did not finish")

@@ -23,10 +23,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from multirun_analysis.collect import read_metrics  # noqa: E402
-from multirun_analysis.figures import Figure, _save  # noqa: E402
+from igb import SPLITS  # noqa: E402
+from multirun_analysis.figures.common import Figure, save  # noqa: E402
+from multirun_analysis.folders import read_metrics  # noqa: E402
 
-SPLITS = ("train", "val")
+#: the splits measured during training (the test split is measured once, at the end)
+SERIES_SPLITS = tuple(s for s in SPLITS if s != "test")
 
 
 def is_job_folder(path: Path) -> bool:
@@ -49,7 +51,7 @@ def _step_axis(ax: plt.Axes, steps: pd.Series) -> None:
 
 def fig_step0_f(series: pd.DataFrame, out: Path) -> list[Figure]:
     step0 = series[series["step"] == 0]
-    splits = [s for s in SPLITS if _columns(series, f"igb/{s}/f/")]
+    splits = [s for s in SERIES_SPLITS if _columns(series, f"igb/{s}/f/")]
     if step0.empty or not splits:
         return []
     classes = len(_columns(series, f"igb/{splits[0]}/f/"))
@@ -64,12 +66,12 @@ def fig_step0_f(series: pd.DataFrame, out: Path) -> list[Figure]:
     ax.set_ylabel("fraction of points predicted as the class")
     ax.set_title("step 0: prediction fractions f_c")
     ax.legend()
-    path = _save(fig, out / "step0_f.png")
+    path = save(fig, out / "step0_f.png")
     return [Figure(path, "Step-0 prediction fraction per class; the dashed line is 1/C.")]
 
 
 def fig_f_max_entropy(series: pd.DataFrame, out: Path) -> list[Figure]:
-    splits = [s for s in SPLITS if f"igb/{s}/f_max" in series]
+    splits = [s for s in SERIES_SPLITS if f"igb/{s}/f_max" in series]
     if not splits:
         return []
     classes = len(_columns(series, f"igb/{splits[0]}/f/"))
@@ -85,8 +87,9 @@ def fig_f_max_entropy(series: pd.DataFrame, out: Path) -> list[Figure]:
     top.legend()
     for ax in (top, bottom):
         _step_axis(ax, series["step"])
+        ax.set_ylim(0, 1.02)  # both are fractions: from 0, so a small change looks small
     top.set_title("largest prediction fraction and prediction entropy")
-    path = _save(fig, out / "f_max_entropy.png")
+    path = save(fig, out / "f_max_entropy.png")
     return [Figure(path, "f_max (top) and normalised prediction entropy (bottom) over steps.")]
 
 
@@ -103,7 +106,7 @@ def fig_acc_by_rank(series: pd.DataFrame, out: Path, split: str = "val") -> list
     ax.set_ylabel(f"{split} accuracy of the class")
     ax.set_title(f"per-class {split} accuracy, classes ranked by step-0 favour")
     ax.legend(title="step-0 rank", fontsize="small", ncol=2 if len(ranks) > 5 else 1)
-    path = _save(fig, out / "acc_by_rank.png")
+    path = save(fig, out / "acc_by_rank.png")
     caption = f"{split} accuracy of each class; rank 1 is the class favoured at step 0."
     return [Figure(path, caption)]
 

@@ -23,15 +23,10 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
-from multirun_analysis.collect import (
-    DEFAULT_TOL,
-    FINISHED,
-    Collection,
-    choices_row,
-    finish,
-    job_status,
-    train_results,
-)
+from multirun_analysis.choices import choices_row
+from multirun_analysis.collect import Collection, finish
+from multirun_analysis.folders import FINISHED, job_status
+from multirun_analysis.results import DEFAULT_TOL, train_results
 
 #: W&B history key of the optimizer step (Lightning's WandbLogger)
 STEP_KEY = "trainer/global_step"

@@ -22,7 +22,8 @@ from conftest import TINY
 from igb.launch.preflight import check
 from igb.launch.validate import validate
 from multirun_analysis.__main__ import main as analysis_main
-from multirun_analysis.collect import collect, expected_jobs
+from multirun_analysis.collect import collect
+from multirun_analysis.grid import expected_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -31,8 +32,9 @@ TRAIN_FIGURES = {
     "dynamics_f_max.png",
     "dynamics_acc_rank.png",
     "time_to_neutrality.png",
+    "class_speed.png",
 }
-ENSEMBLE_FIGURES = {"f_histograms.png", "gamma_vs_depth.png"}
+ENSEMBLE_FIGURES = {"f_histograms.png", "gamma_vs_depth.png", "gamma_compare.png"}
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -306,12 +308,24 @@ def test_dashboard_builds_without_network() -> None:
 
     view = dashboard.workspace("someone", "igb", group="a-sweep")
     names = [s.name for s in view.sections]
-    assert names == ["Initial bias and neutrality", "Favoured class vs the rest", "Per class"]
-    ys = [y for s in view.sections for p in s.panels for y in p.y]
-    assert "igb/val/f_max" in ys and "val/acc_rank/1" in ys
-    assert all(p.log_x for s in view.sections for p in s.panels)
+    assert names == [
+        "Ensembles",
+        "Initial bias and neutrality",
+        "Favoured class vs the rest",
+        "Per class",
+    ]
+    keys = [k for s in view.sections for p in s.panels for k in dashboard._keys(p)]
+    assert "igb/val/f_max" in keys and "val/acc_rank/1" in keys
+    assert {"gamma", "gamma_ci_lo", "ensemble/histogram", "ensemble/inits"} <= set(keys)
+    lines = [p for s in view.sections[1:] for p in s.panels]
+    assert all(p.log_x for p in lines)
+    for s in view.sections:  # on a grid, three to a row: no two panels at one place
+        places = [(p.layout.x, p.layout.y) for p in s.panels]
+        assert len(set(places)) == len(places) and places[1] == (8, 0)
     rep = dashboard.report("someone", "igb", group="a-sweep", group_by="config.norm.placement")
-    assert len(rep.blocks) == 7
+    assert len(rep.blocks) == 9
+    listing = dashboard.listing(dashboard.panels())
+    assert "Ensembles:" in listing and "[ 8, 0 8x6] BarPlot" in listing
 
 
 @pytest.mark.parametrize(

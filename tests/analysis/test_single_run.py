@@ -41,7 +41,7 @@ def test_figures_show_the_runs_numbers(one_run: Path, tmp_path: Path, monkeypatc
         drawn[path.name] = fig
         return path
 
-    monkeypatch.setattr(single_run, "_save", keep)
+    monkeypatch.setattr(single_run, "save", keep)
     assert len(single_run.draw(one_run, tmp_path)) == 3
     series = pd.read_csv(one_run / "metrics.csv")
     step0 = series[series["step"] == 0].iloc[0]

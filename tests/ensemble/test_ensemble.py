@@ -237,7 +237,7 @@ def check_outputs(out: Path, n_inits: int, num_classes: int, seed0: int = 0) -> 
     assert summary["n_inits"] == n_inits and summary["n_classes"] == num_classes
     lo, hi = summary["gamma_ci"]
     assert lo <= summary["gamma"] <= hi
-    assert summary["regime"] == theory.regime(summary["gamma"])
+    assert summary["regime"] == theory.regime_of_interval(lo, hi)
     assert summary["seeds"] == [seed0, seed0 + n_inits - 1]
     mu2 = np.array([float(r["mu2"]) for r in rows])
     s2 = np.array([float(r["s2"]) for r in rows])

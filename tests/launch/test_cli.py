@@ -37,6 +37,7 @@ MODEL_OPTIONS = "cnn, custom, mlp, mlp_mixer, resnet, resnet9, timm, torchvision
             ["dataset.data_dir", "/nonexistent/igb-data", "download=true"],
         ),
         (["norm=none,pre"], ["norm=none,pre lists several values", "-m"]),
+        (["norm=pre", "-m", "seed=0,1"], ["after a flag: seed=0,1", "-m (--multirun)"]),
         (["checkpoint_every_s=-1"], ["checkpoint_every_s=-1", ">= 0"]),
         (
             ["+callbacks.model_checkpoint.save_last=true"],

@@ -459,5 +459,8 @@ def test_custom_module_trains_and_its_head_only_ensemble_runs(tmp_path) -> None:
                          f"hydra.run.dir={out}"], tmp_path, tmp_path)  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["choices"]["vary"] == "head" and summary["n_inits"] == 4
+    # the log and summary.json name the class and the weights loaded
+    assert summary["choices"]["class"] == "user_nets.UserNet"
+    assert summary["choices"]["weights"] == str(ckpt)
     rows = (out / "inits.csv").read_text().splitlines()
     assert len(rows) == 5 and len(set(rows[1:])) > 1  # the heads differ

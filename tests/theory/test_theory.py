@@ -19,6 +19,7 @@ from igb.theory.gaussian import (
     f_max_density,
     gamma_finite_sample_floor,
     regime,
+    regime_of_interval,
     sample_f0,
     sample_f_max,
 )
@@ -177,3 +178,13 @@ def test_finite_sample_floor_matches_a_neutral_ensemble():
     assert gamma_hat == pytest.approx(gamma_finite_sample_floor(n_points), rel=0.08)
     with pytest.raises(ValueError):
         gamma_finite_sample_floor(0)
+
+
+def test_regime_of_an_interval_names_every_regime_it_spans():
+    assert regime_of_interval(0.0, NEUTRAL_TOL * 0.99) == "neutral"
+    assert regime_of_interval(0.008, 0.013) == "neutral or prejudiced"  # straddles 0.01
+    assert regime_of_interval(NEUTRAL_TOL, 0.5) == "prejudiced"
+    assert regime_of_interval(0.5, 2.0) == "prejudiced or deeply_prejudiced"
+    assert regime_of_interval(1e-4, 3.0) == "neutral or prejudiced or deeply_prejudiced"
+    assert regime_of_interval(-1e-6, 1e-3) == "neutral"  # a bootstrap bound just below 0
+    assert regime_of_interval(0.02, 0.04, neutral_tol=0.05) == "neutral"

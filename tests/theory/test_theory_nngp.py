@@ -23,7 +23,7 @@ from igb.nn.norm_act import ACTIVATIONS
 from igb.theory.nngp import predict_gamma
 from igb.theory.nngp.activations import activation_kernel, mehler_kernel, relu_kernel
 from igb.theory.nngp.kernel import Units, batch_norm, gamma_from_kernel, layer_norm, rms_norm
-from multirun_analysis.figures import _theory_curve
+from multirun_analysis.figures.gamma import _theory_curve
 
 pytestmark = pytest.mark.usefixtures("single_intra_op_thread")
 

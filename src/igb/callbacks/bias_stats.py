@@ -27,6 +27,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from igb import SPLITS
 from igb.callbacks import wandb_panels
 from igb.callbacks.progress import measurement_progress
 from igb.callbacks.schedule import log_spaced_steps
@@ -35,7 +36,6 @@ from igb.metrics.measure import NORM_MODES, batch_norms, batch_stat_mode, batche
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 #: columns of the end-of-training per-class table (W&B)
 TABLE_COLUMNS = ("class", "name", "rank0", "f0_train", "train_acc", "val_acc", "test_acc")
 

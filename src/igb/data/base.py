@@ -13,11 +13,10 @@ from typing import Any
 
 import torch
 
+from igb import SPLITS
 from igb.data.classes import ClassSelection
 from igb.data.loader import InMemoryLoader
 from igb.errors import ConfigError
-
-SPLITS = ("train", "val", "test")
 
 #: ``_load`` returns (x_train, y_train, x_test | None, y_test | None)
 Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]

@@ -7,9 +7,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from igb import SPLITS
 from igb.errors import ConfigError
-
-SPLITS = ("train", "val", "test")
 
 
 def eval_set(cfg: DictConfig) -> tuple[Tensor, Any]:

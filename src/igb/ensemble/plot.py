@@ -35,14 +35,16 @@ _THEORY_DRAWS = 20_000
 
 
 def theory_curve(
-    label: str, gamma: float, num_classes: int, n_points: int, edges: np.ndarray
+    label: str, gamma: float, num_classes: int, n_points: int | None, edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, str, bool]:
     """(x, density, legend, is_histogram) of the predicted law at ``gamma``: a curve on a
-    fine grid, or a simulated histogram on ``edges`` (bin centres)."""
+    fine grid, or a simulated histogram on ``edges`` (bin centres). ``n_points=None``: the
+    number of evaluation points is unknown, the infinite-data law is drawn."""
     width = float(np.min(np.diff(edges)))
     if label == "f_0":
         # p(f_0) has standard deviation ~ sqrt(gamma / (2 pi)) around 1/2 for small gamma
-        if gamma > 0 and np.sqrt(gamma / (2 * np.pi)) >= width / 2:
+        wide = np.sqrt(max(gamma, 0.0) / (2 * np.pi)) >= width / 2
+        if gamma > 0 and (wide or n_points is None):
             grid = np.linspace(edges[0], edges[-1], 801)[1:-1]
             return grid, theory.f0_density(grid, gamma), "theory $p(f_0\\mid\\gamma)$", False
         # narrower than a bin: the law on N points, f_0 ~ Binomial(N, Phi(sqrt(gamma) z)) / N
@@ -52,8 +54,9 @@ def theory_curve(
         centres = (edges[:-1] + edges[1:]) / 2
         dens = counts / (f0.size * np.diff(edges))
         return centres, dens, f"theory (Gaussian model, N={n_points}: binomial spread)", True
-    draws = int(min(_THEORY_DRAWS, max(2000, _MC_BUDGET // max(1, n_points * num_classes))))
-    finite = draws * n_points * num_classes <= 2 * _MC_BUDGET
+    n = n_points or 1
+    draws = int(min(_THEORY_DRAWS, max(2000, _MC_BUDGET // max(1, n * num_classes))))
+    finite = n_points is not None and draws * n * num_classes <= 2 * _MC_BUDGET
     centres, dens = theory.f_max_density(
         gamma, num_classes, edges, n_inits=draws, seed=0, n_points=n_points if finite else None
     )

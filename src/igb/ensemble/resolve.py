@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 
 import torch
@@ -9,6 +11,8 @@ from torch import Tensor, nn
 
 from igb.errors import ConfigError
 from igb.metrics.measure import batch_stat_mode
+
+log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 METHODS = ("auto", "loop", "vmap")
@@ -43,7 +47,16 @@ def resolve_method(method: str, device: torch.device) -> str:
 def resolve_workers(workers: int | str | None, device: torch.device) -> int:
     """``auto``: one thread per intra-op thread torch would use on CPU, 1 on a GPU."""
     if workers in (None, "auto"):
-        return max(1, torch.get_num_threads()) if device.type == "cpu" else 1
+        if device.type != "cpu":
+            return 1
+        n = max(1, torch.get_num_threads())
+        if os.environ.get("OMP_NUM_THREADS"):  # said, as it silently changes the speed
+            log.info(
+                "ensemble.workers=auto -> %d: OMP_NUM_THREADS=%s sets torch's threads; "
+                "set ensemble.workers=N to run N initializations at once",
+                n, os.environ["OMP_NUM_THREADS"],
+            )  # fmt: skip
+        return n
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError(
             "ensemble.workers", f"ensemble.workers={workers} must be a positive integer or auto"

@@ -38,7 +38,8 @@ def summarize(
         "gamma_ci_level": ci_level,
         "gamma_n_boot": n_boot,
         "gamma_floor": theory.gamma_finite_sample_floor(n_points) if n_points else None,
-        "regime": theory.regime(gamma),
+        # from the interval: "neutral or prejudiced" when it straddles the threshold
+        "regime": theory.regime_of_interval(lo, hi),
         "f_max_mean": float(f_max.mean()),
         "f_max_std": float(f_max.std()),
         "f_max_quantiles": _quantiles(f_max),
@@ -73,7 +74,7 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
 def choices(cfg: DictConfig) -> dict[str, Any]:
     """The configuration choices a reader needs to place this ensemble among others."""
     placement = cfg.norm.placement
-    return {
+    out = {
         "model": cfg.model.get("name"),
         "norm_placement": placement,
         "norm_kind": cfg.norm.kind if placement != "none" else "none",
@@ -84,7 +85,13 @@ def choices(cfg: DictConfig) -> dict[str, Any]:
         "dataset": cfg.dataset.get("name"),
         "eval_split": cfg.ensemble.eval_split,
         "vary": cfg.ensemble.get("vary", "all"),
+        "norm_mode": cfg.ensemble.get("norm_mode"),
     }
+    # external models: the class, loaded weights and input size, where set (the log too)
+    for key, name in (("cls", "class"), ("weights", "weights"), ("input_size", "input_size")):
+        if cfg.model.get(key) is not None:
+            out[name] = cfg.model.get(key)
+    return out
 
 
 def versions() -> dict[str, str]:
@@ -116,4 +123,11 @@ def title(cfg: DictConfig) -> str:
     label = norm_label(ch["norm_placement"], ch["norm_kind"])
     norm = {"none": "no norm", "native": "native norms"}.get(label, label)
     size = f" depth {ch['depth']} width {ch['width']}" if ch["depth"] is not None else ""
-    return f"{ch['model']}{size}, {norm}, {ch['activation']}, {ch['dataset']}"
+    model = f"{ch['model']}:{str(ch['class']).rsplit('.', 1)[-1]}" if "class" in ch else ch["model"]
+    extra = [f"vary={ch['vary']}", f"{ch['norm_mode']} stats" if ch.get("norm_mode") else ""]
+    if "weights" in ch:  # a file's name, not its path
+        extra.append(f"weights={str(ch['weights']).replace(chr(92), '/').rsplit('/', 1)[-1]}")
+    if "input_size" in ch:
+        extra.append(f"input {ch['input_size']}")
+    tail = ", ".join(e for e in extra if e)
+    return f"{model}{size}, {norm}, {ch['activation']}, {ch['dataset']}; {tail}"

@@ -95,9 +95,15 @@ def sweep_group() -> str | None:
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
-    group = Path(HydraConfig.get().sweep.dir).name
-    exp = HydraConfig.get().runtime.choices.get("experiment")
-    return f"{exp}-{group}" if exp and exp != "null" else group
+    return group_name(
+        HydraConfig.get().sweep.dir, HydraConfig.get().runtime.choices.get("experiment")
+    )
+
+
+def group_name(sweep_dir: str | Path, experiment: str | None) -> str:
+    """The W&B group of a sweep: its folder's name, prefixed by the experiment."""
+    group = Path(sweep_dir).name
+    return f"{experiment}-{group}" if experiment and experiment != "null" else group
 
 
 # -- the configuration as identity -----------------------------------------------------------

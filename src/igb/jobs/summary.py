@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from igb import SPLITS
 from igb.jobs.status import DIVERGED, FINISHED, STATUS_FILE
 
 log = logging.getLogger(__name__)
 
 #: the split whose step-0 statistics headline a run (the fixed train subset)
 INITIAL_SPLIT = "train"
-SPLITS = ("train", "val", "test")
 #: what a job folder holds, named in the summary when present
 _FILES = ("metrics.csv", STATUS_FILE, "config.yaml", "checkpoints/", "wandb/")
 

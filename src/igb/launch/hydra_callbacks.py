@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from igb.jobs import summary as run_summary
+from igb.jobs.identity import group_name
 from igb.jobs.status import ELSEWHERE, FINISHED, STATUS_FILE, JobFolder
+from igb.launch.grid import job_overrides, match_grid, split_grid
 
 log = logging.getLogger(__name__)
 
 
-def _normalised(overrides: list[str]) -> tuple[str, ...]:
-    return tuple(sorted(o.replace(" ", "") for o in overrides))
+def _job_number(folder: Path) -> tuple[int, int, str]:
+    """Job folders in job order: 0, 1, 2, ..., 10 (not 0, 1, 10, 2), then other names."""
+    name = folder.name
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
 
 
 def collect_statuses(
@@ -29,18 +33,16 @@ def collect_statuses(
     """job folder name -> its status (:meth:`JobFolder.current`; {} when the job never
     started). With ``grid``, only the folders of those jobs, and ``<not started: ...>``
     entries for jobs of the grid without a folder."""
-    out: dict[str, dict[str, Any]] = {}
-    wanted = [_normalised(job) for job in grid] if grid is not None else None
-    for folder in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name[0] != "."):
-        if not (folder / ".hydra").is_dir():
-            continue
-        if wanted is not None:
-            key = _normalised(job_overrides(folder))
-            if key not in wanted:
-                continue  # a folder of an earlier launch into this sweep folder
-            wanted.remove(key)
-        out[folder.name] = JobFolder(folder).current()
-    for job in wanted or []:
+    folders = [
+        p
+        for p in sorted(sweep_dir.iterdir(), key=_job_number)
+        if p.is_dir() and p.name[0] != "." and (p / ".hydra").is_dir()
+    ]
+    missing: list[list[str]] = []
+    if grid is not None:  # folders of earlier launches into this sweep folder are left out
+        folders, missing = match_grid(grid, folders)
+    out: dict[str, dict[str, Any]] = {f.name: JobFolder(f).current() for f in folders}
+    for job in missing:
         out[f"<not started: {' '.join(job)}>"] = {"overrides": job}
     return out
 
@@ -71,6 +73,9 @@ class FailureReport(Callback):
         }
         for line in run_summary.multirun_lines(sweep_dir, statuses, own):
             log.info(line)
+        group = wandb_group(config)
+        if group:
+            log.info("multirun: W&B group %s (its runs in W&B, and the dashboard's --group)", group)
         if elsewhere:
             log.info("multirun: %d jobs being run by another process", len(elsewhere))
         for name, st in elsewhere.items():
@@ -95,10 +100,18 @@ class FailureReport(Callback):
             raise SystemExit(run_summary.failure_message(sweep_dir, statuses, failed, own))
 
 
+def wandb_group(config: DictConfig) -> str | None:
+    """The W&B group of this multirun's runs when they log to W&B (None otherwise)."""
+    loggers = OmegaConf.select(config, "logger") or {}
+    targets = [str(OmegaConf.select(lg, "_target_") or "") for lg in loggers.values() if lg]
+    if not any("wandb" in t.lower() for t in targets):
+        return None
+    experiment = OmegaConf.select(config, "hydra.runtime.choices.experiment")
+    return group_name(config.hydra.sweep.dir, experiment)
+
+
 def launched_jobs(config: DictConfig) -> list[list[str]] | None:
     """The override lists of this launch's jobs (None: not a basic-sweeper grid)."""
-    from igb.launch.preflight import split_grid
-
     sweeper = OmegaConf.select(config, "hydra.sweeper")
     if sweeper is None or "basic_sweeper" not in str(sweeper.get("_target_", "")).lower():
         return None
@@ -109,12 +122,3 @@ def launched_jobs(config: DictConfig) -> list[list[str]] | None:
         return split_grid(params, list(OmegaConf.select(config, "hydra.overrides.task") or []))
     except Exception:  # noqa: BLE001 - an unreadable grid: report every folder
         return None
-
-
-def job_overrides(folder: Path) -> list[str]:
-    """The job's overrides, from its ``.hydra/overrides.yaml``."""
-    try:
-        overrides = OmegaConf.load(folder / ".hydra" / "overrides.yaml")
-    except (OSError, ValueError):
-        return []
-    return [str(o) for o in overrides] if isinstance(overrides, ListConfig) else []

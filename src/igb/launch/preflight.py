@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -22,9 +21,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from igb.compat import BasicSweeper, get_args_parser, hydra_missing_option, hydra_unknown_key
+from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key
 from igb.errors import ConfigError, one_line
 from igb.launch.conf_dir import find_conf_dir
+from igb.launch.grid import split_grid
 
 CONF_DIR = find_conf_dir()
 Validator = Callable[[DictConfig], object]
@@ -80,14 +80,6 @@ def expand_jobs(config_name: str, overrides: Sequence[str], multirun: bool) -> l
     return split_grid(OmegaConf.select(cfg, "hydra.sweeper.params") or {}, overrides)
 
 
-def split_grid(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list[str]]:
-    """The jobs of a grid as Hydra's basic sweeper orders them: ``hydra.sweeper.params``
-    first, then the command line's overrides (which win on a key given by both)."""
-    grid = [f"{k}={v}" for k, v in params.items()] + [str(o) for o in overrides]
-    parsed = OverridesParser.create().parse_overrides(grid)
-    return BasicSweeper.split_arguments(parsed, None)[0]
-
-
 def job_folder(cfg: DictConfig, num: int, multirun: bool) -> Path:
     """The folder Hydra will give job ``num`` of a launch; the composed config then
     resolves ``paths.output_dir`` to it, as in the job itself."""
@@ -120,9 +112,15 @@ def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
 
 def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:
     """Return None when every job of ``argv`` composes and validates, else one error line."""
-    args, _ = get_args_parser().parse_known_args(list(argv))
+    args, rest = get_args_parser().parse_known_args(list(argv))
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return None
+    stray = [a for a in rest if not a.startswith("-")]
+    if stray:  # Hydra's own parser would stop on them only after the imports (minutes)
+        return (
+            f"overrides after a flag: {' '.join(stray)}; put -m (--multirun) and the other "
+            "flags before or after all overrides, not between them"
+        )
     overrides = list(args.overrides or [])
     try:
         sweeps = _sweep_overrides(overrides)

@@ -207,6 +207,15 @@ def regime(gamma: float, neutral_tol: float = NEUTRAL_TOL) -> str:
     return "prejudiced" if g < 1 else "deeply_prejudiced"
 
 
+def regime_of_interval(lo: float, hi: float, neutral_tol: float = NEUTRAL_TOL) -> str:
+    """The regime an interval ``[lo, hi]`` of gamma supports: its :func:`regime` when the
+    whole interval lies in one regime, else every regime it spans joined by ``" or "``
+    (``"neutral or prejudiced"`` when it straddles ``neutral_tol``). A measured gamma of
+    0.0103 with the interval [0.008, 0.013] is then not called prejudiced."""
+    low, high = regime(max(float(lo), 0.0), neutral_tol), regime(max(float(hi), 0.0), neutral_tol)
+    return " or ".join(REGIMES[REGIMES.index(low) : REGIMES.index(high) + 1])
+
+
 def gamma_finite_sample_floor(n_points: int) -> float:
     """Plug-in gamma of an exactly neutral network measured on ``N`` points: ``1 / N``.
 

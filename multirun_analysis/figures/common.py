@@ -1,0 +1,165 @@
+"""What every figure shares: the record of a figure, norm styles, splitting jobs into
+figures, titles, and saving. Matplotlib runs on the Agg backend; nothing is shown."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
+from multirun_analysis.choices import config_order, label_value  # noqa: E402
+from multirun_analysis.collect import Collection  # noqa: E402
+from multirun_analysis.folders import FINISHED  # noqa: E402
+
+DPI = 90
+
+KIND_COLOR = {
+    "none": "black",
+    "batch": "tab:blue",
+    "layer": "tab:orange",
+    "rms": "tab:green",
+    "group": "tab:purple",
+    "instance": "tab:brown",
+}
+
+PLACEMENT_STYLE = {"none": ":", "pre": "--", "post": "-"}
+
+#: choice columns never used to split figures (the norm is on the panels, seeds pooled)
+POOLED = {"seed", "norm", "norm_placement", "norm_kind", "norm_variant", "n_inits"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: Path
+    caption: str
+
+
+def norm_style(label: str) -> dict[str, Any]:
+    kind, _, placement = str(label).partition("-")
+    return {
+        "color": KIND_COLOR.get(kind, "grey"),
+        "linestyle": PLACEMENT_STYLE.get(placement or "none", "-"),
+    }
+
+
+def sorted_values(values: Iterable[Any]) -> list[Any]:
+    vals = list(dict.fromkeys(v for v in values if v is not None and not is_nan(v)))
+    try:
+        return sorted(vals)
+    except TypeError:
+        return sorted(vals, key=str)
+
+
+def is_nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_") or "all"
+
+
+def split_groups(
+    jobs: pd.DataFrame, varying: Sequence[str], exclude: Iterable[str]
+) -> list[tuple[str, str, pd.DataFrame]]:
+    """Split jobs by the varying choices not shown inside one figure -> (file-name suffix,
+    title, jobs): ``("activation-relu_width-64", "activation=relu, width=64", jobs)``.
+    A job without a choice (None) shows nothing for it; paths show their file name."""
+    keys = [c for c in varying if c not in set(exclude) | POOLED and c in jobs]
+    if not keys:
+        return [("", "", jobs)]
+    labels = pd.DataFrame({k: jobs[k].map(label_value) for k in keys}, index=jobs.index)
+    out = []
+    for values, g in jobs.groupby([labels[k].fillna("") for k in keys], sort=True):
+        values = values if isinstance(values, tuple) else (values,)
+        named = [(k.rsplit(".", 1)[-1], v) for k, v in zip(keys, values) if v != ""]
+        suffix = "_".join(f"{k}-{v}" for k, v in named)
+        out.append((slug(suffix) if suffix else "", ", ".join(f"{k}={v}" for k, v in named), g))
+    return out
+
+
+def grid_shape(n: int, most: int) -> tuple[int, int]:
+    """(rows, columns) for ``n`` panels, at most ``most`` to a row, the rows as full as
+    they can be (5 panels at most 4 to a row: 2 x 3, not 2 x 4 with a near-empty row)."""
+    rows = max(1, math.ceil(n / most))
+    return rows, max(1, math.ceil(n / rows))
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def finish(
+    fig: plt.Figure,
+    title: str | None,
+    path: Path,
+    caption: str,
+    bottom: float = 0.0,
+    right: float = 1.0,
+) -> list[Figure]:
+    """The end of every figure: its title, the layout (``bottom``, ``right``: room kept
+    for a figure legend), the file, and the figure's record with its caption."""
+    if title is not None:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, bottom, right, 1))
+    return [Figure(save(fig, path), caption)]
+
+
+def finished_jobs(col: Collection, kind: str) -> pd.DataFrame:
+    jobs = col.jobs
+    return jobs[(jobs["status"] == FINISHED) & (jobs["kind"] == kind)]
+
+
+def int_or_none(col: pd.Series | None) -> int | None:
+    vals = pd.to_numeric(col, errors="coerce").dropna() if col is not None else []
+    return int(vals.iloc[0]) if len(vals) else None
+
+
+def num_classes_of(jobs: pd.DataFrame) -> int:
+    vals = pd.to_numeric(jobs.get("num_classes"), errors="coerce").dropna()
+    return int(vals.iloc[0]) if len(vals) else 0
+
+
+def config_styles(jobs: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    configs = config_order(jobs)
+    norms = jobs.drop_duplicates("config").set_index("config")["norm"].to_dict()
+    # when only the norm varies the colour says the kind and the dash the placement
+    if len(set(norms.values())) == len(configs):
+        return {c: norm_style(norms[c]) for c in configs}
+    cmap = plt.get_cmap("tab10" if len(configs) <= 10 else "tab20")
+    return {c: {"color": cmap(i % cmap.N)} for i, c in enumerate(configs)}
+
+
+#: the regimes' bands on a gamma axis: (low, high, colour)
+REGIME_BANDS = (
+    ("neutral", 0.0, NEUTRAL_TOL, "tab:green"),
+    ("prejudiced", NEUTRAL_TOL, 1.0, "gold"),
+    ("deeply prejudiced", 1.0, math.inf, "tab:red"),
+)
+
+
+def regime_bands(ax: plt.Axes, lo: float, hi: float, vertical: bool = True) -> None:
+    """Shade the regimes between ``lo`` and ``hi`` on the gamma axis (x when
+    ``vertical``), each named at its middle."""
+    for name, a, b, color in REGIME_BANDS:
+        a, b = max(a, lo), min(b, hi)
+        if a >= b:
+            continue
+        span = ax.axvspan if vertical else ax.axhspan
+        span(a, b, color=color, alpha=0.09, lw=0, zorder=0)
+        mid = math.sqrt(a * b)
+        if vertical:
+            ax.text(mid, 1.0, name, transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize=7, color="0.35")  # fmt: skip

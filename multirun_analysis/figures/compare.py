@@ -1,0 +1,105 @@
+"""Gamma of any set of ensembles side by side: one point per run with its interval, on a
+log axis over the regimes' bands, labelled by what sets the run apart (the figure for
+"whole network vs fresh head vs trained backbone", where depth says nothing)."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from multirun_analysis.choices import CHOICES, label_value  # noqa: E402
+from multirun_analysis.collect import Collection  # noqa: E402
+from multirun_analysis.figures.common import (  # noqa: E402
+    Figure,
+    config_order,
+    finish,
+    finished_jobs,
+    regime_bands,
+)
+
+#: constant choices named in the title (what every run of the figure shares)
+_CONTEXT = ("model", "model_class", "dataset", "num_classes", "n_inits", "vary", "weights")
+
+
+def run_labels(jobs: pd.DataFrame, varying: list[str]) -> list[str]:
+    """One label per job: its configuration, and its seed when seeds differ."""
+    seeds = "seed" in varying and jobs["seed"].notna().any()
+    return [
+        f"{r['config']} seed={label_value(r['seed'])}" if seeds else str(r["config"])
+        for r in jobs.to_dict("records")
+    ]
+
+
+def context(jobs: pd.DataFrame) -> str:
+    """The choices every job shares, for a title: ``model=custom, dataset=blobs, C=4``."""
+    parts = []
+    for col in _CONTEXT:
+        if col not in jobs:
+            continue
+        values = {label_value(v) for v in jobs[col]}
+        if len(values) == 1 and None not in values:
+            name = {"num_classes": "C", "model_class": "class"}.get(col, col)
+            parts.append(f"{name}={values.pop()}")
+    return ", ".join(parts)
+
+
+def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
+    """Every finished ensemble's gamma (bootstrap interval) on one log axis; drawn when
+    there are at least two ensembles to compare."""
+    jobs = finished_jobs(col, "ensemble")
+    if "gamma" not in jobs:
+        return []
+    jobs = jobs.assign(gamma=pd.to_numeric(jobs["gamma"], errors="coerce"))
+    jobs = jobs[jobs["gamma"].notna()]
+    if len(jobs) < 2:
+        return []
+    order = {c: i for i, c in enumerate(config_order(jobs))}
+    sort = jobs["config"].map(order)
+    jobs = jobs.assign(_order=sort).sort_values(["_order", "seed"] if "seed" in jobs else "_order")
+    labels = run_labels(jobs, [c for c in col.varying if c in CHOICES or "." in c])
+    floor = 1e-6
+    y = np.arange(len(jobs))
+    gamma = jobs["gamma"].clip(lower=floor).to_numpy()
+    lo = pd.to_numeric(jobs.get("gamma_ci_lo"), errors="coerce")
+    hi = pd.to_numeric(jobs.get("gamma_ci_hi"), errors="coerce")
+    lo = (lo if lo is not None else jobs["gamma"]).fillna(jobs["gamma"]).clip(lower=floor)
+    hi = (hi if hi is not None else jobs["gamma"]).fillna(jobs["gamma"]).clip(lower=floor)
+    xerr = np.vstack([(gamma - lo).clip(lower=0), (hi - gamma).clip(lower=0)])
+    fig_h = 0.42 * len(jobs) + 2.0
+    fig, ax = plt.subplots(figsize=(7.5, fig_h))
+    ax.errorbar(gamma, y, xerr=xerr, fmt="o", ms=5, color="black", capsize=4,
+                elinewidth=1.4, label="measured γ (95% interval)", zorder=3)  # fmt: skip
+    theory = pd.to_numeric(jobs.get("gamma_theory"), errors="coerce")
+    has_theory = theory is not None and theory.notna().any()
+    if has_theory:
+        style = {"marker": "D", "s": 36, "facecolor": "none", "edgecolor": "tab:green"}
+        ax.scatter(theory.clip(lower=floor), y, lw=1.5, label="infinite-width theory", **style)
+    values = np.concatenate([lo, hi, theory.dropna().clip(lower=floor) if has_theory else []])
+    x_lo = 10 ** math.floor(math.log10(max(float(np.min(values)), floor)) - 0.3)
+    x_hi = 10 ** math.ceil(math.log10(max(float(np.max(values)), 1.0)) + 0.3)
+    ax.set_xscale("log")
+    ax.set_xlim(x_lo, x_hi)
+    regime_bands(ax, x_lo, x_hi)
+    ax.set_yticks(y, [textwrap.fill(t, 45) for t in labels], fontsize=8)
+    ax.set_ylim(len(jobs) - 0.5, -0.5)
+    ax.set_xlabel("γ (IGB strength, log scale)")
+    ax.grid(alpha=0.3, axis="x", which="major")
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 1.2 / fig_h), ncol=2)
+    shared = context(jobs)
+    return finish(
+        fig,
+        "γ per ensemble" + (f" — {shared}" if shared else ""),
+        out / "gamma_compare.png",
+        "IGB strength γ of every finished ensemble with its bootstrap 95% interval (log "
+        "scale), over the regimes' bands (neutral, prejudiced, deeply prejudiced)"
+        + (", with the infinite-width prediction (open diamonds) where the theory covers "
+           "the model" if has_theory else "") + ".",
+    )  # fmt: skip

@@ -1,0 +1,124 @@
+"""Reading one job folder: its config, overrides, status and metrics.csv.
+
+A job folder is any folder holding ``.hydra/`` (what Hydra writes for every job it
+starts). The resolved config is ``config.yaml``, else Hydra's ``.hydra/config.yaml``,
+else the ``config`` of an ensemble's ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from igb.jobs.status import JobFolder
+from igb.launch.grid import job_overrides
+
+#: status of a job whose folder exists but holds no status.json and no result
+UNKNOWN = "unknown"
+
+NOT_STARTED = "not_started"
+
+FINISHED = "finished"
+
+#: a job that says ``finished`` but whose data do not hold the finished run
+DAMAGED = "damaged"
+
+
+def find_job_dirs(root: Path) -> list[Path]:
+    """Every folder under ``root`` (itself included) that Hydra made for one job."""
+    root = Path(root)
+    found = [p.parent for p in root.rglob(".hydra") if p.is_dir()]
+    if (root / ".hydra").is_dir() and root not in found:
+        found.append(root)
+    return sorted(set(found), key=_job_sort_key)
+
+
+def _job_sort_key(p: Path) -> tuple:
+    return (str(p.parent), int(p.name) if p.name.isdigit() else math.inf, p.name)
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def load_config(job_dir: Path) -> DictConfig:
+    """The job's config: resolved ``config.yaml`` when present, else Hydra's own copy.
+
+    Hydra's copy is unresolved; values are then read with :func:`select`, which resolves
+    what it can (nested interpolations such as the experiments' norm variants) and
+    leaves runtime-only ones (``${hydra:...}``) as None.
+    """
+    for path in (job_dir / "config.yaml", job_dir / ".hydra" / "config.yaml"):
+        data = read_yaml(path)
+        if isinstance(data, dict):
+            return OmegaConf.create(data)
+    summary = read_json(job_dir / "summary.json")
+    cfg = summary.get("config") if isinstance(summary.get("config"), dict) else {}
+    return OmegaConf.create(cfg)
+
+
+def select(cfg: DictConfig, key: str) -> Any:
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+    except Exception:  # noqa: BLE001 - a foreign resolver (hydra:) is not registered here
+        return None
+    if isinstance(value, DictConfig) or OmegaConf.is_list(value):
+        return OmegaConf.to_container(value, resolve=False)
+    return value
+
+
+def read_overrides(job_dir: Path) -> list[str]:
+    return job_overrides(job_dir)
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def override_value(override: str) -> str:
+    return override.split("=", 1)[1] if "=" in override else ""
+
+
+def job_status(job_dir: Path) -> dict[str, Any]:
+    """``status``, ``error`` and the rest of status.json; ensembles may have only summary.json.
+
+    A ``running`` job whose process is gone reads ``interrupted``, one that another live
+    process runs ``running elsewhere`` (:meth:`igb.jobs.status.JobFolder.current`)."""
+    status = JobFolder(job_dir).current()
+    if not status.get("status"):
+        if (job_dir / "summary.json").is_file():
+            status["status"] = FINISHED
+        else:
+            status["status"] = UNKNOWN
+            status.setdefault("error", "no status.json: the job never recorded a state")
+    return status
+
+
+def read_metrics(job_dir: Path) -> pd.DataFrame:
+    """metrics.csv with one row per step (CSVLogger writes several rows for one step)."""
+    path = job_dir / "metrics.csv"
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return pd.DataFrame()
+    if "step" not in df:
+        return pd.DataFrame()
+    return df.groupby("step", sort=True).first().copy().reset_index()

@@ -1,0 +1,201 @@
+"""Per-job results: step-0 bias, final accuracy and time to neutrality of a training
+run; the flattened summary.json and inits.csv of an ensemble."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from igb.theory.gaussian import regime_of_interval
+from multirun_analysis.folders import read_json
+
+#: default tolerance of the time-to-neutrality criterion ``f_max <= 1/C + tol``
+DEFAULT_TOL = 0.1
+
+
+def step_value(series: pd.DataFrame, key: str, step: int = 0) -> float:
+    if key not in series:
+        return math.nan
+    rows = series.loc[series["step"] == step, key].dropna()
+    return float(rows.iloc[0]) if len(rows) else math.nan
+
+
+def last_value(series: pd.DataFrame, key: str) -> float:
+    if key not in series:
+        return math.nan
+    rows = series[key].dropna()
+    return float(rows.iloc[-1]) if len(rows) else math.nan
+
+
+def time_to_neutrality(
+    series: pd.DataFrame, num_classes: int, split: str = "val", tol: float = DEFAULT_TOL
+) -> float:
+    """First logged step from which on ``igb/{split}/f_max <= 1/C + tol`` at every later
+    measurement (NaN: f_max is still above that at the last one).
+
+    "Stays within" rather than "first touches": a prejudiced start often swings through
+    the tolerance band while the favoured class changes, and only settles later. Step 0
+    counts, so a neutral initialization has time 0.
+    """
+    key = f"igb/{split}/f_max"
+    if key not in series or not num_classes:
+        return math.nan
+    s = series[["step", key]].dropna()
+    if s.empty:
+        return math.nan
+    above = (s[key] > 1.0 / num_classes + tol).to_numpy()
+    if above[-1]:
+        return math.nan
+    last_above = np.flatnonzero(above)
+    first_in = last_above[-1] + 1 if len(last_above) else 0
+    return float(s["step"].iloc[first_in])
+
+
+#: the share of its final accuracy a class group must reach (:func:`class_group_times`)
+SHARE = 0.9
+
+
+def rank_columns(series: pd.DataFrame, split: str) -> list[str]:
+    """``{split}/acc_rank/{k}`` columns in rank order (rank 1: the class favoured at step 0)."""
+    pat = re.compile(rf"^{re.escape(split)}/acc_rank/(\d+)$")
+    cols = [c for c in series.columns if pat.match(c)]
+    return sorted(cols, key=lambda c: int(pat.match(c).group(1)))
+
+
+def time_to_share(steps: np.ndarray, values: np.ndarray, share: float = SHARE) -> float:
+    """First step at which ``values`` reaches ``share`` of its last value (NaN: no values,
+    or a last value of 0 or less: nothing to reach)."""
+    ok = np.isfinite(values)
+    steps, values = np.asarray(steps)[ok], np.asarray(values)[ok]
+    if not len(values) or values[-1] <= 0:
+        return math.nan
+    return float(steps[np.argmax(values >= share * values[-1])])
+
+
+def class_group_times(series: pd.DataFrame, split: str, share: float = SHARE) -> dict[str, float]:
+    """Does the initial bias slow the other classes? The step at which the class favoured
+    at step 0 (rank 1), and the mean accuracy of the other classes, reach ``share`` of
+    their final accuracy: ``{split}_t_favoured``, ``{split}_t_others`` and their
+    difference ``{split}_t_others_minus_favoured`` (NaN without per-rank accuracies)."""
+    ranks = rank_columns(series, split)
+    out = {f"{split}_t_{g}": math.nan for g in ("favoured", "others", "others_minus_favoured")}
+    if len(ranks) < 2:
+        return out
+    rows = series.dropna(subset=ranks, how="all")
+    steps = rows["step"].to_numpy()
+    fav = time_to_share(steps, rows[ranks[0]].to_numpy(float), share)
+    others = time_to_share(steps, rows[ranks[1:]].mean(axis=1).to_numpy(float), share)
+    out.update({f"{split}_t_favoured": fav, f"{split}_t_others": others})
+    out[f"{split}_t_others_minus_favoured"] = others - fav
+    return out
+
+
+def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student's t interval of the mean (NaN bounds for one value)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return math.nan, math.nan, math.nan
+    m = float(values.mean())
+    if len(values) < 2:
+        return m, math.nan, math.nan
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return m, m - half, m + half
+
+
+def train_results(series: pd.DataFrame, num_classes: int, tol: float) -> dict[str, Any]:
+    """Per-job numbers of a training run (NaN where the run did not log them)."""
+    out: dict[str, Any] = {}
+    for split in ("train", "val"):
+        out[f"{split}_f_max_step0"] = step_value(series, f"igb/{split}/f_max")
+        out[f"{split}_entropy_step0"] = step_value(series, f"igb/{split}/entropy")
+        out[f"{split}_bias_degree_step0"] = step_value(series, f"igb/{split}/bias_degree")
+        out[f"{split}_f_max_final"] = last_value(series, f"igb/{split}/f_max")
+        out[f"{split}_acc_final"] = last_value(series, f"{split}/acc")
+        out[f"{split}_time_to_neutral"] = time_to_neutrality(series, num_classes, split, tol)
+        out.update(class_group_times(series, split))
+    out["test_acc"] = last_value(series, "test/acc")
+    out["final_step"] = float(series["step"].max()) if "step" in series and len(series) else 0
+    return out
+
+
+def ensemble_results(job_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """summary.json numbers (flattened) and inits.csv of an ensemble job."""
+    summary = read_json(job_dir / "summary.json")
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        if key in ("config", "choices", "versions", "seeds"):
+            continue
+        if isinstance(value, bool | int | float | str) or value is None:
+            out[key] = value
+        elif isinstance(value, list | tuple) and len(value) == 2 and key.endswith("_ci"):
+            out[f"{key}_lo"], out[f"{key}_hi"] = num(value[0]), num(value[1])
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                if isinstance(v, bool | int | float | str):
+                    out[f"{key}_{k}"] = v
+    inits = pd.DataFrame()
+    path = job_dir / "inits.csv"
+    if path.is_file() and path.stat().st_size:
+        try:
+            inits = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError):
+            inits = pd.DataFrame()
+    return out, inits
+
+
+def num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def as_int(x: Any) -> int:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return 0
+
+
+def interval_regimes(jobs: pd.DataFrame) -> pd.DataFrame:
+    """The regime of every job with a gamma interval, read from the interval
+    (:func:`igb.theory.gaussian.regime_of_interval`), also for files written before
+    summary.json did so."""
+    if "gamma_ci_lo" not in jobs or "gamma_ci_hi" not in jobs:
+        return jobs
+    lo = pd.to_numeric(jobs["gamma_ci_lo"], errors="coerce")
+    hi = pd.to_numeric(jobs["gamma_ci_hi"], errors="coerce")
+    ok = lo.notna() & hi.notna()
+    if not ok.any():
+        return jobs
+    jobs = jobs.copy()
+    jobs.loc[ok, "regime"] = [regime_of_interval(a, b) for a, b in zip(lo[ok], hi[ok])]
+    return jobs
+
+
+def theory_columns(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Measured gamma against the infinite-width prediction, where the theory covers a job
+    (summary.json ``gamma_theory``): ``gamma_ratio`` = measured / predicted and
+    ``theory_in_ci``, whether the prediction lies in the measured interval (None where
+    there is no prediction)."""
+    if "gamma_theory" not in jobs or "gamma" not in jobs:
+        return jobs
+    theory = pd.to_numeric(jobs["gamma_theory"], errors="coerce")
+    gamma = pd.to_numeric(jobs["gamma"], errors="coerce")
+    jobs = jobs.copy()
+    jobs["gamma_ratio"] = (gamma / theory).where(theory > 0)
+    if "gamma_ci_lo" in jobs and "gamma_ci_hi" in jobs:
+        lo = pd.to_numeric(jobs["gamma_ci_lo"], errors="coerce")
+        hi = pd.to_numeric(jobs["gamma_ci_hi"], errors="coerce")
+        inside = (lo <= theory) & (theory <= hi)
+        ok = theory.notna() & lo.notna() & hi.notna()
+        jobs["theory_in_ci"] = [bool(i) if k else None for i, k in zip(inside, ok)]
+    return jobs

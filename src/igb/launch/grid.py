@@ -1,0 +1,61 @@
+"""A grid's jobs and the folders that ran them: one expansion, one matching.
+
+Hydra's basic sweeper expands ``hydra.sweeper.params`` and the command line's overrides
+into jobs; :func:`split_grid` does the same (the preflight checks every job with it).
+A job's folder holds its overrides in ``.hydra/overrides.yaml``; :func:`match_grid` pairs
+grid jobs with folders by those overrides (spaces and quotes ignored, order ignored), for
+the end-of-multirun summary (:mod:`igb.launch.hydra_callbacks`) and the analysis, which
+lists the jobs of a grid that never got a folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import ListConfig, OmegaConf
+
+from igb.compat import BasicSweeper
+
+
+def split_grid(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list[str]]:
+    """The jobs of a grid as Hydra's basic sweeper orders them: ``hydra.sweeper.params``
+    first, then the command line's overrides (which win on a key given by both)."""
+    grid = [f"{k}={v}" for k, v in params.items()] + [str(o) for o in overrides]
+    parsed = OverridesParser.create().parse_overrides(grid)
+    return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+def job_overrides(folder: Path) -> list[str]:
+    """The job's overrides, from its ``.hydra/overrides.yaml`` ([] when unreadable)."""
+    try:
+        overrides = OmegaConf.load(Path(folder) / ".hydra" / "overrides.yaml")
+    except (OSError, ValueError):
+        return []
+    return [str(o) for o in overrides] if isinstance(overrides, ListConfig) else []
+
+
+def grid_key(overrides: Iterable[str]) -> tuple[str, ...]:
+    """What identifies a job among a grid's: its overrides, sorted, without spaces and
+    quotes (``a='x y'`` on the command line is ``a=x y`` in overrides.yaml)."""
+    return tuple(
+        sorted(str(o).replace(" ", "").replace("'", "").replace('"', "") for o in overrides)
+    )
+
+
+def match_grid(
+    grid: Sequence[Sequence[str]], folders: Iterable[Path]
+) -> tuple[list[Path], list[list[str]]]:
+    """(the folders that ran a job of ``grid``, in the order given; the jobs of ``grid``
+    without a folder, in grid order). A job given twice needs two folders."""
+    wanted = [grid_key(job) for job in grid]
+    matched = []
+    for folder in folders:
+        key = grid_key(job_overrides(folder))
+        if key in wanted:
+            wanted[wanted.index(key)] = None  # type: ignore[call-overload]
+            matched.append(folder)
+    missing = [list(job) for job, key in zip(grid, wanted) if key is not None]
+    return matched, missing
