@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from igb.jobs.identity import norm_label
+from igb.jobs.identity import norm_label, optimizer_name
 from multirun_analysis.folders import override_key, override_value, select
 from multirun_analysis.results import num
 
@@ -30,7 +30,8 @@ CHOICES: dict[str, str] = {
     "input_size": "model.input_size",
     "dataset": "dataset.name",
     "num_classes": "dataset.num_classes",
-    "optimizer": "optimizer.name",
+    "optimizer": "optimizer._target_",  # shown as its class, lower-cased: sgd
+    "scheduler": "scheduler._target_",  # shown as its factory: constant, cosine, step
     "lr": "optimizer.lr",
     "batch_size": "dataset.batch_size",
     "epochs": "trainer.max_epochs",
@@ -92,6 +93,9 @@ def choices_row(cfg: DictConfig, overrides: Iterable[str], summary: Mapping[str,
         if value is None and col in choices:
             value = choices[col]
         row[col] = value
+    for col in ("optimizer", "scheduler"):  # a `_target_` path -> its last part
+        if isinstance(row.get(col), str) and "." in row[col]:
+            row[col] = optimizer_name({"_target_": row[col]})
     classes = select(cfg, "dataset.classes")
     if classes:  # dataset.num_classes is the source's; the task has one class per entry
         row["num_classes"] = len(classes)

@@ -51,6 +51,7 @@ GROUP_COLUMNS = {
     "norm": "norm_placement",
     "dataset": "dataset",
     "optimizer": "optimizer",
+    "scheduler": "scheduler",
 }
 
 
