@@ -130,6 +130,21 @@ def _offline_status(run: Any) -> tuple[str, str | None]:
     return "failed", f"W&B exit code {run.exit_code}"
 
 
+def _add_run(
+    rows: list[dict], series_parts: list[Any], run_id: str, location: str, fields: tuple, tol: float
+) -> dict:
+    """Append a run's row (and its series, if any) read from disk or from the W&B API.
+
+    ``fields``: config, history, summary, status, error, group, as :func:`run_row` takes them.
+    """
+    config, history, summary, status, error, group = fields
+    row, series = run_row(run_id, location, config, history, summary, status, error, group, tol)
+    rows.append(row)
+    if not series.empty:
+        series_parts.append(series.assign(job_dir=location))
+    return row
+
+
 def collect_offline(root: str | Path, tol: float = DEFAULT_TOL) -> Collection:
     """Every W&B run folder under ``root``, read from disk."""
     from multirun_analysis.wandb_files import find_run_dirs, read_run
@@ -146,21 +161,9 @@ def collect_offline(root: str | Path, tol: float = DEFAULT_TOL) -> Collection:
             continue
         status, error = _offline_status(run)
         location = str(run_dir)
-        row, series = run_row(
-            run.run_id or run_dir.name,
-            location,
-            run.config,
-            run.history,
-            run.summary,
-            status,
-            error,
-            run.group,
-            tol,
-        )
+        fields = (run.config, run.history, run.summary, status, error, run.group)
+        row = _add_run(rows, series_parts, run.run_id or run_dir.name, location, fields, tol)
         row["job_type"] = run.job_type
-        rows.append(row)
-        if not series.empty:
-            series_parts.append(series.assign(job_dir=location))
         if row["kind"] == "ensemble":  # the per-initialization table of ensemble.py
             inits = _offline_table(run_dir, run.history, "inits")
             if not inits.empty:
@@ -183,21 +186,9 @@ def collect_project(
         error = None if status == FINISHED else f"W&B state {run.state}"
         location = f"wandb:{path}/{run.id}"
         summary = dict(getattr(run.summary, "_json_dict", run.summary) or {})
-        row, series = run_row(
-            run.id,
-            location,
-            dict(run.config),
-            run.scan_history(),
-            summary,
-            status,
-            error,
-            run.group,
-            tol,
-        )
+        fields = (dict(run.config), run.scan_history(), summary, status, error, run.group)
+        row = _add_run(rows, series_parts, run.id, location, fields, tol)
         row["job_type"] = run.job_type
-        rows.append(row)
-        if not series.empty:
-            series_parts.append(series.assign(job_dir=location))
     return finish(
         f"wandb:{path}" + (f" (group {group})" if group else ""), rows, series_parts, [], tol
     )

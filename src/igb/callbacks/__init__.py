@@ -1,4 +1,7 @@
-"""Lightning callbacks: initial bias at step 0, per-epoch and log-spaced statistics."""
+"""Lightning callbacks: initial bias at step 0, per-epoch and log-spaced statistics.
+
+Lightning callbacks; may import metrics, nn and the packages below them.
+"""
 
 from igb.callbacks.bias_stats import BiasStatsCallback, flatten_stats
 from igb.callbacks.schedule import log_spaced_steps

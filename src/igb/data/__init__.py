@@ -3,6 +3,9 @@
 The real-image datasets (torchvision: MNIST, Fashion-MNIST, CIFAR) and digits (sklearn)
 are loaded on first use: importing torchvision costs seconds that the default Gaussian
 data and the theory never need. ``igb.data.<Name>`` works as before (Hydra ``_target_``).
+
+May import only ``igb.errors``: datasets are plain objects, Lightning meets them in
+:mod:`igb.training.datamodule`.
 """
 
 from typing import Any

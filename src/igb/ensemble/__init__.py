@@ -42,6 +42,9 @@ The modules, one job each: :mod:`.statistics` (the result arrays),
 :mod:`.loop` and :mod:`.vmap` (the two runners), :mod:`.evaluate` (their entry),
 :mod:`.progress`, :mod:`.eval_set`, :mod:`.summary`, :mod:`.writers`, :mod:`.wandb_log`,
 :mod:`.validate` (pre-flight) and :mod:`.run` (the job in its folder).
+
+May import theory, metrics, nn, data, jobs, logging (never Lightning: an ensemble
+trains nothing, and its start-up is as fast as torch's).
 """
 
 from igb.ensemble.eval_set import SPLITS, eval_set

@@ -6,6 +6,8 @@ single-initialization bias degree ``g`` and the ensemble IGB strength ``gamma``.
 
 The torchmetrics ``Metric`` (:mod:`.bias_statistics`) is loaded on first use: torchmetrics
 brings scipy, matplotlib and torchvision, which ensembles and the theory never need.
+
+May import only ``igb.nn`` and ``igb.errors``.
 """
 
 from typing import Any

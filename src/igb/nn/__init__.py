@@ -1,4 +1,7 @@
-"""Networks whose hidden layers all come from one norm-act block builder."""
+"""Networks whose hidden layers all come from one norm-act block builder.
+
+May import only ``igb.errors`` and ``igb.compat``.
+"""
 
 from igb.nn.build import build_model
 from igb.nn.norm_act import ACTIVATIONS, NORM_LAYERS, PLACEMENTS, NormAct, NormConfig
