@@ -4,6 +4,7 @@ from igb.data.base import DatasetCorruptedError, DatasetNotFoundError, InMemoryD
 from igb.data.blobs import GaussianBlobsDataModule
 from igb.data.digits import DigitsDataModule
 from igb.data.loader import InMemoryLoader
+from igb.data.tiny_imagenet import TinyImageNetDataModule
 from igb.data.vision import (
     CIFAR10DataModule,
     CIFAR100DataModule,
@@ -22,4 +23,5 @@ __all__ = [
     "InMemoryDataModule",
     "InMemoryLoader",
     "MNISTDataModule",
+    "TinyImageNetDataModule",
 ]
