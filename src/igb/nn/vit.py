@@ -2,6 +2,12 @@
 
 Placement acts on the residual blocks: ``pre`` = Pre-LN ``x + F(Norm(x))`` with a final
 norm before the head, ``post`` = Post-LN ``Norm(x + F(x))``, ``none`` = ``x + F(x)``.
+
+``mlp_norm`` is a second, independent switch inside each transformer MLP (the authors'
+``ln_before`` / ``ln_after`` ViT): ``before`` = ``Linear -> LayerNorm -> GELU -> Linear``,
+``after`` = ``Linear -> GELU -> LayerNorm -> Linear`` (LayerNorm over the MLP's hidden
+width), ``none`` = plain ``Linear -> GELU -> Linear``. ``final_norm=false`` drops the
+norm that closes a Pre-LN stack (the authors' ViT feeds the class token straight to the head).
 """
 
 from __future__ import annotations
@@ -28,6 +34,23 @@ def patch_grid(input_shape: tuple[int, ...], patch_size: int, model: str) -> tup
     return channels, (h // patch_size) * (w // patch_size)
 
 
+MLP_NORMS = ("none", "before", "after")
+
+
+def transformer_mlp(width: int, hidden: int, act: nn.Module, mlp_norm: str) -> nn.Sequential:
+    """``Linear -> [LN] -> act -> [LN] -> Linear`` with the LayerNorm where ``mlp_norm`` says."""
+    if mlp_norm not in MLP_NORMS:
+        raise ConfigError(
+            "model.mlp_norm", f"model.mlp_norm={mlp_norm!r} is not one of {', '.join(MLP_NORMS)}"
+        )
+    inner = [act]
+    if mlp_norm == "before":
+        inner = [nn.LayerNorm(hidden), act]
+    elif mlp_norm == "after":
+        inner = [act, nn.LayerNorm(hidden)]
+    return nn.Sequential(nn.Linear(width, hidden), *inner, nn.Linear(hidden, width))
+
+
 class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
@@ -48,6 +71,8 @@ class ViT(Classifier):
         patch_size: int = 4,
         heads: int = 4,
         mlp_ratio: float = 2.0,
+        mlp_norm: str = "none",
+        final_norm: bool = True,
         **io: Any,
     ) -> None:
         super().__init__(**io)
@@ -61,11 +86,12 @@ class ViT(Classifier):
         hidden = int(width * mlp_ratio)
         blocks = []
         for _ in range(depth):
-            mlp = nn.Sequential(nn.Linear(width, hidden), norm_act.act(), nn.Linear(hidden, width))
+            mlp = transformer_mlp(width, hidden, norm_act.act(), mlp_norm)
             blocks.append(norm_act.residual(SelfAttention(width, heads), width, "token"))
             blocks.append(norm_act.residual(mlp, width, "token"))
         self.blocks = nn.Sequential(*blocks)
-        self.final_norm = norm_act.final_norm(width, "token")
+        # Pre-LN closes the stack with a norm; the authors' ViT has none (final_norm=false)
+        self.final_norm = norm_act.final_norm(width, "token") if final_norm else nn.Identity()
         self.head = nn.Linear(width, self.num_classes)
 
     def reset_parameters(self) -> None:
