@@ -67,6 +67,17 @@ def flatten_stats(split: str, stats: dict[str, Any], order: Sequence[int]) -> di
     return row
 
 
+@torch.no_grad()
+def unit_parameter_vector(model: torch.nn.Module) -> torch.Tensor:
+    """All trainable parameters, flattened and concatenated, scaled to unit L2 norm
+    (float32; the zero vector stays zero)."""
+    flat = torch.cat(
+        [p.detach().reshape(-1).float() for p in model.parameters() if p.requires_grad]
+    )
+    norm = flat.norm()
+    return flat / norm if norm > 0 else flat
+
+
 class BiasStatsCallback(L.Callback):
     """Measure f, bias degree, accuracy and loss (overall and per class) over training.
 
@@ -85,6 +96,10 @@ class BiasStatsCallback(L.Callback):
         charts: W&B step-0 bar chart/histogram and end-of-training class table.
         progress_min_batches: passes of at least this many batches get a progress line
             (a task of a live RichProgressBar, else a display of their own).
+        weight_overlap: also log ``train/weight_overlap`` = ``w0 . wt`` of the unit-norm
+            vector of all trainable parameters with its step-0 value (the authors'
+            ``w0_wt_dot``): 1 at step 0, falling as training moves the weights. No forward
+            pass; the step-0 vector is kept in the callback state (checkpoints).
     """
 
     def __init__(
@@ -98,6 +113,7 @@ class BiasStatsCallback(L.Callback):
         log_steps: int = 0,
         charts: bool = True,
         progress_min_batches: int = 20,
+        weight_overlap: bool = True,
     ) -> None:
         super().__init__()
         splits = tuple(splits)
@@ -121,6 +137,9 @@ class BiasStatsCallback(L.Callback):
         self.log_steps = int(log_steps)
         self.charts = bool(charts)
         self.progress_min_batches = int(progress_min_batches)
+        self.weight_overlap = bool(weight_overlap)
+        #: unit-norm step-0 parameter vector (CPU), kept in state_dict
+        self.w0: torch.Tensor | None = None
         # filled in on_train_start
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._metrics: dict[str, BiasStatistics] = {}
@@ -152,6 +171,7 @@ class BiasStatsCallback(L.Callback):
             "f0_train": self.f0_train,
             "last_step": self.last_step,
             "initial": self.initial,
+            "w0": self.w0,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -159,6 +179,7 @@ class BiasStatsCallback(L.Callback):
         self.f0_train = state_dict.get("f0_train")
         self.last_step = int(state_dict.get("last_step", -1))
         self.initial = dict(state_dict.get("initial") or {})
+        self.w0 = state_dict.get("w0")
 
     # -- what the measurement is, for the logged config ----------------------------------------
     def measurement_config(self) -> dict[str, Any]:
@@ -258,6 +279,8 @@ class BiasStatsCallback(L.Callback):
         row: dict[str, float] = {}
         for split, stats in measured.items():
             row.update(flatten_stats(split, stats, self.rank_order))
+        if self.weight_overlap:
+            row["train/weight_overlap"] = self._overlap(pl_module)
         # the sweeper objective and checkpoint monitors read these
         trainer.callback_metrics.update(
             {
@@ -274,6 +297,13 @@ class BiasStatsCallback(L.Callback):
             for lg in trainer.loggers:
                 lg.log_metrics(row, step=step)
         return measured
+
+    def _overlap(self, pl_module: L.LightningModule) -> float:
+        """``w0 . wt`` of unit-norm trainable-parameter vectors; sets ``w0`` on first use."""
+        wt = unit_parameter_vector(pl_module)
+        if self.w0 is None:
+            self.w0 = wt.cpu()
+        return float(torch.dot(self.w0.to(wt.device, wt.dtype), wt))
 
     # -- hooks --------------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
