@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from igb.callbacks.bias_stats import BiasStatsCallback, unit_parameter_vector
+from igb.callbacks.bias_stats import BiasStatsCallback
+from igb.callbacks.overlap import unit_parameter_vector
 from igb.data.instantiate import instantiate_datamodule
 from igb.nn import build_model
 from igb.training.run import run
@@ -40,6 +41,14 @@ def test_overlap_starts_at_one_and_matches_the_final_weights(make_cfg) -> None:
     wt.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     expected = torch.dot(unit_parameter_vector(w0), unit_parameter_vector(wt)).item()
     assert overlap.iloc[-1] == pytest.approx(expected, abs=1e-5)
+    # per group (the MLP's blocks and head): the cosine of each group's own slice
+    last = rows[rows["step"] == rows["step"].max()].iloc[-1]
+    for group in ("blocks", "head"):
+        a = torch.cat([p.flatten() for n, p in w0.named_parameters() if n.startswith(group)])
+        b = torch.cat([p.flatten() for n, p in wt.named_parameters() if n.startswith(group)])
+        cos = (torch.dot(a, b) / (a.norm() * b.norm())).item()
+        assert last[f"train/weight_overlap/{group}"] == pytest.approx(cos, abs=1e-5)
+        assert rows[f"train/weight_overlap/{group}"].iloc[0] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_step0_vector_is_kept_in_the_callback_state() -> None:

@@ -28,6 +28,7 @@ import lightning as L
 import torch
 
 from igb.callbacks import wandb_panels
+from igb.callbacks.overlap import overlaps, parameter_vector
 from igb.callbacks.progress import measurement_progress
 from igb.callbacks.schedule import log_spaced_steps
 from igb.metrics import BiasStatistics, ranked_fractions
@@ -67,17 +68,6 @@ def flatten_stats(split: str, stats: dict[str, Any], order: Sequence[int]) -> di
     return row
 
 
-@torch.no_grad()
-def unit_parameter_vector(model: torch.nn.Module) -> torch.Tensor:
-    """All trainable parameters, flattened and concatenated, scaled to unit L2 norm
-    (float32; the zero vector stays zero)."""
-    flat = torch.cat(
-        [p.detach().reshape(-1).float() for p in model.parameters() if p.requires_grad]
-    )
-    norm = flat.norm()
-    return flat / norm if norm > 0 else flat
-
-
 class BiasStatsCallback(L.Callback):
     """Measure f, bias degree, accuracy and loss (overall and per class) over training.
 
@@ -98,8 +88,9 @@ class BiasStatsCallback(L.Callback):
             (a task of a live RichProgressBar, else a display of their own).
         weight_overlap: also log ``train/weight_overlap`` = ``w0 . wt`` of the unit-norm
             vector of all trainable parameters with its step-0 value (the authors'
-            ``w0_wt_dot``): 1 at step 0, falling as training moves the weights. No forward
-            pass; the step-0 vector is kept in the callback state (checkpoints).
+            ``w0_wt_dot``), and ``train/weight_overlap/<group>`` per top-level submodule
+            (:mod:`igb.callbacks.overlap`). No forward pass; the step-0 vector is kept in
+            the callback state (checkpoints).
     """
 
     def __init__(
@@ -138,7 +129,7 @@ class BiasStatsCallback(L.Callback):
         self.charts = bool(charts)
         self.progress_min_batches = int(progress_min_batches)
         self.weight_overlap = bool(weight_overlap)
-        #: unit-norm step-0 parameter vector (CPU), kept in state_dict
+        #: step-0 parameter vector (CPU), kept in state_dict
         self.w0: torch.Tensor | None = None
         # filled in on_train_start
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -280,7 +271,9 @@ class BiasStatsCallback(L.Callback):
         for split, stats in measured.items():
             row.update(flatten_stats(split, stats, self.rank_order))
         if self.weight_overlap:
-            row["train/weight_overlap"] = self._overlap(pl_module)
+            if self.w0 is None:
+                self.w0 = parameter_vector(pl_module).cpu()
+            row.update(overlaps(pl_module, self.w0))
         # the sweeper objective and checkpoint monitors read these
         trainer.callback_metrics.update(
             {
@@ -297,13 +290,6 @@ class BiasStatsCallback(L.Callback):
             for lg in trainer.loggers:
                 lg.log_metrics(row, step=step)
         return measured
-
-    def _overlap(self, pl_module: L.LightningModule) -> float:
-        """``w0 . wt`` of unit-norm trainable-parameter vectors; sets ``w0`` on first use."""
-        wt = unit_parameter_vector(pl_module)
-        if self.w0 is None:
-            self.w0 = wt.cpu()
-        return float(torch.dot(self.w0.to(wt.device, wt.dtype), wt))
 
     # -- hooks --------------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
