@@ -136,3 +136,20 @@ def test_run_records_the_search_and_starts_from_the_kept_draw(make_cfg) -> None:
     run(again)
     record2 = json.loads((Path(again.paths.output_dir) / "status.json").read_text())
     assert record2["init_filter"]["kept_seed"] == record["kept_seed"]
+
+
+def test_wandb_run_config_holds_the_search(make_cfg) -> None:
+    from multirun_analysis.wandb_files import find_run_dirs, read_run
+
+    cfg = make_cfg(
+        "logger=wandb", "init_filter.mode=low", "init_filter.threshold=0.3",
+        "trainer.max_epochs=1",
+    )  # fmt: skip
+    run(cfg)
+    out = Path(cfg.paths.output_dir)
+    record = json.loads((out / "status.json").read_text())["init_filter"]
+    (run_dir,) = find_run_dirs(out)
+    logged = read_run(run_dir).config["init_filter"]
+    assert logged["kept_seed"] == record["kept_seed"]
+    assert logged["seeds_tried"] == record["seeds_tried"]
+    assert logged["mode"] == "low" and logged["threshold"] == 0.3
