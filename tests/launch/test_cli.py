@@ -16,7 +16,7 @@ from igb.launch.validate import validate
 ROOT = Path(__file__).resolve().parents[2]
 
 
-MODEL_OPTIONS = "cnn, custom, mlp, mlp_mixer, resnet, resnet9, timm, torchvision, vit"
+MODEL_OPTIONS = "cnn, custom, mlp, mlp_mixer, resnet, resnet9, swin, timm, torchvision, vit"
 
 
 @pytest.mark.parametrize(
@@ -39,6 +39,11 @@ MODEL_OPTIONS = "cnn, custom, mlp, mlp_mixer, resnet, resnet9, timm, torchvision
         (["norm=none,pre"], ["norm=none,pre lists several values", "-m"]),
         (["norm=pre", "-m", "seed=0,1"], ["after a flag: seed=0,1", "-m (--multirun)"]),
         (["checkpoint_every_s=-1"], ["checkpoint_every_s=-1", ">= 0"]),
+        (["init_filter.mode=sometimes"], ["init_filter.mode", "none, high, low"]),
+        (["init_filter.mode=high", "init_filter.threshold=2"], ["init_filter.threshold=2"]),
+        (["model=vit", "model.mlp_norm=inside"], ["model.mlp_norm", "before, after"]),
+        (["model=swin", "norm.kind=batch"], ["model=swin", "norm.kind=layer"]),
+        (["dataset.means=opposite"], ["dataset.means", "random, antipodal"]),
         (
             ["+callbacks.model_checkpoint.save_last=true"],
             ["callbacks.model_checkpoint.save_last", "last.ckpt is igb's"],

@@ -29,6 +29,7 @@ import torch
 
 from igb import SPLITS
 from igb.callbacks import wandb_panels
+from igb.callbacks.overlap import overlaps, parameter_vector
 from igb.callbacks.progress import measurement_progress
 from igb.callbacks.schedule import log_spaced_steps
 from igb.metrics import BiasStatistics, ranked_fractions
@@ -85,6 +86,11 @@ class BiasStatsCallback(L.Callback):
         charts: W&B step-0 bar chart/histogram and end-of-training class table.
         progress_min_batches: passes of at least this many batches get a progress line
             (a task of a live RichProgressBar, else a display of their own).
+        weight_overlap: also log ``train/weight_overlap`` = ``w0 . wt`` of the unit-norm
+            vector of all trainable parameters with its step-0 value (the authors'
+            ``w0_wt_dot``), and ``train/weight_overlap/<group>`` per top-level submodule
+            (:mod:`igb.callbacks.overlap`). No forward pass; the step-0 vector is kept in
+            the callback state (checkpoints).
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class BiasStatsCallback(L.Callback):
         log_steps: int = 0,
         charts: bool = True,
         progress_min_batches: int = 20,
+        weight_overlap: bool = True,
     ) -> None:
         super().__init__()
         splits = tuple(splits)
@@ -121,6 +128,9 @@ class BiasStatsCallback(L.Callback):
         self.log_steps = int(log_steps)
         self.charts = bool(charts)
         self.progress_min_batches = int(progress_min_batches)
+        self.weight_overlap = bool(weight_overlap)
+        #: step-0 parameter vector (CPU), kept in state_dict
+        self.w0: torch.Tensor | None = None
         # filled in on_train_start
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._metrics: dict[str, BiasStatistics] = {}
@@ -152,6 +162,7 @@ class BiasStatsCallback(L.Callback):
             "f0_train": self.f0_train,
             "last_step": self.last_step,
             "initial": self.initial,
+            "w0": self.w0,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -159,6 +170,7 @@ class BiasStatsCallback(L.Callback):
         self.f0_train = state_dict.get("f0_train")
         self.last_step = int(state_dict.get("last_step", -1))
         self.initial = dict(state_dict.get("initial") or {})
+        self.w0 = state_dict.get("w0")
 
     # -- what the measurement is, for the logged config ----------------------------------------
     def measurement_config(self) -> dict[str, Any]:
@@ -258,6 +270,10 @@ class BiasStatsCallback(L.Callback):
         row: dict[str, float] = {}
         for split, stats in measured.items():
             row.update(flatten_stats(split, stats, self.rank_order))
+        if self.weight_overlap:
+            if self.w0 is None:
+                self.w0 = parameter_vector(pl_module).cpu()
+            row.update(overlaps(pl_module, self.w0))
         # the sweeper objective and checkpoint monitors read these
         trainer.callback_metrics.update(
             {

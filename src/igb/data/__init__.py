@@ -21,6 +21,7 @@ _LAZY = {
     "FashionMNISTDataModule": "igb.data.vision",
     "MNISTDataModule": "igb.data.vision",
     "DigitsDataModule": "igb.data.digits",
+    "TinyImageNetDataModule": "igb.data.tiny_imagenet",
 }
 
 
@@ -43,4 +44,5 @@ __all__ = [
     "InMemoryDataModule",
     "InMemoryLoader",
     "MNISTDataModule",
+    "TinyImageNetDataModule",
 ]

@@ -43,7 +43,7 @@ PARTIAL = "partial"
 #: at most this many initializations per block (what a stop signal can lose); on a GPU
 #: more, so that a block still fills ``vmap`` chunks of thousands of initializations
 BLOCK = {"cpu": 256, "cuda": 4096}
-_ARRAYS = ("f", "f_max", "entropy", "mu", "s2", "bias_degree")
+_ARRAYS = ("f", "f_max", "entropy", "mu", "s2", "bias_degree", "raw_mu", "raw_s2")
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:

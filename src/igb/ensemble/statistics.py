@@ -24,6 +24,9 @@ class EnsembleResult:
     mu: np.ndarray
     s2: np.ndarray
     bias_degree: np.ndarray
+    #: moments of the raw (uncentred) logits, for the authors' estimators
+    raw_mu: np.ndarray
+    raw_s2: np.ndarray
     method: str
     device: str
     workers: int = 1
@@ -55,6 +58,8 @@ class StatisticsStore:
             "mu": np.empty((n, c)),
             "s2": np.empty((n, c)),
             "bias_degree": np.empty(n),
+            "raw_mu": np.empty((n, c)),
+            "raw_s2": np.empty((n, c)),
         }
 
     def put(self, rows: slice | int, stats: Mapping[str, Tensor]) -> None:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from igb.ensemble.statistics import EnsembleResult
 from igb.jobs.identity import norm_label
 from igb.metrics import gamma_bootstrap_ci
+from igb.metrics.authors import authors_estimators
 from igb.theory import gaussian as theory
 
 QUANTILES = (5, 25, 50, 75, 95)
@@ -51,6 +52,8 @@ def summarize(
         summary.update(
             f0_mean=float(f0.mean()), f0_std=float(f0.std()), f0_quantiles=_quantiles(f0)
         )
+    # the authors' InitVarComp / SingleInitStats numbers beside gamma (docs/science.md)
+    summary["authors"] = authors_estimators(result.raw_mu, result.raw_s2, n_points)
     summary["seeds"] = [int(result.seeds[0]), int(result.seeds[-1])]
     if cfg is not None:
         summary["choices"] = choices(cfg)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from igb.errors import ConfigError, config_errors_unwrapped
 from igb.metrics.measure import has_batch_norm
 from igb.nn import build_model
+from igb.training.init_filter import InitFilter
 
 
 def _require_positive(cfg: DictConfig, key: str, kind: type = int) -> None:
@@ -79,6 +80,9 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
         )
     if OmegaConf.select(cfg, "trainer.max_epochs") is not None:
         _require_positive(cfg, "trainer.max_epochs")
+    init_filter = OmegaConf.select(cfg, "init_filter")
+    if init_filter is not None:
+        InitFilter.from_config(OmegaConf.to_container(init_filter, resolve=True))
     input_shape, num_classes = _shapes(cfg, check_data)
     model = build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device="meta")
     batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # issue 15: external models

@@ -120,7 +120,18 @@ def statistics_from_sums(
     }
 
 
+def raw_logit_moments(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and population variance over the points of each raw (uncentred) logit
+    ``o_c``, float64 ``(..., C)``: what the authors' estimators are built from."""
+    check_logits(logits)
+    o = logits.detach().to(torch.float64)
+    return o.mean(dim=-2), o.var(dim=-2, unbiased=False)
+
+
 def logit_statistics(logits: Tensor) -> dict[str, Tensor]:
     """:func:`statistics_from_sums` of logits ``(..., N, C)`` in one shot (e.g. a stack
-    ``(K, N, C)`` of K initializations gives one row per initialization)."""
-    return statistics_from_sums(prediction_counts(logits), *centred_sums(logits), logits.shape[-2])
+    ``(K, N, C)`` of K initializations gives one row per initialization), plus the raw
+    logits' moments ``raw_mu``, ``raw_s2`` (:func:`raw_logit_moments`)."""
+    stats = statistics_from_sums(prediction_counts(logits), *centred_sums(logits), logits.shape[-2])
+    stats["raw_mu"], stats["raw_s2"] = raw_logit_moments(logits)
+    return stats

@@ -26,10 +26,15 @@ def _xavier(w: torch.Tensor) -> None:
     nn.init.xavier_normal_(w)
 
 
+def _trunc_normal(w: torch.Tensor) -> None:
+    nn.init.trunc_normal_(w, std=0.02)  # ViT / Swin (timm's and the authors' Swin)
+
+
 #: init name -> function applied to every weight matrix / conv kernel (None = PyTorch's own).
 INITS: dict[str, Callable[[torch.Tensor], None] | None] = {
     "kaiming_normal": _kaiming,
     "xavier": _xavier,
+    "trunc_normal": _trunc_normal,
     "torch_default": None,
 }
 

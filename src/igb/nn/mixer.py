@@ -20,7 +20,7 @@ from torch import nn
 from igb.errors import ConfigError
 from igb.nn.classifier import Classifier
 from igb.nn.norm_act import NormAct
-from igb.nn.tokens import patch_grid, residual_stack
+from igb.nn.tokens import channel_mlp, patch_grid, residual_stack
 
 POOLS = ("cls", "mean")
 
@@ -67,7 +67,7 @@ class MLPMixer(Classifier):
             width,
             depth,
             lambda: TokenMixing(tokens, token_hidden, norm_act.act()),
-            channel_hidden,
+            lambda: channel_mlp(width, channel_hidden, norm_act.act()),
         )
         self.final_norm = norm_act.final_norm(width, "token")
         self.head = nn.Linear(width, self.num_classes)

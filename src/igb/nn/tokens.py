@@ -27,17 +27,35 @@ def patch_grid(input_shape: tuple[int, ...], patch_size: int, model: str) -> tup
     return channels, (h // patch_size) * (w // patch_size)
 
 
-def channel_mlp(width: int, hidden: int, act: nn.Module) -> nn.Sequential:
-    """``width -> hidden -> width`` along the channel axis of every token."""
-    return nn.Sequential(nn.Linear(width, hidden), act, nn.Linear(hidden, width))
+#: where a LayerNorm sits inside the channel MLP (the authors' ViT: ``ln_before``/``ln_after``)
+MLP_NORMS = ("none", "before", "after")
+
+
+def channel_mlp(width: int, hidden: int, act: nn.Module, mlp_norm: str = "none") -> nn.Sequential:
+    """``width -> hidden -> width`` along the channel axis of every token:
+    ``Linear -> [LN] -> act -> [LN] -> Linear`` with the LayerNorm where ``mlp_norm`` says."""
+    if mlp_norm not in MLP_NORMS:
+        raise ConfigError(
+            "model.mlp_norm", f"model.mlp_norm={mlp_norm!r} is not one of {', '.join(MLP_NORMS)}"
+        )
+    inner = [act]
+    if mlp_norm == "before":
+        inner = [nn.LayerNorm(hidden), act]
+    elif mlp_norm == "after":
+        inner = [act, nn.LayerNorm(hidden)]
+    return nn.Sequential(nn.Linear(width, hidden), *inner, nn.Linear(hidden, width))
 
 
 def residual_stack(
-    norm_act: NormAct, width: int, depth: int, mixer: Callable[[], nn.Module], hidden: int
+    norm_act: NormAct,
+    width: int,
+    depth: int,
+    mixer: Callable[[], nn.Module],
+    mlp: Callable[[], nn.Module],
 ) -> nn.Sequential:
     """``depth`` times: a residual token mixer, then a residual channel MLP."""
     blocks: list[nn.Module] = []
     for _ in range(depth):
         blocks.append(norm_act.residual(mixer(), width, "token"))
-        blocks.append(norm_act.residual(channel_mlp(width, hidden, norm_act.act()), width, "token"))
+        blocks.append(norm_act.residual(mlp(), width, "token"))
     return nn.Sequential(*blocks)

@@ -2,6 +2,12 @@
 
 Placement acts on the residual blocks: ``pre`` = Pre-LN ``x + F(Norm(x))`` with a final
 norm before the head, ``post`` = Post-LN ``Norm(x + F(x))``, ``none`` = ``x + F(x)``.
+
+``mlp_norm`` is a second, independent switch inside each transformer MLP (the authors'
+``ln_before`` / ``ln_after`` ViT): ``before`` = ``Linear -> LayerNorm -> GELU -> Linear``,
+``after`` = ``Linear -> GELU -> LayerNorm -> Linear`` (LayerNorm over the MLP's hidden
+width), ``none`` = plain ``Linear -> GELU -> Linear``. ``final_norm=false`` drops the
+norm that closes a Pre-LN stack (the authors' ViT feeds the class token straight to the head).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from torch import nn
 from igb.errors import ConfigError
 from igb.nn.classifier import Classifier
 from igb.nn.norm_act import NormAct
-from igb.nn.tokens import patch_grid, residual_stack
+from igb.nn.tokens import channel_mlp, patch_grid, residual_stack
 
 
 class SelfAttention(nn.Module):
@@ -37,6 +43,8 @@ class ViT(Classifier):
         patch_size: int = 4,
         heads: int = 4,
         mlp_ratio: float = 2.0,
+        mlp_norm: str = "none",
+        final_norm: bool = True,
         **io: Any,
     ) -> None:
         super().__init__(**io)
@@ -49,9 +57,14 @@ class ViT(Classifier):
         self.pos_embed = nn.Parameter(torch.empty(1, n_tokens, width))
         hidden = int(width * mlp_ratio)
         self.blocks = residual_stack(
-            norm_act, width, depth, lambda: SelfAttention(width, heads), hidden
+            norm_act,
+            width,
+            depth,
+            lambda: SelfAttention(width, heads),
+            lambda: channel_mlp(width, hidden, norm_act.act(), mlp_norm),
         )
-        self.final_norm = norm_act.final_norm(width, "token")
+        # Pre-LN closes the stack with a norm; the authors' ViT has none (final_norm=false)
+        self.final_norm = norm_act.final_norm(width, "token") if final_norm else nn.Identity()
         self.head = nn.Linear(width, self.num_classes)
 
     def reset_parameters(self) -> None:

@@ -14,6 +14,7 @@ from contextlib import nullcontext
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
@@ -37,6 +38,7 @@ from igb.logging.loggers import finish_loggers
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
 from igb.training.datamodule import LightningData, as_lightning
+from igb.training.init_filter import InitFilter, filter_init
 from igb.training.module import IGBModule
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ def build(
     dm.prepare_data()
     dm.setup("fit")
     make_resumable(dm)  # a mid-epoch resume continues the epoch's batch order
-    model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
+    model, filtered = _initial_model(cfg, dm, job)
     module = IGBModule(
         model,
         instantiate(cfg.optimizer),
@@ -83,6 +85,8 @@ def build(
     resolved["dataset"].update(
         class_ids=dm.selection.describe()["class_ids"], class_names=dm.class_names
     )
+    if filtered:
+        resolved["init_filter"] = filtered  # seeds tried and kept, in the W&B run config
     logger_kwargs = {
         "wandb": {**identity, "run_config": resolved, "run_id": job.read().get("wandb_id")}
     }
@@ -105,6 +109,27 @@ def build(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra
     )
     return trainer, module, dm, loggers
+
+
+def _initial_model(
+    cfg: DictConfig, dm: LightningData, job: JobFolder
+) -> tuple[Any, dict[str, Any] | None]:
+    """The model from ``cfg.seed``, or, with ``init_filter.mode=high|low``, the first draw
+    whose step-0 imbalance on the first ``init_filter.samples`` train points passes
+    (:mod:`igb.training.init_filter`); the search is recorded in status.json."""
+
+    def build_seeded(seed: int) -> Any:
+        return build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=seed)
+
+    settings = InitFilter.from_config(cfg.get("init_filter"))
+    if not settings.active:
+        return build_seeded(cfg.seed), None
+    x = dm.split_tensors("train")[0][: settings.samples]
+    accel = str(cfg.trainer.get("accelerator", "cpu"))
+    device = "cuda" if accel in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu"
+    model, record = filter_init(build_seeded, x, dm.num_classes, settings, cfg.seed, device)
+    job.mark("running", init_filter=record)
+    return model, record
 
 
 def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> Outcome:

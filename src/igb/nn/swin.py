@@ -1,0 +1,98 @@
+"""Swin Transformer (timm's) with the residual placement switch of the authors' Swin runs.
+
+timm's blocks are Pre-LN, ``x + F(LN(x))``; with ``norm=post`` every block becomes
+Post-LN, ``LN(x + F(x))`` for the window attention and the MLP alike (the authors'
+``ln_after`` Swin; timm's Swin V2 "res-post-norm" is ``x + LN(F(x))``, a different
+network). Both keep timm's final LayerNorm and mean-pool head, as the authors' Swin does.
+Only ``norm.kind=layer`` applies. The stages have ``width * 2**i`` channels and heads of
+``head_dim`` channels (the authors': 32); ``stage_depths`` ``[2, 2, 6, 2]`` with width 96
+is Swin-T, ``[2, 2, 18, 2]`` with 96 / 128 / 192 Swin-S / B / L.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from timm.models.swin_transformer import SwinTransformer, SwinTransformerBlock
+from torch import nn
+
+from igb.errors import ConfigError
+from igb.nn.classifier import Classifier
+from igb.nn.cnn import require_image
+from igb.nn.norm_act import NormAct
+
+
+class PostLNSwinBlock(SwinTransformerBlock):
+    """timm's block with Post-LN residuals: ``LN(x + Attn(x))``, then ``LN(x + MLP(x))``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        x = self.norm1(x + self.drop_path1(self._attn(x)))
+        x = x.reshape(b, -1, c)
+        x = self.norm2(x + self.drop_path2(self.mlp(x)))
+        return x.reshape(b, h, w, c)
+
+
+class Swin(Classifier):
+    layouts = frozenset({"token"})
+
+    def __init__(
+        self,
+        norm_act: NormAct,
+        width: int = 96,
+        stage_depths: Sequence[int] = (2, 2, 6, 2),
+        head_dim: int = 32,
+        window_size: int = 7,
+        patch_size: int = 4,
+        mlp_ratio: float = 4.0,
+        **io: Any,
+    ) -> None:
+        super().__init__(**io)
+        channels, h, w = require_image(self.input_shape, "swin")
+        placement, kind = norm_act.cfg.placement, norm_act.cfg.kind
+        if placement not in ("pre", "post") or kind != "layer":
+            raise ConfigError(
+                "norm",
+                f"model=swin takes norm=pre|post with norm.kind=layer (Pre-LN / Post-LN); "
+                f"got norm={placement}, norm.kind={kind}",
+            )
+        depths = tuple(int(d) for d in stage_depths)
+        widths = [width * 2**i for i in range(len(depths))]
+        if any(d < 1 for d in depths) or any(c % head_dim for c in widths):
+            raise ConfigError(
+                "model.head_dim",
+                f"model.head_dim={head_dim} must divide every stage width {widths} "
+                f"(model.stage_depths={list(depths)} must be positive)",
+            )
+        if h % patch_size or w % patch_size:
+            raise ConfigError(
+                "model.patch_size", f"model.patch_size={patch_size} must divide {h}x{w}"
+            )
+        self.net = SwinTransformer(
+            img_size=(h, w), patch_size=patch_size, in_chans=channels,
+            num_classes=self.num_classes, embed_dim=width, depths=depths,
+            num_heads=tuple(c // head_dim for c in widths), window_size=window_size,
+            mlp_ratio=mlp_ratio, drop_path_rate=0.0,
+        )  # fmt: skip
+        self.placement = placement
+        if placement == "post":
+            for block in self.net.modules():
+                if type(block) is SwinTransformerBlock:
+                    block.__class__ = PostLNSwinBlock
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """What igb's initializer does not reach: relative-position tables N(0, 0.02^2)
+        truncated (timm's and the authors'), and the buffers computed from the geometry
+        (relative-position index, shifted-window masks)."""
+        for name, p in self.net.named_parameters():
+            if name.endswith("relative_position_bias_table"):
+                nn.init.trunc_normal_(p, std=0.02)
+        for module in self.net.modules():
+            if hasattr(module, "init_non_persistent_buffers"):
+                module.init_non_persistent_buffers()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
