@@ -231,6 +231,9 @@ def _ensemble_hist_figure(
             predicted = pd.to_numeric(sel.get("gamma_theory"), errors="coerce")
             predicted = float(predicted.mean()) if predicted is not None else math.nan
             theory_line = f"\nγ∞={predicted:.2g}" if np.isfinite(predicted) else ""
+            finite = pd.to_numeric(sel.get("gamma_theory_finite"), errors="coerce")
+            finite = float(finite.mean()) if finite is not None else math.nan
+            theory_line += f"\nγn={finite:.2g}" if np.isfinite(finite) else ""
             ax.text(
                 0.97,
                 0.93,
@@ -253,7 +256,7 @@ def _ensemble_hist_figure(
     title += f" — {_title(suffix)}" if suffix else ""
     fig.suptitle(
         title + "  (grey: measured, red: Gaussian model at measured γ; γ∞: infinite-width "
-        "prediction)",
+        "prediction; γn: at the network's width)",
         fontsize=9,
     )
     name = f"f_histograms{'_' + _slug(suffix) if suffix else ''}.png"
@@ -305,14 +308,19 @@ def fig_step0_f_max(col: Collection, out: Path) -> list[Figure]:
 
 
 def _theory_curve(ax: plt.Axes, sel: pd.DataFrame, norm: str, floor: float) -> None:
-    """The infinite-width gamma of the jobs (summary.json ``gamma_theory``), where covered."""
-    if "gamma_theory" not in sel:
-        return
-    theory = pd.to_numeric(sel["gamma_theory"], errors="coerce").groupby(sel["depth"]).mean()
-    theory = theory.dropna()
-    if not theory.empty:
-        style = {**norm_style(norm), "lw": 4, "alpha": 0.3}
-        ax.plot(theory.index, theory.clip(lower=floor), **style)
+    """The predicted gamma of the jobs, where covered: infinite width (summary.json
+    ``gamma_theory``, wide pale line) and at the network's width (``gamma_theory_finite``,
+    thin line with crosses)."""
+    for key, style in (
+        ("gamma_theory", {"lw": 4, "alpha": 0.3}),
+        ("gamma_theory_finite", {"lw": 1.0, "alpha": 0.8, "marker": "x", "ms": 4}),
+    ):
+        if key not in sel:
+            continue
+        theory = pd.to_numeric(sel[key], errors="coerce").groupby(sel["depth"]).mean()
+        theory = theory.dropna()
+        if not theory.empty:
+            ax.plot(theory.index, theory.clip(lower=floor), **{**norm_style(norm), **style})
 
 
 def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
@@ -353,12 +361,14 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
     return _finish(
         fig,
         "γ vs depth (solid: post, dashed: pre, dotted: none; wide pale: infinite-width "
-        f"theory; lines at γ=1 and the neutral tolerance {NEUTRAL_TOL:g}; γ below {floor:g} "
+        "theory, crosses: finite-width theory; lines at γ=1 and the neutral tolerance "
+        f"{NEUTRAL_TOL:g}; γ below {floor:g} "
         f"drawn at {floor:g})",
         out / "gamma_vs_depth.png",
         "IGB strength γ (bootstrap 95% interval) against depth for each norm kind and "
-        "placement, with the infinite-width prediction (wide pale lines) where the "
-        "theory covers the model; above γ=1 deeply prejudiced, below the dotted line "
+        "placement, with the infinite-width prediction (wide pale lines) and the "
+        "prediction at the network's width (crosses) where the theory covers the model; "
+        "above γ=1 deeply prejudiced, below the dotted line "
         "neutral.",
     )
 
