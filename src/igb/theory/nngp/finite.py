@@ -16,8 +16,9 @@ tracks, for a pair of points, the mean and covariance of the pair's state
   transform. Conditional mean: ``R(E S) + tr(R'' Cov S) / 2``; conditional covariance:
   ``R' Cov S R'^T``;
 - over the spread of theta the conditional mean is averaged with the unscented transform
-  (2 d sigma points at ``+-sqrt(3)`` standard deviations: exact for quadratics, and
-  for the log-normal spread of the point norms to fourth order).
+  (2 d sigma points at ``+-sqrt(3)`` standard deviations: exact for quadratics, and for
+  the log-normal spread of the point norms to fourth order), and so is the last block's
+  ``E[G]``, on and off the diagonal alike, so that their errors cancel in gamma.
 
 BatchNorm couples the points of a batch; its batch mean and variance are taken at their
 expectation (large batch) from the representative pairs, while each point keeps its own
