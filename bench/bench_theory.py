@@ -3,8 +3,8 @@
 1. Timing: ``predict_gamma`` (the infinite-width walk plus the finite-width correction at
    ``--width``; the correction alone is timed too) on the default evaluation set (the
    first ``--n`` training points of ``dataset=gaussian_blobs``, 3072 dimensions) for a
-   ``--depth``-deep MLP, for ReLU (closed form) and the smooth activations (Hermite series), every placement;
-   best of ``--repeats``.
+   ``--depth``-deep MLP, for ReLU (closed form) and the smooth activations (Hermite
+   series), every placement; best of ``--repeats``.
 2. ``--compare``: the predicted gamma beside the measured one (``evaluate_ensemble``,
    ``--inits`` initializations, 95% bootstrap interval) at the widths ``--widths``, on
    the first ``--compare-n`` points, batches of half of them, for depths 1, 5, 10.
