@@ -137,3 +137,15 @@ def test_finite_width_prediction_is_measured_where_infinite_width_is_rejected(
     assert lo <= pred.gamma_finite <= hi, (pred.gamma_finite, measured.gamma, lo, hi)
     assert not lo <= pred.gamma <= hi, (pred.gamma, measured.gamma, lo, hi)
     assert pred.predicted_regime == pred.regime_finite
+
+
+def test_beyond_the_expansion_there_is_no_finite_width_value_but_a_reason():
+    """tanh at depth 20, width 16: correlations spread by more than MAX_VAR_RHO, so the
+    walk declines (null + reason in summary.json) and the regime stays the infinite one."""
+    x = torch.randn(40, 16, generator=torch.Generator().manual_seed(2))
+    pred = predict_gamma(mlp_config(20, 16, "tanh"), {"placement": "none"}, x, batch_size=40)
+    assert pred.gamma is not None and pred.gamma_finite is None
+    assert "beyond the leading order" in pred.finite_reason
+    assert pred.predicted_regime == pred.regime
+    fields = pred.summary_fields()
+    assert fields["gamma_theory_finite"] is None and "gamma_theory_finite_reason" in fields

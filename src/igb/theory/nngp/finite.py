@@ -40,6 +40,10 @@ from igb.theory.nngp.kernel import Architecture, weight_gain
 
 #: representative off-diagonal pairs (quantiles of the input correlations)
 PAIRS = 12
+#: beyond these accumulated variances (log of a point's squared norm, correlation of a pair)
+#: the second-order walk is no longer an expansion: no finite-width value, with the reason
+MAX_VAR_LOG = 12.0
+MAX_VAR_RHO = 0.25
 #: Gauss-Hermite nodes per dimension of the fourth-moment quadrature
 _GH_NODES = 48
 _Z, _W = np.polynomial.hermite_e.hermegauss(_GH_NODES)
@@ -224,10 +228,17 @@ class _Walk:
         rho = np.concatenate([[1.0], rhos])
         mean = _theta(np.full(rho.size, q0), np.full(rho.size, q0), rho * q0)
         cov = np.zeros((rho.size, 3, 3))
-        for _ in range(arch.depth):
+        for layer in range(arch.depth):
             gain = weight_gain(arch.init, fan_in, arch.width)
             mean, cov = self.step(mean, cov, gain)
             fan_in = arch.width
+            spread = (float(cov[:, :2, :2].max()), float(cov[:, 2, 2].max()))
+            if not (spread[0] <= MAX_VAR_LOG and spread[1] <= MAX_VAR_RHO):
+                raise ValueError(
+                    f"beyond the leading order in depth / width at block {layer + 1}: "
+                    f"variance of a point's log-norm {spread[0]:.2g} (at most {MAX_VAR_LOG:g}), "
+                    f"of a correlation {spread[1]:.2g} (at most {MAX_VAR_RHO:g})"
+                )
         pts, w = _sigma_points(mean, cov)
         g11, _, g12 = _kernel(pts)
         return float(g11[0] @ w), g12[1:] @ w
