@@ -1,14 +1,15 @@
-"""Speed of the infinite-width gamma (igb.theory.nngp), and prediction against measurement.
+"""Speed of the predicted gamma (igb.theory.nngp), and prediction against measurement.
 
-1. Timing: ``predict_gamma`` on the default evaluation set (the first ``--n`` training
-   points of ``dataset=gaussian_blobs``, 3072 dimensions) for a ``--depth``-deep MLP, for
-   ReLU (closed form) and the smooth activations (Hermite series), every placement;
-   best of ``--repeats``.
+1. Timing: ``predict_gamma`` (the infinite-width walk plus the finite-width correction at
+   ``--width``; the correction alone is timed too) on the default evaluation set (the
+   first ``--n`` training points of ``dataset=gaussian_blobs``, 3072 dimensions) for a
+   ``--depth``-deep MLP, for ReLU (closed form) and the smooth activations (Hermite
+   series), every placement; best of ``--repeats``.
 2. ``--compare``: the predicted gamma beside the measured one (``evaluate_ensemble``,
    ``--inits`` initializations, 95% bootstrap interval) at the widths ``--widths``, on
    the first ``--compare-n`` points, batches of half of them, for depths 1, 5, 10.
 
-    python bench/bench_theory.py [--n 1000] [--depth 20] [--repeats 3]
+    python bench/bench_theory.py [--n 1000] [--depth 20] [--width 100] [--repeats 3]
     python bench/bench_theory.py --compare [--widths 100,1024] [--inits 100] \
         [--acts relu,gelu] [--norms none,batch-pre,batch-post,layer-pre,layer-post,rms-pre]
 
@@ -26,7 +27,8 @@ import torch
 from igb.ensemble import eval_set, evaluate_ensemble
 from igb.launch.preflight import compose_job
 from igb.metrics import gamma_bootstrap_ci
-from igb.theory.nngp import predict_gamma
+from igb.theory.nngp import architecture, predict_gamma
+from igb.theory.nngp.finite import correction
 
 NORMS = {
     "none": {"placement": "none"},
@@ -47,23 +49,33 @@ def default_inputs(n: int) -> torch.Tensor:
     return eval_set(cfg)[0]
 
 
-def timing(x: torch.Tensor, depth: int, repeats: int) -> None:
-    """Best wall and best CPU time (this process) of ``repeats`` predictions per setting.
+def timing(x: torch.Tensor, depth: int, repeats: int, width: int) -> None:
+    """Best wall and best CPU time (this process) of ``repeats`` predictions per setting,
+    and the best CPU time of the finite-width correction alone.
 
     The prediction runs in one thread (numpy), so on a quiet machine wall = CPU time; on a
     shared one the CPU time is what it would take alone.
     """
     print(f"predict_gamma, N = {x.shape[0]} points of dimension {x[0].numel()}, depth {depth}")
-    print(f"{'activation':10s} {'norm':11s} {'gamma':>11s} {'wall ms':>8s} {'cpu ms':>8s}")
+    print(f"{'activation':10s} {'norm':11s} {'gamma':>11s} {'finite':>11s} {'wall ms':>8s} "
+          f"{'cpu ms':>8s} {'finite cpu ms':>13s}")  # fmt: skip
+    xn = x.double().numpy()
     for act in ("relu", "gelu", "tanh"):
         for name, norm in NORMS.items():
-            wall = cpu = float("inf")
+            wall = cpu = fin = float("inf")
+            arch = architecture(mlp(depth, act, width), norm)
             for _ in range(repeats):
                 t0, c0 = time.perf_counter(), time.process_time()
-                pred = predict_gamma(mlp(depth, act), norm, x, batch_size=500)
+                pred = predict_gamma(mlp(depth, act, width), norm, x, batch_size=500)
                 wall = min(wall, time.perf_counter() - t0)
                 cpu = min(cpu, time.process_time() - c0)
-            print(f"{act:10s} {name:11s} {pred.gamma:11.4g} {wall * 1e3:8.0f} {cpu * 1e3:8.0f}")
+                c0 = time.process_time()
+                correction(xn, arch, 500)
+                fin = min(fin, time.process_time() - c0)
+            print(
+                f"{act:10s} {name:11s} {pred.gamma:11.4g} {pred.gamma_finite:11.4g} "
+                f"{wall * 1e3:8.0f} {cpu * 1e3:8.0f} {fin * 1e3:13.0f}"
+            )
 
 
 def compare(
@@ -71,20 +83,22 @@ def compare(
 ) -> None:
     batch = x.shape[0] // 2
     print(f"\nmeasured vs predicted: N = {x.shape[0]}, batches of {batch}, {n_inits} inits, C = 10")
-    print(f"{'act':5s} {'norm':11s} {'depth':>5s} {'width':>6s} {'theory':>9s} {'measured':>9s} "
+    print(f"{'act':5s} {'norm':11s} {'depth':>5s} {'width':>6s} {'theory':>9s} {'finite':>9s} "
+          f"{'measured':>9s} "
           f"{'95% interval':>21s}")  # fmt: skip
     for act in acts:
         for name in norms:
             norm = NORMS[name]
             for depth in (1, 5, 10):
-                pred = predict_gamma(mlp(depth, act), norm, x, batch_size=batch).gamma
                 for width in widths:
+                    pred = predict_gamma(mlp(depth, act, width), norm, x, batch_size=batch)
                     res = evaluate_ensemble(
                         mlp(depth, act, width), norm, x, 10, range(n_inits), batch_size=batch
                     )
                     lo, hi = gamma_bootstrap_ci(res.mu, res.s2)
                     print(
-                        f"{act:5s} {name:11s} {depth:5d} {width:6d} {pred:9.4g} "
+                        f"{act:5s} {name:11s} {depth:5d} {width:6d} {pred.gamma:9.4g} "
+                        f"{pred.gamma_finite:9.4g} "
                         f"{res.gamma:9.4g} [{lo:9.4g}, {hi:9.4g}]",
                         flush=True,
                     )
@@ -94,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--depth", type=int, default=20)
+    parser.add_argument("--width", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare", action="store_true")
     parser.add_argument("--compare-n", type=int, default=200)
@@ -108,7 +123,7 @@ def main() -> None:
         acts, norms = args.acts.split(","), args.norms.split(",")
         compare(default_inputs(args.compare_n), widths, args.inits, acts, norms)
     else:
-        timing(default_inputs(args.n), args.depth, args.repeats)
+        timing(default_inputs(args.n), args.depth, args.repeats, args.width)
     print(f"load average after: {os.getloadavg()}")
 
 

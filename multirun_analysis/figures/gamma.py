@@ -27,14 +27,19 @@ from multirun_analysis.figures.common import (  # noqa: E402
 
 
 def _theory_curve(ax: plt.Axes, sel: pd.DataFrame, norm: str, floor: float) -> None:
-    """The infinite-width gamma of the jobs (summary.json ``gamma_theory``), where covered."""
-    if "gamma_theory" not in sel:
-        return
-    theory = pd.to_numeric(sel["gamma_theory"], errors="coerce").groupby(sel["depth"]).mean()
-    theory = theory.dropna()
-    if not theory.empty:
-        style = {**norm_style(norm), "lw": 4, "alpha": 0.3}
-        ax.plot(theory.index, theory.clip(lower=floor), **style)
+    """The predicted gamma of the jobs, where covered: infinite width (summary.json
+    ``gamma_theory``, wide pale line) and at the network's width (``gamma_theory_finite``,
+    thin line with crosses)."""
+    for key, style in (
+        ("gamma_theory", {"lw": 4, "alpha": 0.3}),
+        ("gamma_theory_finite", {"lw": 1.0, "alpha": 0.8, "marker": "x", "ms": 4}),
+    ):
+        if key not in sel:
+            continue
+        theory = pd.to_numeric(sel[key], errors="coerce").groupby(sel["depth"]).mean()
+        theory = theory.dropna()
+        if not theory.empty:
+            ax.plot(theory.index, theory.clip(lower=floor), **{**norm_style(norm), **style})
 
 
 def _with_depths(groups: list[tuple[str, str, pd.DataFrame]]) -> list[tuple[str, pd.DataFrame]]:
@@ -104,7 +109,8 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
         out / "gamma_vs_depth.png",
         "IGB strength γ (bootstrap 95% interval) against depth for each norm kind "
         "(colour) and placement (solid: post, dashed: pre, dotted: none), with the "
-        "infinite-width prediction (wide pale lines) where the theory covers the model; "
+        "infinite-width prediction (wide pale lines) and the prediction at the network's "
+        "width (crosses) where the theory covers the model; "
         f"above γ=1 (solid line) deeply prejudiced, below {NEUTRAL_TOL:g} (dotted line) "
         f"neutral; γ below {floor:g} drawn at {floor:g}.",
         right=0.86,

@@ -159,6 +159,9 @@ def _ensemble_hist_figure(
             predicted = float(predicted.mean()) if predicted is not None else math.nan
             hist_panel(ax, values, C, gamma, n_points, predicted)
             theory_line = f"\nγ∞={predicted:.2g}" if np.isfinite(predicted) else ""
+            finite = pd.to_numeric(sel.get("gamma_theory_finite"), errors="coerce")
+            finite = float(finite.mean()) if finite is not None else math.nan
+            theory_line += f"\nγn={finite:.2g}" if np.isfinite(finite) else ""
             ax.text(
                 0.97,
                 0.93,
@@ -181,7 +184,7 @@ def _ensemble_hist_figure(
     title += f" — {where}" if where else ""
     fig.suptitle(
         title + "\n(grey: measured; red: Gaussian model at the measured γ; green dashed: at "
-        "the infinite-width γ∞; dotted: 1/C)",
+        "the infinite-width γ∞; γn: predicted at the network's width; dotted: 1/C)",
         fontsize=8,
     )
     fig.tight_layout()

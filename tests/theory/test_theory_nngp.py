@@ -154,6 +154,7 @@ def test_theory_command_prints_the_grid_and_rejects_bad_keys(capsys):
     assert nngp_main(["model.depth=1,4", "norm=none,post", "ensemble.eval_samples=40"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split()[:3] == ["model", "depth", "width"]
+    assert lines[0].split()[-4:] == ["gamma_theory", "gamma_finite", "regime", "time_s"]
     assert len(lines) == 5 and sum("batch-post" in line for line in lines) == 2
     assert nngp_main(["model.depthh=3"]) == 2
     assert "model.depthh" in capsys.readouterr().err
@@ -191,6 +192,10 @@ def test_ensemble_summary_carries_gamma_theory(make_cfg, model, norm):
     assert summary["gamma_theory"] == pytest.approx(want.gamma, rel=1e-12)
     assert summary["gamma_theory_regime"] == want.regime
     assert "gamma_theory_reason" not in summary
+    # and at the network's width (igb.theory.nngp.finite): width 16 is far from infinite
+    assert summary["gamma_theory_finite"] == pytest.approx(want.gamma_finite, rel=1e-9)
+    assert summary["gamma_theory_finite_regime"] == want.regime_finite
+    assert summary["gamma_theory_finite"] != pytest.approx(want.gamma, rel=1e-3)
 
 
 # -- prediction against measurement at width 1024 ---------------------------------------------

@@ -2,7 +2,8 @@
 
 The curve is the Gaussian model of :mod:`igb.theory.gaussian` at the measured gamma (and, dashed,
 at the infinite-width gamma ``summary["gamma_theory"]`` of :mod:`igb.theory.nngp` when the
-theory covers the configuration, with its predicted regime in the title):
+theory covers the configuration; dotted, at the finite-width gamma
+``summary["gamma_theory_finite"]``, whose regime the title gives as the predicted one):
 
 - ``f_0`` (binary): the closed form ``p(f_0) = gamma^(-1/2) exp(-(1/gamma - 1)
   Phi^{-1}(f_0)^2 / 2)``. When it is narrower than one bin (gamma -> 0, a point mass at
@@ -102,12 +103,20 @@ def plot_histogram(
     else:
         ax.plot(x, dens, color="#c44e52", lw=2, label=legend)
     predicted = summary.get("gamma_theory")
-    if predicted is not None:  # the law at the infinite-width gamma (igb.theory.nngp), beside it
-        xp, dp, _, hist_p = theory_curve(label, float(predicted), num_classes, n_points, edges)
-        regime_p = theory.regime(float(predicted)).replace("_", " ")
-        legend_p = f"infinite-width theory: $\\gamma$ = {predicted:.3g}, {regime_p}"
+    regime_p = None
+    # the laws at the predicted gammas (igb.theory.nngp), beside it: infinite, then finite width
+    for key, name, color, ls in (
+        ("gamma_theory", "infinite-width", "#55a868", "--"),
+        ("gamma_theory_finite", f"width-{summary.get('choices', {}).get('width')}", "#8172b2", ":"),
+    ):
+        value = summary.get(key) if predicted is not None else None
+        if value is None:
+            continue
+        xp, dp, _, hist_p = theory_curve(label, float(value), num_classes, n_points, edges)
+        regime_p = theory.regime(float(value)).replace("_", " ")
+        legend_p = f"{name} theory: $\\gamma$ = {value:.3g}, {regime_p}"
         style = {"drawstyle": "steps-mid"} if hist_p else {}
-        ax.plot(xp, dp, color="#55a868", lw=1.8, ls="--", label=legend_p, **style)
+        ax.plot(xp, dp, color=color, lw=1.8, ls=ls, label=legend_p, **style)
         dens = np.concatenate([dens, dp])
     top = np.nanmax(np.histogram(values, bins=edges, density=True)[0])
     ax.set_ylim(0, 1.15 * max(top, float(np.nanmax(np.where(np.isfinite(dens), dens, 0)))))
@@ -121,7 +130,7 @@ def plot_histogram(
         f"{str(summary['regime']).replace('_', ' ')}"
     )
     sub = f"{title}; C={num_classes}, N={n_points}" if title else f"C={num_classes}, N={n_points}"
-    if predicted is not None:
+    if regime_p is not None:  # at the network's width where the finite-width walk applies
         head += f"; predicted {regime_p}"
     ax.set_title(f"{head}\n{sub}", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")

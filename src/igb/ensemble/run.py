@@ -176,8 +176,8 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     summary = summarize(
         result, cfg, n_points=int(x.shape[0]), n_boot=int(ens.n_boot), ci_level=ens.ci_level
     )
-    # the infinite-width prediction beside the measurement (igb.theory.nngp; null + reason if not
-    # covered)
+    # the infinite- and finite-width predictions beside the measurement (igb.theory.nngp; null +
+    # reason if not covered)
     predicted = predict_gamma(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode)
     summary.update(predicted.summary_fields())
     label, values = histogram_values(result)

@@ -6,7 +6,8 @@ Takes the overrides of ``python ensemble.py -m`` (same config tree, same grid sy
 same pre-flight: a bad key or value is one line and exit code 2), builds each job's
 evaluation set exactly as the ensemble would (``ensemble.eval_split``,
 ``ensemble.eval_samples``, ``ensemble.batch_size``) and prints one row per job with the
-infinite-width gamma and its regime (or why the theory does not cover the job).
+infinite-width gamma, the finite-width gamma at ``model.width`` and the regime predicted at
+that width (or why the theory does not cover the job).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
                 "dataset": ch["dataset"],
                 "N": int(x.shape[0]),
                 "gamma_theory": pred.gamma,
-                "regime": pred.regime or f"not covered: {pred.reason}",
+                "gamma_finite": pred.gamma_finite,
+                "regime": pred.predicted_regime or f"not covered: {pred.reason}",
                 "time_s": time.perf_counter() - t0,
             }
         )
@@ -64,11 +66,11 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
 
 
 def format_table(table: list[dict[str, object]]) -> str:
-    header = [*COLUMNS, "gamma_theory", "regime", "time_s"]
+    header = [*COLUMNS, "gamma_theory", "gamma_finite", "regime", "time_s"]
     cells = [
         [
             *(str(r[c]) for c in COLUMNS),
-            "-" if r["gamma_theory"] is None else f"{r['gamma_theory']:.4g}",
+            *("-" if r[k] is None else f"{r[k]:.4g}" for k in ("gamma_theory", "gamma_finite")),
             str(r["regime"]),
             f"{r['time_s']:.2f}",
         ]

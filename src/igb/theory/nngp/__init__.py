@@ -1,11 +1,15 @@
-"""Infinite-width (Gaussian-process) prediction of gamma for the project's MLP.
+"""Infinite-width (Gaussian-process) prediction of gamma for the project's MLP, and its
+leading finite-width correction.
 
 ``predict_gamma(model_cfg, norm_cfg, x, batch_size)`` walks the N x N kernel of the
 evaluation inputs ``x`` through the network exactly as :class:`igb.nn.mlp.MLP` builds it
 (:mod:`igb.theory.nngp.kernel`, :mod:`igb.theory.nngp.activations`) and returns the gamma that an
 infinitely wide network, measured like :mod:`igb.ensemble` measures it, would show.
 Configurations the theory does not cover come back as ``gamma=None`` with the reason:
-never a number that means something else. The derivation is in docs/theory.md.
+never a number that means something else. ``Prediction.gamma_finite`` adds the leading
+corrections of the network's actual ``model.width`` (:mod:`igb.theory.nngp.finite`): the
+fluctuations of each layer's empirical kernel and what they do to the next layer's mean.
+The derivation is in docs/theory.md.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from igb.nn.build import plain_config
 from igb.nn.norm_act import ACTIVATIONS, PLACEMENTS
 from igb.theory import gaussian as theory
+from igb.theory.nngp.finite import correction, gamma_with_correction
 from igb.theory.nngp.kernel import (
     INIT_SCHEMES,
     NORM_KINDS,
@@ -41,25 +46,47 @@ _DEFAULTS = {"depth": 3, "width": 256, "activation": "relu", "init": "kaiming_no
 
 @dataclass(frozen=True)
 class Prediction:
-    """Predicted gamma and regime, or ``gamma=None`` and why the theory does not apply."""
+    """Predicted gamma and regime, or ``gamma=None`` and why the theory does not apply.
+
+    ``gamma``: infinite width; ``gamma_finite``: at the configuration's ``model.width``
+    (None where the finite-width walk failed, with ``finite_reason``).
+    """
 
     gamma: float | None
     reason: str | None = None
 
     seconds: float = 0.0  # what the prediction took
+    gamma_finite: float | None = None
+    finite_reason: str | None = None
 
     @property
     def regime(self) -> str | None:
         return None if self.gamma is None else theory.regime(self.gamma)
 
+    @property
+    def regime_finite(self) -> str | None:
+        return None if self.gamma_finite is None else theory.regime(self.gamma_finite)
+
+    @property
+    def predicted_regime(self) -> str | None:
+        """The regime to put beside a measurement: at the network's width where known."""
+        return self.regime_finite or self.regime
+
     def summary_fields(self) -> dict[str, Any]:
         """The ``gamma_theory*`` entries of an ensemble's summary.json: ``gamma_theory`` and
-        ``gamma_theory_regime``, or ``gamma_theory: None`` with ``gamma_theory_reason``."""
+        ``gamma_theory_regime`` (infinite width), ``gamma_theory_finite`` and
+        ``gamma_theory_finite_regime`` (at ``model.width``), or ``gamma_theory: None`` with
+        ``gamma_theory_reason``."""
         fields: dict[str, Any] = {"gamma_theory": self.gamma}
         if self.gamma is None:
             fields["gamma_theory_reason"] = self.reason
         else:
             fields["gamma_theory_regime"] = self.regime
+            fields["gamma_theory_finite"] = self.gamma_finite
+            if self.gamma_finite is None:
+                fields["gamma_theory_finite_reason"] = self.finite_reason
+            else:
+                fields["gamma_theory_finite_regime"] = self.regime_finite
         fields["gamma_theory_time_s"] = self.seconds
         return fields
 
@@ -101,6 +128,7 @@ def architecture(
         kind=str(kind),
         eps=float(norm_cfg.get("eps", 1e-5)),
         norm_mode=norm_mode,
+        groups=int(norm_cfg.get("groups", 8)),
     )
 
 
@@ -125,7 +153,16 @@ def predict_gamma(
     if x.shape[0] < 2:
         return Prediction(gamma=None, reason="gamma needs at least 2 evaluation points")
     try:
-        gamma = gamma_from_kernel(final_kernel(x, arch, batch_size))
-        return Prediction(gamma=gamma, seconds=time.perf_counter() - t0)
+        k = final_kernel(x, arch, batch_size)
+        gamma = gamma_from_kernel(k)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
+    finite, why = None, None
+    with np.errstate(all="ignore"):
+        try:
+            finite = gamma_with_correction(k, correction(x, arch, batch_size))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            why = str(exc)
+    if finite is not None and not np.isfinite(finite):
+        finite, why = None, "the finite-width walk left its range (depth / width too large)"
+    return Prediction(gamma, None, time.perf_counter() - t0, finite, why)

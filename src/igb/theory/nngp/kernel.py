@@ -113,6 +113,7 @@ class Architecture:
     kind: str
     eps: float
     norm_mode: str = "batch"
+    groups: int = 8  # GroupNorm's groups (the finite-width walk reads it)
 
 
 def apply_norm(u: Units, arch: Architecture, slices: Sequence[slice]) -> Units:
