@@ -17,7 +17,8 @@ from igb.metrics.functional import (
     ranked_fractions,
     statistics_from_sums,
 )
-from igb.metrics.gamma import gamma_bootstrap_ci, gamma_from_moments
+from igb.metrics.gamma import gamma_bootstrap_ci, gamma_from_moments, ratio_bootstrap_ci
+from igb.metrics.head_gamma import feature_moments, head_gamma, reduce_features
 
 __all__ = [
     "BIAS_KEYS",
@@ -28,6 +29,10 @@ __all__ = [
     "centred_sums",
     "gamma_bootstrap_ci",
     "gamma_from_moments",
+    "feature_moments",
+    "head_gamma",
+    "reduce_features",
+    "ratio_bootstrap_ci",
     "logit_statistics",
     "moments_from_sums",
     "normalized_entropy",
