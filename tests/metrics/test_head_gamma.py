@@ -1,4 +1,4 @@
-"""gamma of a Gaussian head on features in closed form: hand values, the NNGP formula, sampled heads."""
+"""Closed-form gamma of a Gaussian head on features: by hand, NNGP formula, sampled heads."""
 
 from __future__ import annotations
 

@@ -120,6 +120,7 @@ def evaluate_in_blocks(
         log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / PARTIAL)
     last: EnsembleResult | None = None
     eval_time = 0.0
+    cache: dict[str, Any] = {}  # vary=head: the backbone's features, computed once
     with progress_bar(n, enabled=bool(ens.get("progress", True))) as advance:
         advance(done)
         for lo, hi in ranges:
@@ -140,6 +141,7 @@ def evaluate_in_blocks(
                 progress=advance,
                 vary=ens.get("vary", "all"),
                 backbone_seed=int(ens.seed0),  # one backbone for every block (vary=head)
+                cache=cache,
             )
             eval_time += last.eval_time_s
             _save_block(job.path, lo, hi, last)
@@ -157,6 +159,7 @@ def evaluate_in_blocks(
         workers=last.workers if last else 1,
         chunk_size=last.chunk_size if last else None,
         eval_time_s=eval_time,
+        extra=last.extra if last else {},
     )
 
 

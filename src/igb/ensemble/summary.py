@@ -50,6 +50,9 @@ def summarize(
         summary.update(
             f0_mean=float(f0.mean()), f0_std=float(f0.std()), f0_quantiles=_quantiles(f0)
         )
+    # vary=head on cached features: gamma of a Gaussian zero-bias head on the same features
+    if "gamma_gaussian_head" in result.extra:
+        summary["gamma_gaussian_head"] = result.extra["gamma_gaussian_head"]
     summary["seeds"] = [int(result.seeds[0]), int(result.seeds[-1])]
     if cfg is not None:
         summary["choices"] = choices(cfg)

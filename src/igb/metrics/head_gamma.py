@@ -77,4 +77,3 @@ def head_gamma(
 
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b > 0 else float("nan")
-

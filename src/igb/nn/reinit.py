@@ -93,13 +93,7 @@ def reinitializer(
 
         return in_place
 
-    head = head_names(model_cfg, norm_cfg, input_shape, num_classes)
-
-    def built(seed: int) -> dict[str, torch.Tensor]:
-        state = _state(build_model(model_cfg, norm_cfg, input_shape, num_classes, seed, device))
-        _require_live_head(state, head, model_cfg.get("name"))
-        return state
-
+    built, head = seeded_states(model_cfg, norm_cfg, input_shape, num_classes, device)
     if vary == "all":
         return lambda model, seed: _copy_into(model, built(seed))
     backbone = {k: v for k, v in built(seed0).items() if k not in head}
@@ -109,3 +103,20 @@ def reinitializer(
         _copy_into(model, {**backbone, **{k: fresh[k] for k in head}})
 
     return head_only
+
+
+def seeded_states(
+    model_cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...],
+    num_classes: int, device: torch.device,
+) -> tuple[Callable[[int], dict[str, torch.Tensor]], frozenset[str]]:  # fmt: skip
+    """``(built, head)``: ``built(seed)`` is the state of ``build_model(..., seed)`` (a
+    zero head that makes gamma undefined is refused), ``head`` its head's names."""
+    input_shape = tuple(input_shape)
+    head = head_names(model_cfg, norm_cfg, input_shape, num_classes)
+
+    def built(seed: int) -> dict[str, torch.Tensor]:
+        state = _state(build_model(model_cfg, norm_cfg, input_shape, num_classes, seed, device))
+        _require_live_head(state, head, model_cfg.get("name"))
+        return state
+
+    return built, head
