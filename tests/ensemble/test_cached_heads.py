@@ -56,6 +56,8 @@ CASES = {
         for k in ("mlp-batch-post", "cnn-batch-post", "resnet-batch-pre", "vit-layer-pre")
     },
     "custom-native": (custom(TinyConvNet), NATIVE, (3, 8, 8)),
+    # the head drawn alone from the seed (igb.nn.reinit.head_sampler's short path)
+    "custom-head_init": ({**custom(TinyConvNet), "head_init": "torch_default"}, NATIVE, (3, 8, 8)),
 }
 
 

@@ -4,8 +4,9 @@ With ``vary=head`` every initialization shares the backbone of ``seed0`` (or the
 pretrained one); only the head differs. The head's input is therefore the same for every
 seed: it is recorded once, batch by batch exactly as the model's own forward gives it
 (a forward hook on the head module, inside :func:`igb.metrics.measure.batch_stat_mode`),
-and each seed's head, the parameters ``build_model(..., seed)`` gives it, is applied to
-it. The logits are those of the whole model bit for bit (the head module computes them,
+and each seed's head, the parameters ``build_model(..., seed)`` gives it
+(:func:`igb.nn.reinit.head_sampler`: in general a replay of the architecture's whole
+initialization, the head alone with ``model.head_init=torch_default``), is applied to it. The logits are those of the whole model bit for bit (the head module computes them,
 on the same tensors), so ``inits.csv`` is that of the path that re-runs the backbone.
 
 It applies when the head is one ``nn.Linear`` whose output is the model's output (checked
@@ -29,7 +30,7 @@ from igb.ensemble.replica import empty_model
 from igb.ensemble.statistics import StatisticsStore
 from igb.metrics import feature_moments, logit_statistics
 from igb.metrics.measure import batch_stat_mode, batches
-from igb.nn.reinit import seeded_states
+from igb.nn.reinit import head_sampler, seeded_states
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class CachedHeads:
     features: list[Tensor]
     head: nn.Linear
     head_names: dict[str, str]  # model-level name -> name inside ``head``
-    built: Callable[[int], dict[str, Tensor]]
+    sample: Callable[[int], dict[str, Tensor]]  # seed -> the head's parameters
 
     @property
     def gamma_gaussian_head(self) -> float:
@@ -54,14 +55,25 @@ class CachedHeads:
 
     @torch.no_grad()
     def run(self, seeds: list[int], store: StatisticsStore, progress: ProgressFn) -> None:
-        for k, seed in enumerate(seeds):
-            state = self.built(seed)
-            for name, local in self.head_names.items():
-                self.head.get_parameter(local).copy_(state[name])
-            with torch.inference_mode():
-                logits = torch.cat([self.head(f) for f in self.features])
-            store.put(k, logit_statistics(logits.unsqueeze(0)))
-            progress(1)
+        """Row ``k`` of ``store``: the logits of seed ``seeds[k]``'s head on the features.
+
+        On a CPU the small head products run on one intra-op thread (as the loop method's
+        workers do): with several, OpenMP's barriers cost far more than the product on a
+        busy machine (docs/ensemble.md)."""
+        threads = torch.get_num_threads()
+        if self.head.weight.device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            for k, seed in enumerate(seeds):
+                state = self.sample(seed)
+                for name, local in self.head_names.items():
+                    self.head.get_parameter(local).copy_(state[name])
+                with torch.inference_mode():
+                    logits = torch.cat([self.head(f) for f in self.features])
+                store.put(k, logit_statistics(logits.unsqueeze(0)))
+                progress(1)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def cached_heads(
@@ -94,4 +106,5 @@ def cached_heads(
     ):
         return f"the output of the head {owner} is not the model's output"
     names = {name: name[len(owner) + 1 :] for name in head}
-    return CachedHeads([f for f, _ in seen], module, names, built)
+    sample = head_sampler(model_cfg, norm_cfg, tuple(x.shape[1:]), num_classes, device, model)
+    return CachedHeads([f for f, _ in seen], module, names, sample)
