@@ -70,8 +70,10 @@ def main() -> None:
     print(f"cached:   {t_new:.1f} s for {args.heads} heads ({t_new / args.heads * 1e3:.1f} ms a "
           f"head, the backbone's forward included)")  # fmt: skip
     extrapolated = per_old * args.heads
-    print(f"old path for {args.heads} heads (extrapolated): {extrapolated:.0f} s; cached / old "
-          f"= {t_new / extrapolated:.3%}; rows of the first {args.old} heads identical: {same}")
+    print(
+        f"old path for {args.heads} heads (extrapolated): {extrapolated:.0f} s; cached / old "
+        f"= {t_new / extrapolated:.3%}; rows of the first {args.old} heads identical: {same}"
+    )
     print(f"gamma sampled {new.gamma:.4g}, Gaussian-head closed form "
           f"{new.extra['gamma_gaussian_head']:.4g}")  # fmt: skip
     if args.figure:

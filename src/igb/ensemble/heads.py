@@ -6,7 +6,8 @@ seed: it is recorded once, batch by batch exactly as the model's own forward giv
 (a forward hook on the head module, inside :func:`igb.metrics.measure.batch_stat_mode`),
 and each seed's head, the parameters ``build_model(..., seed)`` gives it
 (:func:`igb.nn.reinit.head_sampler`: in general a replay of the architecture's whole
-initialization, the head alone with ``model.head_init=torch_default``), is applied to it. The logits are those of the whole model bit for bit (the head module computes them,
+initialization, the head alone with ``model.head_init=torch_default``), is applied to
+it. The logits are those of the whole model bit for bit (the head module computes them,
 on the same tensors), so ``inits.csv`` is that of the path that re-runs the backbone.
 
 It applies when the head is one ``nn.Linear`` whose output is the model's output (checked
