@@ -15,6 +15,7 @@ from torch import Tensor
 from igb.ensemble.heads import METHOD as CACHED
 from igb.ensemble.heads import CachedHeads, cached_heads
 from igb.ensemble.loop import run_loop
+from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import ProgressFn
 from igb.ensemble.resolve import resolve_method, resolve_workers
 from igb.ensemble.statistics import EnsembleResult, StatisticsStore
@@ -42,6 +43,7 @@ def evaluate_ensemble(
     vary: str = "all",
     backbone_seed: int | None = None,
     cache: dict[str, Any] | None = None,
+    profiler: Profiler | None = None,
 ) -> EnsembleResult:
     """Evaluate initializations ``seeds`` on ``x``; statistics per initialization.
 
@@ -62,6 +64,8 @@ def evaluate_ensemble(
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     method = resolve_method(method, device)
+    if profiler is not None:
+        method = "loop"  # forward hooks on each replica (vmap's functional calls have none)
     seeds = [int(s) for s in seeds]
     x = x.to(device).contiguous()
     progress = progress or (lambda n: None)
@@ -70,8 +74,10 @@ def evaluate_ensemble(
     if backbone_seed is None:
         backbone_seed = seeds[0] if seeds else 0
     t0 = time.perf_counter()
-    heads = _heads(model_cfg, norm_cfg, x, num_classes, batch_size, norm_mode, device, vary,
-                   int(backbone_seed), cache)  # fmt: skip
+    heads = None
+    if profiler is None:  # a profile needs the backbone's forward for every initialization
+        heads = _heads(model_cfg, norm_cfg, x, num_classes, batch_size, norm_mode, device, vary,
+                       int(backbone_seed), cache)  # fmt: skip
     extra: dict[str, Any] = {}
     if isinstance(heads, CachedHeads):
         heads.run(seeds, store, progress)
@@ -87,7 +93,7 @@ def evaluate_ensemble(
                 n_workers = min(resolve_workers(workers, device), max(1, len(seeds)))
                 run_loop(
                     model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device,
-                    n_workers, reinit, store, progress,
+                    n_workers, reinit, store, progress, profiler,
                 )  # fmt: skip
                 chunk = None
             else:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 #: config keys that say where and how a job runs or is observed, not what it computes: a
 #: relaunch may change them freely (``paths``: folders; ``logger``, ``callbacks``, progress:
 #: what is recorded about the run; ensemble device, method, workers, chunking: the same
-#: initializations evaluated another way)
+#: initializations evaluated another way; the profile: more recorded about the same ones)
 OPERATIONAL_KEYS = (
     "paths",
     "hydra",
@@ -38,6 +38,8 @@ OPERATIONAL_KEYS = (
     "ensemble.method",
     "ensemble.workers",
     "ensemble.chunk_size",
+    "ensemble.profile",
+    "ensemble.profile_features",
 )
 #: keys that only say how long a run trains: with ``skip_finished=false`` a finished or
 #: interrupted run continues from its checkpoint to the new length

@@ -26,9 +26,10 @@ from igb.theory.nngp.kernel import (
     Architecture,
     final_kernel,
     gamma_from_kernel,
+    layer_kernels,
 )
 
-__all__ = ["Prediction", "architecture", "predict_gamma"]
+__all__ = ["Prediction", "architecture", "predict_gamma", "predict_layers"]
 
 #: the only model the theory walks (its blocks are Linear + norm + activation, nothing else)
 MLP_TARGET = "igb.nn.mlp.MLP"
@@ -128,6 +129,32 @@ def predict_gamma(
         return Prediction(gamma=gamma, seconds=time.perf_counter() - t0)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
+
+
+def predict_layers(
+    model_cfg: Mapping[str, Any],
+    norm_cfg: Mapping[str, Any],
+    x: torch.Tensor | np.ndarray,
+    batch_size: int,
+    norm_mode: str = "batch",
+) -> dict[str, float] | str:
+    """Infinite-width gamma of a Gaussian head on each layer's units, by module name
+    (``blocks.<i>.<part>``, as :class:`igb.nn.mlp.MLP` names them), or why not covered.
+
+    The units' kernel after each part is that of :func:`predict_gamma`'s walk; the gamma
+    of a fresh head on them is :func:`gamma_from_kernel` (an undefined one is NaN)."""
+    arch = architecture(_plain(model_cfg), _plain(norm_cfg), norm_mode)
+    if isinstance(arch, str):
+        return arch
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float64).numpy()
+    out: dict[str, float] = {}
+    for name, k in layer_kernels(x, arch, batch_size):
+        try:
+            out[name] = gamma_from_kernel(k)
+        except ValueError:
+            out[name] = float("nan")
+    return out
 
 
 def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
