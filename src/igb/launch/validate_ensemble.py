@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 from igb.ensemble.eval_set import SPLITS, split_sizes
 from igb.ensemble.resolve import resolve_device, resolve_method, resolve_workers
 from igb.errors import ConfigError
-from igb.metrics.measure import NORM_MODES
 from igb.metrics.head_gamma import REDUCTIONS
+from igb.metrics.measure import NORM_MODES
 from igb.nn.reinit import check_vary
 
 
