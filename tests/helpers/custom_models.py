@@ -18,3 +18,11 @@ class DefaultBiases(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.body(x))
+
+
+class NoHeadBias(DefaultBiases):
+    """The same with a bias-free head: centring its input leaves every logit centred."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(num_classes)
+        self.fc = nn.Linear(16, num_classes, bias=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,10 +14,11 @@ from torch import nn
 from igb.errors import ConfigError
 from igb.nn.external import build_external, check_norm, is_external
 from igb.nn.init import check_scheme, initialize
+from igb.nn.neutralize import check_mode, head_owner, neutralize
 from igb.nn.norm_act import NormAct, NormConfig
 
 #: keys of a model config that are consumed here rather than passed to the model class.
-_BUILD_KEYS = ("_target_", "name", "activation", "init")
+_BUILD_KEYS = ("_target_", "name", "activation", "init", "neutralize")
 
 
 def _positive(cfg: Mapping[str, Any], key: str) -> None:
@@ -47,8 +50,31 @@ def build_model(
     The model is built on the meta device and initialised once from ``seed`` (the global
     RNG is forked, not consumed), so initialization ``i`` of an ensemble can be rebuilt
     alone from its seed. ``device="meta"`` only checks that the configuration builds.
+    ``model.neutralize`` (:mod:`igb.nn.neutralize`) centres the head's input afterwards.
     """
     cfg = dict(model_cfg)
+    mode = check_mode(cfg.pop("neutralize", "none"))
+    model = _build(cfg, norm_cfg, input_shape, num_classes, seed, device)
+    if mode == "none":
+        return model
+    name = cfg.get("name", cfg["_target_"])
+    owner = _head_owner(json.dumps(cfg, sort_keys=True, default=str),
+                        json.dumps(dict(norm_cfg), sort_keys=True, default=str),
+                        tuple(input_shape), num_classes)  # fmt: skip
+    return neutralize(model, owner, mode, str(name))
+
+
+@functools.lru_cache(maxsize=64)
+def _head_owner(cfg_json: str, norm_json: str, input_shape: tuple[int, ...], c: int) -> str:
+    cfg, norm_cfg = json.loads(cfg_json), json.loads(norm_json)
+    return head_owner(lambda k: _build(cfg, norm_cfg, input_shape, k, 0, "meta"), c,
+                      str(cfg.get("name", cfg["_target_"])))  # fmt: skip
+
+
+def _build(
+    cfg: dict[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...],
+    num_classes: int, seed: int, device: torch.device | str,
+) -> nn.Module:  # fmt: skip
     for key in ("depth", "width"):
         _positive(cfg, key)
     cls = get_class(cfg["_target_"])

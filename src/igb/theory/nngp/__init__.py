@@ -36,7 +36,8 @@ MLP_TARGET = "igb.nn.mlp.MLP"
 #: norm keys the kernel walk reads or that cannot change a dense MLP's forward at init
 _NORM_KEYS = {"placement", "kind", "eps", "momentum", "groups", "_target_"}
 #: defaults of igb.nn.mlp.MLP and NormConfig
-_DEFAULTS = {"depth": 3, "width": 256, "activation": "relu", "init": "kaiming_normal"}
+_DEFAULTS = {"depth": 3, "width": 256, "activation": "relu", "init": "kaiming_normal",
+             "neutralize": "none"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def architecture(
         kind=str(kind),
         eps=float(norm_cfg.get("eps", 1e-5)),
         norm_mode=norm_mode,
+        neutralize=str(cfg["neutralize"]),
     )
 
 

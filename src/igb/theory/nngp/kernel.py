@@ -113,6 +113,9 @@ class Architecture:
     kind: str
     eps: float
     norm_mode: str = "batch"
+    #: ``model.neutralize``: ``head``/``head_frozen`` centre the head's input per batch (a
+    #: measurement at initialization sees the batch means in both)
+    neutralize: str = "none"
 
 
 def apply_norm(u: Units, arch: Architecture, slices: Sequence[slice]) -> Units:
@@ -156,6 +159,9 @@ def layer_kernels(
             else:
                 continue  # no pooling in an MLP
             out.append((f"blocks.{i}.{part}", u.k))
+    if arch.neutralize != "none":  # the exact per-batch centring of batch_norm, no scaling
+        col = _batch_means(u.k, slices, axis=1)
+        out.append(("head:input", u.k - col - col.T + _batch_means(col, slices, axis=0)))
     return out
 
 
