@@ -87,6 +87,7 @@ def choices(cfg: DictConfig) -> dict[str, Any]:
         "dataset": cfg.dataset.get("name"),
         "eval_split": cfg.ensemble.eval_split,
         "vary": cfg.ensemble.get("vary", "all"),
+        "neutralize": cfg.model.get("neutralize", "none"),
     }
 
 
@@ -119,4 +120,5 @@ def title(cfg: DictConfig) -> str:
     label = norm_label(ch["norm_placement"], ch["norm_kind"])
     norm = {"none": "no norm", "native": "native norms"}.get(label, label)
     size = f" depth {ch['depth']} width {ch['width']}" if ch["depth"] is not None else ""
-    return f"{ch['model']}{size}, {norm}, {ch['activation']}, {ch['dataset']}"
+    centred = "" if ch["neutralize"] == "none" else f", neutralize={ch['neutralize']}"
+    return f"{ch['model']}{size}, {norm}, {ch['activation']}{centred}, {ch['dataset']}"
