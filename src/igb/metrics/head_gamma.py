@@ -42,7 +42,8 @@ def reduce_features(h: Tensor, reduction: str = "pool", layout: str | None = Non
         return h.flatten(1)
     if h.dim() == 3 and layout != "conv":
         return h.mean(dim=1)
-    return h.flatten(2).mean(dim=2)
+    # a reduction over the trailing axes, never a reshape: a channels-last map would be copied
+    return h.mean(dim=tuple(range(2, h.dim())))
 
 
 def sums_moments(s1: Tensor, s2: Tensor, n: int) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from hydra.utils import get_class
+from omegaconf import OmegaConf
 from torch import nn
 
 from igb.errors import ConfigError
@@ -58,10 +59,17 @@ def build_model(
     if mode == "none":
         return model
     name = cfg.get("name", cfg["_target_"])
-    owner = _head_owner(json.dumps(cfg, sort_keys=True, default=str),
-                        json.dumps(dict(norm_cfg), sort_keys=True, default=str),
+    owner = _head_owner(json.dumps(cfg, sort_keys=True, default=_plain),
+                        json.dumps(dict(norm_cfg), sort_keys=True, default=_plain),
                         tuple(input_shape), num_classes)  # fmt: skip
     return neutralize(model, owner, mode, str(name))
+
+
+def _plain(value: Any) -> Any:
+    """JSON form of a nested config node (the cache key of :func:`_head_owner`)."""
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    raise TypeError(f"{type(value).__name__} is not a config value")
 
 
 @functools.lru_cache(maxsize=64)
