@@ -56,6 +56,11 @@ CASES = {
         for k in ("mlp-batch-post", "cnn-batch-post", "resnet-batch-pre", "vit-layer-pre")
     },
     "custom-native": (custom(TinyConvNet), NATIVE, (3, 8, 8)),
+    "cnn-neutralize": (
+        {**MODELS["cnn-batch-post"][0], "neutralize": "head"},
+        norm("none"),
+        (3, 8, 8),
+    ),  # the head's centring runs once, on the backbone's pass
     # the head drawn alone from the seed (igb.nn.reinit.head_sampler's short path)
     "custom-head_init": ({**custom(TinyConvNet), "head_init": "torch_default"}, NATIVE, (3, 8, 8)),
 }

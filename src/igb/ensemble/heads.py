@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from igb.ensemble.progress import ProgressFn
@@ -69,8 +70,10 @@ class CachedHeads:
                 state = self.sample(seed)
                 for name, local in self.head_names.items():
                     self.head.get_parameter(local).copy_(state[name])
-                with torch.inference_mode():
-                    logits = torch.cat([self.head(f) for f in self.features])
+                with torch.inference_mode():  # nn.Linear.forward, without the head's pre-hooks
+                    # (model.neutralize's centring): the features were recorded after them
+                    w, b = self.head.weight, self.head.bias
+                    logits = torch.cat([F.linear(f, w, b) for f in self.features])
                 store.put(k, logit_statistics(logits.unsqueeze(0)))
                 progress(1)
         finally:
