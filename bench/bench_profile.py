@@ -5,7 +5,9 @@ N random images, 10 classes, BatchNorm on batch statistics, the loop method (wha
 profile uses). The two runs alternate ``--repeats`` times (load drift on a shared
 machine hits both alike); reported: the median wall time of each and their ratio, and
 the number of entries the profile records (every module's output: one forward pass per
-initialization, a few reductions per module).
+initialization, a few reductions per module). Process CPU time is reported too: on a
+shared machine it is far less sensitive to the other processes' load than wall time
+(use ``OMP_NUM_THREADS=1`` so that it holds no spin-waiting).
 
     OMP_NUM_THREADS=2 python bench/bench_profile.py [--inits 16] [--points 200] [--repeats 1]
 """
@@ -37,14 +39,16 @@ def main() -> None:
     x = torch.randn(args.points, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     kw = {"batch_size": args.batch, "method": "loop", "device": args.device, "workers": 1}
     times: dict[str, list[float]] = {"plain": [], "profile": []}
+    cpu: dict[str, list[float]] = {"plain": [], "profile": []}
     entries = 0
     for _ in range(args.repeats):
         for variant in times:
             profiler = Profiler("net.fc") if variant == "profile" else None
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = evaluate_ensemble(RESNET18, NATIVE, x, 10, range(args.inits), **kw,
                                     profiler=profiler)  # fmt: skip
             times[variant].append(time.perf_counter() - t0)
+            cpu[variant].append(time.process_time() - c0)
             if profiler is not None:
                 entries = len(profiler.table(n_boot=10))
                 head = profiler.table(n_boot=200)[-1]
@@ -53,8 +57,11 @@ def main() -> None:
     plain, prof = (statistics.median(times[v]) for v in ("plain", "profile"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
           f"N={args.points}, {args.inits} inits")  # fmt: skip
-    print(f"without profile {plain:.1f} s, with ({entries} entries) {prof:.1f} s: "
+    print(f"wall: without profile {plain:.1f} s, with ({entries} entries) {prof:.1f} s: "
           f"{prof / plain:.3f}x")  # fmt: skip
+    plain, prof = (statistics.median(cpu[v]) for v in ("plain", "profile"))
+    print(f"process CPU time (less sensitive to other processes' load): {plain:.1f} s vs "
+          f"{prof:.1f} s: {prof / plain:.3f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -56,24 +56,29 @@ class Tap:
     named: bool = False
     seen: dict[str, int] = field(default_factory=dict)
     handles: list[Any] = field(default_factory=list)
+    prev: Any = None  # the tensor the previous entry recorded (this forward)
 
     def reset_forward(self, *_: Any) -> None:
-        self.calls, self.past_head = 0, False
+        self.calls, self.past_head, self.prev = 0, False, None
 
     def start(self) -> None:
         self.sums = []
 
-    def record(self, name: str, kind: str, out: Any) -> None:
+    def record(self, name: str, kind: str, out: Any, chain: bool = False) -> None:
+        """``chain``: the module is an ``nn.Sequential``, whose output is its last child's
+        output tensor untouched: the same tensor as the previous entry is not reduced again."""
         if self.past_head or not isinstance(out, Tensor) or out.dim() < 2:
             return
         idx = self.calls
         self.calls += 1
+        if chain and out is self.prev and idx > 0:
+            self._name(idx, name, kind, out)
+            if idx == len(self.sums):
+                self.sums.append(self.sums[idx - 1])  # the same sums, counted once
+            return
+        self.prev = out
         h = reduce_features(out.detach(), self.reduction).double()
-        if not self.named and idx == len(self.entries):
-            count = self.seen.get(name, 0) + 1
-            self.seen[name] = count
-            label = name if count == 1 else f"{name}#{count}"
-            self.entries.append(_Entry(label, kind, "x".join(map(str, out.shape[1:]))))
+        self._name(idx, name, kind, out)
         if idx == len(self.sums):
             self.sums.append([torch.zeros(h.shape[1], dtype=torch.float64, device=h.device)] * 2
                              + [0])  # fmt: skip
@@ -81,6 +86,13 @@ class Tap:
         s[0] = s[0] + h.sum(dim=0)
         s[1] = s[1] + (h * h).sum(dim=0)
         s[2] += h.shape[0]
+
+    def _name(self, idx: int, name: str, kind: str, out: Tensor) -> None:
+        if not self.named and idx == len(self.entries):
+            count = self.seen.get(name, 0) + 1
+            self.seen[name] = count
+            label = name if count == 1 else f"{name}#{count}"
+            self.entries.append(_Entry(label, kind, "x".join(map(str, out.shape[1:]))))
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         self.named = True
@@ -112,8 +124,10 @@ class Profiler:
             if name == self.head:
                 tap.handles.append(module.register_forward_pre_hook(
                     functools.partial(self._head_input, tap, name)))  # fmt: skip
+            chain = type(module) is nn.Sequential
             tap.handles.append(module.register_forward_hook(
-                lambda m, a, out, name=name, kind=kind: tap.record(name, kind, out)))  # fmt: skip
+                lambda m, a, out, name=name, kind=kind, chain=chain: tap.record(
+                    name, kind, out, chain)))  # fmt: skip
         return tap
 
     @staticmethod

@@ -49,7 +49,7 @@ def plot_profile(rows: Sequence[dict[str, Any]], path: Path | str, title: str = 
     ax.set_xlim(FLOOR / 2, top)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_yticks(y, [f"{r['module']}  ({r['kind']})" for r in rows], fontsize=7)
-    ax.set_xlabel(r"$\gamma_l$ of a fresh Gaussian head on this output")
+    ax.set_xlabel(r"$\gamma_l$ of a fresh Gaussian head on this output (below 1e-4: drawn at 1e-4)")
     ax.set_title(title or "where the bias is born", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(axis="x", which="major", alpha=0.3)
