@@ -131,3 +131,32 @@ def test_bad_profile_features_is_one_line(tmp_path) -> None:
     assert proc.returncode == 2
     assert "ensemble.profile_features=max; allowed: pool, flatten" in proc.stderr
     assert not any(tmp_path.rglob("summary.json"))
+
+
+def test_torchvision_entries_are_named_modules_and_repeated_calls() -> None:
+    """Hooks on any network: torchvision's ResNet-18 reuses one ReLU per block (``#2``);
+    BatchNorm on batch statistics centres its output exactly; the last entry is the
+    head's input, and an nn.Sequential's entry repeats its last child's."""
+    cfg = {"_target_": "igb.nn.libraries.Torchvision", "name": "tv-r18", "arch": "resnet18"}
+    native = {"placement": "native", "kind": "native"}
+    x = torch.randn(12, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    profiler = Profiler("net.fc")
+    evaluate_ensemble(cfg, native, x, 3, [0, 1], batch_size=12, profiler=profiler)
+    rows = {r["module"]: r for r in profiler.table(n_boot=20)}
+    assert {"net.conv1", "net.layer1.0.relu", "net.layer1.0.relu#2", "net.avgpool"} <= set(rows)
+    assert rows["net.bn1"]["gamma"] < 1e-8 < rows["net.relu"]["gamma"]
+    assert list(rows)[-1] == "net.fc:input"
+    assert rows["net.layer4"]["gamma"] == rows["net.layer4.1"]["gamma"]
+    assert rows["net.fc:input"]["gamma"] == pytest.approx(rows["net.avgpool"]["gamma"])
+
+
+def test_neutralized_head_input_is_centred() -> None:
+    model_cfg, norm_cfg = {**mlp(depth=2, width=32), "neutralize": "head"}, norm("none")
+    x = torch.randn(40, 12, generator=torch.Generator().manual_seed(3))
+    profiler = Profiler("head")
+    evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(5), batch_size=40, profiler=profiler)
+    table = profiler.table(n_boot=20)
+    names = [r["module"] for r in table]
+    assert names[-3:] == ["blocks", "head.center", "head:input"]  # the centring is an entry
+    assert table[-3]["gamma"] > 0.1 and table[-1]["gamma"] < 1e-10
+    assert predict_layers(model_cfg, norm_cfg, x, 40)["head:input"] == pytest.approx(0, abs=1e-9)
