@@ -64,7 +64,8 @@ def evaluate_ensemble(
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     method = resolve_method(method, device)
-    if profiler is not None:
+    if profiler is not None and method != "loop":
+        log.info("ensemble.profile=true: evaluated with the loop method (forward hooks)")
         method = "loop"  # forward hooks on each replica (vmap's functional calls have none)
     seeds = [int(s) for s in seeds]
     x = x.to(device).contiguous()
