@@ -39,7 +39,9 @@ implementation the statistics callback uses too.
 
 The modules, one job each: :mod:`.statistics` (the result arrays),
 :mod:`.resolve` (device / method / workers / chunk size), :mod:`.replica` (the model),
-:mod:`.loop` and :mod:`.vmap` (the two runners), :mod:`.evaluate` (their entry),
+:mod:`.loop` and :mod:`.vmap` (the two runners), :mod:`.heads` (``vary=head`` on the
+backbone's cached features), :mod:`.evaluate` (their entry), :mod:`.profile`,
+:mod:`.profile_report` and :mod:`.profile_plot` (``ensemble.profile=true``),
 :mod:`.progress`, :mod:`.eval_set`, :mod:`.summary`, :mod:`.writers`, :mod:`.wandb_log`,
 :mod:`.validate` (pre-flight) and :mod:`.run` (the job in its folder).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,7 +11,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from igb.ensemble.heads import METHOD as CACHED
+from igb.ensemble.heads import CachedHeads, cached_heads
 from igb.ensemble.loop import run_loop
+from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import ProgressFn
 from igb.ensemble.resolve import resolve_method, resolve_workers
 from igb.ensemble.statistics import EnsembleResult, StatisticsStore
@@ -19,6 +23,8 @@ from igb.errors import ConfigError
 from igb.metrics.measure import NORM_MODES
 from igb.nn.build import plain_config
 from igb.nn.reinit import reinitializer
+
+log = logging.getLogger(__name__)
 
 
 def evaluate_ensemble(
@@ -36,6 +42,8 @@ def evaluate_ensemble(
     progress: ProgressFn | None = None,
     vary: str = "all",
     backbone_seed: int | None = None,
+    cache: dict[str, Any] | None = None,
+    profiler: Profiler | None = None,
 ) -> EnsembleResult:
     """Evaluate initializations ``seeds`` on ``x``; statistics per initialization.
 
@@ -56,6 +64,9 @@ def evaluate_ensemble(
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     method = resolve_method(method, device)
+    if profiler is not None and method != "loop":
+        log.info("ensemble.profile=true: evaluated with the loop method (forward hooks)")
+        method = "loop"  # forward hooks on each replica (vmap's functional calls have none)
     seeds = [int(s) for s in seeds]
     x = x.to(device).contiguous()
     progress = progress or (lambda n: None)
@@ -63,24 +74,35 @@ def evaluate_ensemble(
     rng_devices = [device] if device.type == "cuda" else []
     if backbone_seed is None:
         backbone_seed = seeds[0] if seeds else 0
-    reinit = reinitializer(
-        model_cfg, norm_cfg, x.shape[1:], num_classes, device, vary, int(backbone_seed)
-    )
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=rng_devices):
-        if method == "loop":
-            n_workers = min(resolve_workers(workers, device), max(1, len(seeds)))
-            run_loop(
-                model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device,
-                n_workers, reinit, store, progress,
-            )  # fmt: skip
-            chunk = None
-        else:
-            n_workers = 1
-            chunk = run_vmap(
-                model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device,
-                chunk_size, reinit, store, progress,
-            )  # fmt: skip
+    heads = None
+    if profiler is None:  # a profile needs the backbone's forward for every initialization
+        heads = _heads(model_cfg, norm_cfg, x, num_classes, batch_size, norm_mode, device, vary,
+                       int(backbone_seed), cache)  # fmt: skip
+    extra: dict[str, Any] = {}
+    if isinstance(heads, CachedHeads):
+        heads.run(seeds, store, progress)
+        method, n_workers, chunk = CACHED, 1, None
+        extra["gamma_gaussian_head"] = heads.gamma_gaussian_head
+    else:
+        reinit = reinitializer(
+            model_cfg, norm_cfg, x.shape[1:], num_classes, device, vary, int(backbone_seed)
+        )
+        t0 = time.perf_counter()
+        with torch.random.fork_rng(devices=rng_devices):
+            if method == "loop":
+                n_workers = min(resolve_workers(workers, device), max(1, len(seeds)))
+                run_loop(
+                    model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device,
+                    n_workers, reinit, store, progress, profiler,
+                )  # fmt: skip
+                chunk = None
+            else:
+                n_workers = 1
+                chunk = run_vmap(
+                    model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device,
+                    chunk_size, reinit, store, progress,
+                )  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - t0
@@ -92,4 +114,25 @@ def evaluate_ensemble(
         workers=n_workers,
         chunk_size=chunk,
         eval_time_s=elapsed,
+        extra=extra,
     )
+
+
+def _heads(
+    model_cfg, norm_cfg, x, num_classes, batch_size, norm_mode, device, vary, backbone_seed,
+    cache: dict[str, Any] | None,
+) -> CachedHeads | str | None:  # fmt: skip
+    """The cached backbone features of a ``vary=head`` ensemble (or why not; None: vary=all)."""
+    if vary != "head":
+        return None
+    key = f"heads-{backbone_seed}"
+    if cache is not None and key in cache:
+        return cache[key]
+    heads = cached_heads(
+        model_cfg, norm_cfg, x, num_classes, batch_size, norm_mode, device, backbone_seed
+    )
+    if isinstance(heads, str):
+        log.info("ensemble.vary=head: the backbone runs for every head: %s", heads)
+    if cache is not None:
+        cache[key] = heads
+    return heads

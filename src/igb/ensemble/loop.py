@@ -8,6 +8,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 import torch
 from torch import nn
 
+from igb.ensemble.profile import Profiler, Tap
 from igb.ensemble.progress import ProgressFn
 from igb.ensemble.replica import empty_model
 from igb.ensemble.statistics import StatisticsStore
@@ -18,7 +19,7 @@ from igb.nn.reinit import Reinit
 
 def run_loop(
     model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device, n_workers,
-    reinit: Reinit, store: StatisticsStore, progress: ProgressFn,
+    reinit: Reinit, store: StatisticsStore, progress: ProgressFn, profiler: Profiler | None = None,
 ) -> None:  # fmt: skip
     """One initialization at a time; ``n_workers`` threads, each with its own replica.
 
@@ -26,6 +27,9 @@ def run_loop(
     of the next seed). Measured alternatives: a producer thread initialising replicas
     for the workers (no lock) was ~15% slower (three threads on two cores); initialising
     without any lock (not reproducible) would be ~9% faster.
+
+    ``profiler`` (:mod:`.profile`): hooks on every replica record each layer's features
+    during the same forward passes.
     """
     replicas = [
         empty_model(model_cfg, norm_cfg, x.shape[1:], num_classes, device, norm_mode)
@@ -36,7 +40,9 @@ def run_loop(
     stop = threading.Event()
     slices = batches(x.shape[0], batch_size)
 
-    def work(model: nn.Module, single_threaded: bool) -> None:
+    taps = [profiler.attach(m) if profiler else None for m in replicas]
+
+    def work(model: nn.Module, single_threaded: bool, tap: Tap | None = None) -> None:
         if single_threaded:
             torch.set_num_threads(1)  # this thread only (OpenMP / MKL settings are per thread)
         # predict_logits' loop, with batch_stat_mode entered once per replica rather than
@@ -51,16 +57,20 @@ def run_loop(
                     if k is None:
                         return
                     reinit(model, seeds[k])
+                if tap is not None:
+                    tap.start()
                 logits = torch.cat([model(x[s]) for s in slices])
+                if profiler is not None and tap is not None:
+                    profiler.finish(seeds[k], tap)
                 store.put(k, logit_statistics(logits.unsqueeze(0)))
                 progress(1)
 
     if n_workers == 1:
-        work(replicas[0], single_threaded=False)
+        work(replicas[0], single_threaded=False, tap=taps[0])
         return
     threads = torch.get_num_threads()
     pool = ThreadPoolExecutor(n_workers, thread_name_prefix="igb-ensemble")
-    futures = [pool.submit(work, m, device.type == "cpu") for m in replicas]
+    futures = [pool.submit(work, m, device.type == "cpu", t) for m, t in zip(replicas, taps)]
     try:
         wait(futures, return_when=FIRST_EXCEPTION)
     finally:  # on an error or Ctrl-C, let the other workers stop after their current init

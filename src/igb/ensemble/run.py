@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from igb.ensemble.eval_set import eval_set
 from igb.ensemble.evaluate import evaluate_ensemble
+from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import progress_bar
 from igb.ensemble.resolve import resolve_device
 from igb.ensemble.statistics import EnsembleResult
@@ -38,6 +39,8 @@ from igb.theory.nngp import predict_gamma
 log = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("inits.csv", "histogram.png", "summary.json")
+#: written besides with ensemble.profile=true (:mod:`.profile_report`)
+PROFILE_FILES = ("profile.csv", "profile.png")
 #: folder of the completed blocks of initializations of an unfinished ensemble
 PARTIAL = "partial"
 #: at most this many initializations per block (what a stop signal can lose); on a GPU
@@ -62,7 +65,7 @@ def run(cfg: DictConfig) -> float:
         return Outcome(FINISHED, float(summary["gamma"]), info)
 
     def prepare(job: JobFolder) -> None:
-        for name in OUTPUT_FILES:  # a previous run's results must not outlive this start
+        for name in (*OUTPUT_FILES, *PROFILE_FILES):  # no earlier results outlive this start
             (job.path / name).unlink(missing_ok=True)
 
     return run_job(cfg, body, what="ensemble", prepare=prepare)
@@ -107,8 +110,9 @@ def _load_block(out: Path, lo: int, hi: int) -> dict[str, np.ndarray] | None:
 
 
 def evaluate_in_blocks(
-    cfg: DictConfig, job: JobFolder, x: Any, num_classes: int, device: Any
-) -> EnsembleResult:
+    cfg: DictConfig, job: JobFolder, x: Any, num_classes: int, device: Any,
+    profiler: Profiler | None = None,
+) -> EnsembleResult:  # fmt: skip
     """All initializations of ``cfg.ensemble``, reusing the blocks already on disk."""
     ens = cfg.ensemble
     n = int(ens.n_inits)
@@ -120,6 +124,7 @@ def evaluate_in_blocks(
         log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / PARTIAL)
     last: EnsembleResult | None = None
     eval_time = 0.0
+    cache: dict[str, Any] = {}  # vary=head: the backbone's features, computed once
     with progress_bar(n, enabled=bool(ens.get("progress", True))) as advance:
         advance(done)
         for lo, hi in ranges:
@@ -140,6 +145,8 @@ def evaluate_in_blocks(
                 progress=advance,
                 vary=ens.get("vary", "all"),
                 backbone_seed=int(ens.seed0),  # one backbone for every block (vary=head)
+                cache=cache,
+                profiler=profiler,
             )
             eval_time += last.eval_time_s
             _save_block(job.path, lo, hi, last)
@@ -157,6 +164,7 @@ def evaluate_in_blocks(
         workers=last.workers if last else 1,
         chunk_size=last.chunk_size if last else None,
         eval_time_s=eval_time,
+        extra=last.extra if last else {},
     )
 
 
@@ -172,7 +180,12 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
         int(ens.n_inits), choices(cfg), x.shape[0], ens.eval_split, ens.norm_mode,
         ens.batch_size, device,
     )  # fmt: skip
-    result = evaluate_in_blocks(cfg, job, x, dm.num_classes, device)
+    profiler = None
+    if ens.get("profile", False):  # every layer's gamma_l, in the same forward passes
+        from igb.ensemble.profile_report import make_profiler
+
+        profiler = make_profiler(cfg, tuple(x.shape[1:]), dm.num_classes)
+    result = evaluate_in_blocks(cfg, job, x, dm.num_classes, device, profiler)
     summary = summarize(
         result, cfg, n_points=int(x.shape[0]), n_boot=int(ens.n_boot), ci_level=ens.ci_level
     )
@@ -190,6 +203,10 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
             values, label, summary, result.num_classes, int(x.shape[0]), tmp, title=title(cfg)
         ),
     )
+    if profiler is not None:
+        from igb.ensemble.profile_report import report
+
+        summary["profile"] = report(profiler, cfg, x, dm.num_classes, device, out, title(cfg))
     summary["wall_time_s"] = time.perf_counter() - t_start
     log_to_loggers(cfg, summary, result, out, identity(cfg))
     summary["wall_time_s"] = time.perf_counter() - t_start

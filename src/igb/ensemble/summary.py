@@ -54,6 +54,9 @@ def summarize(
         )
     # the authors' InitVarComp / SingleInitStats numbers beside gamma (docs/science.md)
     summary["authors"] = authors_estimators(result.raw_mu, result.raw_s2, n_points)
+    # vary=head on cached features: gamma of a Gaussian zero-bias head on the same features
+    if "gamma_gaussian_head" in result.extra:
+        summary["gamma_gaussian_head"] = result.extra["gamma_gaussian_head"]
     summary["seeds"] = [int(result.seeds[0]), int(result.seeds[-1])]
     if cfg is not None:
         summary["choices"] = choices(cfg)
@@ -89,6 +92,7 @@ def choices(cfg: DictConfig) -> dict[str, Any]:
         "eval_split": cfg.ensemble.eval_split,
         "vary": cfg.ensemble.get("vary", "all"),
         "norm_mode": cfg.ensemble.get("norm_mode"),
+        "neutralize": cfg.model.get("neutralize", "none"),
     }
     # external models: the class, loaded weights and input size, where set (the log too)
     for key, name in (("cls", "class"), ("weights", "weights"), ("input_size", "input_size")):
@@ -134,3 +138,5 @@ def title(cfg: DictConfig) -> str:
         extra.append(f"input {ch['input_size']}")
     tail = ", ".join(e for e in extra if e)
     return f"{model}{size}, {norm}, {ch['activation']}, {ch['dataset']}; {tail}"
+    centred = "" if ch["neutralize"] == "none" else f", neutralize={ch['neutralize']}"
+    return f"{ch['model']}{size}, {norm}, {ch['activation']}{centred}, {ch['dataset']}"

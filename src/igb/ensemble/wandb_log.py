@@ -57,15 +57,20 @@ def log_wandb(run: Any, summary: dict, result: EnsembleResult, out: Path) -> Non
             )
         ],
     )  # fmt: skip
-    run.log(
-        {
-            f"ensemble/{label}": wandb.Histogram(values, num_bins=64),
-            "ensemble/histogram": wandb.Image(str(out / "histogram.png")),
-            "ensemble/inits": table,
-        }
-    )
+    logged = {
+        f"ensemble/{label}": wandb.Histogram(values, num_bins=64),
+        "ensemble/histogram": wandb.Image(str(out / "histogram.png")),
+        "ensemble/inits": table,
+    }
+    if (out / "profile.png").is_file():  # ensemble.profile=true
+        logged["ensemble/profile"] = wandb.Image(str(out / "profile.png"))
+    run.log(logged)
     flat = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
     flat["gamma_ci_lo"], flat["gamma_ci_hi"] = summary["gamma_ci"]
+    profile = summary.get("profile") or {}
+    for key in ("head_input_gamma", "gamma_profile_with_biases", "gamma_profile_without_biases"):
+        if isinstance(profile.get(key), int | float):
+            flat[f"profile_{key}"] = profile[key]
     for key in ("f_max_quantiles", "f0_quantiles"):
         for q, v in (summary.get(key) or {}).items():
             flat[f"{key[:-10]}_{q}"] = v

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 #: config keys that say where and how a job runs or is observed, not what it computes: a
 #: relaunch may change them freely (``paths``: folders; ``logger``, ``callbacks``, progress:
 #: what is recorded about the run; ensemble device, method, workers, chunking: the same
-#: initializations evaluated another way)
+#: initializations evaluated another way; the profile: more recorded about the same ones)
 OPERATIONAL_KEYS = (
     "paths",
     "hydra",
@@ -38,7 +38,12 @@ OPERATIONAL_KEYS = (
     "ensemble.method",
     "ensemble.workers",
     "ensemble.chunk_size",
+    "ensemble.profile",
+    "ensemble.profile_features",
 )
+#: keys added after jobs were run, with the value those jobs had: a folder whose saved
+#: config lacks one holds the same job as a launch that sets it to this value
+DEFAULTED_KEYS = {"model.neutralize": "none"}
 #: keys that only say how long a run trains: with ``skip_finished=false`` a finished or
 #: interrupted run continues from its checkpoint to the new length
 LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps")
@@ -72,6 +77,9 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
     placement = cfg.norm.placement
     norm_kind = cfg.norm.kind if placement != "none" else "none"
     job_type = f"{cfg.model.name}-{norm_label(placement, cfg.norm.kind)}"
+    neutralize = cfg.model.get("neutralize", "none")
+    if neutralize != "none":  # model.neutralize: the centred head input is part of the name
+        job_type = f"{job_type}-neutralize_{neutralize}"
     tags = [
         f"model:{cfg.model.name}",
         f"norm:{placement}",
@@ -79,6 +87,8 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
         f"act:{cfg.model.get('activation', 'relu')}",
         f"dataset:{cfg.dataset.name}",
     ]
+    if neutralize != "none":
+        tags.append(f"neutralize:{neutralize}")
     if kind == "ensemble":
         job_type = f"ensemble-{job_type}"
         tags.insert(0, "ensemble")
@@ -126,7 +136,8 @@ def comparable(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     name Hydra's runtime folders) are never resolved; a saved config is resolved already.
     """
     if not isinstance(cfg, DictConfig):
-        return {k: v for k, v in _flatten(dict(cfg)) if not _ignored(k, OPERATIONAL_KEYS)}
+        flat = {k: v for k, v in _flatten(dict(cfg)) if not _ignored(k, OPERATIONAL_KEYS)}
+        return _with_defaults(flat)
     out: dict[str, Any] = {}
     for key, raw in _flatten(OmegaConf.to_container(cfg, resolve=False)):
         if _ignored(key, OPERATIONAL_KEYS):
@@ -138,7 +149,17 @@ def comparable(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
         out[key] = value
-    return out
+    return _with_defaults(out)
+
+
+def _with_defaults(flat: dict[str, Any]) -> dict[str, Any]:
+    """A key of :data:`DEFAULTED_KEYS` that is absent counts as its default; only where its
+    group is there (``model.*``): a config without a model is not given one."""
+    for key, value in DEFAULTED_KEYS.items():
+        group = key.rsplit(".", 1)[0]
+        if key not in flat and any(k.startswith(f"{group}.") for k in flat):
+            flat[key] = value
+    return flat
 
 
 def config_differences(

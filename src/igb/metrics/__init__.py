@@ -23,7 +23,8 @@ from igb.metrics.functional import (
     ranked_fractions,
     statistics_from_sums,
 )
-from igb.metrics.gamma import gamma_bootstrap_ci, gamma_from_moments
+from igb.metrics.gamma import gamma_bootstrap_ci, gamma_from_moments, ratio_bootstrap_ci
+from igb.metrics.head_gamma import feature_moments, head_gamma, reduce_features
 
 _IN_BIAS_STATISTICS = ("BIAS_KEYS", "TARGET_KEYS", "BiasStatistics")
 
@@ -45,6 +46,10 @@ __all__ = [
     "centred_sums",
     "gamma_bootstrap_ci",
     "gamma_from_moments",
+    "feature_moments",
+    "head_gamma",
+    "reduce_features",
+    "ratio_bootstrap_ci",
     "logit_statistics",
     "moments_from_sums",
     "normalized_entropy",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["gamma_from_moments", "gamma_bootstrap_ci"]
+__all__ = ["gamma_from_moments", "gamma_bootstrap_ci", "ratio_bootstrap_ci"]
 
 #: most resampled init indices held in memory at once by the bootstrap
 _BOOT_CHUNK_ELEMENTS = 4_000_000
@@ -56,18 +56,37 @@ def gamma_bootstrap_ci(
     ``(1 + level) / 2`` percentiles. The rows of one initialization stay together,
     so the per-class correlations inside an initialization are respected.
     """
+    a, b = _per_init(mu, s2)
+    return ratio_bootstrap_ci(a, b, n_boot=n_boot, level=level, seed=seed)
+
+
+def ratio_bootstrap_ci(
+    a, b, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the ratio of expectations ``E[a] / E[b]``.
+
+    ``a`` and ``b`` hold one value per initialization (same length); resampling keeps the
+    pair of one initialization together. ``a`` may also be ``(n_inits, K)``: K ratios at
+    once (the entries of a profile), each with its own interval, from the same resamples.
+    Returns ``(lo, hi)`` (arrays of length K for 2-d input).
+    """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    a, b = _per_init(mu, s2)
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.shape[0] == 0:
+        raise ValueError(f"a and b need the same non-empty shape, got {a.shape} and {b.shape}")
     n = a.shape[0]
     rng = np.random.default_rng(seed)
-    rows = max(1, _BOOT_CHUNK_ELEMENTS // n)
-    gammas = np.empty(n_boot)
+    width = int(np.prod(a.shape[1:], dtype=np.int64))
+    rows = max(1, _BOOT_CHUNK_ELEMENTS // (n * max(1, width)))
+    ratios = np.empty((n_boot, *a.shape[1:]))
     for start in range(0, n_boot, rows):  # a few chunks, each a vectorised batch of resamples
         stop = min(start + rows, n_boot)
         idx = rng.integers(0, n, size=(stop - start, n))
-        gammas[start:stop] = a[idx].mean(axis=1) / b[idx].mean(axis=1)
-    lo, hi = np.quantile(gammas, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+        ratios[start:stop] = a[idx].mean(axis=1) / b[idx].mean(axis=1)
+    lo, hi = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    if a.ndim == 1:
+        return float(lo), float(hi)
+    return lo, hi

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from hydra.utils import get_class
+from omegaconf import OmegaConf
 from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn.external import build_external, check_norm, is_external
 from igb.nn.init import check_scheme, initialize
+from igb.nn.neutralize import check_mode, head_owner, neutralize
 from igb.nn.norm_act import NormAct, NormConfig
 
 #: keys of a model config that are consumed here rather than passed to the model class.
-_BUILD_KEYS = ("_target_", "name", "activation", "init")
+_BUILD_KEYS = ("_target_", "name", "activation", "init", "neutralize")
 
 
 def plain_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,8 +60,38 @@ def build_model(
     The model is built on the meta device and initialised once from ``seed`` (the global
     RNG is forked, not consumed), so initialization ``i`` of an ensemble can be rebuilt
     alone from its seed. ``device="meta"`` only checks that the configuration builds.
+    ``model.neutralize`` (:mod:`igb.nn.neutralize`) centres the head's input afterwards.
     """
     cfg = dict(model_cfg)
+    mode = check_mode(cfg.pop("neutralize", "none"))
+    model = _build(cfg, norm_cfg, input_shape, num_classes, seed, device)
+    if mode == "none":
+        return model
+    name = cfg.get("name", cfg["_target_"])
+    owner = _head_owner(json.dumps(cfg, sort_keys=True, default=_plain),
+                        json.dumps(dict(norm_cfg), sort_keys=True, default=_plain),
+                        tuple(input_shape), num_classes)  # fmt: skip
+    return neutralize(model, owner, mode, str(name))
+
+
+def _plain(value: Any) -> Any:
+    """JSON form of a nested config node (the cache key of :func:`_head_owner`)."""
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    raise TypeError(f"{type(value).__name__} is not a config value")
+
+
+@functools.lru_cache(maxsize=64)
+def _head_owner(cfg_json: str, norm_json: str, input_shape: tuple[int, ...], c: int) -> str:
+    cfg, norm_cfg = json.loads(cfg_json), json.loads(norm_json)
+    return head_owner(lambda k: _build(cfg, norm_cfg, input_shape, k, 0, "meta"), c,
+                      str(cfg.get("name", cfg["_target_"])))  # fmt: skip
+
+
+def _build(
+    cfg: dict[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...],
+    num_classes: int, seed: int, device: torch.device | str,
+) -> nn.Module:  # fmt: skip
     for key in ("depth", "width"):
         _positive(cfg, key)
     cls = get_class(cfg["_target_"])

@@ -25,7 +25,7 @@ from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn.build import build_model
-from igb.nn.external import class_dependent, is_external
+from igb.nn.external import NATIVE, class_dependent, is_external
 from igb.nn.init import initialize
 
 VARY = ("all", "head")
@@ -93,13 +93,7 @@ def reinitializer(
 
         return in_place
 
-    head = head_names(model_cfg, norm_cfg, input_shape, num_classes)
-
-    def built(seed: int) -> dict[str, torch.Tensor]:
-        state = _state(build_model(model_cfg, norm_cfg, input_shape, num_classes, seed, device))
-        _require_live_head(state, head, model_cfg.get("name"))
-        return state
-
+    built, head = seeded_states(model_cfg, norm_cfg, input_shape, num_classes, device)
     if vary == "all":
         return lambda model, seed: _copy_into(model, built(seed))
     backbone = {k: v for k, v in built(seed0).items() if k not in head}
@@ -109,3 +103,51 @@ def reinitializer(
         _copy_into(model, {**backbone, **{k: fresh[k] for k in head}})
 
     return head_only
+
+
+def seeded_states(
+    model_cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...],
+    num_classes: int, device: torch.device,
+) -> tuple[Callable[[int], dict[str, torch.Tensor]], frozenset[str]]:  # fmt: skip
+    """``(built, head)``: ``built(seed)`` is the state of ``build_model(..., seed)`` (a
+    zero head that makes gamma undefined is refused), ``head`` its head's names."""
+    input_shape = tuple(input_shape)
+    head = head_names(model_cfg, norm_cfg, input_shape, num_classes)
+
+    def built(seed: int) -> dict[str, torch.Tensor]:
+        state = _state(build_model(model_cfg, norm_cfg, input_shape, num_classes, seed, device))
+        _require_live_head(state, head, model_cfg.get("name"))
+        return state
+
+    return built, head
+
+
+def head_sampler(
+    model_cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...],
+    num_classes: int, device: torch.device, model: nn.Module,
+) -> Callable[[int], dict[str, torch.Tensor]]:  # fmt: skip
+    """``sample(seed)``: the head parameters of ``build_model(..., seed)``, nothing else.
+
+    In general that replays the whole architecture's initialization (the head's draws
+    come after the backbone's). An external model with ``model.head_init=torch_default``
+    draws its head alone, ``torch.manual_seed(seed)`` then ``reset_parameters`` of the
+    head's modules in module order (:func:`igb.nn.external.build_external`): that is
+    replayed on ``model``'s own head modules, at the cost of the head alone."""
+    built, head = seeded_states(model_cfg, norm_cfg, input_shape, num_classes, device)
+    external = is_external(get_class(model_cfg["_target_"]))
+    if not external or model_cfg.get("head_init", NATIVE) == NATIVE:
+        return lambda seed: {k: v for k, v in built(seed).items() if k in head}
+    owners = {name.rsplit(".", 1)[0] for name in head}
+    modules = [m for name, m in model.named_modules() if name in owners]
+    rng_devices = [device] if device.type == "cuda" else []
+
+    @torch.no_grad()
+    def sample(seed: int) -> dict[str, torch.Tensor]:
+        with torch.random.fork_rng(devices=rng_devices):
+            torch.manual_seed(seed)
+            for module in modules:
+                module.reset_parameters()
+        state = _state(model)
+        return {k: state[k].clone() for k in head}
+
+    return sample

@@ -32,16 +32,18 @@ from igb.theory.nngp.kernel import (
     Architecture,
     final_kernel,
     gamma_from_kernel,
+    layer_kernels,
 )
 
-__all__ = ["Prediction", "architecture", "predict_gamma"]
+__all__ = ["Prediction", "architecture", "predict_gamma", "predict_layers"]
 
 #: the only model the theory walks (its blocks are Linear + norm + activation, nothing else)
 MLP_TARGET = "igb.nn.mlp.MLP"
 #: norm keys the kernel walk reads or that cannot change a dense MLP's forward at init
 _NORM_KEYS = {"placement", "kind", "eps", "momentum", "groups", "_target_"}
 #: defaults of igb.nn.mlp.MLP and NormConfig
-_DEFAULTS = {"depth": 3, "width": 256, "activation": "relu", "init": "kaiming_normal"}
+_DEFAULTS = {"depth": 3, "width": 256, "activation": "relu", "init": "kaiming_normal",
+             "neutralize": "none"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ def architecture(
         eps=float(norm_cfg.get("eps", 1e-5)),
         norm_mode=norm_mode,
         groups=int(norm_cfg.get("groups", 8)),
+        neutralize=str(cfg["neutralize"]),
     )
 
 
@@ -157,12 +160,46 @@ def predict_gamma(
         gamma = gamma_from_kernel(k)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
-    finite, why = None, None
-    with np.errstate(all="ignore"):
-        try:
-            finite = gamma_with_correction(k, correction(x, arch, batch_size))
-        except (ValueError, np.linalg.LinAlgError) as exc:
-            why = str(exc)
+    finite, why = _finite_width(x, arch, batch_size, k)
     if finite is not None and not np.isfinite(finite):
         finite, why = None, "the finite-width walk left its range (depth / width too large)"
     return Prediction(gamma, None, time.perf_counter() - t0, finite, why)
+
+
+def _finite_width(
+    x: np.ndarray, arch: Any, batch_size: int, kernel: np.ndarray
+) -> tuple[float | None, str | None]:
+    """The finite-width gamma of :mod:`.finite`, or None and why not."""
+    if arch.neutralize != "none":
+        return None, "the finite-width walk does not follow model.neutralize (a centred head input)"
+    with np.errstate(all="ignore"):
+        try:
+            return gamma_with_correction(kernel, correction(x, arch, batch_size)), None
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            return None, str(exc)
+
+
+def predict_layers(
+    model_cfg: Mapping[str, Any],
+    norm_cfg: Mapping[str, Any],
+    x: torch.Tensor | np.ndarray,
+    batch_size: int,
+    norm_mode: str = "batch",
+) -> dict[str, float] | str:
+    """Infinite-width gamma of a Gaussian head on each layer's units, by module name
+    (``blocks.<i>.<part>``, as :class:`igb.nn.mlp.MLP` names them), or why not covered.
+
+    The units' kernel after each part is that of :func:`predict_gamma`'s walk; the gamma
+    of a fresh head on them is :func:`gamma_from_kernel` (an undefined one is NaN)."""
+    arch = architecture(plain_config(model_cfg), plain_config(norm_cfg), norm_mode)
+    if isinstance(arch, str):
+        return arch
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float64).numpy()
+    out: dict[str, float] = {}
+    for name, k in layer_kernels(x, arch, batch_size):
+        try:
+            out[name] = gamma_from_kernel(k)
+        except ValueError:
+            out[name] = float("nan")
+    return out

@@ -114,6 +114,9 @@ class Architecture:
     eps: float
     norm_mode: str = "batch"
     groups: int = 8  # GroupNorm's groups (the finite-width walk reads it)
+    #: ``model.neutralize``: ``head``/``head_frozen`` centre the head's input per batch (a
+    #: measurement at initialization sees the batch means in both)
+    neutralize: str = "none"
 
 
 def apply_norm(u: Units, arch: Architecture, slices: Sequence[slice]) -> Units:
@@ -130,11 +133,20 @@ def apply_norm(u: Units, arch: Architecture, slices: Sequence[slice]) -> Units:
 
 def final_kernel(x: np.ndarray, arch: Architecture, batch_size: int) -> np.ndarray:
     """Second-moment kernel of the units the head reads, on inputs ``x`` (N, ...)."""
+    return layer_kernels(x, arch, batch_size)[-1][1]
+
+
+def layer_kernels(
+    x: np.ndarray, arch: Architecture, batch_size: int
+) -> list[tuple[str, np.ndarray]]:
+    """``(name, K)`` after every part of every block, named as :class:`igb.nn.mlp.MLP`
+    names its modules (``blocks.<i>.<part>``); the last is the kernel the head reads."""
     x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
     n, fan_in = x.shape
     slices = batches(n, batch_size)
     u = Units(k=x @ x.T / fan_in, m=np.zeros(n))  # only read by the first Linear
-    for _ in range(arch.depth):
+    out: list[tuple[str, np.ndarray]] = []
+    for i in range(arch.depth):
         for part in PLACEMENT_ORDER[arch.placement]:
             if part == "layer":
                 gain = weight_gain(arch.init, fan_in, arch.width)
@@ -145,7 +157,13 @@ def final_kernel(x: np.ndarray, arch: Architecture, batch_size: int) -> np.ndarr
                 u = Units(k=a.q, m=a.m)
             elif part == "norm":
                 u = apply_norm(u, arch, slices)
-    return u.k
+            else:
+                continue  # no pooling in an MLP
+            out.append((f"blocks.{i}.{part}", u.k))
+    if arch.neutralize != "none":  # the exact per-batch centring of batch_norm, no scaling
+        col = _batch_means(u.k, slices, axis=1)
+        out.append(("head:input", u.k - col - col.T + _batch_means(col, slices, axis=0)))
+    return out
 
 
 def gamma_from_kernel(k: np.ndarray) -> float:

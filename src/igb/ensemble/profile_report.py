@@ -1,0 +1,165 @@
+"""``ensemble.profile=true``: the profile's files (profile.csv, profile.png) and summary fields.
+
+Besides the measured entries (:mod:`.profile`): the evaluation inputs themselves as entry
+0 (the data's own gamma_l, before any layer), the infinite-width prediction of every
+layer for the built-in MLP (:func:`igb.theory.nngp.predict_layers`), and, for a model
+whose biases are not zero at initialization (igb's own init zeroes them; PyTorch's
+default layers do not), the profile again with those biases set to zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from igb.ensemble.loop import run_loop
+from igb.ensemble.profile import Profiler, head_module, nonzero_biases, zero_biases
+from igb.ensemble.statistics import StatisticsStore
+from igb.ensemble.writers import atomic_write
+from igb.metrics import feature_moments, reduce_features
+from igb.nn import build_model
+from igb.nn.build import plain_config
+from igb.nn.reinit import head_names, reinitializer
+from igb.theory.nngp import predict_layers
+
+COLUMNS = ("index", "module", "kind", "shape", "gamma", "gamma_lo", "gamma_hi", "n_inits",
+           "gamma_theory")  # fmt: skip
+
+
+def make_profiler(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Profiler:
+    head = head_names(
+        plain_config(cfg.model), plain_config(cfg.norm), tuple(input_shape), num_classes
+    )
+    meta = build_model(cfg.model, cfg.norm, tuple(input_shape), num_classes, 0, device="meta")
+    return Profiler(head_module(meta, head), str(cfg.ensemble.get("profile_features", "pool")))
+
+
+def profile_rows(
+    profiler: Profiler, cfg: DictConfig, x: torch.Tensor, n_boot: int, level: float
+) -> list[dict[str, Any]]:
+    """The input entry, the measured entries and (built-in MLP) the theory column."""
+    reduction = profiler.reduction
+    mean_g, spread = feature_moments(reduce_features(x.detach().cpu(), reduction))
+    data = mean_g / spread if spread > 0 else math.nan
+    rows = [{"index": 0, "module": "(input)", "kind": "input", "shape": "x".join(
+        map(str, x.shape[1:])), "gamma": data, "gamma_lo": data, "gamma_hi": data,
+        "n_inits": 0}]  # fmt: skip
+    for row in profiler.table(n_boot=n_boot, level=level):
+        rows.append({**row, "index": row["index"] + 1})
+    theory = predict_layers(
+        cfg.model, cfg.norm, x, int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode
+    )
+    if isinstance(theory, dict):
+        last = list(theory.values())[-1] if theory else math.nan
+        for row in rows:
+            name = row["module"]
+            block = f"{name}.{_last_part(theory, name)}" if name.startswith("blocks.") else None
+            if name in theory:
+                row["gamma_theory"] = theory[name]
+            elif block in theory:  # a block's output is its last part's
+                row["gamma_theory"] = theory[block]
+            elif name == "blocks" or row["kind"] == "head input":
+                row["gamma_theory"] = last
+    return rows
+
+
+def _last_part(theory: dict[str, float], block: str) -> str | None:
+    parts = [k[len(block) + 1 :] for k in theory if k.startswith(f"{block}.")]
+    return parts[-1] if parts else None
+
+
+def write_profile_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            for row in rows:
+                w.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+
+    atomic_write(path, write)
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return repr(value)
+    return "" if value is None else value
+
+
+def largest_rise(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The entry where gamma_l grows most over the entry before it (along the forward)."""
+    best = None
+    for prev, row in zip(rows, rows[1:], strict=False):
+        rise = row["gamma"] - prev["gamma"]
+        if np.isfinite(rise) and (best is None or rise > best["rise"]):
+            best = {"module": row["module"], "kind": row["kind"], "rise": float(rise),
+                    "from": float(prev["gamma"]), "to": float(row["gamma"])}  # fmt: skip
+    return best
+
+
+def bias_check(
+    cfg: DictConfig, x: torch.Tensor, num_classes: int, seeds: list[int], device: Any,
+    profiler: Profiler,
+) -> dict[str, Any]:  # fmt: skip
+    """Non-zero biases at initialization (seed0's build, head left out) and, if any, the
+    head-input gamma of the same initializations with those biases set to zero."""
+    model_cfg, norm_cfg = plain_config(cfg.model), plain_config(cfg.norm)
+    shape = tuple(x.shape[1:])
+    head = head_names(model_cfg, norm_cfg, shape, num_classes)
+    model = build_model(model_cfg, norm_cfg, shape, num_classes, seeds[0], device="cpu")
+    found = [n for n in nonzero_biases(model) if n not in head]
+    fields: dict[str, Any] = {"nonzero_biases": found}
+    if not found:
+        return fields
+    ens = cfg.ensemble
+    base = reinitializer(model_cfg, norm_cfg, shape, num_classes, device, ens.get("vary", "all"),
+                         int(ens.seed0))  # fmt: skip
+
+    def without_biases(m: torch.nn.Module, seed: int) -> None:
+        base(m, seed)
+        kept = {n: p.detach().clone() for n, p in m.named_parameters() if n in head}
+        zero_biases(m)
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                if n in kept:
+                    p.copy_(kept[n])
+
+    zeroed = Profiler(profiler.head, profiler.reduction)
+    with torch.random.fork_rng(devices=[]):
+        run_loop(model_cfg, norm_cfg, x.to(device), num_classes, seeds, int(ens.batch_size),
+                 ens.norm_mode, torch.device(device), 1, without_biases,
+                 StatisticsStore(len(seeds), num_classes), lambda n: None, zeroed)  # fmt: skip
+    with_b, without = profiler.table(n_boot=1), zeroed.table(n_boot=1)
+    fields["gamma_profile_with_biases"] = with_b[-1]["gamma"] if with_b else None
+    fields["gamma_profile_without_biases"] = without[-1]["gamma"] if without else None
+    return fields
+
+
+def report(
+    profiler: Profiler, cfg: DictConfig, x: torch.Tensor, num_classes: int, device: Any,
+    out: Path, title: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """Write profile.csv and profile.png into ``out``; the summary's ``profile`` fields."""
+    ens = cfg.ensemble
+    rows = profile_rows(profiler, cfg, x, int(ens.n_boot), float(ens.ci_level))
+    write_profile_csv(rows, out / "profile.csv")
+    from igb.ensemble.profile_plot import plot_profile
+
+    atomic_write(out / "profile.png", lambda tmp: plot_profile(rows, tmp, title=title))
+    fields: dict[str, Any] = {
+        "entries": len(rows),
+        "features": profiler.reduction,
+        "n_inits": len(profiler.rows),
+        "head_input_gamma": rows[-1]["gamma"] if len(rows) > 1 else None,
+        "head_input_gamma_ci": [rows[-1]["gamma_lo"], rows[-1]["gamma_hi"]] if rows else None,
+        "largest_rise": largest_rise(rows),
+    }
+    seeds = sorted(profiler.rows)
+    if seeds:
+        fields.update(bias_check(cfg, x, num_classes, seeds, device, profiler))
+    return fields

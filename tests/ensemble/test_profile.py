@@ -1,0 +1,162 @@
+"""ensemble.profile: gamma_l of a fresh Gaussian head on every layer's output, checked on a
+hand-made network (exact), against the infinite-width kernel walk (width 1024), against the
+measured logits gamma of the same ensemble, and through the real ``ensemble.py``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers.entry_points import run_entry
+from test_ensemble import mlp, norm, one_intra_op_thread  # noqa: F401 (autouse fixture)
+from torch import nn
+
+from igb.ensemble import evaluate_ensemble
+from igb.ensemble.profile import HEAD_INPUT, Profiler
+from igb.metrics import gamma_bootstrap_ci
+from igb.theory.nngp import predict_layers
+
+
+class HandMade(nn.Module):
+    """features = relu(x @ A^T) (A written down), then a linear head."""
+
+    def __init__(self, a: torch.Tensor) -> None:
+        super().__init__()
+        self.lin = nn.Linear(a.shape[1], a.shape[0], bias=False)
+        with torch.no_grad():
+            self.lin.weight.copy_(a)
+        self.act = nn.ReLU()
+        self.head = nn.Linear(a.shape[0], 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.act(self.lin(x)))
+
+
+def _moments(h: np.ndarray) -> tuple[float, float]:
+    mean = h.mean(axis=0)
+    return float((mean**2).mean()), float(h.var(axis=0).mean())
+
+
+def test_hand_made_network_exact() -> None:
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]], dtype=torch.float64)
+    weights = [torch.tensor([[1.0, 0.0], [1.0, -1.0], [0.5, 2.0]]),
+               torch.tensor([[-1.0, 1.0], [2.0, 0.0], [0.0, 1.0]])]  # fmt: skip
+    profiler = Profiler("head")
+    expected = {"lin": ([], []), "act": ([], [])}
+    for seed, a in enumerate(weights):
+        model = HandMade(a).double()
+        tap = profiler.attach(model)
+        tap.start()
+        with torch.no_grad():
+            for rows in (slice(0, 3), slice(3, 4)):  # two batches of one initialization
+                model(x[rows])
+        profiler.finish(seed, tap)
+        pre = (x @ a.double().T).numpy()
+        for name, h in (("lin", pre), ("act", np.maximum(pre, 0))):
+            m, s = _moments(h)
+            expected[name][0].append(m)
+            expected[name][1].append(s)
+    table = profiler.table(n_boot=20)
+    assert [r["module"] for r in table] == ["lin", "act", "head:input"]
+    assert table[-1]["kind"] == HEAD_INPUT
+    for row, name in zip(table, ["lin", "act", "act"], strict=True):
+        a, b = expected[name]
+        assert row["gamma"] == pytest.approx(np.mean(a) / np.mean(b), rel=1e-12)
+        assert row["n_inits"] == 2
+
+
+def test_mlp_profile_matches_infinite_width() -> None:
+    model_cfg, norm_cfg = mlp(depth=2, width=1024), norm("post")
+    x = torch.randn(60, 12, generator=torch.Generator().manual_seed(0))
+    profiler = Profiler("head")
+    evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(12), batch_size=30, profiler=profiler)
+    theory = predict_layers(model_cfg, norm_cfg, x, 30)
+    rows = {r["module"]: r for r in profiler.table(n_boot=50)}
+    assert set(theory) <= set(rows)
+    for name, predicted in theory.items():
+        assert rows[name]["gamma"] == pytest.approx(predicted, rel=0.08, abs=0.01), name
+
+
+def test_last_entry_agrees_with_measured_gamma() -> None:
+    """The head is kaiming-normal with zero bias: the head-input gamma_l and the logits'
+    gamma estimate the same ratio of expectations."""
+    model_cfg, norm_cfg = mlp(depth=3, width=32), norm("none")
+    x = torch.randn(50, 12, generator=torch.Generator().manual_seed(2))
+    profiler = Profiler("head")
+    res = evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(300), batch_size=50,
+                            profiler=profiler)  # fmt: skip
+    last = profiler.table(n_boot=200)[-1]
+    lo, hi = gamma_bootstrap_ci(res.mu, res.s2, n_boot=200)
+    assert lo < last["gamma"] < hi
+    assert last["gamma_lo"] < res.gamma < last["gamma_hi"]
+
+
+SMALL = ["dataset.shape=[12]", "dataset.num_classes=3", "dataset.num_samples=120",
+         "ensemble.n_inits=16", "ensemble.eval_samples=60", "ensemble.batch_size=30",
+         "ensemble.n_boot=50", "ensemble.progress=false", "ensemble.profile=true"]  # fmt: skip
+
+
+def test_ensemble_py_profile_files(tmp_path) -> None:
+    out = tmp_path / "job"
+    proc = run_entry("ensemble.py", "model=mlp", "model.depth=2", "model.width=16", *SMALL,
+                     f"hydra.run.dir={out}", cwd=tmp_path, timeout=240)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader((out / "profile.csv").open()))
+    assert rows[0]["module"] == "(input)" and rows[-1]["kind"] == HEAD_INPUT
+    assert all(r["gamma_theory"] for r in rows[1:])  # built-in MLP: the theory column
+    assert (out / "profile.png").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["profile"]["nonzero_biases"] == []
+    assert summary["profile"]["head_input_gamma"] == pytest.approx(float(rows[-1]["gamma"]))
+
+
+def test_default_biases_are_reported(tmp_path) -> None:
+    out = tmp_path / "job"
+    custom = ["model=custom", "model.cls=helpers.custom_models.DefaultBiases", "norm=native"]
+    env = {"PYTHONPATH": str(Path(__file__).parents[1])}  # tests/: helpers.custom_models
+    proc = run_entry("ensemble.py", *custom, *SMALL, f"hydra.run.dir={out}", cwd=tmp_path,
+                     env=env, timeout=240)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    prof = json.loads((out / "summary.json").read_text())["profile"]
+    assert prof["nonzero_biases"] == ["net.body.1.bias", "net.body.3.bias"]
+    assert prof["gamma_profile_without_biases"] < prof["gamma_profile_with_biases"]
+
+
+def test_bad_profile_features_is_one_line(tmp_path) -> None:
+    proc = run_entry("ensemble.py", "ensemble.profile_features=max", cwd=tmp_path, timeout=240)
+    assert proc.returncode == 2
+    assert "ensemble.profile_features=max; allowed: pool, flatten" in proc.stderr
+    assert not any(tmp_path.rglob("summary.json"))
+
+
+def test_torchvision_entries_are_named_modules_and_repeated_calls() -> None:
+    """Hooks on any network: torchvision's ResNet-18 reuses one ReLU per block (``#2``);
+    BatchNorm on batch statistics centres its output exactly; the last entry is the
+    head's input, and an nn.Sequential's entry repeats its last child's."""
+    cfg = {"_target_": "igb.nn.libraries.Torchvision", "name": "tv-r18", "arch": "resnet18"}
+    native = {"placement": "native", "kind": "native"}
+    x = torch.randn(12, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    profiler = Profiler("net.fc")
+    evaluate_ensemble(cfg, native, x, 3, [0, 1], batch_size=12, profiler=profiler)
+    rows = {r["module"]: r for r in profiler.table(n_boot=20)}
+    assert {"net.conv1", "net.layer1.0.relu", "net.layer1.0.relu#2", "net.avgpool"} <= set(rows)
+    assert rows["net.bn1"]["gamma"] < 1e-8 < rows["net.relu"]["gamma"]
+    assert list(rows)[-1] == "net.fc:input"
+    assert rows["net.layer4"]["gamma"] == rows["net.layer4.1"]["gamma"]
+    assert rows["net.fc:input"]["gamma"] == pytest.approx(rows["net.avgpool"]["gamma"])
+
+
+def test_neutralized_head_input_is_centred() -> None:
+    model_cfg, norm_cfg = {**mlp(depth=2, width=32), "neutralize": "head"}, norm("none")
+    x = torch.randn(40, 12, generator=torch.Generator().manual_seed(3))
+    profiler = Profiler("head")
+    evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(5), batch_size=40, profiler=profiler)
+    table = profiler.table(n_boot=20)
+    names = [r["module"] for r in table]
+    assert names[-3:] == ["blocks", "head.center", "head:input"]  # the centring is an entry
+    assert table[-3]["gamma"] > 0.1 and table[-1]["gamma"] < 1e-10
+    assert predict_layers(model_cfg, norm_cfg, x, 40)["head:input"] == pytest.approx(0, abs=1e-9)
