@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.entry_points import run_entry
-from test_ensemble import MODELS, mlp, norm, one_intra_op_thread  # noqa: F401 (autouse fixture)
+from helpers.model_configs import MODELS, mlp, norm
 from torch import nn
 
 from igb.ensemble import evaluate_ensemble
@@ -21,6 +21,8 @@ from igb.metrics import gamma_bootstrap_ci
 from igb.nn.reinit import reinitializer
 
 NATIVE = {"placement": "native", "kind": "native"}
+
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 class TinyConvNet(nn.Module):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.entry_points import run_entry
-from helpers.model_configs import mlp_config
+from helpers.model_configs import MODELS
 
 from igb import ensemble as ens
 from igb.ensemble import loop as ens_loop
@@ -31,37 +31,6 @@ JOB_MODULE = importlib.import_module("igb.ensemble.run")
 
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
-
-
-def mlp(depth: int = 3, width: int = 24, activation: str = "relu") -> dict:
-    return mlp_config(depth, width, activation)
-
-
-def norm(placement: str = "post", kind: str = "batch") -> dict:
-    return {"placement": placement, "kind": kind}
-
-
-MODELS = {
-    "mlp-batch-post": (mlp(), norm("post"), (12,)),
-    "mlp-batch-pre": (mlp(), norm("pre"), (12,)),
-    "mlp-layer-post": (mlp(activation="gelu"), norm("post", "layer"), (12,)),
-    "mlp-none": (mlp(), norm("none"), (12,)),
-    "cnn-batch-post": (
-        {"_target_": "igb.nn.cnn.CNN", "name": "cnn", "depth": 2, "width": 4},
-        norm("post"),
-        (3, 8, 8),
-    ),
-    "resnet-batch-pre": (
-        {"_target_": "igb.nn.resnet.ResNet", "name": "resnet", "depth": 1, "width": 4, "stages": 2},
-        norm("pre"),
-        (3, 8, 8),
-    ),
-    "vit-layer-pre": (
-        {"_target_": "igb.nn.vit.ViT", "name": "vit", "depth": 1, "width": 8, "heads": 2},
-        norm("pre", "layer"),
-        (3, 8, 8),
-    ),
-}
 
 
 def alone(model_cfg, norm_cfg, x, num_classes, seed, batch_size, norm_mode="batch"):

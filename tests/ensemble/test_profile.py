@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 import torch
 from helpers.entry_points import run_entry
-from test_ensemble import mlp, norm, one_intra_op_thread  # noqa: F401 (autouse fixture)
+from helpers.model_configs import mlp, norm
 from torch import nn
 
 from igb.ensemble import evaluate_ensemble
 from igb.ensemble.profile import HEAD_INPUT, Profiler
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import predict_layers
+
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 class HandMade(nn.Module):
