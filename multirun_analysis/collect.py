@@ -33,6 +33,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from igb.jobs.identity import norm_label
+from igb.jobs.integrity import folder_damage
 from igb.jobs.status import JobFolder
 from igb.theory.gaussian import regime
 
@@ -438,6 +439,9 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
     else:
         row["kind"] = "train"
         row.update(train_results(series, _int(row.get("num_classes")), tol))
+    broken = folder_damage(job_dir)  # records damaged or naming another configuration
+    if broken:
+        row.update(status=DAMAGED, error=broken)
     why = damage(job_dir, cfg, status, row["kind"], series) if row["status"] == FINISHED else None
     if why:  # kept in the tables with the reason; the figures and summary use finished jobs
         row.update(status=DAMAGED, error=f"finished, but {why}")

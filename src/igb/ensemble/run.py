@@ -28,7 +28,8 @@ from igb.ensemble.resolve import resolve_device
 from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
-from igb.ensemble.writers import atomic_write, write_inits_csv, write_summary
+from igb.ensemble.writers import write_inits_csv, write_summary
+from igb.jobs.files import atomic_write
 from igb.jobs.identity import run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
