@@ -19,8 +19,11 @@ from igb.jobs.status import JobFolder
 
 #: the key under which the checkpoint records the configuration's hash
 CHECKPOINT_KEY = "igb_config_hash"
-#: files whose presence means a job ran here (a folder with only config.yaml never started)
-TRACES = ("status.json", "checkpoints/last.ckpt", "metrics.csv", "inits.csv", "summary.json")
+#: files whose presence means a job ran here (a folder with only config.yaml never started);
+#: all but the first hold results that a wrong label would misattribute
+TRACES = (
+    "status.json", "checkpoints/last.ckpt", "metrics.csv", "inits.csv", "summary.json", "partial",
+)  # fmt: skip
 
 
 def checkpoint_hash(path: Path) -> str | None:
@@ -72,7 +75,8 @@ def folder_damage(folder: Path) -> str | None:
     if len(set(hashes.values())) > 1:
         listed = ", ".join(f"{Path(f).name} {h}" for f, h in hashes.items())
         return f"the records of {folder} name different configurations ({listed})"
-    if saved is None and not hashes:
+    results = any((folder / name).exists() for name in TRACES[1:]) or job.is_done()
+    if saved is None and not hashes and results:  # results nothing can attribute
         return (
             f"{folder / 'config.yaml'} is missing and no other record (status.json, "
             "last.ckpt) says which configuration ran here"

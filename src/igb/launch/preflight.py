@@ -110,6 +110,7 @@ def job_folder(cfg: DictConfig, num: int, multirun: bool) -> Path:
 def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
     """One line when the job cannot use ``folder``: it cannot be written, or it holds a
     job of another configuration (:func:`igb.jobs.runner.identity_problem`)."""
+    from igb.jobs.lock import live_holder
     from igb.jobs.runner import identity_problem
 
     existing = next(p for p in (folder, *folder.parents) if p.exists())
@@ -119,7 +120,9 @@ def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
             f"cannot create the job folder {folder}: {existing} is {why}; choose another "
             "folder (hydra.run.dir, hydra.sweep.dir or paths.log_dir)"
         )
-    return identity_problem(cfg, folder) if folder.is_dir() else None
+    if not folder.is_dir() or live_holder(folder) is not None:
+        return None  # a live process runs this folder: the job runner names it
+    return identity_problem(cfg, folder)
 
 
 def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:
