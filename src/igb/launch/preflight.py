@@ -107,6 +107,14 @@ def job_folder(cfg: DictConfig, num: int, multirun: bool) -> Path:
     return folder
 
 
+def empty_folder_key(cfg: DictConfig, multirun: bool) -> str | None:
+    """``hydra.run.dir=`` (empty) would make the current directory the job's folder."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if not str(OmegaConf.select(cfg, key) or "").strip():
+        return f"{key} is empty: name the folder the job writes into (or leave it unset)"
+    return None
+
+
 def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
     """One line when the job cannot use ``folder``: it cannot be written, or it holds a
     job of another configuration (:func:`igb.jobs.runner.identity_problem`)."""
@@ -158,7 +166,9 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
             if key not in seen:  # one validation per distinct configuration
                 seen.add(key)
                 validator(cfg)
-            problem = folder_problem(cfg, job_folder(cfg, num, bool(args.multirun)))
+            problem = empty_folder_key(cfg, bool(args.multirun)) or folder_problem(
+                cfg, job_folder(cfg, num, bool(args.multirun))
+            )
         except (ConfigError, FileNotFoundError) as exc:
             return one_line(exc)
         if problem:

@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from igb.errors import ConfigError, config_errors_unwrapped
+from igb.launch.schema import check_schema
 from igb.metrics.measure import has_batch_norm
 from igb.nn import build_model
 
@@ -39,6 +40,23 @@ def _require_seed(cfg: DictConfig, key: str) -> None:
         raise ConfigError(key, f"{key}={value} must be an integer in [0, {_MAX_SEED}]")
 
 
+def _check_accelerator(cfg: DictConfig) -> None:
+    """``trainer.accelerator=gpu`` on a machine without one fails here, not in the job. A
+    SLURM launch runs its jobs on other machines: not checked there."""
+    accelerator = OmegaConf.select(cfg, "trainer.accelerator")
+    launcher = str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or "")
+    if accelerator not in ("gpu", "cuda") or "submitit" in launcher.lower():
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.accelerator",
+            f"trainer.accelerator={accelerator} but this machine has no CUDA GPU; allowed "
+            "here: auto, cpu",
+        )
+
+
 def _uses_batch_norm(cfg: DictConfig) -> bool:
     return cfg.norm.placement != "none" and cfg.norm.kind in BATCH_STAT_KINDS
 
@@ -57,6 +75,8 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
     layer type, group divisibility, image shapes, patch sizes) is checked exactly as the
     real build would check it, at no memory cost. Returns facts learned on the way.
     """
+    check_schema(cfg)  # every key's type and range (igb.launch.schema)
+    _check_accelerator(cfg)
     for key in ("model.depth", "model.width"):
         if OmegaConf.select(cfg, key) is not None:
             _require_positive(cfg, key)
