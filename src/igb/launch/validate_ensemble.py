@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from omegaconf import DictConfig
@@ -22,6 +23,44 @@ def _int_at_least(ens: DictConfig, key: str, low: int, why: str = "") -> int:
     return value
 
 
+#: bytes one initialization holds until the summary is written: f, mu, s2 (per class),
+#: seed, f_max, entropy, bias degree as float64/int64, twice (the blocks, then their
+#: concatenation), plus a bootstrap row (index, two resampled values)
+def bytes_per_init(num_classes: int) -> int:
+    return (3 * num_classes + 4) * 8 * 2 + 3 * 8
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give (``MemAvailable``; None where unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory_plan(n_inits: int, num_classes: int, available: int | None) -> None:
+    """Refuse, before anything is allocated, an ensemble whose per-initialization results
+    do not fit in half of the memory available (the other half: models, evaluation)."""
+    per = bytes_per_init(num_classes)
+    if available is None or n_inits * per <= available // 2:
+        return
+    fits = max(2, available // 2 // per)
+    raise ConfigError(
+        "ensemble.n_inits",
+        f"ensemble.n_inits={n_inits} needs about {n_inits * per / 2**30:.3g} GiB for its "
+        f"per-initialization results ({per} bytes each with {num_classes} classes); this "
+        f"machine has {available / 2**30:.3g} GiB available: use ensemble.n_inits<={fits}, or "
+        "several jobs with different ensemble.seed0",
+    )
+
+
 def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     """:func:`igb.launch.validate.validate` plus the ``ensemble.*`` keys; one-line ConfigErrors."""
     from igb.launch.validate import validate
@@ -30,6 +69,7 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     ens = cfg.ensemble
     _int_at_least(ens, "n_inits", 2, ": gamma and its interval need two initializations")
     _int_at_least(ens, "seed0", 0)
+    check_memory_plan(int(ens.n_inits), facts["num_classes"], available_memory())
     if ens.chunk_size != "auto":
         _int_at_least(ens, "chunk_size", 1, " or auto")
     _int_at_least(ens, "n_boot", 1)

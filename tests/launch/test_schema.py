@@ -1,0 +1,97 @@
+"""Every key's type and range is checked by the pre-flight: one line naming the key, exit 2.
+
+The pre-flight (:func:`igb.launch.preflight.check`) is called as the entry points call it;
+one case per class runs the real ``train.py``/``ensemble.py`` to show the exit code and
+that nothing is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers.entry_points import run_entry
+
+from igb.launch.preflight import check
+from igb.launch.validate import validate
+from igb.launch.validate_ensemble import check_memory_plan, validate_ensemble
+
+TRAIN_CASES = [
+    (["optimizer.schedule=foo"], "optimizer.schedule=foo: must be one of constant, cosine, step"),
+    (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1: must be greater than or equal"),
+    (["optimizer.momentum=-0.5"], "optimizer.momentum=-0.5: must be greater than or equal to 0"),
+    (["optimizer.momentum=1"], "optimizer.momentum=1: must be less than 1"),
+    (["optimizer.warmup_steps=-3"], "optimizer.warmup_steps=-3: must be greater than or equal"),
+    (["trainer.devices=0"], "trainer.devices=0: must be greater than 0"),
+    (["callbacks.bias_stats.log_steps=-1"], "callbacks.bias_stats.log_steps=-1: must be great"),
+    (["callbacks.bias_stats.batch_size=0"], "callbacks.bias_stats.batch_size=0: must be great"),
+    (["callbacks.bias_stats.train_samples=0"], "callbacks.bias_stats.train_samples=0: must be"),
+    (["dataset.batch_size=-4"], "dataset.batch_size=-4: must be greater than 0"),
+    (["dataset.shape=abc"], "dataset.shape=abc: must be a valid list"),
+    (["seed=-1"], "seed=-1: must be greater than or equal to 0"),
+    (["skip_finished=maybe"], "skip_finished=maybe: must be a valid boolean"),
+    (["~model"], "model is required; choose one with model=<cnn|custom|mlp|"),
+    (["hydra.run.dir="], "hydra.run.dir is empty"),
+    (["model=custom", "model.cls=nope.Net", "norm=native"], "model.cls=nope.Net cannot be"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), TRAIN_CASES)
+def test_a_bad_value_is_one_line_naming_the_key(argv: list[str], expected: str) -> None:
+    error = check("train", argv, validate)
+    assert error is not None and expected in error, error
+    assert "\n" not in error
+
+
+def test_a_gpu_asked_for_where_there_is_none() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    error = check("train", ["trainer.accelerator=gpu"], validate)
+    assert (
+        error
+        == (
+            "trainer.accelerator: trainer.accelerator=gpu but this machine has no CUDA GPU; "
+            "allowed here: auto, cpu"
+        )
+        or "trainer.accelerator=gpu but this machine has no CUDA GPU" in error
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["ensemble.progress=maybe"], "ensemble.progress=maybe: must be a valid boolean"),
+        (["ensemble.seed0=4294967290"], "seed0 + n_inits - 1 = 4294967489 exceeds 4294967295"),
+        (["ensemble.n_inits=4000000000"], "ensemble.n_inits=4000000000 needs about 2.12e+03 GiB"),
+    ],
+)
+def test_bad_ensemble_values_and_plans(argv: list[str], expected: str) -> None:
+    error = check("ensemble", argv, validate_ensemble)
+    assert error is not None and expected in error, error
+
+
+def test_the_memory_plan_counts_bytes_per_initialization() -> None:
+    """10 classes: f, mu, s2 (30) + 4 scalars, float64, twice, + 24 bytes = 568 a seed."""
+    check_memory_plan(1000, 10, available=2 * 568 * 1000)  # fits exactly in half
+    with pytest.raises(Exception, match="ensemble.n_inits<=1000,"):
+        check_memory_plan(1001, 10, available=2 * 568 * 1000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("script", "argv"),
+    [
+        ("train.py", ["optimizer.schedule=foo"]),
+        ("train.py", ["hydra.run.dir="]),
+        ("ensemble.py", ["ensemble.n_inits=4000000000"]),
+    ],
+)
+def test_the_entry_points_exit_2_and_write_nothing(
+    tmp_path: Path, script: str, argv: list[str]
+) -> None:
+    proc = run_entry(script, *argv, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
