@@ -24,11 +24,11 @@ from helpers.entry_points import run_entry
 from omegaconf import OmegaConf
 
 from igb import ensemble as ens
-from igb.launch.validate_ensemble import validate_ensemble
 from igb.jobs.lock import JobLock, live_holder
 from igb.jobs.status import JobFolder
 from igb.launch.preflight import check
 from igb.launch.validate import validate
+from igb.launch.validate_ensemble import validate_ensemble
 from igb.training.run import run
 from multirun_analysis.collect import collect
 

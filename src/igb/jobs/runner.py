@@ -47,7 +47,7 @@ from igb.jobs.identity import (
 from igb.jobs.integrity import TRACES, folder_damage, recorded_hashes
 from igb.jobs.lock import JobBusy, JobLock
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
-from igb.jobs.status import INTERRUPTED, JobFolder, cluster_env, is_rank_zero
+from igb.jobs.status import DIVERGED, INTERRUPTED, JobFolder, cluster_env, is_rank_zero
 
 log = logging.getLogger(__name__)
 
@@ -240,3 +240,16 @@ def _failed(job: JobFolder, exc: Exception) -> float:
     # igb.launch.hydra_callbacks.FailureReport lists failures and exits non-zero at the end
     log.exception("job failed; recorded in %s", job.status_file)
     return math.nan
+
+
+def exit_if_diverged(cfg: DictConfig) -> None:
+    """A single run whose job diverged exits 1, as a grid holding it does (its report
+    counts it failed): the run did not produce what was asked for. One line on stderr."""
+    job = JobFolder(cfg.paths.output_dir)
+    if in_multirun() or not is_rank_zero() or job.status != DIVERGED:
+        return
+    error = job.read().get("error", "loss not finite")
+    raise SystemExit(
+        f"error: the run diverged ({error}); recorded in {job.status_file}; a smaller "
+        "optimizer.lr is the usual fix (skip_finished=false runs it again)"
+    )

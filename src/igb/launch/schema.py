@@ -158,10 +158,30 @@ def _line(path: str, data: dict[str, Any], error: ValidationError) -> ConfigErro
     message = first["msg"].replace("Input should be", "must be").replace("Value error, ", "")
     if first["type"] == "missing":
         message = "is required"
+    message = _bound(first["type"], first.get("ctx") or {}, value) or message
     where = f"{key}={value}" if field and first["type"] != "missing" else key
     if first["type"].startswith("literal") or first["type"].endswith("_type"):
         message = _allowed(GROUPS[path], field) or message
     return ConfigError(key or "config", f"{where}: {message}")
+
+
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+
+
+def _bound(kind: str, ctx: dict[str, Any], value: Any) -> str | None:
+    """``must be a positive integer``, ``must be >= 0``: a range in the user's words."""
+    if kind not in _BOUNDS:
+        return None
+    (limit,) = ctx.values()
+    what = "integer" if isinstance(limit, int) else "number"  # the field's own type
+    if kind == "greater_than" and limit == 0:
+        return f"must be a positive {what}"
+    return f"must be a{'n' if what == 'integer' else ''} {what} {_BOUNDS[kind]} {limit:g}"
 
 
 def _choices(annotation: Any) -> list[Any]:
