@@ -62,7 +62,7 @@ class Trainer(Group):
 
 class Dataset(Group):
     num_samples: PosInt | None = None
-    num_classes: Annotated[int, Field(ge=2)] | None = None
+    num_classes: PosInt | None = None  # >= 2, with the reason: igb.launch.validate
     shape: Annotated[list[PosInt], Field(min_length=1)] | None = None
     batch_size: PosInt
     eval_batch_size: PosInt | None = None
@@ -162,7 +162,7 @@ def _line(path: str, data: dict[str, Any], error: ValidationError) -> ConfigErro
     where = f"{key}={value}" if field and first["type"] != "missing" else key
     if first["type"].startswith("literal") or first["type"].endswith("_type"):
         message = _allowed(GROUPS[path], field) or message
-    return ConfigError(key or "config", f"{where}: {message}")
+    return ConfigError(key or "config", f"{where} {message}")
 
 
 _BOUNDS = {

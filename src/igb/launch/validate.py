@@ -75,8 +75,6 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
     layer type, group divisibility, image shapes, patch sizes) is checked exactly as the
     real build would check it, at no memory cost. Returns facts learned on the way.
     """
-    check_schema(cfg)  # every key's type and range (igb.launch.schema)
-    _check_accelerator(cfg)
     for key in ("model.depth", "model.width"):
         if OmegaConf.select(cfg, key) is not None:
             _require_positive(cfg, key)
@@ -99,6 +97,8 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
         )
     if OmegaConf.select(cfg, "trainer.max_epochs") is not None:
         _require_positive(cfg, "trainer.max_epochs")
+    check_schema(cfg)  # every other key's type and range (igb.launch.schema)
+    _check_accelerator(cfg)
     input_shape, num_classes = _shapes(cfg, check_data)
     model = build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device="meta")
     batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # issue 15: external models
