@@ -117,6 +117,7 @@ def evaluate_in_blocks(
     ranges = block_ranges(int(ens.seed0), n, max(1, min(largest, math.ceil(n / 8))))
     blocks = {r: _load_block(job.path, *r) for r in ranges}
     done = sum(hi - lo for (lo, hi), b in blocks.items() if b is not None)
+    resumed = done
     if done:
         log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / PARTIAL)
     last: EnsembleResult | None = None
@@ -158,7 +159,19 @@ def evaluate_in_blocks(
         workers=last.workers if last else 1,
         chunk_size=last.chunk_size if last else None,
         eval_time_s=eval_time,
+        n_resumed=resumed,
     )
+
+
+def timing(result: EnsembleResult) -> str:
+    """What this run evaluated and in how long; the blocks of earlier attempts apart."""
+    now = result.n_inits - result.n_resumed
+    text = f"{now} inits evaluated in {result.eval_time_s:.2f} s"
+    if result.n_resumed:
+        text += (
+            f" by this run, {result.n_resumed} read from earlier blocks ({result.n_inits} in all)"
+        )
+    return text
 
 
 def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
@@ -198,9 +211,9 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     shutil.rmtree(out / PARTIAL, ignore_errors=True)  # inits.csv holds every block now
     lo, hi = summary["gamma_ci"]
     log.info(
-        "gamma = %.4g [%.4g, %.4g] -> %s; f_max mean %.3f; %d inits in %.2f s (%s, %s, %d "
-        "workers); results in %s",
-        summary["gamma"], lo, hi, summary["regime"], summary["f_max_mean"], result.n_inits,
-        result.eval_time_s, result.method, result.device, result.workers, out,
+        "gamma = %.4g [%.4g, %.4g] -> %s; f_max mean %.3f; %s (%s, %s, %d workers); "
+        "results in %s",
+        summary["gamma"], lo, hi, summary["regime"], summary["f_max_mean"], timing(result),
+        result.method, result.device, result.workers, out,
     )  # fmt: skip
     return summary
