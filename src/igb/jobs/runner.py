@@ -37,7 +37,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from igb.errors import JobError
-from igb.jobs.files import atomic_write_text
+from igb.jobs.files import DiskFull, atomic_write_text, disk_full, is_disk_full
 from igb.jobs.identity import (
     config_differences,
     config_hash,
@@ -231,7 +231,13 @@ def _run_body(
 
 
 def _failed(job: JobFolder, exc: Exception) -> float:
-    job.mark_failed(exc)
+    if is_disk_full(exc) and not isinstance(exc, DiskFull):  # e.g. torch's writer's own error
+        exc = disk_full(job.path, exc)
+    try:
+        job.mark_failed(exc)
+    except DiskFull as full:  # not even the status fits: say so; a relaunch resumes it
+        log.error("%s; %s still says running (a relaunch reads it as interrupted)", full,
+                  job.status_file)  # fmt: skip
     if not in_multirun():
         if isinstance(exc, JobError):  # its message is the one line to show
             raise SystemExit(f"error: {exc}") from None
