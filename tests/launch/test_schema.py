@@ -7,6 +7,7 @@ that nothing is written.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from helpers.entry_points import run_entry
 
 from igb.launch.preflight import check
 from igb.launch.validate import validate
-from igb.launch.validate_ensemble import check_memory_plan, validate_ensemble
+from igb.launch.validate_ensemble import check_memory_plan, check_theory_plan, validate_ensemble
 
 TRAIN_CASES = [
     (["optimizer.schedule=foo"], "optimizer.schedule=foo must be one of constant, cosine, step"),
@@ -101,3 +102,25 @@ def test_the_entry_points_exit_2_and_write_nothing(
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: ")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_theory_plan_counts_its_n_by_n_kernels() -> None:
+    """4 float64 N x N matrices: N = 1000 needs 32 MB."""
+    check_theory_plan(1000, available=2 * 32 * 1000**2)
+    with pytest.raises(Exception, match=r"ensemble.theory=false or ensemble.eval_samples<=1000$"):
+        check_theory_plan(1001, available=2 * 32 * 1000**2)
+    error = check("ensemble", ["dataset.num_samples=2000000", "ensemble.eval_samples=null"],
+                  validate_ensemble)  # fmt: skip
+    assert error is not None and "ensemble.theory=true with 1600000 evaluation points" in error
+
+
+@pytest.mark.slow
+def test_an_ensemble_without_the_theory(tmp_path: Path) -> None:
+    folder = tmp_path / "ens"
+    argv = ["ensemble.theory=false", "ensemble.n_inits=8", "ensemble.eval_samples=64"]
+    argv += ["dataset.num_samples=240", "ensemble.progress=false", f"hydra.run.dir={folder}"]
+    proc = run_entry("ensemble.py", *argv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["gamma_theory"] is None
+    assert summary["gamma_theory_reason"] == "not computed (ensemble.theory=false)"

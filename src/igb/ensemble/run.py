@@ -34,7 +34,7 @@ from igb.jobs.identity import run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
 from igb.jobs.status import FINISHED, JobFolder
-from igb.theory.nngp import predict_gamma
+from igb.theory.nngp import Prediction, predict_gamma
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,10 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     )
     # the infinite-width prediction beside the measurement (igb.theory.nngp; null + reason if not
     # covered)
-    predicted = predict_gamma(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode)
+    if bool(ens.get("theory", True)):
+        predicted = predict_gamma(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode)
+    else:
+        predicted = Prediction(gamma=None, reason="not computed (ensemble.theory=false)")
     summary.update(predicted.summary_fields())
     label, values = histogram_values(result)
     write_inits_csv(result, out / "inits.csv")

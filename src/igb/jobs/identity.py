@@ -37,6 +37,7 @@ OPERATIONAL_KEYS = (
     "callbacks",
     "trainer.enable_progress_bar",
     "ensemble.progress",
+    "ensemble.theory",
     "ensemble.device",
     "ensemble.method",
     "ensemble.workers",

@@ -99,6 +99,7 @@ class Ensemble(Group):
     n_boot: PosInt = 1000
     ci_level: Annotated[float, Field(gt=0, lt=1)] = 0.95
     progress: bool = True
+    theory: bool = True
 
     @model_validator(mode="after")
     def _seeds_fit(self) -> Ensemble:

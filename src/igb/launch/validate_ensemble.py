@@ -61,6 +61,26 @@ def check_memory_plan(n_inits: int, num_classes: int, available: int | None) -> 
     )
 
 
+#: N x N float64 matrices the theory holds at once (kernel, its next layer, the centred
+#: copy, a work array): an upper estimate, 16.6 GB were seen at N = 20 000 with 4 x 3.2 GB
+THEORY_MATRICES = 4
+
+
+def check_theory_plan(n_points: int, available: int | None) -> None:
+    """Refuse ``ensemble.theory=true`` when its N x N kernels do not fit in half the memory."""
+    need = THEORY_MATRICES * 8 * n_points**2
+    if available is None or need <= available // 2:
+        return
+    fits = int((available // 2 / (THEORY_MATRICES * 8)) ** 0.5)
+    raise ConfigError(
+        "ensemble.theory",
+        f"ensemble.theory=true with {n_points} evaluation points needs about "
+        f"{need / 2**30:.3g} GiB for its N x N kernels; this machine has "
+        f"{available / 2**30:.3g} GiB available: use ensemble.theory=false or "
+        f"ensemble.eval_samples<={fits}",
+    )
+
+
 def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     """:func:`igb.launch.validate.validate` plus the ``ensemble.*`` keys; one-line ConfigErrors."""
     from igb.launch.validate import validate
@@ -119,4 +139,6 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
             "ensemble.eval_split",
             f"the {ens.eval_split} split of dataset={cfg.dataset.name} is empty",
         )
+    if bool(ens.get("theory", True)):
+        check_theory_plan(n or available, available_memory())
     return {**facts, "eval_points": n or available}
