@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
-from helpers.entry_points import run_entry
+from helpers.entry_points import ROOT, run_entry
 
 
 @pytest.fixture
@@ -54,3 +54,28 @@ def test_a_full_disk_is_one_line_failed_and_a_relaunch_finishes(small_disk: Path
     assert again.returncode == 0, again.stderr[-2000:]
     status = json.loads((folder / "status.json").read_text())
     assert status["status"] == "finished" and status["previous"]["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_the_analysis_says_when_it_cannot_write(small_disk: Path, tmp_path: Path) -> None:
+    """``--out`` naming a file: one line, exit 2; a full disk under ``--out``: one line
+    naming the folder, exit 1 (the job folders themselves are only read)."""
+    sweep = tmp_path / "sweep"
+    proc = run_entry("train.py", "-m", *TINY, "logger=csv", f"hydra.sweep.dir={sweep}",
+                     cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    analysis = [sys.executable, "-m", "multirun_analysis", str(sweep), "--out"]
+    bad = subprocess.run([*analysis, str(a_file)], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == f"error: --out {a_file} is a file, not a folder; name a " \
+        "folder (it is created)"  # fmt: skip
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    (small_disk / "fill").write_bytes(b"\0" * (free - 8 * 1024))
+    full = subprocess.run([*analysis, str(small_disk / "an")], capture_output=True, text=True,
+                          cwd=ROOT)  # fmt: skip
+    assert full.returncode == 1
+    lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and f"cannot write the analysis under {small_disk / 'an'}" in lines[0]
+    assert "No space left on device" in lines[0] and "Traceback" not in full.stderr
