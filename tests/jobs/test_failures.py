@@ -141,3 +141,5 @@ def test_a_single_run_that_diverges_exits_1_like_a_grid(tmp_path: Path) -> None:
         "(skip_finished=false runs it again)"
     ]
     assert status(folder)["status"] == "diverged"
+    # nothing is logged past the step whose loss was not finite
+    assert pd.read_csv(folder / "metrics.csv")["step"].max() <= 2
