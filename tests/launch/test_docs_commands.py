@@ -122,15 +122,16 @@ PLAN: dict[str, Plan] = {
     ),
 }
 
-#: the user's own network of docs/architectures.md's `model=custom` example
+#: the user's own network of docs/architectures.md's `model=custom` example (192: the
+#: default 3x8x8 inputs; a lazy layer would not do: the model is built on the meta device)
 MY_NET = """
 from torch import nn
 
 
 class MyNet(nn.Module):
-    def __init__(self, num_classes: int, hidden: int = 32) -> None:
+    def __init__(self, num_classes: int, hidden: int = 32, inputs: int = 192) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.LazyLinear(hidden), nn.ReLU())
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(inputs, hidden), nn.ReLU())
         self.head = nn.Linear(hidden, num_classes)
 
     def forward(self, x):
@@ -176,9 +177,10 @@ def test_every_documented_command_has_a_plan() -> None:
 
 def _with(argv: list[str], extra: tuple[str, ...]) -> list[str]:
     """``argv`` with each ``key=value`` of ``extra`` replacing the command's own value of
-    that key, or added after the script (before a ``-m`` flag) when it has none."""
+    that key, or added to the command's overrides when it has none."""
     argv = list(argv)
-    at = 3 if argv[1] == "-m" else 2
+    # Hydra takes the overrides as one run of words, before or after a `-m` flag
+    at = len(argv) - 1 if argv[-1] == "-m" else len(argv)
     for override in extra:
         key = override.split("=", 1)[0] + "="
         mine = [i for i, a in enumerate(argv) if a.startswith(key)]
@@ -219,7 +221,8 @@ def test_every_documented_command_runs(tmp_path: Path) -> None:
         plan = PLAN[command]
         argv = _with(_argv(command, sweep), plan.extra)
         started = time.monotonic()
-        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        own = {**env, "IGB_ROOT": str(tmp_path / f"cmd{abs(hash(command))}")}  # own outputs
+        proc = subprocess.run(argv, cwd=ROOT, env=own, capture_output=True, text=True, timeout=600)
         print(f"{time.monotonic() - started:6.1f} s  rc {proc.returncode}  {where}: {command}")
         if proc.returncode == 0:
             return None
