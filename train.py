@@ -26,8 +26,11 @@ def validate(cfg: DictConfig) -> object:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     import igb.training.run  # torch and Lightning: once the input is known to be good
+    from igb.jobs.runner import exit_if_diverged
 
-    return igb.training.run.run(cfg)
+    objective = igb.training.run.run(cfg)
+    exit_if_diverged(cfg)  # exit 1, as a grid holding a diverged job does
+    return objective
 
 
 if __name__ == "__main__":

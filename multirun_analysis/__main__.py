@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -80,6 +81,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def out_problem(out: Path) -> str | None:
+    """Why the analysis cannot write under ``out`` (None: it can)."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder; name a folder (it is created)"
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return f"--out {out}: {existing} is not a writable folder; choose another with --out"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.source is None and not args.wandb_project:
@@ -93,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.source is not None
         else Path("analysis") / args.wandb_project.replace("/", "_")
     )
+    problem = out_problem(out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     col = load(args)
     if col.jobs.empty:
         print(
@@ -102,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     from multirun_analysis.single_run import is_job_folder
 
     one_run = args.source is not None and not args.wandb and is_job_folder(args.source)
-    result = analyze(col, out, split=args.split, job_dir=args.source if one_run else None)
+    try:
+        result = analyze(col, out, split=args.split, job_dir=args.source if one_run else None)
+    except OSError as exc:  # a full disk, a folder that became unwritable
+        print(f"error: cannot write the analysis under {out} ({exc.strerror or exc}); free "
+              "space there or choose another folder with --out", file=sys.stderr)  # fmt: skip
+        return 1
     jobs = col.jobs
     done = int((jobs["status"] == "finished").sum())
     print(f"{len(jobs)} jobs, {done} finished, {len(col.jobs['config'].unique())} configurations")

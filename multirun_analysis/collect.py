@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from igb.jobs.integrity import folder_damage
 from multirun_analysis.choices import (
     CHOICES,
     choice_columns,
@@ -123,6 +124,9 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
     else:
         row["kind"] = "train"
         row.update(train_results(series, as_int(row.get("num_classes")), tol))
+    broken = folder_damage(job_dir)  # records damaged or naming another configuration
+    if broken:
+        row.update(status=DAMAGED, error=broken)
     why = damage(job_dir, cfg, status, row["kind"], series) if row["status"] == FINISHED else None
     if why:  # kept in the tables with the reason; the figures and summary use finished jobs
         row.update(status=DAMAGED, error=f"finished, but {why}")

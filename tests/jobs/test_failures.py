@@ -120,3 +120,26 @@ def test_failure_report_names_the_jobs_that_did_not_finish(tmp_path: Path, caplo
     lines = caplog.text
     assert "job 1 (lr=1e6): diverged - loss is nan" in lines
     assert "job 2 (lr=0.1 seed=1): failed - ValueError: x" in lines
+
+
+@pytest.mark.slow
+def test_a_single_run_that_diverges_exits_1_like_a_grid(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    argv = [*TINY, "trainer.max_epochs=1", "logger=csv", f"hydra.run.dir={folder}"]
+    argv += ["+callbacks.fault._target_=helpers.faults.NaNAtStep", "+callbacks.fault.step=2"]
+    pythonpath = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "IGB_ROOT": str(tmp_path), "PYTHONPATH": pythonpath}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *argv],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: the run diverged (loss is nan at step 2 (epoch 0)); recorded in "
+        f"{folder}/status.json; a smaller optimizer.lr is the usual fix "
+        "(skip_finished=false runs it again)"
+    ]
+    assert status(folder)["status"] == "diverged"
+    # nothing is logged past the step whose loss was not finite
+    assert pd.read_csv(folder / "metrics.csv")["step"].max() <= 2

@@ -257,6 +257,14 @@ def test_ensemble_stopped_by_a_signal_resumes_to_the_uninterrupted_result(
     again = launch(tmp_path, *argv, entry="ensemble.py")
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{20 * len(blocks)} of 160 initializations found" in again.stderr + again.stdout
+    # the time report says what this run evaluated and what came from the earlier blocks
+    resumed = 20 * len(blocks)
+    assert (
+        f"{160 - resumed} inits evaluated in " in again.stderr + again.stdout
+        and f"s by this run, {resumed} read from earlier blocks (160 in all)"
+        in again.stderr + again.stdout
+    )
+    assert json.loads((folder / "summary.json").read_text())["inits_resumed"] == resumed
     assert status(folder)["status"] == "finished" and not (folder / "partial").exists()
 
     reference = make_cfg(*ENSEMBLE, name="ensemble", job="reference")

@@ -332,11 +332,16 @@ class BiasStatsCallback(L.Callback):
         self._measure_and_log(trainer, model, self.splits)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if getattr(pl_module, "diverged", None) is not None:
+            return  # see on_train_end
         if trainer.global_step != self.last_step:
             self._measure_and_log(trainer, pl_module, self.splits)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.test_at_end and "test" in self._data:
+        # a diverged run stopped at the step whose loss was not finite: nothing is measured
+        # (or logged) past that step
+        diverged = getattr(pl_module, "diverged", None) is not None
+        if self.test_at_end and "test" in self._data and not diverged:
             stats = self.measure(trainer, pl_module, "test")
             order = self.rank_order or list(range(self.num_classes))
             row = {

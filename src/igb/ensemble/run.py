@@ -29,12 +29,13 @@ from igb.ensemble.resolve import resolve_device
 from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
-from igb.ensemble.writers import atomic_write, write_inits_csv, write_summary
+from igb.ensemble.writers import write_inits_csv, write_summary
+from igb.jobs.files import atomic_write
 from igb.jobs.identity import run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
 from igb.jobs.status import FINISHED, JobFolder
-from igb.theory.nngp import predict_gamma
+from igb.theory.nngp import Prediction, predict_gamma
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ def evaluate_in_blocks(
     ranges = block_ranges(int(ens.seed0), n, max(1, min(largest, math.ceil(n / 8))))
     blocks = {r: _load_block(job.path, *r) for r in ranges}
     done = sum(hi - lo for (lo, hi), b in blocks.items() if b is not None)
+    resumed = done
     if done:
         log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / PARTIAL)
     last: EnsembleResult | None = None
@@ -165,7 +167,19 @@ def evaluate_in_blocks(
         chunk_size=last.chunk_size if last else None,
         eval_time_s=eval_time,
         extra=last.extra if last else {},
+        n_resumed=resumed,
     )
+
+
+def timing(result: EnsembleResult) -> str:
+    """What this run evaluated and in how long; the blocks of earlier attempts apart."""
+    now = result.n_inits - result.n_resumed
+    text = f"{now} inits evaluated in {result.eval_time_s:.2f} s"
+    if result.n_resumed:
+        text += (
+            f" by this run, {result.n_resumed} read from earlier blocks ({result.n_inits} in all)"
+        )
+    return text
 
 
 def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
@@ -191,7 +205,10 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     )
     # the infinite- and finite-width predictions beside the measurement (igb.theory.nngp; null +
     # reason if not covered)
-    predicted = predict_gamma(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode)
+    if bool(ens.get("theory", True)):
+        predicted = predict_gamma(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode)
+    else:
+        predicted = Prediction(gamma=None, reason="not computed (ensemble.theory=false)")
     summary.update(predicted.summary_fields())
     label, values = histogram_values(result)
     write_inits_csv(result, out / "inits.csv")
@@ -214,9 +231,9 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     shutil.rmtree(out / PARTIAL, ignore_errors=True)  # inits.csv holds every block now
     lo, hi = summary["gamma_ci"]
     log.info(
-        "gamma = %.4g [%.4g, %.4g] -> %s; f_max mean %.3f; %d inits in %.2f s (%s, %s, %d "
-        "workers); results in %s",
-        summary["gamma"], lo, hi, summary["regime"], summary["f_max_mean"], result.n_inits,
-        result.eval_time_s, result.method, result.device, result.workers, out,
+        "gamma = %.4g [%.4g, %.4g] -> %s; f_max mean %.3f; %s (%s, %s, %d workers); "
+        "results in %s",
+        summary["gamma"], lo, hi, summary["regime"], summary["f_max_mean"], timing(result),
+        result.method, result.device, result.workers, out,
     )  # fmt: skip
     return summary

@@ -32,6 +32,8 @@ class EnsembleResult:
     workers: int = 1
     chunk_size: int | None = None
     eval_time_s: float = 0.0
+    #: initializations read from blocks an earlier attempt saved (not timed by this run)
+    n_resumed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

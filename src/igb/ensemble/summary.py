@@ -67,7 +67,8 @@ def summarize(
         method=result.method,
         workers=result.workers,
         chunk_size=result.chunk_size,
-        eval_time_s=result.eval_time_s,
+        eval_time_s=result.eval_time_s,  # this run's evaluation, not the resumed blocks'
+        inits_resumed=result.n_resumed,
         versions=versions(),
     )
     return summary

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from igb.ensemble.statistics import EnsembleResult
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename into place."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from igb.jobs.files import atomic_write, atomic_write_text
 
 
 def write_inits_csv(result: EnsembleResult, path: Path) -> None:
@@ -52,7 +42,7 @@ def write_inits_csv(result: EnsembleResult, path: Path) -> None:
 
 
 def write_summary(summary: Mapping[str, Any], path: Path) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2, default=_json)))
+    atomic_write_text(path, json.dumps(summary, indent=2, default=_json))
 
 
 def _json(value: Any) -> Any:

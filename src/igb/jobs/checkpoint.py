@@ -36,6 +36,7 @@ import lightning as L
 
 from igb.compat import logger_run
 from igb.errors import JobError
+from igb.jobs.files import atomic_write, temporary_path
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import JobFolder
 
@@ -93,6 +94,7 @@ class ResumeCallback(L.Callback):
         guard: SignalGuard | None = None,
         job: JobFolder | None = None,
         every_s: float = 0.0,
+        config_hash: str | None = None,
     ) -> None:
         super().__init__()
         if not every_s >= 0:
@@ -101,6 +103,8 @@ class ResumeCallback(L.Callback):
         self.guard = guard
         self.job = job
         self.every_s = float(every_s)
+        #: recorded in every checkpoint (:mod:`igb.jobs.integrity`)
+        self.config_hash = config_hash
         self._last_save = time.monotonic()
         #: global step of the checkpoint this fit resumed from (None: started from scratch)
         self.resumed_step: int | None = None
@@ -128,6 +132,8 @@ class ResumeCallback(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         # rows logged before a checkpoint are on disk with it: a hard kill loses none of them
+        if self.config_hash is not None:
+            checkpoint["igb_config_hash"] = self.config_hash
         for lg in trainer.loggers:
             lg.save()
 
@@ -222,10 +228,14 @@ class ResumeCallback(L.Callback):
 
     def save(self, trainer: L.Trainer) -> None:
         """Write the checkpoint atomically (a kill while writing leaves the old one intact)."""
-        tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + ".tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)  # [issue 12] full state; says so
+
+        def write(tmp: Path) -> None:
+            trainer.save_checkpoint(tmp, weights_only=False)  # [issue 12] full state; says so
+
         if trainer.is_global_zero:
-            os.replace(tmp, self.checkpoint_path)
+            atomic_write(self.checkpoint_path, write)
+        else:  # the other ranks take part in the save's collectives; rank 0 writes
+            write(temporary_path(self.checkpoint_path))
         trainer.strategy.barrier("igb.jobs.checkpoint.save")
         self._saved_step = trainer.global_step
         self._last_save = time.monotonic()

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 OPERATIONAL_KEYS = (
     "paths",
     "hydra",
+    "trainer.default_root_dir",
     "dataset.data_dir",
     "skip_finished",
     "restart",
@@ -34,6 +37,7 @@ OPERATIONAL_KEYS = (
     "callbacks",
     "trainer.enable_progress_bar",
     "ensemble.progress",
+    "ensemble.theory",
     "ensemble.device",
     "ensemble.method",
     "ensemble.workers",
@@ -174,6 +178,15 @@ def config_differences(
         k for k in old.keys() | new.keys() if old.get(k, "<unset>") != new.get(k, "<unset>")
     )
     return [k for k in keys if not (extending and k in LENGTH_KEYS)]
+
+
+def config_hash(cfg: DictConfig | Mapping[str, Any]) -> str:
+    """A short hash of what a job computes (:func:`comparable`, training length left out,
+    so that extending a run keeps it). Recorded in ``status.json`` and in the checkpoint,
+    so that the loss of one file (``config.yaml``) cannot erase the folder's identity."""
+    flat = {k: v for k, v in comparable(cfg).items() if k not in LENGTH_KEYS}
+    text = json.dumps(flat, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def describe_differences(saved: Mapping[str, Any], launched: Any, keys: list[str]) -> str:

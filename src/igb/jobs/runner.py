@@ -5,11 +5,13 @@
 1. **One writer.** The launcher takes an exclusive lock on ``<folder>/.igb.lock``
    (:class:`igb.jobs.lock.JobLock`). A second launcher on the same folder writes nothing
    and reports, in one line, the process that holds it.
-2. **Identity.** A folder that already holds a job (``config.yaml`` + ``status.json``)
-   is only continued, skipped or reported when its configuration is the launched one
-   (:func:`igb.jobs.identity.config_differences`). Otherwise the launch is refused, naming the
-   keys that differ; ``restart=true`` moves the folder's results aside (under
-   ``.discarded/<time>/``) and starts the job over (once: see :func:`restarting`).
+2. **Identity.** A folder that already holds a job is only continued, skipped or reported
+   when its configuration is the launched one (:func:`igb.jobs.identity.config_differences`;
+   with ``config.yaml`` gone, the configuration hash that ``status.json`` and ``last.ckpt``
+   record) and its records are sound and agree (:func:`igb.jobs.integrity.folder_damage`).
+   Otherwise the launch is refused in one line naming the keys or the file;
+   ``restart=true`` moves the folder's results aside (under ``.discarded/<time>/``) and
+   starts the job over (once: see :func:`restarting`).
 3. **Skip.** ``skip_finished`` (default): a ``finished`` or ``diverged`` job is not run
    again.
 4. **Run.** ``status.json`` says ``running`` (pid, host), the body runs under a
@@ -35,10 +37,17 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from igb.errors import JobError
-from igb.jobs.identity import config_differences, describe_differences, load_saved_config
+from igb.jobs.files import DiskFull, atomic_write_text, disk_full, is_disk_full
+from igb.jobs.identity import (
+    config_differences,
+    config_hash,
+    describe_differences,
+    load_saved_config,
+)
+from igb.jobs.integrity import TRACES, folder_damage, recorded_hashes
 from igb.jobs.lock import JobBusy, JobLock
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
-from igb.jobs.status import INTERRUPTED, JobFolder, cluster_env, is_rank_zero
+from igb.jobs.status import DIVERGED, INTERRUPTED, JobFolder, cluster_env, is_rank_zero
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +84,35 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+#: the way out of a folder that cannot be continued, said with every refusal
+WAY_OUT = (
+    "add restart=true to move its results aside (under .discarded/) and start the job over, "
+    "or launch into a new folder (hydra.run.dir / hydra.sweep.dir)"
+)
+
+
 def identity_problem(cfg: DictConfig, folder: Path) -> str | None:
-    """One line when ``folder`` holds a job of another configuration than ``cfg``."""
+    """One line when ``folder`` holds a job of another configuration than ``cfg``, or one
+    whose configuration cannot be established (a damaged or missing record: it is never
+    resumed, skipped or relabelled silently, :mod:`igb.jobs.integrity`)."""
+    if bool(cfg.get(RESTART_KEY, False)):
+        return None
+    damage = folder_damage(folder)
+    if damage:
+        return f"{damage}, so the job in {folder} cannot be identified; {WAY_OUT}"
     saved = load_saved_config(folder)
     status = JobFolder(folder).status
-    if saved is None or status is None or bool(cfg.get(RESTART_KEY, False)):
+    if saved is None:  # config.yaml gone: the hashes of status.json / last.ckpt must match
+        launched = config_hash(cfg)
+        other = {f: h for f, h in recorded_hashes(folder).items() if h != launched}
+        if other:
+            file, recorded = next(iter(other.items()))
+            return (
+                f"{folder}/config.yaml is missing and {file} records another configuration "
+                f"(hash {recorded}, launched {launched}); {WAY_OUT}"
+            )
+        return None
+    if status is None:
         return None
     extending = not bool(cfg.get("skip_finished", True))
     keys = config_differences(saved, cfg, extending=extending)
@@ -87,9 +120,7 @@ def identity_problem(cfg: DictConfig, folder: Path) -> str | None:
         return None
     return (
         f"{folder} holds a job of another configuration "
-        f"({status}; {describe_differences(saved, cfg, keys)}); "
-        "launch into a new folder (hydra.run.dir / hydra.sweep.dir), or add restart=true "
-        "to discard its results and start over"
+        f"({status}; {describe_differences(saved, cfg, keys)}); {WAY_OUT}"
     )
 
 
@@ -145,14 +176,18 @@ def run_job(
         problem = identity_problem(cfg, out)
         if problem:
             refuse(problem)
+        if not (out / "config.yaml").exists() and any((out / t).exists() for t in TRACES):
+            log.warning("%s/config.yaml was missing; written again from the launched "
+                        "configuration, whose hash the folder's records hold", out)  # fmt: skip
+            atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         if restarting(cfg, out):
             discard_results(out)
         elif cfg.get("skip_finished", True) and job.is_done():
             log.info("%s already holds a %s %s; skipping (skip_finished=false runs it again, "
                      "resuming from its last checkpoint)", out, job.status, what)  # fmt: skip
             return float(job.read().get("objective", math.nan))
-        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-        job.start(pid=os.getpid(), **cluster_env())
+        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        job.start(pid=os.getpid(), config_hash=config_hash(cfg), **cluster_env())
         if prepare is not None:
             try:
                 prepare(job)
@@ -196,7 +231,13 @@ def _run_body(
 
 
 def _failed(job: JobFolder, exc: Exception) -> float:
-    job.mark_failed(exc)
+    if is_disk_full(exc) and not isinstance(exc, DiskFull):  # e.g. torch's writer's own error
+        exc = disk_full(job.path, exc)
+    try:
+        job.mark_failed(exc)
+    except DiskFull as full:  # not even the status fits: say so; a relaunch resumes it
+        log.error("%s; %s still says running (a relaunch reads it as interrupted)", full,
+                  job.status_file)  # fmt: skip
     if not in_multirun():
         if isinstance(exc, JobError):  # its message is the one line to show
             raise SystemExit(f"error: {exc}") from None
@@ -205,3 +246,16 @@ def _failed(job: JobFolder, exc: Exception) -> float:
     # igb.launch.hydra_callbacks.FailureReport lists failures and exits non-zero at the end
     log.exception("job failed; recorded in %s", job.status_file)
     return math.nan
+
+
+def exit_if_diverged(cfg: DictConfig) -> None:
+    """A single run whose job diverged exits 1, as a grid holding it does (its report
+    counts it failed): the run did not produce what was asked for. One line on stderr."""
+    job = JobFolder(cfg.paths.output_dir)
+    if in_multirun() or not is_rank_zero() or job.status != DIVERGED:
+        return
+    error = job.read().get("error", "loss not finite")
+    raise SystemExit(
+        f"error: the run diverged ({error}); recorded in {job.status_file}; a smaller "
+        "optimizer.lr is the usual fix (skip_finished=false runs it again)"
+    )

@@ -20,6 +20,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from igb.jobs.files import atomic_write_json
+
 STATUS_FILE = "status.json"
 RUNNING = "running"
 FINISHED = "finished"
@@ -27,6 +29,8 @@ DIVERGED = "diverged"
 INTERRUPTED = "interrupted"
 #: what :meth:`JobFolder.current` says of a ``running`` job whose lock a live process holds
 ELSEWHERE = "running elsewhere"
+#: every status a job records
+STATUSES = (RUNNING, FINISHED, "failed", DIVERGED, INTERRUPTED)
 #: outcomes of a job's configuration: a relaunch skips them (``skip_finished``)
 TERMINAL = (FINISHED, DIVERGED)
 
@@ -45,6 +49,17 @@ _ATTEMPT_KEYS = (
     "status", "error", "traceback", "signal", "global_step", "checkpoint", "updated",
     "resumed_from_step", "objective", "metrics", *_CLUSTER_ENV,
 )  # fmt: skip
+
+
+#: (field, accepted types, what it must be) of the fields a relaunch relies on
+_FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("status", str, "a string"),
+    ("attempt", int, "an integer"),
+    ("previous", dict, "an object"),
+    ("config_hash", str, "a string"),
+    ("pid", int, "an integer"),
+    ("global_step", (int, type(None)), "an integer"),
+)
 
 
 def _gone(status: dict[str, Any]) -> str:
@@ -75,10 +90,36 @@ class JobFolder:
         return self.path / STATUS_FILE
 
     def read(self) -> dict[str, Any]:
+        """The status file's fields ({} when it is absent or damaged: see :meth:`damage`)."""
+        data, _ = self._load()
+        return data
+
+    def damage(self) -> str | None:
+        """Why ``status.json`` cannot be trusted (not JSON, not an object, a field of the
+        wrong type); None when it is sound or absent."""
+        return self._load()[1]
+
+    def _load(self) -> tuple[dict[str, Any], str | None]:
         try:
-            return json.loads(self.status_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+            text = self.status_file.read_text()
+        except FileNotFoundError:
+            return {}, None
+        except (OSError, UnicodeDecodeError) as exc:
+            return {}, f"unreadable: {exc}"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return {}, f"not JSON: {exc.msg} at line {exc.lineno}"
+        if not isinstance(data, dict):
+            return {}, f"not a JSON object but {type(data).__name__}"
+        for key, types, what in _FIELD_TYPES:
+            if key in data and not isinstance(data[key], types):
+                return {}, f"'{key}' is {data[key]!r}, not {what}"
+        if data.get("status") not in (None, *STATUSES):
+            return {}, f"'status' is {data['status']!r}, not one of {', '.join(STATUSES)}"
+        if isinstance(data.get("attempt"), bool) or data.get("attempt", 1) < 1:
+            return {}, f"'attempt' is {data['attempt']!r}, not a count >= 1"
+        return data, None
 
     def current(self) -> dict[str, Any]:
         """The status file, with a ``running`` status checked against the folder's lock:
@@ -117,9 +158,7 @@ class JobFolder:
         data.update(status=status, updated=time.time(), host=socket.gethostname())
         data.setdefault("started", data["updated"])
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.status_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        os.replace(tmp, self.status_file)
+        atomic_write_json(self.status_file, data)
 
     def start(self, **info: Any) -> dict[str, Any]:
         """Mark a new attempt ``running``; returns the previous attempt's status file.
@@ -136,9 +175,7 @@ class JobFolder:
                 data["previous"].update(status=INTERRUPTED, error=_gone(before))
             data["attempt"] = int(before.get("attempt", 0)) + 1
             self.path.mkdir(parents=True, exist_ok=True)
-            tmp = self.status_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=2, default=str))
-            os.replace(tmp, self.status_file)
+            atomic_write_json(self.status_file, data)
             self.mark(RUNNING, **info)
         return before
 

@@ -95,9 +95,18 @@ def job_folder(cfg: DictConfig, num: int, multirun: bool) -> Path:
     return folder
 
 
+def empty_folder_key(cfg: DictConfig, multirun: bool) -> str | None:
+    """``hydra.run.dir=`` (empty) would make the current directory the job's folder."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if not str(OmegaConf.select(cfg, key) or "").strip():
+        return f"{key} is empty: name the folder the job writes into (or leave it unset)"
+    return None
+
+
 def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
     """One line when the job cannot use ``folder``: it cannot be written, or it holds a
     job of another configuration (:func:`igb.jobs.runner.identity_problem`)."""
+    from igb.jobs.lock import live_holder
     from igb.jobs.runner import identity_problem
 
     existing = next(p for p in (folder, *folder.parents) if p.exists())
@@ -107,7 +116,9 @@ def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
             f"cannot create the job folder {folder}: {existing} is {why}; choose another "
             "folder (hydra.run.dir, hydra.sweep.dir or paths.log_dir)"
         )
-    return identity_problem(cfg, folder) if folder.is_dir() else None
+    if not folder.is_dir() or live_holder(folder) is not None:
+        return None  # a live process runs this folder: the job runner names it
+    return identity_problem(cfg, folder)
 
 
 def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:
@@ -149,7 +160,9 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
             if key not in seen:  # one validation per distinct configuration
                 seen.add(key)
                 validator(cfg)
-            problem = folder_problem(cfg, job_folder(cfg, num, bool(args.multirun)))
+            problem = empty_folder_key(cfg, bool(args.multirun)) or folder_problem(
+                cfg, job_folder(cfg, num, bool(args.multirun))
+            )
         except (ConfigError, FileNotFoundError) as exc:
             return one_line(exc)
         if problem:

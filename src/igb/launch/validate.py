@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from igb.errors import ConfigError, config_errors_unwrapped
+from igb.launch.schema import check_schema
 from igb.metrics.measure import has_batch_norm
 from igb.nn import build_model
 from igb.training.init_filter import InitFilter
@@ -38,6 +39,23 @@ def _require_seed(cfg: DictConfig, key: str) -> None:
     value = OmegaConf.select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_SEED:
         raise ConfigError(key, f"{key}={value} must be an integer in [0, {_MAX_SEED}]")
+
+
+def _check_accelerator(cfg: DictConfig) -> None:
+    """``trainer.accelerator=gpu`` on a machine without one fails here, not in the job. A
+    SLURM launch runs its jobs on other machines: not checked there."""
+    accelerator = OmegaConf.select(cfg, "trainer.accelerator")
+    launcher = str(OmegaConf.select(cfg, "hydra.launcher._target_", default="") or "")
+    if accelerator not in ("gpu", "cuda") or "submitit" in launcher.lower():
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.accelerator",
+            f"trainer.accelerator={accelerator} but this machine has no CUDA GPU; allowed "
+            "here: auto, cpu",
+        )
 
 
 def _uses_batch_norm(cfg: DictConfig) -> bool:
@@ -83,6 +101,8 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
     init_filter = OmegaConf.select(cfg, "init_filter")
     if init_filter is not None:
         InitFilter.from_config(OmegaConf.to_container(init_filter, resolve=True))
+    check_schema(cfg)  # every other key's type and range (igb.launch.schema)
+    _check_accelerator(cfg)
     input_shape, num_classes = _shapes(cfg, check_data)
     model = build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device="meta")
     batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # issue 15: external models

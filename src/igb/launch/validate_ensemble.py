@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from omegaconf import DictConfig
@@ -23,6 +24,64 @@ def _int_at_least(ens: DictConfig, key: str, low: int, why: str = "") -> int:
     return value
 
 
+#: bytes one initialization holds until the summary is written: f, mu, s2 (per class),
+#: seed, f_max, entropy, bias degree as float64/int64, twice (the blocks, then their
+#: concatenation), plus a bootstrap row (index, two resampled values)
+def bytes_per_init(num_classes: int) -> int:
+    return (3 * num_classes + 4) * 8 * 2 + 3 * 8
+
+
+def available_memory() -> int | None:
+    """Bytes this machine can still give (``MemAvailable``; None where unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory_plan(n_inits: int, num_classes: int, available: int | None) -> None:
+    """Refuse, before anything is allocated, an ensemble whose per-initialization results
+    do not fit in half of the memory available (the other half: models, evaluation)."""
+    per = bytes_per_init(num_classes)
+    if available is None or n_inits * per <= available // 2:
+        return
+    fits = max(2, available // 2 // per)
+    raise ConfigError(
+        "ensemble.n_inits",
+        f"ensemble.n_inits={n_inits} needs about {n_inits * per / 2**30:.3g} GiB for its "
+        f"per-initialization results ({per} bytes each with {num_classes} classes); this "
+        f"machine has {available / 2**30:.3g} GiB available: use ensemble.n_inits<={fits}, or "
+        "several jobs with different ensemble.seed0",
+    )
+
+
+#: N x N float64 matrices the theory holds at once (kernel, its next layer, the centred
+#: copy, a work array): an upper estimate, 16.6 GB were seen at N = 20 000 with 4 x 3.2 GB
+THEORY_MATRICES = 4
+
+
+def check_theory_plan(n_points: int, available: int | None) -> None:
+    """Refuse ``ensemble.theory=true`` when its N x N kernels do not fit in half the memory."""
+    need = THEORY_MATRICES * 8 * n_points**2
+    if available is None or need <= available // 2:
+        return
+    fits = int((available // 2 / (THEORY_MATRICES * 8)) ** 0.5)
+    raise ConfigError(
+        "ensemble.theory",
+        f"ensemble.theory=true with {n_points} evaluation points needs about "
+        f"{need / 2**30:.3g} GiB for its N x N kernels; this machine has "
+        f"{available / 2**30:.3g} GiB available: use ensemble.theory=false or "
+        f"ensemble.eval_samples<={fits}",
+    )
+
+
 def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     """:func:`igb.launch.validate.validate` plus the ``ensemble.*`` keys; one-line ConfigErrors."""
     from igb.launch.validate import validate
@@ -31,6 +90,7 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     ens = cfg.ensemble
     _int_at_least(ens, "n_inits", 2, ": gamma and its interval need two initializations")
     _int_at_least(ens, "seed0", 0)
+    check_memory_plan(int(ens.n_inits), facts["num_classes"], available_memory())
     if ens.chunk_size != "auto":
         _int_at_least(ens, "chunk_size", 1, " or auto")
     _int_at_least(ens, "n_boot", 1)
@@ -89,4 +149,6 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
             "ensemble.eval_split",
             f"the {ens.eval_split} split of dataset={cfg.dataset.name} is empty",
         )
+    if bool(ens.get("theory", True)):
+        check_theory_plan(n or available, available_memory())
     return {**facts, "eval_points": n or available}

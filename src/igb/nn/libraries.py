@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,6 @@ from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import torch
-from hydra.utils import get_class
 from torch import nn
 
 from igb.errors import ConfigError
@@ -268,10 +268,18 @@ class Custom(Library):
 
     @classmethod
     def builder(cls, arch: str) -> Callable[..., nn.Module]:
-        try:
-            target = get_class(arch)
+        module_name, _, name = arch.rpartition(".")
+        try:  # importlib, not hydra's get_class: that one logs three lines of its own first
+            target = getattr(importlib.import_module(module_name), name)
         except Exception as exc:  # noqa: BLE001 - any import failure is a config error
-            raise ConfigError("model.cls", f"model.cls={arch} cannot be imported: {exc}") from exc
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            raise ConfigError(
+                "model.cls",
+                f"model.cls={arch} cannot be imported ({why}); give the import "
+                "path of an nn.Module class, e.g. mypackage.nets.MyNet",
+            ) from exc
+        if not isinstance(target, type):
+            raise ConfigError("model.cls", f"model.cls={arch} is not a class")
         if not issubclass(target, nn.Module):
             raise ConfigError("model.cls", f"model.cls={arch} is not a torch.nn.Module class")
         return target

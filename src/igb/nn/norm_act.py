@@ -233,19 +233,26 @@ class NormAct:
             return self.norm(num_features, layout)
         return nn.Identity()
 
-    def residual(self, branch: nn.Module, num_features: int, layout: str) -> Residual:
-        """Residual wrapper: pre = ``x + F(Norm(x))`` (Pre-LN), post = ``Norm(x + F(x))``."""
+    def residual(
+        self, branch: nn.Module, num_features: int, layout: str, scale: float = 1.0
+    ) -> Residual:
+        """Residual wrapper: pre = ``x + F(Norm(x))`` (Pre-LN), post = ``Norm(x + F(x))``,
+        none = ``x + scale * F(x)`` (see :class:`Residual`)."""
         norm = self.norm(num_features, layout) if self.cfg.placement != "none" else None
-        return Residual(branch, norm, self.cfg.placement)
+        return Residual(branch, norm, self.cfg.placement, scale)
 
 
 class Residual(nn.Module):
     """``x + F(x)`` with the norm inside the branch (pre) or after the sum (post)."""
 
-    def __init__(self, branch: nn.Module, norm: nn.Module | None, placement: str) -> None:
+    def __init__(
+        self, branch: nn.Module, norm: nn.Module | None, placement: str, scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.placement = placement
         self.branch = branch
+        #: multiplies the branch of a residual without norm (1: the plain sum)
+        self.scale = float(scale)
         if norm is not None:
             self.norm = norm
 
@@ -254,4 +261,6 @@ class Residual(nn.Module):
             return x + self.branch(self.norm(x))
         if self.placement == "post":
             return self.norm(x + self.branch(x))
+        if self.scale != 1.0:
+            return x + self.scale * self.branch(x)
         return x + self.branch(x)

@@ -52,10 +52,12 @@ def residual_stack(
     depth: int,
     mixer: Callable[[], nn.Module],
     mlp: Callable[[], nn.Module],
+    scale: float = 1.0,
 ) -> nn.Sequential:
-    """``depth`` times: a residual token mixer, then a residual channel MLP."""
+    """``depth`` times: a residual token mixer, then a residual channel MLP (each branch
+    times ``scale`` where the placement has no norm to bound the stream)."""
     blocks: list[nn.Module] = []
     for _ in range(depth):
-        blocks.append(norm_act.residual(mixer(), width, "token"))
-        blocks.append(norm_act.residual(mlp(), width, "token"))
+        blocks.append(norm_act.residual(mixer(), width, "token", scale))
+        blocks.append(norm_act.residual(mlp(), width, "token", scale))
     return nn.Sequential(*blocks)

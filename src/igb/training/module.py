@@ -96,8 +96,11 @@ class IGBModule(L.LightningModule):
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in row.items()})
         if trainer.is_global_zero:
             row["epoch"] = self.current_epoch
+            # a diverged epoch's means (of the steps before it) go at the divergence step:
+            # Lightning counted the skipped update, and no row may follow that step
+            step = self.global_step if self.diverged_step is None else self.diverged_step
             for lg in trainer.loggers:
-                lg.log_metrics(row, step=self.global_step)
+                lg.log_metrics(row, step=step)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch

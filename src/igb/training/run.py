@@ -30,7 +30,7 @@ from igb.jobs.checkpoint import (
     mark_wandb_preempting,
     trainer_plugins,
 )
-from igb.jobs.identity import run_identity
+from igb.jobs.identity import config_hash, run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import JobInterrupted, SignalGuard
 from igb.jobs.status import DIVERGED, FINISHED, JobFolder, is_rank_zero
@@ -98,7 +98,8 @@ def build(
     callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     # last, so that it acts on a stop signal after the other callbacks' batch-end work
     every_s = float(cfg.get("checkpoint_every_s", 0) or 0)
-    callbacks.append(ResumeCallback(last_checkpoint(cfg.paths.output_dir), guard, job, every_s))
+    ckpt = last_checkpoint(cfg.paths.output_dir)
+    callbacks.append(ResumeCallback(ckpt, guard, job, every_s, config_hash=config_hash(cfg)))
     ddp.install()  # DDP ranks > 0 start as this job (its overrides, its folder)
     extra = trainer_plugins(cfg.trainer)
     if cfg.trainer.get("enable_checkpointing") is None:

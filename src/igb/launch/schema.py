@@ -1,0 +1,229 @@
+"""The type and range of every key of every config group, declared once, checked before a job.
+
+Each group (``optimizer``, ``scheduler``, ``trainer``, ``dataset``, ``callbacks.bias_stats``,
+``ensemble``, ``model``, the top level) is a pydantic model: the YAML files under
+``conf/`` stay the one place for defaults and comments, and these models say what a value
+may be. :func:`check_schema` turns the first violation into one line naming the key and
+the allowed values (a :class:`igb.errors.ConfigError`, exit 2 from the pre-flight).
+
+Why pydantic rather than Hydra structured configs (dataclasses): a structured config
+replaces a group's YAML with a dataclass per option (``sgd`` and ``adam`` differ in their
+keys; external models take arbitrary ``model.kwargs``) and OmegaConf checks only types, not
+ranges or allowed strings. Pydantic declares type, range and choices in one annotation,
+lets the unknown keys of a group pass (``extra="allow"``: Hydra rejects unknown keys
+already), and is already installed (W&B depends on it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from igb.errors import ConfigError
+from igb.launch.conf_dir import find_conf_dir
+
+#: seeds go to numpy's and torch's generators: unsigned 32-bit integers
+MAX_SEED = 2**32 - 1
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class Group(BaseModel):
+    """Strict types (no ``"3"`` for 3, no 1 for true); keys not declared pass."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class Optimizer(Group):
+    lr: PosFloat
+    weight_decay: NonNegFloat = 0.0
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    nesterov: bool = False
+
+
+class Scheduler(Group):
+    warmup_steps: NonNegInt = 0
+    step_size: PosInt | None = None
+    gamma: PosFloat = 0.1
+
+
+class Trainer(Group):
+    max_epochs: PosInt | Literal[-1] | None = None
+    max_steps: PosInt | Literal[-1] | None = None
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: PosInt | Literal["auto"] | list[NonNegInt] = 1
+    num_nodes: PosInt = 1
+
+
+class Dataset(Group):
+    num_samples: PosInt | None = None
+    num_classes: PosInt | None = None  # >= 2, with the reason: igb.launch.validate
+    shape: Annotated[list[PosInt], Field(min_length=1)] | None = None
+    batch_size: PosInt
+    eval_batch_size: PosInt | None = None
+    val_fraction: Fraction | None = None
+    test_fraction: Fraction | None = None
+    separation: NonNegFloat | None = None
+    seed: Seed = 0
+    standardize: bool = True
+
+
+class BiasStats(Group):
+    splits: list[Literal["train", "val", "test"]] = ["train", "val"]
+    test_at_end: bool = True
+    batch_size: PosInt = 500
+    norm_mode: Literal["batch", "eval"] = "batch"
+    train_samples: PosInt | None = None
+    subset_seed: Seed = 0
+    log_steps: NonNegInt = 0
+    charts: bool = True
+    progress_min_batches: NonNegInt = 0
+
+
+class Model(Group):
+    depth: PosInt | None = None
+    width: PosInt | None = None
+    residual_scale: PosFloat | None = None
+
+
+class Ensemble(Group):
+    n_inits: Annotated[int, Field(ge=2)]
+    seed0: Seed = 0
+    eval_split: Literal["train", "val", "test"] = "train"
+    norm_mode: Literal["batch", "eval"] = "batch"
+    n_boot: PosInt = 1000
+    ci_level: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    progress: bool = True
+    theory: bool = True
+    profile: bool = False
+    profile_features: Literal["pool", "flatten"] = "pool"
+
+    @model_validator(mode="after")
+    def _seeds_fit(self) -> Ensemble:
+        last = self.seed0 + self.n_inits - 1
+        if last > MAX_SEED:
+            raise ValueError(
+                f"seed0 + n_inits - 1 = {last} exceeds {MAX_SEED}: seeds would wrap "
+                "(the same initialization under two labels); use ensemble.seed0<="
+                f"{max(0, MAX_SEED - self.n_inits + 1)}"
+            )
+        return self
+
+
+class TopLevel(Group):
+    seed: Seed = 0
+    skip_finished: bool = True
+    restart: bool = False
+    checkpoint_every_s: NonNegFloat = 0.0
+
+
+#: config path -> the model of its values ("" is the top level)
+GROUPS: dict[str, type[Group]] = {
+    "": TopLevel,
+    "model": Model,
+    "optimizer": Optimizer,
+    "scheduler": Scheduler,
+    "trainer": Trainer,
+    "dataset": Dataset,
+    "callbacks.bias_stats": BiasStats,
+    "ensemble": Ensemble,
+}
+#: groups every job needs (``~model`` removes one)
+REQUIRED = ("model", "norm", "dataset")
+
+
+def _values(node: DictConfig) -> dict[str, Any]:
+    """The group's own values (not its sub-groups, not Hydra's node), each resolved."""
+    data: dict[str, Any] = {}
+    for key in node.keys():
+        if key == "hydra":
+            continue
+        value = node[key]
+        if isinstance(value, DictConfig):
+            continue
+        data[str(key)] = (
+            OmegaConf.to_container(value, resolve=True) if isinstance(value, ListConfig) else value
+        )
+    return data
+
+
+def _line(path: str, data: dict[str, Any], error: ValidationError) -> ConfigError:
+    first = error.errors()[0]
+    loc = [str(p) for p in first["loc"] if not str(p).startswith(("function-", "literal["))]
+    loc = [p for p in loc if not p.isdigit()] or loc
+    field = loc[0] if loc else ""
+    key = ".".join(p for p in (path, field) if p) or path
+    value = data.get(field, first.get("input")) if field else ""
+    message = first["msg"].replace("Input should be", "must be").replace("Value error, ", "")
+    if first["type"] == "missing":
+        message = "is required"
+    message = _bound(first["type"], first.get("ctx") or {}, value) or message
+    where = f"{key}={value}" if field and first["type"] != "missing" else key
+    if first["type"].startswith("literal") or first["type"].endswith("_type"):
+        message = _allowed(GROUPS[path], field) or message
+    return ConfigError(key or "config", f"{where} {message}")
+
+
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
+
+
+def _bound(kind: str, ctx: dict[str, Any], value: Any) -> str | None:
+    """``must be a positive integer``, ``must be >= 0``: a range in the user's words."""
+    if kind not in _BOUNDS:
+        return None
+    (limit,) = ctx.values()
+    what = "integer" if isinstance(limit, int) else "number"  # the field's own type
+    if kind == "greater_than" and limit == 0:
+        return f"must be a positive {what}"
+    return f"must be a{'n' if what == 'integer' else ''} {what} {_BOUNDS[kind]} {limit:g}"
+
+
+def _choices(annotation: Any) -> list[Any]:
+    """The values of every ``Literal`` inside ``annotation`` (through unions, lists)."""
+    if get_origin(annotation) is Literal:
+        return list(get_args(annotation))
+    return [c for arg in get_args(annotation) for c in _choices(arg)]
+
+
+def _allowed(model: type[Group], field: str) -> str | None:
+    """``must be one of a, b, c`` for a field whose annotation lists choices."""
+    info = model.model_fields.get(field)
+    choices = _choices(info.annotation) if info is not None else []
+    if not choices or len(choices) == 1:
+        return None
+    return f"must be one of {', '.join(map(str, choices))}"
+
+
+def check_schema(cfg: DictConfig) -> None:
+    """Raise a one-line ConfigError for the first key of ``cfg`` whose type or range is
+    wrong, or for a required group that is missing."""
+    for group in REQUIRED:
+        if not isinstance(OmegaConf.select(cfg, group), DictConfig):
+            options = sorted(p.stem for p in (find_conf_dir() / group).glob("*.yaml"))
+            raise ConfigError(
+                group, f"{group} is required; choose one with {group}=<{'|'.join(options)}>"
+            )
+    for path, model in GROUPS.items():
+        node = OmegaConf.select(cfg, path) if path else cfg
+        if not isinstance(node, DictConfig):
+            continue
+        try:
+            data = _values(node)
+        except Exception as exc:  # noqa: BLE001 - an interpolation that does not resolve
+            raise ConfigError(path or "config", f"{path or 'config'}: {exc}") from None
+        try:
+            model.model_validate(data)
+        except ValidationError as exc:
+            raise _line(path, data, exc) from None

@@ -1,0 +1,130 @@
+"""Every key's type and range is checked by the pre-flight: one line naming the key, exit 2.
+
+The pre-flight (:func:`igb.launch.preflight.check`) is called as the entry points call it;
+one case per class runs the real ``train.py``/``ensemble.py`` to show the exit code and
+that nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers.entry_points import run_entry
+
+from igb.launch.preflight import check
+from igb.launch.validate import validate
+from igb.launch.validate_ensemble import check_memory_plan, check_theory_plan, validate_ensemble
+
+TRAIN_CASES = [
+    (
+        ["scheduler=foo"],
+        "scheduler=foo is not an option of 'scheduler'; allowed: constant, cosine, step",
+    ),
+    (["scheduler.step_size=0"], "scheduler.step_size=0 must be a positive integer"),
+    (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1 must be a number >= 0"),
+    (["optimizer.momentum=-0.5"], "optimizer.momentum=-0.5 must be a number >= 0"),
+    (["optimizer.momentum=1"], "optimizer.momentum=1 must be a number < 1"),
+    (["scheduler.warmup_steps=-3"], "scheduler.warmup_steps=-3 must be an integer >= 0"),
+    (["trainer.devices=0"], "trainer.devices=0 must be a positive integer"),
+    (
+        ["callbacks.bias_stats.log_steps=-1"],
+        "callbacks.bias_stats.log_steps=-1 must be an integer >= 0",
+    ),
+    (
+        ["callbacks.bias_stats.batch_size=0"],
+        "callbacks.bias_stats.batch_size=0 must be a positive",
+    ),
+    (
+        ["callbacks.bias_stats.train_samples=0"],
+        "callbacks.bias_stats.train_samples=0 must be a positive",
+    ),
+    (["dataset.batch_size=-4"], "dataset.batch_size=-4 must be a positive integer"),
+    (["dataset.shape=abc"], "dataset.shape=abc must be a valid list"),
+    (["seed=-1"], "seed=-1 must be an integer in [0, 4294967295]"),
+    (["skip_finished=maybe"], "skip_finished=maybe must be a valid boolean"),
+    (["~model"], "model is required; choose one with model=<cnn|custom|mlp|"),
+    (["hydra.run.dir="], "hydra.run.dir is empty"),
+    (["model=custom", "model.cls=nope.Net", "norm=native"], "model.cls=nope.Net cannot be"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), TRAIN_CASES)
+def test_a_bad_value_is_one_line_naming_the_key(argv: list[str], expected: str) -> None:
+    error = check("train", argv, validate)
+    assert error is not None and expected in error, error
+    assert "\n" not in error
+
+
+def test_a_gpu_asked_for_where_there_is_none() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    error = check("train", ["trainer.accelerator=gpu"], validate)
+    assert (
+        error
+        == ("trainer.accelerator=gpu but this machine has no CUDA GPU; allowed here: auto, cpu")
+        or "trainer.accelerator=gpu but this machine has no CUDA GPU" in error
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["ensemble.progress=maybe"], "ensemble.progress=maybe must be a valid boolean"),
+        (["ensemble.seed0=4294967290"], "seed0 + n_inits - 1 = 4294967489 exceeds 4294967295"),
+        (["ensemble.n_inits=4000000000"], "ensemble.n_inits=4000000000 needs about 2.12e+03 GiB"),
+    ],
+)
+def test_bad_ensemble_values_and_plans(argv: list[str], expected: str) -> None:
+    error = check("ensemble", argv, validate_ensemble)
+    assert error is not None and expected in error, error
+
+
+def test_the_memory_plan_counts_bytes_per_initialization() -> None:
+    """10 classes: f, mu, s2 (30) + 4 scalars, float64, twice, + 24 bytes = 568 a seed."""
+    check_memory_plan(1000, 10, available=2 * 568 * 1000)  # fits exactly in half
+    with pytest.raises(Exception, match="ensemble.n_inits<=1000,"):
+        check_memory_plan(1001, 10, available=2 * 568 * 1000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("script", "argv"),
+    [
+        ("train.py", ["scheduler.warmup_steps=-3"]),
+        ("train.py", ["hydra.run.dir="]),
+        ("ensemble.py", ["ensemble.n_inits=4000000000"]),
+    ],
+)
+def test_the_entry_points_exit_2_and_write_nothing(
+    tmp_path: Path, script: str, argv: list[str]
+) -> None:
+    proc = run_entry(script, *argv, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_theory_plan_counts_its_n_by_n_kernels() -> None:
+    """4 float64 N x N matrices: N = 1000 needs 32 MB."""
+    check_theory_plan(1000, available=2 * 32 * 1000**2)
+    with pytest.raises(Exception, match=r"ensemble.theory=false or ensemble.eval_samples<=1000$"):
+        check_theory_plan(1001, available=2 * 32 * 1000**2)
+    error = check("ensemble", ["dataset.num_samples=2000000", "ensemble.eval_samples=null"],
+                  validate_ensemble)  # fmt: skip
+    assert error is not None and "ensemble.theory=true with 1600000 evaluation points" in error
+
+
+@pytest.mark.slow
+def test_an_ensemble_without_the_theory(tmp_path: Path) -> None:
+    folder = tmp_path / "ens"
+    argv = ["ensemble.theory=false", "ensemble.n_inits=8", "ensemble.eval_samples=64"]
+    argv += ["dataset.num_samples=240", "ensemble.progress=false", f"hydra.run.dir={folder}"]
+    proc = run_entry("ensemble.py", *argv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["gamma_theory"] is None
+    assert summary["gamma_theory_reason"] == "not computed (ensemble.theory=false)"
