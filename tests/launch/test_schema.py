@@ -22,7 +22,10 @@ TRAIN_CASES = [
         ["scheduler=foo"],
         "scheduler=foo is not an option of 'scheduler'; allowed: constant, cosine, step",
     ),
-    (["scheduler.step_size=0"], "scheduler.step_size=0 must be a positive integer"),
+    (
+        ["scheduler=step", "scheduler.step_size=0"],
+        "scheduler.step_size=0 must be a positive integer",
+    ),
     (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1 must be a number >= 0"),
     (["optimizer.momentum=-0.5"], "optimizer.momentum=-0.5 must be a number >= 0"),
     (["optimizer.momentum=1"], "optimizer.momentum=1 must be a number < 1"),
