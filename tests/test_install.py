@@ -42,7 +42,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (target / "igb" / "launch" / "preflight.py").is_file() and not (target / "igb" / "conf").exists()
+    assert (target / "igb" / "launch" / "preflight.py").is_file()
+    assert not (target / "igb" / "conf").exists()
     return target
 
 

@@ -35,7 +35,7 @@ def rates(schedule: str, **overrides: object) -> list[float]:
     optimizer = instantiate(OmegaConf.load(find_conf_dir() / "optimizer" / "sgd.yaml"))(
         [param], lr=BASE
     )
-    scheduler = instantiate(node)(optimizer, total_steps=TOTAL)
+    scheduler = instantiate(node)(optimizer, total_steps=lambda: TOTAL)
     out = []
     for _ in range(TOTAL):
         out.append(optimizer.param_groups[0]["lr"] / BASE)

@@ -110,12 +110,14 @@ class IGBModule(L.LightningModule):
         acc = (logits.argmax(dim=1) == y).float().mean()
         self.log("test/acc", acc, batch_size=n, sync_dist=True)
 
+    def _total_steps(self) -> int:
+        return max(int(self.trainer.estimated_stepping_batches), 1)
+
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        scheduler = self.scheduler_factory(optimizer, total_steps=total)
+        scheduler = self.scheduler_factory(optimizer, total_steps=self._total_steps)
         if scheduler is None:
             return optimizer
         return {
