@@ -15,6 +15,7 @@ import pytest
 import torch
 from helpers.entry_points import run_entry
 from helpers.model_configs import MODELS
+from omegaconf import OmegaConf
 
 from igb import ensemble as ens
 from igb.ensemble import loop as ens_loop
@@ -271,6 +272,8 @@ def test_interrupted_run_leaves_no_summary(make_cfg, monkeypatch) -> None:
     out = Path(cfg.paths.output_dir)
     (out / "summary.json").write_text('{"gamma": 0.1}')  # a previous run's result
     (out / "status.json").write_text('{"status": "failed"}')
+    # of this configuration: without config.yaml nothing would attribute it (refused)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -1,7 +1,7 @@
 """A full disk: one line naming it, ``failed`` recorded, no temporary file left; after space
 is freed the same command runs the job to its end.
 
-The disk is a real one: a 3 MiB tmpfs mounted for the test (root on Linux; skipped with the
+The disk is a real one: an 8 MiB tmpfs mounted for the test (root on Linux; skipped with the
 reason elsewhere), filled but for a few hundred KiB, so the checkpoint write fails with
 ``ENOSPC`` in the middle of training.
 """
@@ -25,7 +25,7 @@ def small_disk(tmp_path: Path):
         pytest.skip("mounting a tmpfs needs root on Linux")
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mount)])
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8M", "tmpfs", str(mount)])
     if done.returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
     yield mount

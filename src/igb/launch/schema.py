@@ -94,7 +94,7 @@ class Model(Group):
 
 
 class Ensemble(Group):
-    n_inits: Annotated[int, Field(ge=2)]
+    n_inits: int  # >= 2, with the reason: igb.launch.validate_ensemble
     seed0: Seed = 0
     eval_split: Literal["train", "val", "test"] = "train"
     norm_mode: Literal["batch", "eval"] = "batch"
