@@ -29,6 +29,10 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TINY = ("dataset.num_samples=240", "trainer.max_epochs=1", "callbacks.progress=null")
 #: small sizes for a long ensemble command
 TINY_ENSEMBLE = ("ensemble.n_inits=8", "dataset.num_samples=240", "ensemble.eval_samples=100")
+#: small sizes for an ensemble command on a dataset of its own (no dataset.num_samples)
+SMALL_ENSEMBLE = ("ensemble.n_inits=4", "ensemble.eval_samples=64", "ensemble.batch_size=64")
+#: small sizes for a training grid on the bundled digits: one seed, one short epoch
+DIGITS = ("seed=0", "+dataset.subset=300", "trainer.max_epochs=1", "callbacks.progress=null")
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,37 @@ PLAN: dict[str, Plan] = {
     "python train.py trainer=ddp trainer.accelerator=cpu trainer.devices=2": Plan(TINY),
     "python train.py trainer=ddp trainer.accelerator=gpu trainer.devices=4": Plan(
         skip="needs 4 GPUs"
+    ),
+    # README.md: where a network becomes prejudiced
+    "python ensemble.py model=cnn model.depth=3 model.width=16 norm=none ensemble.n_inits=16 "
+    "ensemble.eval_samples=200 ensemble.batch_size=200 ensemble.profile=true": Plan(SMALL_ENSEMBLE),
+    "python ensemble.py model=cnn model.depth=3 model.width=16 norm=none ensemble.n_inits=16 "
+    "ensemble.eval_samples=200 ensemble.batch_size=200 model.neutralize=head": Plan(SMALL_ENSEMBLE),
+    "python ensemble.py model=torchvision model.arch=resnet18 norm=native "
+    "model.head_init=torch_default ensemble.vary=head ensemble.n_inits=200 "
+    "ensemble.eval_samples=200 ensemble.batch_size=100": Plan(SMALL_ENSEMBLE),
+    # docs/architectures.md: neutralize grids, the authors' Swin and ResNet101 layouts
+    "python train.py -m model=cnn model.depth=3 model.width=16 norm=none "
+    "model.neutralize=none,head seed=0,1,2 dataset=digits trainer.max_epochs=5": Plan(DIGITS),
+    "python train.py -m model=torchvision model.arch=resnet18 norm=native "
+    "model.neutralize=none,head seed=0,1,2 dataset=digits trainer.max_epochs=3": Plan(DIGITS),
+    "python ensemble.py experiment=authors_swin_offline -m": Plan(TINY_ENSEMBLE),
+    "python ensemble.py model=swin norm=pre,post norm.kind=layer dataset=digits "
+    "ensemble.n_inits=100 ensemble.eval_samples=500 ensemble.batch_size=500 -m": Plan(
+        SMALL_ENSEMBLE
+    ),
+    "python ensemble.py experiment=authors_resnet101_offline model.width=8,16 -m": Plan(
+        (*TINY_ENSEMBLE, "model.width=8")
+    ),
+    "python ensemble.py experiment=authors_resnet101_offline model.width=32,64 -m": Plan(
+        skip="the same command as the widths 8,16 one above at larger widths (9 minutes)"
+    ),
+    # docs/theory.md: finite width
+    "python -m igb.theory.nngp model.depth=20 model.width=32,100,1024 norm=none "
+    "ensemble.eval_samples=200": Plan(("ensemble.eval_samples=20", "model.depth=2")),
+    "OMP_NUM_THREADS=1 python bench/finite_width_grid.py --out grid.jsonl --acts relu "
+    "--norms none --widths 32 --depths 5 --inits 50": Plan(
+        skip="a measurement script (bench/); its pieces are tested in tests/theory"
     ),
     # docs/studies.md
     "python -m multirun_analysis outputs/<study>/multiruns/<study>_<time>": AS_WRITTEN,
