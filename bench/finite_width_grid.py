@@ -20,19 +20,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_theory import NORMS as THEORY_NORMS  # bench/ is the script's folder
 
 from igb.ensemble import eval_set, evaluate_ensemble
 from igb.launch.preflight import compose_job
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import predict_gamma
 
+#: bench_theory's placements (the same names), and two more measured here
 NORMS = {
-    "none": {"placement": "none"},
-    "batch-pre": {"placement": "pre", "kind": "batch"},
-    "batch-post": {"placement": "post", "kind": "batch"},
-    "layer-pre": {"placement": "pre", "kind": "layer"},
-    "layer-post": {"placement": "post", "kind": "layer"},
-    "rms-pre": {"placement": "pre", "kind": "rms"},
+    **THEORY_NORMS,
     "rms-post": {"placement": "post", "kind": "rms"},
     "group-post": {"placement": "post", "kind": "group"},  # 8 groups: widths multiple of 8
 }
