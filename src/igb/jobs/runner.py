@@ -147,6 +147,16 @@ def discard_results(folder: Path) -> Path | None:
     return target
 
 
+#: in a sweep folder: its launcher is stopping (a stop signal); jobs not yet started stay so
+STOP_MARKER = ".igb.stopping"
+
+
+def grid_stopping(sweep_dir: Path) -> bool:
+    """Whether the launcher of the grid in ``sweep_dir`` is stopping (see
+    :mod:`igb.launch.stop_grid`): a job handed out now must not start."""
+    return (Path(sweep_dir) / STOP_MARKER).exists()
+
+
 def run_job(
     cfg: DictConfig,
     body: Callable[[JobFolder, SignalGuard], Outcome],
@@ -165,6 +175,9 @@ def run_job(
     job = JobFolder(out)
     if not is_rank_zero():  # DDP ranks > 0: rank 0 owns the folder
         return _run_body(cfg, job, body)
+    if in_multirun() and grid_stopping(out.parent):
+        log.warning("%s: not started, the grid is stopping (a stop signal)", out)
+        return math.nan
     try:
         lock = JobLock(out).acquire()
     except JobBusy as exc:

@@ -15,8 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from igb.jobs import summary as run_summary
 from igb.jobs.identity import group_name
-from igb.jobs.status import ELSEWHERE, FINISHED, STATUS_FILE, JobFolder
+from igb.jobs.runner import STOP_MARKER
+from igb.jobs.status import ELSEWHERE, FINISHED, RUNNING, STATUS_FILE, JobFolder
 from igb.launch.grid import job_overrides, match_grid, split_grid
+from igb.launch.stop_grid import install_stop_handlers
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,23 @@ class FailureReport(Callback):
     Reached only when every job returned: ``igb.training.run.run`` records a job's exception in
     its folder and returns NaN in a multirun, because Hydra's sweeper stops at the first
     failed job, before ``on_multirun_end``."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """With parallel local workers, a stop signal to the launcher stops them too and
+        still reports (:mod:`igb.launch.stop_grid`)."""
+        launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "").lower()
+        if "joblib" not in launcher:
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        (sweep_dir / STOP_MARKER).unlink(missing_ok=True)  # an earlier launch's stop
+
+        def jobs_running() -> bool:
+            if not sweep_dir.is_dir():
+                return False
+            statuses = collect_statuses(sweep_dir, launched_jobs(config))
+            return any(st.get("status") == RUNNING for st in statuses.values())
+
+        install_stop_handlers(sweep_dir, jobs_running, lambda: self.on_multirun_end(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
