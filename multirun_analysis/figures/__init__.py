@@ -35,6 +35,7 @@ from multirun_analysis.figures.dynamics import (
 )
 from multirun_analysis.figures.gamma import fig_gamma_vs_depth
 from multirun_analysis.figures.histograms import fig_ensemble_histograms, fig_step0_f_max
+from multirun_analysis.figures.profiles import fig_profiles
 from multirun_analysis.figures.speed import fig_class_speed
 
 __all__ = ["ALL", "Figure", "draw_all"]
@@ -43,6 +44,7 @@ ALL = (
     fig_ensemble_histograms,
     fig_gamma_vs_depth,
     fig_gamma_compare,
+    fig_profiles,
     fig_step0_f_max,
     fig_dynamics_f_max,
     fig_dynamics_acc_rank,

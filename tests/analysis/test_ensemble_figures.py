@@ -15,7 +15,7 @@ import yaml
 
 from multirun_analysis.__main__ import main as analysis_main
 from multirun_analysis.collect import collect
-from multirun_analysis.figures import common, compare, gamma, histograms
+from multirun_analysis.figures import common, compare, gamma, histograms, profiles
 from multirun_analysis.tables import summarize
 
 
@@ -162,3 +162,38 @@ def test_panel_grids_have_no_mostly_empty_row() -> None:
     assert common.grid_shape(5, 4) == (2, 3)  # not 2 x 4 with three empty panels
     assert common.grid_shape(4, 4) == (1, 4) and common.grid_shape(9, 4) == (3, 3)
     assert common.grid_shape(1, 3) == (1, 1)
+
+
+def _profile(folder: Path, gammas: list[float]) -> None:
+    """A profile.csv as ``ensemble.profile=true`` writes it (input first, head input last)."""
+    n = len(gammas)
+    pd.DataFrame({
+        "index": range(n), "module": [f"m{i}" for i in range(n)], "kind": "Linear",
+        "shape": "16", "gamma": gammas, "gamma_lo": [g / 2 for g in gammas],
+        "gamma_hi": [g * 2 for g in gammas], "n_inits": 6,
+    }).to_csv(folder / "profile.csv", index=False)  # fmt: skip
+
+
+def test_profiles_of_several_runs_on_one_figure(
+    three_heads: Path, tmp_path: Path, monkeypatch
+) -> None:
+    drawn = _keep(monkeypatch)
+    _profile(three_heads / "whole" / "0", [0.003, 5.0, 2.0, 0.5])
+    _profile(three_heads / "backbone" / "0", [0.003, 0.1, 1e-12, 3.0, 2.0, 2.0])
+    col = collect(three_heads)
+    figures = profiles.fig_profiles(col, tmp_path)
+    assert [f.path.name for f in figures] == ["profiles.png"]
+    ax = drawn["profiles.png"].axes[0]
+    lines = {line.get_label(): line.get_xydata() for line in ax.lines if line.get_marker() == "o"}
+    assert set(lines) == {"vary=all", "weights=backbone.pt vary=head"}  # the head run: none
+    whole, backbone = lines["vary=all"], lines["weights=backbone.pt vary=head"]
+    # aligned by the fraction of the forward path; gamma_l as written, zero at the floor
+    assert whole[:, 0].tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    assert whole[:, 1].tolist() == pytest.approx([0.003, 5.0, 2.0, 0.5])
+    assert backbone[2, 1] == profiles.FLOOR and backbone[-1, 0] == 1.0
+    assert ax.get_yscale() == "log"
+
+
+def test_profiles_figure_needs_two_profiles(three_heads: Path, tmp_path: Path) -> None:
+    _profile(three_heads / "whole" / "0", [0.003, 5.0])
+    assert profiles.fig_profiles(collect(three_heads), tmp_path) == []

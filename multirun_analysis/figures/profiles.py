@@ -1,0 +1,88 @@
+"""The profiles of several ensembles on one figure: gamma_l of a fresh Gaussian head along
+each network's forward path (``profile.csv`` of ``ensemble.profile=true``), to see where
+two networks, placements or neutralizations part ways.
+
+Networks of different lengths share the x axis as the fraction of their forward path
+(0: the input, 1: the head's input); each profile's entries are drawn with their interval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from multirun_analysis.choices import CHOICES  # noqa: E402
+from multirun_analysis.collect import Collection  # noqa: E402
+from multirun_analysis.figures.common import (  # noqa: E402
+    Figure,
+    finish,
+    finished_jobs,
+    regime_bands,
+)
+from multirun_analysis.figures.compare import context, run_labels  # noqa: E402
+
+#: gamma_l below this is drawn at it (a centred layer's gamma_l is zero up to rounding)
+FLOOR = 1e-6
+
+
+def profiles(col: Collection) -> list[tuple[str, pd.DataFrame]]:
+    """(label, profile.csv) of every finished ensemble that wrote a profile."""
+    jobs = finished_jobs(col, "ensemble")
+    if jobs.empty or "job_dir" not in jobs:
+        return []
+    labels = run_labels(jobs, [c for c in col.varying if c in CHOICES or "." in c])
+    out = []
+    for label, job_dir in zip(labels, jobs["job_dir"]):
+        path = Path(str(job_dir)) / "profile.csv"
+        if isinstance(job_dir, str) and path.is_file():
+            out.append((label, pd.read_csv(path)))
+    return out
+
+
+def fig_profiles(col: Collection, out: Path) -> list[Figure]:
+    """Every ensemble's profile on one log axis; drawn when two or more have one."""
+    found = profiles(col)
+    if len(found) < 2:
+        return []
+    fig, ax = plt.subplots(figsize=(8.0, 4.6 + 0.15 * len(found)))
+    values = []
+    for label, prof in found:
+        gamma = pd.to_numeric(prof["gamma"], errors="coerce").clip(lower=FLOOR).to_numpy()
+        lo = pd.to_numeric(prof.get("gamma_lo"), errors="coerce")
+        hi = pd.to_numeric(prof.get("gamma_hi"), errors="coerce")
+        x = np.linspace(0.0, 1.0, len(prof)) if len(prof) > 1 else np.zeros(1)
+        (line,) = ax.plot(x, gamma, marker="o", ms=3, lw=1.2, label=label)
+        if lo is not None and hi is not None:
+            band_lo, band_hi = lo.clip(lower=FLOOR).to_numpy(), hi.clip(lower=FLOOR).to_numpy()
+            ax.fill_between(x, band_lo, band_hi, color=line.get_color(), alpha=0.15, lw=0)
+        values.append(gamma)
+    every = np.concatenate(values)
+    y_lo = 10 ** np.floor(np.log10(max(float(np.nanmin(every)), FLOOR)) - 0.3)
+    y_hi = 10 ** np.ceil(np.log10(max(float(np.nanmax(every)), 1.0)) + 0.3)
+    ax.set_yscale("log")
+    ax.set_ylim(y_lo, y_hi)
+    regime_bands(ax, y_lo, y_hi, vertical=False)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("position along the forward path (0: input, 1: the head's input)")
+    ax.set_ylabel("γ_l of a fresh Gaussian head")
+    ax.grid(alpha=0.3, which="major")
+    ncol = 2 if len(found) > 3 else 1
+    fig.legend(fontsize=7.5, loc="lower center", ncol=ncol, frameon=False)
+    jobs = finished_jobs(col, "ensemble")
+    shared = context(jobs)
+    return finish(
+        fig,
+        "where the bias is born" + (f" — {shared}" if shared else ""),
+        out / "profiles.png",
+        "γ_l, the IGB strength of a fresh Gaussian linear head on each module's output, "
+        "along the forward path of each profiled ensemble (log scale; bands: its bootstrap "
+        "95% interval), over the regimes' bands; networks of different lengths are aligned "
+        "by the fraction of their forward path.",
+        bottom=0.03 + 0.035 * len(found),
+    )
