@@ -91,3 +91,22 @@ def test_sigterm_stops_the_workers_and_reports(tmp_path: Path, to_group: bool) -
     while _group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.25)
     assert not _group_alive(proc.pid), "processes of the grid were left running"
+
+
+@pytest.mark.slow
+def test_a_later_launch_of_any_launcher_clears_the_stop_mark(tmp_path: Path) -> None:
+    """The mark a stopped grid leaves must not keep a relaunch (basic launcher) from
+    running its jobs."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / ".igb.stopping").touch()  # what a stopped local grid leaves
+    pythonpath = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", *TINY, "logger=csv", "seed=0",
+         f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": pythonpath}, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _statuses(sweep) == {"0": "finished"}
+    assert not (sweep / ".igb.stopping").exists()

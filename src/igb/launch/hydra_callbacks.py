@@ -60,11 +60,11 @@ class FailureReport(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """With parallel local workers, a stop signal to the launcher stops them too and
         still reports (:mod:`igb.launch.stop_grid`)."""
+        sweep_dir = Path(config.hydra.sweep.dir)
+        (sweep_dir / STOP_MARKER).unlink(missing_ok=True)  # an earlier launch's stop
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "").lower()
         if "joblib" not in launcher:
             return
-        sweep_dir = Path(config.hydra.sweep.dir)
-        (sweep_dir / STOP_MARKER).unlink(missing_ok=True)  # an earlier launch's stop
 
         def jobs_running() -> bool:
             if not sweep_dir.is_dir():
