@@ -145,13 +145,18 @@ def finish(
     if jobs.empty:
         jobs = pd.DataFrame(columns=[*CHOICES, "norm", "job", "status", "error", "kind"])
     choice_cols = [c for c in choice_columns(jobs) if c in jobs]
-    varying = varying_columns(jobs, [c for c in choice_cols if c != "experiment"])
-    # norm is the one label of placement x kind: show it whenever either varies
-    if {"norm_placement", "norm_kind"} & set(varying) and "norm" not in varying:
-        varying.append("norm")
-    label_cols = [c for c in varying if c != "seed"]
     jobs = theory_columns(interval_regimes(jobs))
-    jobs["config"] = [config_label(r, label_cols) for r in jobs.to_dict("records")]
+    # what varies is read per kind of job: a training run's batch size or epochs say
+    # nothing about an ensemble beside it, and would only lengthen its labels
+    varying: list[str] = []
+    jobs["config"] = None
+    for _, part in jobs.groupby(_kinds(jobs), sort=False):
+        kind_varying = _varying(part, choice_cols)
+        varying += [c for c in kind_varying if c not in varying]
+        label_cols = [c for c in kind_varying if c != "seed"]
+        jobs.loc[part.index, "config"] = [
+            config_label(r, label_cols) for r in part.to_dict("records")
+        ]
     front = [
         c for c in ["job", "sweep", "kind", "status", "config", *choice_cols] if c in jobs.columns
     ]
@@ -159,6 +164,26 @@ def finish(
     series = _concat(series_parts, jobs, "step")
     inits = _concat(inits_parts, jobs, None)
     return Collection(source, jobs, series, inits, varying, tol)
+
+
+def _kinds(jobs: pd.DataFrame) -> pd.Series:
+    """Each job's kind; a job that never started takes its sweep's (else "")."""
+    if "kind" not in jobs:
+        return pd.Series("", index=jobs.index)
+    kinds = jobs["kind"]
+    if "sweep" in jobs:
+        known = jobs.dropna(subset=["kind"]).drop_duplicates("sweep").set_index("sweep")["kind"]
+        kinds = kinds.fillna(jobs["sweep"].map(known))
+    return kinds.fillna("")
+
+
+def _varying(jobs: pd.DataFrame, choice_cols: list[str]) -> list[str]:
+    """The choice columns that take more than one value over ``jobs``."""
+    varying = varying_columns(jobs, [c for c in choice_cols if c != "experiment"])
+    # norm is the one label of placement x kind: show it whenever either varies
+    if {"norm_placement", "norm_kind"} & set(varying) and "norm" not in varying:
+        varying.append("norm")
+    return varying
 
 
 def _concat(parts: list[pd.DataFrame], jobs: pd.DataFrame, sort: str | None) -> pd.DataFrame:

@@ -21,9 +21,13 @@ def summarize(col: Collection) -> pd.DataFrame:
     if jobs.empty:
         return pd.DataFrame()
     rows = []
-    groups = dict(list(jobs.groupby("config", sort=False)))
-    for config in config_order(jobs):
-        g = groups[config]
+    # per kind: a training run and an ensemble may share a configuration's name
+    groups = [
+        (config, part[part["config"] == config])
+        for _, part in jobs.groupby(jobs["kind"].fillna(""), sort=True)
+        for config in config_order(part)
+    ]
+    for config, g in groups:
         first = g.iloc[0]
         row: dict[str, Any] = {"configuration": config, "jobs": len(g)}
         if first.get("kind") == "ensemble":

@@ -3,6 +3,7 @@ figures, titles, and saving. Matplotlib runs on the Agg backend; nothing is show
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
-from multirun_analysis.choices import config_order, label_value  # noqa: E402
+from multirun_analysis.choices import config_order, label_value, varying_columns  # noqa: E402
 from multirun_analysis.collect import Collection  # noqa: E402
 from multirun_analysis.folders import FINISHED  # noqa: E402
 
@@ -74,7 +75,9 @@ def split_groups(
     """Split jobs by the varying choices not shown inside one figure -> (file-name suffix,
     title, jobs): ``("activation-relu_width-64", "activation=relu, width=64", jobs)``.
     A job without a choice (None) shows nothing for it; paths show their file name."""
-    keys = [c for c in varying if c not in set(exclude) | POOLED and c in jobs]
+    skip = set(exclude) | POOLED
+    # only what varies among these jobs (a mixed folder's other kind varies in more)
+    keys = varying_columns(jobs, [c for c in varying if c not in skip and c in jobs])
     if not keys:
         return [("", "", jobs)]
     labels = pd.DataFrame({k: jobs[k].map(label_value) for k in keys}, index=jobs.index)
@@ -83,8 +86,23 @@ def split_groups(
         values = values if isinstance(values, tuple) else (values,)
         named = [(k.rsplit(".", 1)[-1], v) for k, v in zip(keys, values) if v != ""]
         suffix = "_".join(f"{k}-{v}" for k, v in named)
-        out.append((slug(suffix) if suffix else "", ", ".join(f"{k}={v}" for k, v in named), g))
+        out.append((short_name(suffix), ", ".join(f"{k}={v}" for k, v in named), g))
     return out
+
+
+#: longest file-name suffix spelled out; a longer one becomes a digest (the title says it)
+MAX_SUFFIX = 48
+
+
+def short_name(text: str) -> str:
+    """``text`` as a file-name part: :func:`slug`, or, past :data:`MAX_SUFFIX` characters,
+    ``group-<8 hex digits>`` of it (the same text always gives the same name)."""
+    if not text:
+        return ""
+    name = slug(text)
+    if len(name) <= MAX_SUFFIX:
+        return name
+    return f"group-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
 def grid_shape(n: int, most: int) -> tuple[int, int]:
