@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from igb.data.shares import SHARES_FILE
 from igb.jobs.integrity import folder_damage
 from multirun_analysis.choices import (
     CHOICES,
@@ -49,6 +50,7 @@ from multirun_analysis.results import (
     as_int,
     ensemble_results,
     interval_regimes,
+    split_shares,
     theory_columns,
     train_results,
 )
@@ -123,7 +125,8 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
         row.update({k: v for k, v in results.items() if k not in row})
     else:
         row["kind"] = "train"
-        row.update(train_results(series, as_int(row.get("num_classes")), tol))
+        shares = split_shares(read_json(job_dir / SHARES_FILE))
+        row.update(train_results(series, as_int(row.get("num_classes")), tol, shares))
     broken = folder_damage(job_dir)  # records damaged or naming another configuration
     if broken:
         row.update(status=DAMAGED, error=broken)

@@ -23,6 +23,7 @@ from multirun_analysis.choices import CHOICES
 from multirun_analysis.collect import Collection
 from multirun_analysis.figures.common import Figure
 from multirun_analysis.folders import FINISHED
+from multirun_analysis.results import reference_text
 from multirun_analysis.tables import summarize
 
 #: the columns of the per-job table in the report
@@ -225,9 +226,11 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
             f"seeds, an estimate of γ from which the regime is read (neutral below "
             f"{_neutral_tol():g}, deeply prejudiced from 1); `final val acc` is the last "
             f"epoch's accuracy; time to neutrality is the first measured step from which "
-            f"f_max on the {split} split stays at most 1/C + {col.tol:g} (median over the "
-            "seeds that got there). `others − favoured` answers whether the initial bias "
-            "slows the other classes: per seed, the steps the mean accuracy of the classes "
+            f"on no class is the predicted fraction f_c of the {split} split more than "
+            f"{col.tol:g} above that class's share of the split (median over the seeds that "
+            f"got there; shares: {reference_text(jobs, split)}). `others − favoured` "
+            "answers whether the initial bias slows the other classes: per seed, the steps "
+            "the mean accuracy of the classes "
             "not favoured at step 0 needs to reach 90% of its final value, minus those the "
             "favoured class needs; mean over seeds with its 95% interval (`class_speed.png`)."
         )

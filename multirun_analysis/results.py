@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,11 @@ from scipy import stats
 from igb.theory.gaussian import regime_of_interval
 from multirun_analysis.folders import read_json
 
-#: default tolerance of the time-to-neutrality criterion ``f_max <= 1/C + tol``
+#: default tolerance of the time-to-neutrality criterion ``max_c (f_c - share_c) <= tol``
 DEFAULT_TOL = 0.1
+
+#: what a time to neutrality was measured against (``{split}_neutral_reference``)
+SPLIT_SHARES, UNIFORM = "split shares", "1/C"
 
 
 def step_value(series: pd.DataFrame, key: str, step: int = 0) -> float:
@@ -34,28 +37,88 @@ def last_value(series: pd.DataFrame, key: str) -> float:
     return float(rows.iloc[-1]) if len(rows) else math.nan
 
 
+def split_shares(record: Any) -> dict[str, list[float]]:
+    """``{split: class shares}`` of a run's ``split_shares.json`` record (also its W&B
+    config entry ``split_shares``); ``{}`` for a run without one (older runs)."""
+    splits = record.get("splits") if isinstance(record, Mapping) else None
+    if not isinstance(splits, Mapping):
+        return {}
+    out = {}
+    for split, entry in splits.items():
+        shares = entry.get("shares") if isinstance(entry, Mapping) else None
+        if isinstance(shares, list | tuple) and shares:
+            out[str(split)] = [float(v) for v in shares]
+    return out
+
+
+def neutrality_excess(
+    series: pd.DataFrame, num_classes: int, split: str, shares: Sequence[float] | None = None
+) -> tuple[pd.DataFrame, str]:
+    """(``step``, ``excess``) rows and the reference used: how far the most over-predicted
+    class is predicted above its share of the split, ``max_c (f_c - share_c)``.
+
+    Against the split's own shares (:data:`SPLIT_SHARES`) when the run recorded them and
+    logged every ``igb/{split}/f/{c}``; otherwise against ``1/C`` (:data:`UNIFORM`), where
+    the excess is ``f_max - 1/C``. Why the largest excess over the shares, not ``f_max``
+    against the largest share: prejudice is one class predicted more often than it
+    occurs, and on an unbalanced split a rare class can be over-predicted while
+    ``f_max`` is still below the largest share. Under-prediction is not counted apart:
+    fractions and shares both sum to 1, so a class predicted too rarely leaves others
+    predicted too often. On a balanced split the
+    two references agree (``max_c f_c - 1/C``), so old and new runs compare.
+    """
+    cols = [f"igb/{split}/f/{c}" for c in range(len(shares or []))]
+    if shares and (not num_classes or len(shares) == num_classes) and set(cols) <= set(series):
+        rows = series[["step", *cols]].dropna()
+        excess = (rows[cols].to_numpy(float) - np.asarray(shares, float)).max(axis=1)
+        return pd.DataFrame({"step": rows["step"].to_numpy(), "excess": excess}), SPLIT_SHARES
+    key = f"igb/{split}/f_max"
+    if key not in series or not num_classes:
+        return pd.DataFrame(columns=["step", "excess"]), UNIFORM
+    rows = series[["step", key]].dropna()
+    return (
+        pd.DataFrame({"step": rows["step"].to_numpy(), "excess": rows[key] - 1.0 / num_classes}),
+        UNIFORM,
+    )
+
+
 def time_to_neutrality(
-    series: pd.DataFrame, num_classes: int, split: str = "val", tol: float = DEFAULT_TOL
-) -> float:
-    """First logged step from which on ``igb/{split}/f_max <= 1/C + tol`` at every later
-    measurement (NaN: f_max is still above that at the last one).
+    series: pd.DataFrame,
+    num_classes: int,
+    split: str = "val",
+    tol: float = DEFAULT_TOL,
+    shares: Sequence[float] | None = None,
+) -> tuple[float, str]:
+    """(first logged step from which on :func:`neutrality_excess` is ``<= tol`` at every
+    later measurement, the reference it used); NaN: still above at the last one.
 
     "Stays within" rather than "first touches": a prejudiced start often swings through
     the tolerance band while the favoured class changes, and only settles later. Step 0
     counts, so a neutral initialization has time 0.
     """
-    key = f"igb/{split}/f_max"
-    if key not in series or not num_classes:
-        return math.nan
-    s = series[["step", key]].dropna()
-    if s.empty:
-        return math.nan
-    above = (s[key] > 1.0 / num_classes + tol).to_numpy()
+    rows, reference = neutrality_excess(series, num_classes, split, shares)
+    if rows.empty:
+        return math.nan, reference
+    above = (rows["excess"] > tol).to_numpy()
     if above[-1]:
-        return math.nan
+        return math.nan, reference
     last_above = np.flatnonzero(above)
     first_in = last_above[-1] + 1 if len(last_above) else 0
-    return float(s["step"].iloc[first_in])
+    return float(rows["step"].iloc[first_in]), reference
+
+
+def reference_text(jobs: pd.DataFrame, split: str) -> str:
+    """Which shares the training runs' time to neutrality used, for a caption or report:
+    the splits' own, or 1/C for runs that did not record them."""
+    train = jobs[jobs["kind"] == "train"] if "kind" in jobs else jobs
+    key = f"{split}_neutral_reference"
+    refs = train[key].fillna(UNIFORM) if key in train else pd.Series(UNIFORM, index=train.index)
+    n = int((refs == UNIFORM).sum())
+    if not n:
+        return "each run's recorded class shares of the split"
+    if n == len(refs):
+        return "1/C (the runs did not record their splits' class shares)"
+    return f"each run's recorded class shares; 1/C for the {n} of {len(refs)} runs without them"
 
 
 #: the share of its final accuracy a class group must reach (:func:`class_group_times`)
@@ -110,16 +173,25 @@ def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float
     return m, m - half, m + half
 
 
-def train_results(series: pd.DataFrame, num_classes: int, tol: float) -> dict[str, Any]:
-    """Per-job numbers of a training run (NaN where the run did not log them)."""
+def train_results(
+    series: pd.DataFrame,
+    num_classes: int,
+    tol: float,
+    shares: Mapping[str, Sequence[float]] | None = None,
+) -> dict[str, Any]:
+    """Per-job numbers of a training run (NaN where the run did not log them);
+    ``shares``: :func:`split_shares` of the run's record ({} for a run without one)."""
     out: dict[str, Any] = {}
+    shares = shares or {}
     for split in ("train", "val"):
         out[f"{split}_f_max_step0"] = step_value(series, f"igb/{split}/f_max")
         out[f"{split}_entropy_step0"] = step_value(series, f"igb/{split}/entropy")
         out[f"{split}_bias_degree_step0"] = step_value(series, f"igb/{split}/bias_degree")
         out[f"{split}_f_max_final"] = last_value(series, f"igb/{split}/f_max")
         out[f"{split}_acc_final"] = last_value(series, f"{split}/acc")
-        out[f"{split}_time_to_neutral"] = time_to_neutrality(series, num_classes, split, tol)
+        t, reference = time_to_neutrality(series, num_classes, split, tol, shares.get(split))
+        out[f"{split}_time_to_neutral"] = t
+        out[f"{split}_neutral_reference"] = reference
         out.update(class_group_times(series, split))
     out["test_acc"] = last_value(series, "test/acc")
     out["final_step"] = float(series["step"].max()) if "step" in series and len(series) else 0

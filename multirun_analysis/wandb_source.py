@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from multirun_analysis.choices import choices_row
 from multirun_analysis.collect import Collection, finish
 from multirun_analysis.folders import FINISHED, job_status
-from multirun_analysis.results import DEFAULT_TOL, train_results
+from multirun_analysis.results import DEFAULT_TOL, split_shares, train_results
 
 #: W&B history key of the optimizer step (Lightning's WandbLogger)
 STEP_KEY = "trainer/global_step"
@@ -97,7 +97,8 @@ def run_row(
     else:
         row["kind"] = "train"
         num_classes = int(row.get("num_classes") or 0)
-        row.update(train_results(series, num_classes, tol))
+        shares = split_shares(config.get("split_shares"))
+        row.update(train_results(series, num_classes, tol, shares))
     return row, series
 
 

@@ -15,8 +15,9 @@ it needs and returns ``[Figure(path, caption)]`` (or ``[]``):
   log-scaled steps, mean and spread (one standard deviation) over seeds;
 - ``fig_dynamics_acc_rank`` (:mod:`.dynamics`): accuracy of the class favoured at step 0
   (rank 1) against the mean accuracy of the other classes over log-scaled steps;
-- ``fig_time_to_neutrality`` (:mod:`.dynamics`): steps until f_max <= 1/C + tol, per
-  configuration and seed;
+- ``fig_time_to_neutrality`` (:mod:`.dynamics`): steps until no class is predicted more
+  than tol above its share of the split (1/C for runs that did not record the shares),
+  per configuration and seed;
 - ``fig_class_speed`` (:mod:`.speed`): per seed, when the favoured class and the others
   reach a share of their final accuracy, and the difference over seeds.
 """

@@ -24,7 +24,7 @@ from multirun_analysis.figures.common import (  # noqa: E402
     grid_shape,
     num_classes_of,
 )
-from multirun_analysis.results import rank_columns  # noqa: E402
+from multirun_analysis.results import rank_columns, reference_text  # noqa: E402
 
 
 def _seed_stats(
@@ -168,7 +168,9 @@ def fig_time_to_neutrality(col: Collection, out: Path, split: str = "val") -> li
     ax.set_xscale("log")
     ax.set_xlim(0.8, x_max * 1.5)
     ax.invert_yaxis()
-    ax.set_xlabel(f"optimizer step + 1 from which {split} f_max stays ≤ 1/C + {col.tol:g}")
+    ax.set_xlabel(
+        f"optimizer step + 1 from which max_c (f_c − share_c) on {split} stays ≤ {col.tol:g}"
+    )
     ax.grid(alpha=0.3, axis="x")
     ax.set_title(
         "time to neutrality per seed (bar: median; red ▶: not reached by the last step)",
@@ -178,7 +180,9 @@ def fig_time_to_neutrality(col: Collection, out: Path, split: str = "val") -> li
         fig,
         None,
         out / "time_to_neutrality.png",
-        f"Time to neutrality: the first measured step from which f_max on the {split} "
-        f"split stays within {col.tol:g} of 1/C, per seed; red triangles mark runs still "
-        "above it at their last measurement (plotted at their last step).",
+        f"Time to neutrality: the first measured step from which no class is predicted "
+        f"more than {col.tol:g} above its share of the {split} split (max_c (f_c − "
+        f"share_c) ≤ {col.tol:g}), per seed; red triangles mark runs still above it at "
+        f"their last measurement (plotted at their last step); shares: "
+        f"{reference_text(jobs, split)}.",
     )

@@ -16,6 +16,7 @@ import torch
 from igb import SPLITS
 from igb.data.classes import ClassSelection
 from igb.data.loader import InMemoryLoader
+from igb.data.shares import class_counts
 from igb.errors import ConfigError
 
 #: ``_load`` returns (x_train, y_train, x_test | None, y_test | None)
@@ -290,6 +291,12 @@ class InMemoryDataModule:
         self.setup()
         return self._splits[split]
 
+    def class_counts(self) -> dict[str, list[int]]:
+        """Labels of each class in each split, as built (after class selection and
+        thinning); loads on first use."""
+        self.setup()
+        return {k: class_counts(y, self.num_classes) for k, (_, y) in self._splits.items()}
+
     def _rank_world(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
         if trainer is None:
@@ -329,10 +336,7 @@ class InMemoryDataModule:
             "num_classes": self.num_classes,
             "class_names": list(self.class_names),
             **self.selection.describe(),
-            "class_counts": {
-                k: torch.bincount(v[1], minlength=self.num_classes).tolist()
-                for k, v in self._splits.items()
-            },
+            "class_counts": self.class_counts(),
             "shift": self.shift,
             "seed": self.seed,
             "subset": self.subset,

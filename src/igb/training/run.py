@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from igb.data.instantiate import instantiate_datamodule
 from igb.data.resumable import make_resumable
+from igb.data.shares import SHARES_FILE, shares_record
 from igb.jobs import ddp
 from igb.jobs import summary as run_summary
 from igb.jobs.checkpoint import (
@@ -30,6 +31,7 @@ from igb.jobs.checkpoint import (
     mark_wandb_preempting,
     trainer_plugins,
 )
+from igb.jobs.files import atomic_write_json
 from igb.jobs.identity import config_hash, run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import JobInterrupted, SignalGuard
@@ -71,6 +73,7 @@ def build(
     dm.prepare_data()
     dm.setup("fit")
     make_resumable(dm)  # a mid-epoch resume continues the epoch's batch order
+    shares = record_split_shares(dm, job)
     model, filtered = _initial_model(cfg, dm, job)
     module = IGBModule(
         model,
@@ -85,6 +88,7 @@ def build(
     resolved["dataset"].update(
         class_ids=dm.selection.describe()["class_ids"], class_names=dm.class_names
     )
+    resolved["split_shares"] = shares  # the splits' class shares, in the W&B run config
     if filtered:
         resolved["init_filter"] = filtered  # seeds tried and kept, in the W&B run config
     logger_kwargs = {
@@ -110,6 +114,17 @@ def build(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra
     )
     return trainer, module, dm, loggers
+
+
+def record_split_shares(dm: LightningData, job: JobFolder) -> dict[str, Any]:
+    """The class counts and shares of every split, written once to the job folder's
+    ``split_shares.json`` (rank 0; atomically) and returned for the run config. The
+    analysis measures the predicted fractions against them (a split need not be
+    balanced)."""
+    record = shares_record(dm.class_counts(), dm.class_names)
+    if is_rank_zero():
+        atomic_write_json(job.path / SHARES_FILE, record)
+    return record
 
 
 def _initial_model(
