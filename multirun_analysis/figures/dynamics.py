@@ -48,48 +48,62 @@ def _band(ax: plt.Axes, stats: pd.DataFrame, label: str, **style: Any) -> None:
     ax.fill_between(x, m - sd, m + sd, color=line.get_color(), alpha=0.18, lw=0)
 
 
+#: the overlap of the unit-norm parameter vector with its step-0 value (igb.callbacks.overlap)
+OVERLAP = "train/weight_overlap"
+
+
 def fig_dynamics_f_max(col: Collection, out: Path, split: str = "val") -> list[Figure]:
+    """f_max, and where the runs logged them the prediction entropy and the weight
+    overlap, over log-scaled steps: one panel each, one band per configuration."""
     jobs = finished_jobs(col, "train")
     key = f"igb/{split}/f_max"
     if jobs.empty or col.series.empty or key not in col.series:
         return []
     C = num_classes_of(jobs)
     styles = config_styles(jobs)
-    f_stats = _seed_stats(col, jobs, lambda s: s[key])
+    panels = [(key, f"f_max ({split})", (0, 1.02))]
     ent_key = f"igb/{split}/entropy"
-    h_stats = _seed_stats(col, jobs, lambda s: s[ent_key]) if ent_key in col.series else None
-    fig, axes = plt.subplots(1, 2 if h_stats is not None else 1, figsize=(10, 3.6), squeeze=False)
-    ax = axes[0][0]
-    for config in config_order(jobs):
-        _band(ax, f_stats[f_stats["config"] == config], config, **styles[config])
-    if C:
-        ax.axhline(1 / C, color="0.3", lw=0.8)
-        ax.axhline(1 / C + col.tol, color="0.3", lw=0.8, ls=":")
-    ax.set_xscale("log")
-    ax.set_xlabel("optimizer step + 1")
-    ax.set_ylabel(f"f_max ({split})")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    if h_stats is not None:
-        ax2 = axes[0][1]
+    if ent_key in col.series:
+        panels.append((ent_key, f"prediction entropy / log C ({split})", (0, 1.02)))
+    if OVERLAP in col.series and col.series[OVERLAP].notna().any():
+        panels.append((OVERLAP, "weight overlap w0 · wt (unit vectors)", None))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (metric, ylabel, ylim) in zip(axes[0], panels):
+        stats = _seed_stats(col, jobs, lambda s, m=metric: s[m])
         for config in config_order(jobs):
-            _band(ax2, h_stats[h_stats["config"] == config], config, **styles[config])
-        ax2.set_xscale("log")
-        ax2.set_xlabel("optimizer step + 1")
-        ax2.set_ylabel(f"prediction entropy / log C ({split})")
-        ax2.set_ylim(0, 1.02)
-        ax2.grid(alpha=0.3)
-        ax2.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+            _band(ax, stats[stats["config"] == config], config, **styles[config])
+        ax.set_xscale("log")
+        ax.set_xlabel("optimizer step + 1")
+        ax.set_ylabel(ylabel)
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+    if C:
+        axes[0][0].axhline(1 / C, color="0.3", lw=0.8)
+        axes[0][0].axhline(1 / C + col.tol, color="0.3", lw=0.8, ls=":")
+    if len(panels) > 1:
+        axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     else:
-        ax.legend(fontsize=7)
+        axes[0][0].legend(fontsize=7)
+    names = [
+        {key: "f_max", ent_key: "prediction entropy"}.get(k, "weight overlap") for k, *_ in panels
+    ]
+    what = " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
     n_seeds = int(jobs.groupby("config").size().max())
+    overlap_caption = (
+        " Weight overlap: the cosine between the trainable parameters, flattened into one "
+        "vector, and their values at step 0 (1 at step 0, falling as training moves them)."
+        if panels[-1][0] == OVERLAP
+        else ""
+    )
     return finish(
         fig,
-        f"f_max and prediction entropy over training, mean ± 1 sd over up to {n_seeds} seeds "
+        f"{what} over training, mean ± 1 sd over up to {n_seeds} seeds "
         f"(lines: 1/C and 1/C + {col.tol:g})",
         out / "dynamics_f_max.png",
-        f"f_max and normalised prediction entropy on the {split} split against optimizer "
-        "step (log scale, step 0 plotted at 1), mean and one standard deviation over seeds.",
+        f"{what} ({split} split for f_max and entropy) against "
+        "optimizer step (log scale, step 0 plotted at 1), mean and one standard deviation "
+        f"over seeds.{overlap_caption}",
     )
 
 

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -23,6 +25,8 @@ from igb.launch.preflight import check
 from igb.launch.validate import validate
 from multirun_analysis.__main__ import main as analysis_main
 from multirun_analysis.collect import collect
+from multirun_analysis.figures import common
+from multirun_analysis.figures.dynamics import fig_dynamics_f_max
 from multirun_analysis.grid import expected_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,6 +170,33 @@ def test_tiny_grid_tables_figures_report(train_sweep: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+def test_weight_overlap_panel_one_curve_per_placement(
+    train_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dynamics figure's weight-overlap panel: one curve per placement, one point per
+    logged step, each the mean over seeds of train/weight_overlap in the jobs' metrics.csv."""
+    drawn: dict[str, plt.Figure] = {}
+    monkeypatch.setattr(common, "save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    col = collect(train_sweep)
+    assert fig_dynamics_f_max(col, tmp_path)
+    panel = drawn["dynamics_f_max.png"].axes[2]
+    assert panel.get_ylabel().startswith("weight overlap")
+    expected = {}
+    for job in sorted(train_sweep.glob("[0-9]*")):
+        cfg = yaml.safe_load((job / "config.yaml").read_text())
+        m = pd.read_csv(job / "metrics.csv")[["step", "train/weight_overlap"]].dropna()
+        expected.setdefault(f"batch-{cfg['norm']['placement']}", []).append(m)
+    curves = {line.get_label(): line for line in panel.lines}
+    assert set(curves) == set(expected) == {"batch-pre", "batch-post"}
+    for label, frames in expected.items():
+        mean = pd.concat(frames).groupby("step")["train/weight_overlap"].mean()
+        assert len(mean) > 3  # step 0, the log-spaced steps, the epoch ends
+        np.testing.assert_allclose(curves[label].get_xdata(), mean.index + 1)
+        np.testing.assert_allclose(curves[label].get_ydata(), mean.to_numpy(), rtol=1e-6)
+        assert curves[label].get_ydata()[0] == pytest.approx(1.0)  # step 0: w0 itself
+
+
+@pytest.mark.slow
 def test_failed_and_missing_jobs_are_listed(
     train_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -209,16 +240,21 @@ def test_offline_wandb_runs_give_the_same_table(
     assert len(from_wandb) == 4 and set(from_wandb["status"]) == {"finished"}
     for col in ("norm", "seed", "model", "depth"):
         assert list(from_wandb[col]) == list(from_csv[col])
-    for col in ("train_f_max_step0", "val_acc_final"):
-        assert from_wandb[col].to_numpy() == pytest.approx(from_csv[col].to_numpy())
+    for col in ("train_f_max_step0", "val_acc_final", "val_time_to_neutral"):
+        assert from_wandb[col].to_numpy() == pytest.approx(from_csv[col].to_numpy(), nan_ok=True)
+    # the splits' class shares come from the W&B run config as from split_shares.json
+    assert set(from_wandb["val_neutral_reference"]) == {"split shares"}
+    assert set(from_csv["val_neutral_reference"]) == {"split shares"}
     assert {p.name for p in (out / "figures").glob("*.png")} == TRAIN_FIGURES
 
 
-@pytest.mark.slow
-def test_ensemble_grid_histograms_and_gamma(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    sweep = tmp_path / "sweep"
+@pytest.fixture(scope="module")
+def ensemble_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 placements x 2 depths of 24-initialization ensembles, offline W&B."""
+    tmp = tmp_path_factory.mktemp("ensemble_sweep")
+    sweep = tmp / "sweep"
     _run(
-        tmp_path,
+        tmp,
         str(ROOT / "ensemble.py"),
         "-m",
         "norm=none,post",
@@ -235,6 +271,14 @@ def test_ensemble_grid_histograms_and_gamma(tmp_path: Path, capsys: pytest.Captu
         "logger=wandb",
         f"hydra.sweep.dir={sweep}",
     )
+    return sweep
+
+
+@pytest.mark.slow
+def test_ensemble_grid_histograms_and_gamma(
+    ensemble_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sweep = ensemble_sweep
     out = tmp_path / "analysis"
     _analyse_here(sweep, out, capsys)
     jobs = pd.read_csv(out / "jobs.csv")
@@ -261,6 +305,39 @@ def test_ensemble_grid_histograms_and_gamma(tmp_path: Path, capsys: pytest.Captu
     assert from_wandb["gamma"].to_numpy() == pytest.approx(jobs["gamma"].to_numpy())
     assert len(pd.read_csv(out_wandb / "inits.csv")) == 4 * 24
     assert {p.name for p in (out_wandb / "figures").glob("*.png")} == ENSEMBLE_FIGURES
+
+
+@pytest.mark.slow
+def test_train_jobs_and_ensembles_in_one_folder(
+    train_sweep: Path, ensemble_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A folder holding both kinds: each kind is labelled by what varies within it, the
+    figure files keep short fixed names, and ``--out`` naming a file is one line, exit 2."""
+    mixed = tmp_path / "mixed"
+    shutil.copytree(train_sweep, mixed / "train")
+    shutil.copytree(ensemble_sweep, mixed / "ensembles")
+    out = tmp_path / "analysis"
+    proc = _analyse(tmp_path, mixed, out)
+    assert "8 jobs, 8 finished, 6 configurations" in proc.stdout
+    names = {p.name for p in (out / "figures").glob("*.png")}
+    assert names == TRAIN_FIGURES | ENSEMBLE_FIGURES
+    assert max(len(n) for n in names) <= 100
+    jobs = pd.read_csv(out / "jobs.csv")
+    labels = jobs.groupby("kind")["config"].agg(lambda c: sorted(set(c))).to_dict()
+    assert labels == {
+        "train": ["batch-post", "batch-pre"],
+        "ensemble": ["batch-post depth=1", "batch-post depth=3", "none depth=1", "none depth=3"],
+    }
+    md = (out / "report.md").read_text()
+    for name in names:
+        assert f"figures/{name}" in md
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    assert analysis_main([str(mixed), "--out", str(a_file)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {a_file} is a file" in err
+    assert a_file.read_text() == "kept"
 
 
 def test_norm_variant_selects_placement_and_kind(make_cfg) -> None:

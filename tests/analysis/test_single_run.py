@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import TINY, run_train
 
+from igb.data.instantiate import instantiate_datamodule
 from multirun_analysis import single_run
 from multirun_analysis.__main__ import main
+from multirun_analysis.collect import collect
+from multirun_analysis.results import SPLIT_SHARES
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +68,29 @@ def test_figures_show_the_runs_numbers(one_run: Path, tmp_path: Path, monkeypatc
     np.testing.assert_allclose(lines[0].get_ydata(), measured["val/acc_rank/1"])
     favoured = int(np.argmax(f_train))  # rank 1 is the class the run favoured at step 0
     np.testing.assert_allclose(lines[0].get_ydata(), measured[f"val/acc_class/{favoured}"])
+
+
+def test_the_run_records_its_splits_class_shares(one_run: Path, tmp_path: Path) -> None:
+    """split_shares.json holds each split's label counts as the datamodule built them,
+    counted here again from a fresh datamodule of the run's own config, and the analysis
+    measures the time to neutrality against them."""
+    record = json.loads((one_run / "split_shares.json").read_text())
+    cfg = yaml.safe_load((one_run / "config.yaml").read_text())
+    dm = instantiate_datamodule(cfg["dataset"])
+    data = cfg["dataset"]
+    n = data["num_samples"]
+    n_val, n_test = int(n * data["val_fraction"]), int(n * data["test_fraction"])
+    assert {s: record["splits"][s]["size"] for s in ("train", "val", "test")} == {
+        "train": n - n_val - n_test, "val": n_val, "test": n_test
+    }  # fmt: skip
+    for split in ("train", "val", "test"):
+        labels = dm.split_tensors(split)[1].numpy()
+        classes, counts = np.unique(labels, return_counts=True)
+        expected = dict(zip(classes.tolist(), counts.tolist()))
+        entry = record["splits"][split]
+        assert entry["counts"] == [expected.get(c, 0) for c in range(4)], split
+        np.testing.assert_allclose(entry["shares"], np.asarray(entry["counts"]) / len(labels))
+    assert record["num_classes"] == 4 and len(record["class_names"]) == 4
+
+    row = collect(one_run).jobs.iloc[0]
+    assert row["val_neutral_reference"] == SPLIT_SHARES == row["train_neutral_reference"]
