@@ -73,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
         "--tol",
         type=float,
         default=DEFAULT_TOL,
-        help=f"time to neutrality: f_max stays <= 1/C + tol (default: {DEFAULT_TOL})",
+        help="time to neutrality: no class predicted more than tol above its share of the "
+        f"split (default: {DEFAULT_TOL})",
     )
     p.add_argument("--wandb", action="store_true", help="read the offline W&B runs under source")
     p.add_argument("--wandb-project", metavar="ENTITY/PROJECT", help="read a W&B project online")
