@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -44,11 +45,16 @@ def context(jobs: pd.DataFrame) -> str:
     for col in _CONTEXT:
         if col not in jobs:
             continue
-        values = {label_value(v) for v in jobs[col]}
+        # a count read as float beside other kinds' missing values: 24.0 -> 24
+        values = {label_value(int(v) if _whole(v) else v) for v in jobs[col]}
         if len(values) == 1 and None not in values:
             name = {"num_classes": "C", "model_class": "class"}.get(col, col)
             parts.append(f"{name}={values.pop()}")
     return ", ".join(parts)
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, float) and v.is_integer()
 
 
 def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
