@@ -3,13 +3,15 @@
 A grid's figures pool seeds and compare configurations; one run needs its own view:
 
 - ``step0_f.png``: the step-0 prediction fraction of every class (bars, per evaluated
-  split) against the neutral share ``1/C``: the initial bias itself;
+  split) against the neutral share ``1/C`` and, where the run recorded them
+  (``split_shares.json``), each split's own class shares (black ticks): the initial bias
+  itself, and on an unbalanced split the share a neutral network would predict;
 - ``f_max_entropy.png``: ``f_max`` and the normalised prediction entropy over steps
   (symlog axis, so step 0 and the log-spaced early steps are visible);
 - ``acc_by_rank.png``: per-class accuracy over steps, one line per class ranked by its
   step-0 favour (rank 1, the favoured class, drawn thickest).
 
-Read from the job folder's ``metrics.csv``.
+Read from the job folder's ``metrics.csv`` and ``split_shares.json``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from igb import SPLITS  # noqa: E402
+from igb.data.shares import SHARES_FILE  # noqa: E402
 from multirun_analysis.figures.common import Figure, save  # noqa: E402
-from multirun_analysis.folders import read_metrics  # noqa: E402
+from multirun_analysis.folders import read_json, read_metrics  # noqa: E402
+from multirun_analysis.results import split_shares  # noqa: E402
 
 #: the splits measured during training (the test split is measured once, at the end)
 SERIES_SPLITS = tuple(s for s in SPLITS if s != "test")
@@ -49,7 +53,12 @@ def _step_axis(ax: plt.Axes, steps: pd.Series) -> None:
     ax.grid(alpha=0.3)
 
 
-def fig_step0_f(series: pd.DataFrame, out: Path) -> list[Figure]:
+def fig_step0_f(
+    series: pd.DataFrame, out: Path, shares: dict[str, list[float]] | None = None
+) -> list[Figure]:
+    """Bars of f_c at step 0; ``shares`` (``{split: class shares}``) adds a tick per bar
+    at the split's own share of the class, the neutral value on an unbalanced split."""
+    shares = shares or {}
     step0 = series[series["step"] == 0]
     splits = [s for s in SERIES_SPLITS if _columns(series, f"igb/{s}/f/")]
     if step0.empty or not splits:
@@ -57,17 +66,24 @@ def fig_step0_f(series: pd.DataFrame, out: Path) -> list[Figure]:
     classes = len(_columns(series, f"igb/{splits[0]}/f/"))
     width = 0.8 / len(splits)
     fig, ax = plt.subplots(figsize=(max(5, 0.45 * classes + 2), 3.5))
+    ax.axhline(1 / classes, color="black", linestyle="--", label=f"1/C = {1 / classes:.3g}")
     for i, split in enumerate(splits):
         f = step0[_columns(series, f"igb/{split}/f/")].iloc[0].to_numpy(float)
-        ax.bar(np.arange(classes) + (i - (len(splits) - 1) / 2) * width, f, width, label=split)
-    ax.axhline(1 / classes, color="black", linestyle="--", label=f"1/C = {1 / classes:.3g}")
+        x = np.arange(classes) + (i - (len(splits) - 1) / 2) * width
+        ax.bar(x, f, width, label=split)
+        if len(shares.get(split, ())) == classes:
+            label = "split's class share" if i == 0 else None
+            tick = {"marker": "_", "markersize": 14, "markeredgewidth": 2, "color": "black"}
+            ax.plot(x, shares[split], linestyle="none", label=label, **tick)
     ax.set_xticks(range(classes))
     ax.set_xlabel("class")
     ax.set_ylabel("fraction of points predicted as the class")
     ax.set_title("step 0: prediction fractions f_c")
     ax.legend()
     path = save(fig, out / "step0_f.png")
-    return [Figure(path, "Step-0 prediction fraction per class; the dashed line is 1/C.")]
+    caption = "Step-0 prediction fraction per class; the dashed line is 1/C"
+    ticks = ", the black ticks each split's own class shares" if shares else ""
+    return [Figure(path, f"{caption}{ticks}.")]
 
 
 def fig_f_max_entropy(series: pd.DataFrame, out: Path) -> list[Figure]:
@@ -117,7 +133,7 @@ def draw(job_dir: Path, out: Path, split: str = "val") -> list[Figure]:
     if series.empty:
         return []
     return [
-        *fig_step0_f(series, out),
+        *fig_step0_f(series, out, split_shares(read_json(Path(job_dir) / SHARES_FILE))),
         *fig_f_max_entropy(series, out),
         *fig_acc_by_rank(series, out, split=split),
     ]

@@ -57,6 +57,9 @@ def test_figures_show_the_runs_numbers(one_run: Path, tmp_path: Path, monkeypatc
     f_val = [step0[f"igb/val/f/{c}"] for c in range(4)]
     np.testing.assert_allclose(heights, f_train + f_val)
     assert bars.lines[0].get_ydata()[0] == pytest.approx(0.25)  # the 1/C line
+    record = json.loads((one_run / "split_shares.json").read_text())["splits"]
+    ticks = [line.get_ydata().tolist() for line in bars.lines[1:]]  # train, then val shares
+    np.testing.assert_allclose(ticks, [record["train"]["shares"], record["val"]["shares"]])
 
     f_max = drawn["f_max_entropy.png"].axes[0].lines[0]  # train f_max over steps
     measured = series[series["igb/train/f_max"].notna()]
