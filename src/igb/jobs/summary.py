@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 #: the split whose step-0 statistics headline a run (the fixed train subset)
 INITIAL_SPLIT = "train"
 #: what a job folder holds, named in the summary when present
-_FILES = ("metrics.csv", STATUS_FILE, "config.yaml", "checkpoints/", "wandb/")
+#: (split_shares.json is igb.data.shares.SHARES_FILE, named here: jobs may not import data)
+_FILES = (
+    "metrics.csv", STATUS_FILE, "config.yaml", "split_shares.json", "checkpoints/", "wandb/"
+)  # fmt: skip
 
 
 def _num(value: Any, digits: int = 3) -> str:
