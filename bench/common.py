@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # torchvision's ResNet-18 with its own normalization and initialization (bench_heads, _profile)
 NATIVE = {"placement": "native", "kind": "native"}
@@ -62,4 +63,6 @@ def parse_args(doc: str | None, whole_doc: bool = False, **options: Any) -> argp
 
 def random_images(n: int) -> torch.Tensor:
     """``n`` fixed random 3x64x64 images (seed 0): the inputs of the ResNet-18 benches."""
+    import torch  # here: the benches that time start-up or the preflight import no torch
+
     return torch.randn(n, 3, 64, 64, generator=torch.Generator().manual_seed(0))
