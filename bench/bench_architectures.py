@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from bench_ensemble import compose_cfg  # same folder: run as python bench/<this file>
+from common import Opt, parse_args  # bench/: on sys.path
 
 from igb.ensemble import eval_set, evaluate_ensemble, summarize
 from igb.nn import build_model
@@ -89,12 +90,8 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input-size", type=int, default=64)
-    parser.add_argument("--eval-samples", type=int, default=200)
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--only", nargs="*", default=None, help="labels to run")
-    args = parser.parse_args()
+    args = parse_args(__doc__, input_size=64, eval_samples=200, scale=1.0,
+                      only=Opt(None, "labels to run", {"nargs": "*"}))  # fmt: skip
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(HEADER, flush=True)

@@ -23,7 +23,6 @@ before and after, and every timing is the best of ``--repeats``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import Opt, parse_args  # bench/: on sys.path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -164,15 +164,16 @@ def time_process(overrides: list[str], tmp: Path, tag: str) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-inits", type=int, default=1000)
-    ap.add_argument("--procs", type=int, default=3, help="process-per-init sample size")
-    ap.add_argument("--repeats", type=int, default=2, help="best of this many timings")
-    ap.add_argument("--batch-size", type=int, default=None, help="ensemble.batch_size")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--variants", action="store_true", help="also time loop/vmap/workers/chunks")
-    ap.add_argument("--variant-inits", type=int, default=200, help="inits per variant")
-    args = ap.parse_args()
+    args = parse_args(
+        __doc__,
+        n_inits=1000,
+        procs=Opt(3, "process-per-init sample size"),
+        repeats=Opt(2, "best of this many timings"),
+        batch_size=Opt(None, "ensemble.batch_size", {"type": int}),
+        device="auto",
+        variants=Opt(False, "also time loop/vmap/workers/chunks"),
+        variant_inits=Opt(200, "inits per variant"),
+    )
 
     overrides = list(BENCH)
     if args.batch_size:

@@ -19,7 +19,6 @@ Sections (``--sections``, all by default):
 
 from __future__ import annotations
 
-import argparse
 import os
 import pickle
 import statistics
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from bench_ensemble import BENCH  # bench/ is the script's folder: on sys.path
+from common import Opt, parse_args  # bench/: on sys.path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -321,12 +321,9 @@ def section_train(n_train: int, quick: bool) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", nargs="+", default=["rate", "ensemble", "process", "train"])
-    ap.add_argument("--quick", action="store_true", help="fewer cases (a smoke run)")
-    ap.add_argument("--process-inits", type=int, default=10000)
-    ap.add_argument("--train-images", type=int, default=12800)
-    args = ap.parse_args()
+    args = parse_args(__doc__, sections=["rate", "ensemble", "process", "train"],
+                      quick=Opt(False, "fewer cases (a smoke run)"), process_inits=10000,
+                      train_images=12800)  # fmt: skip
     if not torch.cuda.is_available():
         sys.exit("bench_gpu: no CUDA device visible to torch; nothing measured")
     sms = torch.cuda.get_device_properties(0).multi_processor_count

@@ -19,20 +19,16 @@ architecture's initialization, which dominates.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
+from common import NATIVE, RESNET18, Opt, parse_args, random_images  # bench/: on sys.path
 
 from igb.ensemble import evaluate_ensemble
 from igb.ensemble.loop import run_loop
 from igb.ensemble.statistics import StatisticsStore
 from igb.nn.reinit import reinitializer
-
-NATIVE = {"placement": "native", "kind": "native"}
-RESNET18 = {"_target_": "igb.nn.libraries.Torchvision", "name": "torchvision-resnet18",
-            "arch": "resnet18"}  # fmt: skip
 
 
 def old_path(cfg: dict, x: torch.Tensor, seeds: list[int], batch: int) -> tuple[dict, float]:
@@ -47,16 +43,11 @@ def old_path(cfg: dict, x: torch.Tensor, seeds: list[int], batch: int) -> tuple[
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--heads", type=int, default=200)
-    ap.add_argument("--old", type=int, default=3)
-    ap.add_argument("--points", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--head-init", default="native", choices=["native", "torch_default"])
-    ap.add_argument("--figure", default=None)
-    args = ap.parse_args()
+    head_init = Opt("native", settings={"choices": ["native", "torch_default"]})
+    args = parse_args(__doc__, heads=200, old=3, points=200, batch=100, head_init=head_init,
+                      figure=None)  # fmt: skip
     cfg = {**RESNET18, "head_init": args.head_init}
-    x = torch.randn(args.points, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    x = random_images(args.points)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, N={args.points}, "
           f"model.head_init={args.head_init}")  # fmt: skip
     old, t_old = old_path(cfg, x, list(range(args.old)), args.batch)

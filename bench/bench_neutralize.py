@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from bench_ensemble import compose_cfg  # same folder: run as python bench/<this file>
+from common import Opt, parse_args  # bench/: on sys.path
 
 from igb.ensemble import eval_set, evaluate_ensemble
 from igb.ensemble.profile_plot import plot_profile
@@ -86,12 +87,8 @@ def measure(label: str, overrides: list[str], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inits", type=int, default=8)
-    parser.add_argument("--input-size", type=int, default=32)
-    parser.add_argument("--only", nargs="*", default=None)
-    parser.add_argument("--figures", default=None)
-    args = parser.parse_args()
+    args = parse_args(__doc__, inits=8, input_size=32, only=Opt(None, settings={"nargs": "*"}),
+                      figures=None)  # fmt: skip
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
           f"{os.getloadavg()[0]:.1f}")  # fmt: skip
     print(HEADER, flush=True)

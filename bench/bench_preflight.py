@@ -11,13 +11,14 @@ and whether torch was imported before the error (``-X importtime``).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import parse_args  # bench/: on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {
@@ -45,9 +46,7 @@ def run_once(argv: list[str], cwd: str) -> tuple[float, int, bool]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
-    args = p.parse_args()
+    args = parse_args(__doc__, repeats=5)
     with tempfile.TemporaryDirectory() as cwd:
         for name, argv in CASES.items():
             runs = [run_once(argv, cwd) for _ in range(args.repeats)]

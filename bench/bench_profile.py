@@ -14,29 +14,19 @@ shared machine it is far less sensitive to the other processes' load than wall t
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
+from common import NATIVE, RESNET18, parse_args, random_images  # bench/: on sys.path
 
 from igb.ensemble import evaluate_ensemble
 from igb.ensemble.profile import Profiler
 
-NATIVE = {"placement": "native", "kind": "native"}
-RESNET18 = {"_target_": "igb.nn.libraries.Torchvision", "name": "torchvision-resnet18",
-            "arch": "resnet18"}  # fmt: skip
-
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--inits", type=int, default=16)
-    ap.add_argument("--points", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
-    args = ap.parse_args()
-    x = torch.randn(args.points, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    args = parse_args(__doc__, inits=16, points=200, batch=100, repeats=1, device="cpu")
+    x = random_images(args.points)
     kw = {"batch_size": args.batch, "method": "loop", "device": args.device, "workers": 1}
     times: dict[str, list[float]] = {"plain": [], "profile": []}
     cpu: dict[str, list[float]] = {"plain": [], "profile": []}

@@ -8,10 +8,11 @@ Each case is a fresh interpreter, timed end to end, best of ``--repeat``; the ra
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import time
+
+from common import parse_args  # bench/: on sys.path
 
 CASES = {
     "import torch": "import torch",
@@ -35,9 +36,7 @@ def best_of(code: str, repeat: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = parse_args(__doc__, repeat=3)
     base = best_of(CASES["import torch"], args.repeat)
     print(f"{'case':34s} {'seconds':>8s} {'x import torch':>15s}")
     for name, code in CASES.items():

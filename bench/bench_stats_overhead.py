@@ -23,7 +23,6 @@ Variants: ``none`` (no callback), ``default`` (conf/callbacks/bias_stats.yaml),
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from common import Opt, parse_args  # bench/: on sys.path
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -150,17 +150,11 @@ def one_run(cfg: DictConfig, dm) -> EpochTimer:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument(
-        "--variants",
-        nargs="+",
-        default=["default", "full"],
-        help="none | default | full | KEY=VALUE (a callbacks.bias_stats option, e.g. "
-        "train_samples=500)",
-    )
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
-    args = parser.parse_args()
+    variants_help = ("none | default | full | KEY=VALUE (a callbacks.bias_stats option, e.g. "
+                     "train_samples=500)")  # fmt: skip
+    args = parse_args(__doc__, repeats=5, variants=Opt(["default", "full"], variants_help),
+                      overrides=Opt(None, "extra Hydra overrides for every run", {"nargs": "*"},
+                                    positional=True))  # fmt: skip
     for name in ("lightning", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger("igb").setLevel(logging.WARNING)

@@ -18,11 +18,11 @@ Other processes change every timing: the load average is printed before and afte
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 import torch
+from common import parse_args  # bench/: on sys.path
 
 from igb.ensemble import eval_set, evaluate_ensemble
 from igb.launch.preflight import compose_job
@@ -105,18 +105,9 @@ def compare(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--depth", type=int, default=20)
-    parser.add_argument("--width", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compare", action="store_true")
-    parser.add_argument("--compare-n", type=int, default=200)
-    parser.add_argument("--widths", default="100,1024")
-    parser.add_argument("--inits", type=int, default=100)
-    parser.add_argument("--acts", default="relu,gelu")
-    parser.add_argument("--norms", default=",".join(NORMS))
-    args = parser.parse_args()
+    args = parse_args(__doc__, n=1000, depth=20, width=100, repeats=3, compare=False,
+                      compare_n=200, widths="100,1024", inits=100, acts="relu,gelu",
+                      norms=",".join(NORMS))  # fmt: skip
     print(f"load average before: {os.getloadavg()}, torch threads {torch.get_num_threads()}")
     if args.compare:
         widths = [int(w) for w in args.widths.split(",")]

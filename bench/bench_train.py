@@ -22,7 +22,6 @@ epoch of each and the ratios. Target: Lightning + callbacks within 1.3x.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
+from common import Opt, parse_args  # bench/: on sys.path
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class
@@ -176,11 +176,8 @@ def lightning_run(cfg: DictConfig, epochs: int, out: Path) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats")
-    args = parser.parse_args()
+    args = parse_args(__doc__, whole_doc=True, epochs=6, models=["mlp", "cnn"],
+                      repeats=Opt(5, "interleaved repeats"))  # fmt: skip
     os.environ.setdefault("WANDB_MODE", "offline")  # never an online run from a benchmark
     os.environ.setdefault("WANDB_SILENT", "true")
     logging.getLogger("lightning").setLevel(logging.ERROR)

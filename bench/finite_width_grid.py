@@ -13,7 +13,6 @@ finite-width predictions beside them (a markdown table) and draws gamma against 
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_theory import NORMS as THEORY_NORMS  # bench/ is the script's folder
+from common import Opt, parse_args  # bench/: on sys.path
 
 from igb.ensemble import eval_set, evaluate_ensemble
 from igb.launch.preflight import compose_job
@@ -112,17 +112,10 @@ def report(rows: list[dict], figure: Path) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--acts", default="relu")
-    p.add_argument("--norms", default="none,batch-pre,layer-post")
-    p.add_argument("--widths", default="32,64,100,256")
-    p.add_argument("--depths", default="1,5,10,20")
-    p.add_argument("--inits", type=int, default=200)
-    p.add_argument("--n", type=int, default=500)
-    p.add_argument("--batch", type=int, default=500)
-    p.add_argument("--report", help="write the figure here, print the table, measure nothing")
-    a = p.parse_args()
+    report = Opt(help="write the figure here, print the table, measure nothing")
+    a = parse_args(__doc__, out=Opt(settings={"required": True}), acts="relu",
+                   norms="none,batch-pre,layer-post", widths="32,64,100,256", depths="1,5,10,20",
+                   inits=200, n=500, batch=500, report=report)  # fmt: skip
     out = Path(a.out)
     if a.report:
         report([json.loads(line) for line in out.read_text().splitlines()], Path(a.report))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 STEP = "trainer/global_step"
@@ -162,70 +163,79 @@ def listing(sections: dict[str, list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def workspace(
-    entity: str,
-    project: str,
-    group: str | None = None,
-    split: str = "val",
-    group_by: str = "JobType",
-    name: str | None = None,
-) -> Any:
-    """A saved-view definition (``wandb_workspaces.workspaces.Workspace``); call ``.save()``."""
-    wr, ws = _modules()
-    key = (
-        ws.Config(group_by.removeprefix("config."))
-        if group_by.startswith("config.")
-        else ws.Metric(group_by)
-    )
-    filters = f"Group = '{group}'" if group else ""
-    sections = [
-        ws.Section(name=title, panels=items, is_open=True)
-        for title, items in panels(split, group_by).items()
-    ]
-    return ws.Workspace(
-        entity=entity,
-        project=project,
-        name=name or f"IGB by norm placement{' - ' + group if group else ''}",
-        sections=sections,
-        settings=ws.WorkspaceSettings(x_axis=STEP, max_runs=100),
-        runset_settings=ws.RunsetSettings(filters=filters, groupby=[key]),
-    )
+@dataclass(frozen=True)
+class View:
+    """Which runs a workspace or report shows and how: the W&B ``entity``/``project``, one
+    W&B ``group`` (a sweep) or all runs, the ``split`` of the series, the runs' grouping
+    (``group_by``: a W&B run field or ``config.<key>``) and a title (default: named by the
+    group). :meth:`workspace` and :meth:`report` build the two kinds from it."""
 
+    entity: str
+    project: str
+    group: str | None = None
+    split: str = "val"
+    group_by: str = "JobType"
+    title: str | None = None
 
-def report(
-    entity: str,
-    project: str,
-    group: str | None = None,
-    split: str = "val",
-    group_by: str = "JobType",
-    title: str | None = None,
-) -> Any:
-    """A report definition (``wandb_workspaces.reports.v2.Report``); call ``.save()``."""
-    wr, _ = _modules()
-    runset_group = group_by if group_by.startswith("config.") else f"run.{group_by}"
-    runset = wr.Runset(
-        entity=entity,
-        project=project,
-        name=group or "all runs",
-        filters=f"Group = '{group}'" if group else "",
-        groupby=[runset_group],
-    )
-    blocks: list[Any] = [
-        wr.P(
-            "Initial guessing bias by norm placement: prediction fractions and the accuracy "
-            "of the class favoured at initialization over log-scaled training steps, runs "
-            f"grouped by {group_by}, mean and one standard deviation over seeds."
+    @property
+    def heading(self) -> str:
+        return self.title or f"IGB by norm placement{' - ' + self.group if self.group else ''}"
+
+    @property
+    def filters(self) -> str:
+        return f"Group = '{self.group}'" if self.group else ""
+
+    def workspace(self) -> Any:
+        """A saved-view definition (``wandb_workspaces.workspaces.Workspace``); call
+        ``.save()``."""
+        wr, ws = _modules()
+        group_by = self.group_by
+        key = (
+            ws.Config(group_by.removeprefix("config."))
+            if group_by.startswith("config.")
+            else ws.Metric(group_by)
         )
-    ]
-    for title_, items in panels(split, group_by).items():
-        blocks += [wr.H2(title_), wr.PanelGrid(runsets=[runset], panels=items)]
-    return wr.Report(
-        entity=entity,
-        project=project,
-        title=title or f"IGB by norm placement{' - ' + group if group else ''}",
-        description="Made by multirun_analysis.dashboard",
-        blocks=blocks,
-    )
+        sections = [
+            ws.Section(name=title, panels=items, is_open=True)
+            for title, items in panels(self.split, group_by).items()
+        ]
+        return ws.Workspace(
+            entity=self.entity,
+            project=self.project,
+            name=self.heading,
+            sections=sections,
+            settings=ws.WorkspaceSettings(x_axis=STEP, max_runs=100),
+            runset_settings=ws.RunsetSettings(filters=self.filters, groupby=[key]),
+        )
+
+    def report(self) -> Any:
+        """A report definition (``wandb_workspaces.reports.v2.Report``); call ``.save()``."""
+        wr, _ = _modules()
+        group_by = self.group_by
+        runset_group = group_by if group_by.startswith("config.") else f"run.{group_by}"
+        runset = wr.Runset(
+            entity=self.entity,
+            project=self.project,
+            name=self.group or "all runs",
+            filters=self.filters,
+            groupby=[runset_group],
+        )
+        blocks: list[Any] = [
+            wr.P(
+                "Initial guessing bias by norm placement: prediction fractions and the accuracy "
+                "of the class favoured at initialization over log-scaled training steps, runs "
+                f"grouped by {group_by}, mean and one standard deviation over seeds."
+            )
+        ]
+        for title_, items in panels(self.split, group_by).items():
+            blocks += [wr.H2(title_), wr.PanelGrid(runsets=[runset], panels=items)]
+        return wr.Report(
+            entity=self.entity,
+            project=self.project,
+            title=self.heading,
+            description="Made by multirun_analysis.dashboard",
+            blocks=blocks,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", action="store_true", help="a report instead of a workspace view")
     p.add_argument("--dry-run", action="store_true", help="build it, print it, save nothing")
     args = p.parse_args(argv)
-    make = report if args.report else workspace
-    obj = make(args.entity, args.project, args.group, args.split, args.group_by)
+    view = View(args.entity, args.project, args.group, args.split, args.group_by)
+    obj = view.report() if args.report else view.workspace()
     if args.dry_run:
         kind = "report" if args.report else "workspace"
         where = f"{args.entity}/{args.project}" + (f", group {args.group}" if args.group else "")

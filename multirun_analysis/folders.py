@@ -8,7 +8,6 @@ else the ``config`` of an ensemble's ``summary.json``.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from igb.jobs.status import JobFolder
+from igb.jobs.status import JobFolder, job_order
 from igb.launch.grid import job_overrides
 
 #: status of a job whose folder exists but holds no status.json and no result
@@ -36,11 +35,7 @@ def find_job_dirs(root: Path) -> list[Path]:
     found = [p.parent for p in root.rglob(".hydra") if p.is_dir()]
     if (root / ".hydra").is_dir() and root not in found:
         found.append(root)
-    return sorted(set(found), key=_job_sort_key)
-
-
-def _job_sort_key(p: Path) -> tuple:
-    return (str(p.parent), int(p.name) if p.name.isdigit() else math.inf, p.name)
+    return sorted(set(found), key=job_order)
 
 
 def read_yaml(path: Path) -> Any:

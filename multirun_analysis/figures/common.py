@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
@@ -166,6 +167,22 @@ REGIME_BANDS = (
     ("prejudiced", NEUTRAL_TOL, 1.0, "gold"),
     ("deeply prejudiced", 1.0, math.inf, "tab:red"),
 )
+
+
+#: gammas below this are drawn at it on the log axis (a centred layer's gamma_l is zero up
+#: to rounding)
+GAMMA_FLOOR = 1e-6
+
+
+def gamma_log_axis(ax: plt.Axes, values: np.ndarray, vertical: bool = True) -> None:
+    """Put ``values`` (gammas) on a log axis (x when ``vertical``) from half a decade below
+    the smallest (at least :data:`GAMMA_FLOOR`) to half a decade above the largest (at
+    least 1, the prejudiced regime's edge), over the regimes' bands."""
+    lo = 10 ** math.floor(math.log10(max(float(np.nanmin(values)), GAMMA_FLOOR)) - 0.3)
+    hi = 10 ** math.ceil(math.log10(max(float(np.nanmax(values)), 1.0)) + 0.3)
+    (ax.set_xscale if vertical else ax.set_yscale)("log")
+    (ax.set_xlim if vertical else ax.set_ylim)(lo, hi)
+    regime_bands(ax, lo, hi, vertical=vertical)
 
 
 def regime_bands(ax: plt.Axes, lo: float, hi: float, vertical: bool = True) -> None:

@@ -4,7 +4,6 @@ log axis over the regimes' bands, labelled by what sets the run apart (the figur
 
 from __future__ import annotations
 
-import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,12 @@ import pandas as pd  # noqa: E402
 from multirun_analysis.choices import CHOICES, label_value  # noqa: E402
 from multirun_analysis.collect import Collection  # noqa: E402
 from multirun_analysis.figures.common import (  # noqa: E402
+    GAMMA_FLOOR,
     Figure,
     config_order,
     finish,
     finished_jobs,
-    regime_bands,
+    gamma_log_axis,
 )
 
 #: constant choices named in the title (what every run of the figure shares)
@@ -57,6 +57,12 @@ def _whole(v: Any) -> bool:
     return isinstance(v, float) and v.is_integer()
 
 
+def titled(title: str, jobs: pd.DataFrame) -> str:
+    """``title``, then what every job shares (:func:`context`) after a dash."""
+    shared = context(jobs)
+    return title + (f" — {shared}" if shared else "")
+
+
 def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
     """Every finished ensemble's gamma (bootstrap interval) on one log axis; drawn when
     there are at least two ensembles to compare."""
@@ -71,7 +77,7 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
     sort = jobs["config"].map(order)
     jobs = jobs.assign(_order=sort).sort_values(["_order", "seed"] if "seed" in jobs else "_order")
     labels = run_labels(jobs, [c for c in col.varying if c in CHOICES or "." in c])
-    floor = 1e-6
+    floor = GAMMA_FLOOR
     y = np.arange(len(jobs))
     gamma = jobs["gamma"].clip(lower=floor).to_numpy()
     lo = pd.to_numeric(jobs.get("gamma_ci_lo"), errors="coerce")
@@ -89,20 +95,15 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
         style = {"marker": "D", "s": 36, "facecolor": "none", "edgecolor": "tab:green"}
         ax.scatter(theory.clip(lower=floor), y, lw=1.5, label="infinite-width theory", **style)
     values = np.concatenate([lo, hi, theory.dropna().clip(lower=floor) if has_theory else []])
-    x_lo = 10 ** math.floor(math.log10(max(float(np.min(values)), floor)) - 0.3)
-    x_hi = 10 ** math.ceil(math.log10(max(float(np.max(values)), 1.0)) + 0.3)
-    ax.set_xscale("log")
-    ax.set_xlim(x_lo, x_hi)
-    regime_bands(ax, x_lo, x_hi)
+    gamma_log_axis(ax, values)
     ax.set_yticks(y, [textwrap.fill(t, 45) for t in labels], fontsize=8)
     ax.set_ylim(len(jobs) - 0.5, -0.5)
     ax.set_xlabel("γ (IGB strength, log scale)")
     ax.grid(alpha=0.3, axis="x", which="major")
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 1.2 / fig_h), ncol=2)
-    shared = context(jobs)
     return finish(
         fig,
-        "γ per ensemble" + (f" — {shared}" if shared else ""),
+        titled("γ per ensemble", jobs),
         out / "gamma_compare.png",
         "IGB strength γ of every finished ensemble with its bootstrap 95% interval (log "
         "scale), over the regimes' bands (neutral, prejudiced, deeply prejudiced)"

@@ -19,16 +19,14 @@ import pandas as pd  # noqa: E402
 
 from multirun_analysis.choices import CHOICES  # noqa: E402
 from multirun_analysis.collect import Collection  # noqa: E402
+from multirun_analysis.figures.common import GAMMA_FLOOR as FLOOR  # noqa: E402
 from multirun_analysis.figures.common import (  # noqa: E402
     Figure,
     finish,
     finished_jobs,
-    regime_bands,
+    gamma_log_axis,
 )
-from multirun_analysis.figures.compare import context, run_labels  # noqa: E402
-
-#: gamma_l below this is drawn at it (a centred layer's gamma_l is zero up to rounding)
-FLOOR = 1e-6
+from multirun_analysis.figures.compare import run_labels, titled  # noqa: E402
 
 
 def profiles(col: Collection) -> list[tuple[str, pd.DataFrame]]:
@@ -63,22 +61,16 @@ def fig_profiles(col: Collection, out: Path) -> list[Figure]:
             ax.fill_between(x, band_lo, band_hi, color=line.get_color(), alpha=0.15, lw=0)
         values.append(gamma)
     every = np.concatenate(values)
-    y_lo = 10 ** np.floor(np.log10(max(float(np.nanmin(every)), FLOOR)) - 0.3)
-    y_hi = 10 ** np.ceil(np.log10(max(float(np.nanmax(every)), 1.0)) + 0.3)
-    ax.set_yscale("log")
-    ax.set_ylim(y_lo, y_hi)
-    regime_bands(ax, y_lo, y_hi, vertical=False)
+    gamma_log_axis(ax, every, vertical=False)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel("position along the forward path (0: input, 1: the head's input)")
     ax.set_ylabel("γ_l of a fresh Gaussian head")
     ax.grid(alpha=0.3, which="major")
     ncol = 2 if len(found) > 3 else 1
     fig.legend(fontsize=7.5, loc="lower center", ncol=ncol, frameon=False)
-    jobs = finished_jobs(col, "ensemble")
-    shared = context(jobs)
     return finish(
         fig,
-        "where the bias is born" + (f" — {shared}" if shared else ""),
+        titled("where the bias is born", finished_jobs(col, "ensemble")),
         out / "profiles.png",
         "γ_l, the IGB strength of a fresh Gaussian linear head on each module's output, "
         "along the forward path of each profiled ensemble (log scale; bands: its bootstrap "

@@ -383,7 +383,7 @@ def test_dashboard_builds_without_network() -> None:
     pytest.importorskip("wandb_workspaces")
     from multirun_analysis import dashboard
 
-    view = dashboard.workspace("someone", "igb", group="a-sweep")
+    view = dashboard.View("someone", "igb", group="a-sweep").workspace()
     names = [s.name for s in view.sections]
     assert names == [
         "Ensembles",
@@ -399,7 +399,8 @@ def test_dashboard_builds_without_network() -> None:
     for s in view.sections:  # on a grid, three to a row: no two panels at one place
         places = [(p.layout.x, p.layout.y) for p in s.panels]
         assert len(set(places)) == len(places) and places[1] == (8, 0)
-    rep = dashboard.report("someone", "igb", group="a-sweep", group_by="config.norm.placement")
+    by_placement = dashboard.View("someone", "igb", "a-sweep", group_by="config.norm.placement")
+    rep = by_placement.report()
     assert len(rep.blocks) == 9
     listing = dashboard.listing(dashboard.panels())
     assert "Ensembles:" in listing and "[ 8, 0 8x6] BarPlot" in listing

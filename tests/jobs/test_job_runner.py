@@ -28,7 +28,6 @@ from igb.jobs.lock import JobLock, live_holder
 from igb.jobs.status import JobFolder
 from igb.launch.preflight import check
 from igb.launch.validate import validate
-from igb.launch.validate_ensemble import validate_ensemble
 from igb.training.run import run
 from multirun_analysis.collect import collect
 
@@ -277,38 +276,7 @@ def test_ensemble_stopped_by_a_signal_resumes_to_the_uninterrupted_result(
     assert got["gamma"] == want["gamma"] and got["gamma_ci"] == want["gamma_ci"]
 
 
-# -- 6. bad values: one line, exit 2, nothing written ---------------------------------------
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["dataset.num_classes=0"], "dataset.num_classes=0"),
-        (["dataset.shape=[0]"], "dataset.shape=[0]"),
-        (["dataset.num_samples=3"], "dataset.num_samples=3"),
-        (["dataset.separation=-1"], "dataset.separation=-1"),
-        (["dataset.num_classes=1"], "dataset.num_classes=1 must be >= 2"),
-        (["seed=-1"], "seed=-1 must be an integer in [0, 4294967295]"),
-        (["seed=abc"], "seed=abc must be an integer"),
-        (["optimizer.lr=inf"], "optimizer.lr=inf must be a positive finite number"),
-    ],
-)
-def test_bad_training_values_give_one_line(argv: list[str], expected: str) -> None:
-    error = check("train", argv, validate)
-    assert error is not None and "\n" not in error and expected in error, error
-
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["ensemble.eval_samples=1"], "ensemble.eval_samples=1 must be an integer >= 2"),
-        (["dataset.num_classes=1"], "dataset.num_classes=1 must be >= 2"),
-        (["ensemble.n_inits=1"], "ensemble.n_inits=1 must be an integer >= 2"),
-    ],
-)
-def test_bad_ensemble_values_give_one_line(argv: list[str], expected: str) -> None:
-    error = check("ensemble", argv, validate_ensemble)
-    assert error is not None and "\n" not in error and expected in error, error
-
-
+# -- 6. bad values: one line, exit 2, nothing written (each key: tests/launch/test_schema.py)
 def test_unwritable_output_folder_is_one_line_and_nothing_written(tmp_path: Path) -> None:
     blocker = tmp_path / "outputs"
     blocker.write_text("a file where the output folder should be")

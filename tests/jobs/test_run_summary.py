@@ -35,8 +35,7 @@ def test_summary_of_a_real_run_matches_its_files(make_cfg, caplog) -> None:
         f"bias degree {step0['igb/train/bias_degree']:.3f}"
     )
     assert lines[-2] == (
-        "  in that folder: metrics.csv, status.json, config.yaml, split_shares.json, "
-        "checkpoints/"
+        "  in that folder: metrics.csv, status.json, config.yaml, split_shares.json, checkpoints/"
     )
     assert lines[-1] == f"  figures of this run: python -m multirun_analysis {out}"
     # a relaunch skips the finished job: no summary claims a run that did not happen

@@ -303,21 +303,23 @@ def test_every_batch_norm_of_external_nets_uses_batch_statistics() -> None:
 
 
 # -- refusals (the preflight: one line, before anything is written) -------------------------------
-@pytest.mark.parametrize("model", ["torchvision", "timm", "custom"])
-@pytest.mark.parametrize("norm", ["none", "pre", "post"])
-def test_none_pre_post_refused_naming_native(model: str, norm: str) -> None:
-    argv = [f"model={model}", f"norm={norm}", f"model.cls={__name__}.TinyNet"][
-        : 3 if model == "custom" else 2
-    ]
-    assert check("train", argv, validate) == (
+#: norm=none|pre|post on an architecture that places its norms itself (model: extra overrides)
+_EXTERNAL = {"torchvision": [], "timm": [], "custom": [f"model.cls={__name__}.TinyNet"]}
+NATIVE_ONLY = [
+    (
+        [f"model={model}", f"norm={norm}", *extra],
         f"norm={norm} is not available for model={model}: the architecture places its norms "
-        "itself; use norm=native"
+        "itself; use norm=native",
     )
+    for model, extra in _EXTERNAL.items()
+    for norm in ("none", "pre", "post")
+]
 
 
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
+        *NATIVE_ONLY,
         (["norm=native"], "norm=native applies to model=torchvision|timm|custom only; "
          "model=mlp takes norm=none|pre|post"),
         (["model=torchvision", "norm=native", "model.arch=resnet_18"],

@@ -13,6 +13,7 @@ writes the file (DDP ranks share the folder).
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
@@ -79,6 +80,13 @@ def is_rank_zero() -> bool:
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def job_order(folder: Path) -> tuple[str, float, str]:
+    """Sort key of job folders: by parent folder, then in job order 0, 1, 2, ..., 10 (not
+    0, 1, 10, 2), then the other names alphabetically."""
+    name = folder.name
+    return (str(folder.parent), int(name) if name.isdigit() else math.inf, name)
 
 
 class JobFolder:

@@ -16,17 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 from igb.jobs import summary as run_summary
 from igb.jobs.identity import group_name
 from igb.jobs.runner import STOP_MARKER
-from igb.jobs.status import ELSEWHERE, FINISHED, RUNNING, STATUS_FILE, JobFolder
+from igb.jobs.status import ELSEWHERE, FINISHED, RUNNING, STATUS_FILE, JobFolder, job_order
 from igb.launch.grid import job_overrides, match_grid, split_grid
 from igb.launch.stop_grid import install_stop_handlers
 
 log = logging.getLogger(__name__)
-
-
-def _job_number(folder: Path) -> tuple[int, int, str]:
-    """Job folders in job order: 0, 1, 2, ..., 10 (not 0, 1, 10, 2), then other names."""
-    name = folder.name
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
 
 
 def collect_statuses(
@@ -37,7 +31,7 @@ def collect_statuses(
     entries for jobs of the grid without a folder."""
     folders = [
         p
-        for p in sorted(sweep_dir.iterdir(), key=_job_number)
+        for p in sorted(sweep_dir.iterdir(), key=job_order)
         if p.is_dir() and p.name[0] != "." and (p / ".hydra").is_dir()
     ]
     missing: list[list[str]] = []

@@ -10,7 +10,6 @@ from torch import nn
 from igb.errors import ConfigError
 from igb.nn.classifier import Classifier
 from igb.nn.memory_format import channels_last
-from igb.nn.norm_act import NormAct
 
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
@@ -36,10 +35,9 @@ class CNN(Classifier):
 
     layouts = frozenset({"conv"})
 
-    def __init__(
-        self, norm_act: NormAct, depth: int = 4, width: int = 32, pool: str = "max", **io: Any
-    ) -> None:
-        super().__init__(**io)
+    def __init__(self, depth: int = 4, width: int = 32, pool: str = "max", **common: Any) -> None:
+        super().__init__(**common)
+        norm_act = self.norm_act
         if pool not in POOLS:
             raise ConfigError("model.pool", f"unknown pool {pool!r}; allowed: {', '.join(POOLS)}")
         channels, h, w = require_image(self.input_shape, "cnn")

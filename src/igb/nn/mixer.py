@@ -18,9 +18,7 @@ import torch
 from torch import nn
 
 from igb.errors import ConfigError
-from igb.nn.classifier import Classifier
-from igb.nn.norm_act import NormAct
-from igb.nn.tokens import channel_mlp, patch_grid, residual_stack
+from igb.nn.tokens import TokenClassifier, channel_mlp, residual_stack
 
 POOLS = ("cls", "mean")
 
@@ -36,9 +34,7 @@ class TokenMixing(nn.Module):
         return self.mlp(x.transpose(1, 2)).transpose(1, 2)
 
 
-class MLPMixer(Classifier):
-    layouts = frozenset({"token"})
-
+class MLPMixer(TokenClassifier):
     def __init__(
         self,
         depth: int = 8,
@@ -47,21 +43,17 @@ class MLPMixer(Classifier):
         token_hidden: int = 512,
         channel_hidden: int = 64,
         pool: str = "cls",
-        *,
-        norm_act: NormAct,
-        **io: Any,
+        **common: Any,
     ) -> None:
-        super().__init__(**io)
-        channels, patches = patch_grid(self.input_shape, patch_size, "mlp_mixer")
+        super().__init__(**common)
+        norm_act = self.norm_act
+        tokens = self.embed_patches(width, patch_size, "mlp_mixer", class_token=pool == "cls")
         if pool not in POOLS:
             raise ConfigError("model.pool", f"model.pool={pool!r}; allowed: {', '.join(POOLS)}")
         for key, value in (("token_hidden", token_hidden), ("channel_hidden", channel_hidden)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"model.{key}", f"model.{key}={value} must be a positive integer")
         self.pool = pool
-        self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
-        tokens = patches + (pool == "cls")
-        self.cls_token = nn.Parameter(torch.empty(1, 1, width)) if pool == "cls" else None
         self.blocks = residual_stack(
             norm_act,
             width,
@@ -78,8 +70,5 @@ class MLPMixer(Classifier):
             nn.init.normal_(self.cls_token)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.patch(x).flatten(2).transpose(1, 2)
-        if self.cls_token is not None:
-            tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        out = self.final_norm(self.blocks(tokens))
+        out = self.final_norm(self.blocks(self.tokens(x)))
         return self.head(out[:, 0] if self.pool == "cls" else out.mean(dim=1))

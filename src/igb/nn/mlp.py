@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from igb.nn.classifier import Classifier
-from igb.nn.norm_act import NormAct
 
 
 class MLP(Classifier):
@@ -17,8 +16,9 @@ class MLP(Classifier):
 
     layouts = frozenset({"dense"})
 
-    def __init__(self, norm_act: NormAct, depth: int = 3, width: int = 256, **io: Any) -> None:
-        super().__init__(**io)
+    def __init__(self, depth: int = 3, width: int = 256, **common: Any) -> None:
+        super().__init__(**common)
+        norm_act = self.norm_act
         in_features = math.prod(self.input_shape)
         blocks = []
         for _ in range(depth):

@@ -52,15 +52,15 @@ class ResNet(Classifier):
 
     def __init__(
         self,
-        norm_act: NormAct,
         depth: int = 2,
         width: int = 64,
         stages: int = 4,
         stage_blocks: Sequence[int] | None = None,
         stem: str = "cifar",
-        **io: Any,
+        **common: Any,
     ) -> None:
-        super().__init__(**io)
+        super().__init__(**common)
+        norm_act = self.norm_act
         channels, _, _ = require_image(self.input_shape, "resnet")
         if stem == "cifar":
             self.stem = norm_act.block(nn.Conv2d(channels, width, 3, padding=1), width, "conv")

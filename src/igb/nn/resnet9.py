@@ -27,7 +27,6 @@ from igb.errors import ConfigError
 from igb.nn.classifier import Classifier
 from igb.nn.cnn import require_image
 from igb.nn.memory_format import channels_last
-from igb.nn.norm_act import NormAct
 
 GLOBAL_POOLS = ("max", "avg")
 
@@ -39,11 +38,11 @@ class ResNet9(Classifier):
         self,
         width: int = 64,
         *,
-        norm_act: NormAct,
         global_pool: str = "max",
-        **io: Any,
+        **common: Any,
     ) -> None:
-        super().__init__(**io)
+        super().__init__(**common)
+        norm_act = self.norm_act
         if global_pool not in GLOBAL_POOLS:
             raise ConfigError(
                 "model.global_pool",

@@ -19,9 +19,8 @@ from timm.models.swin_transformer import SwinTransformer, SwinTransformerBlock
 from torch import nn
 
 from igb.errors import ConfigError
-from igb.nn.classifier import Classifier
 from igb.nn.cnn import require_image
-from igb.nn.norm_act import NormAct
+from igb.nn.tokens import TokenClassifier
 
 
 class PostLNSwinBlock(SwinTransformerBlock):
@@ -35,21 +34,19 @@ class PostLNSwinBlock(SwinTransformerBlock):
         return x.reshape(b, h, w, c)
 
 
-class Swin(Classifier):
-    layouts = frozenset({"token"})
-
+class Swin(TokenClassifier):
     def __init__(
         self,
-        norm_act: NormAct,
         width: int = 96,
         stage_depths: Sequence[int] = (2, 2, 6, 2),
         head_dim: int = 32,
         window_size: int = 7,
         patch_size: int = 4,
         mlp_ratio: float = 4.0,
-        **io: Any,
+        **common: Any,
     ) -> None:
-        super().__init__(**io)
+        super().__init__(**common)
+        norm_act = self.norm_act
         channels, h, w = require_image(self.input_shape, "swin")
         placement, kind = norm_act.cfg.placement, norm_act.cfg.kind
         if placement not in ("pre", "post") or kind != "layer":

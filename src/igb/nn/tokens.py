@@ -9,11 +9,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from igb.errors import ConfigError
+from igb.nn.classifier import Classifier
 from igb.nn.cnn import require_image
 from igb.nn.norm_act import NormAct
+
+
+class TokenClassifier(Classifier):
+    """Base of the token models (ViT, MLP-Mixer, Swin): their hidden layers see tokens."""
+
+    layouts = frozenset({"token"})
+
+    def embed_patches(self, width: int, patch_size: int, model: str, class_token: bool) -> int:
+        """``self.patch``: the image cut into ``patch_size`` squares, each embedded to
+        ``width`` channels; ``self.cls_token``: a learned token put before them (None
+        without ``class_token``). Returns the number of tokens."""
+        channels, patches = patch_grid(self.input_shape, patch_size, model)
+        self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
+        self.cls_token = nn.Parameter(torch.empty(1, 1, width)) if class_token else None
+        return patches + class_token
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, tokens, width): the embedded patches of the images ``x``, after the class
+        token where there is one."""
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        if self.cls_token is None:
+            return tokens
+        return torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
 
 
 def patch_grid(input_shape: tuple[int, ...], patch_size: int, model: str) -> tuple[int, int]:

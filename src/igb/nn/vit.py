@@ -18,9 +18,7 @@ import torch
 from torch import nn
 
 from igb.errors import ConfigError
-from igb.nn.classifier import Classifier
-from igb.nn.norm_act import NormAct
-from igb.nn.tokens import channel_mlp, patch_grid, residual_stack
+from igb.nn.tokens import TokenClassifier, channel_mlp, residual_stack
 
 
 def residual_branch_scale(scale: float | None, depth: int, placement: str) -> float:
@@ -51,12 +49,9 @@ class SelfAttention(nn.Module):
         return self.attn(x, x, x, need_weights=False)[0]
 
 
-class ViT(Classifier):
-    layouts = frozenset({"token"})
-
+class ViT(TokenClassifier):
     def __init__(
         self,
-        norm_act: NormAct,
         depth: int = 4,
         width: int = 64,
         patch_size: int = 4,
@@ -65,15 +60,13 @@ class ViT(Classifier):
         mlp_norm: str = "none",
         final_norm: bool = True,
         residual_scale: float | None = None,
-        **io: Any,
+        **common: Any,
     ) -> None:
-        super().__init__(**io)
-        channels, patches = patch_grid(self.input_shape, patch_size, "vit")
+        super().__init__(**common)
+        norm_act = self.norm_act
+        n_tokens = self.embed_patches(width, patch_size, "vit", class_token=True)
         if width % heads:
             raise ConfigError("model.heads", f"model.heads={heads} must divide model.width={width}")
-        self.patch = nn.Conv2d(channels, width, patch_size, stride=patch_size)
-        n_tokens = patches + 1
-        self.cls_token = nn.Parameter(torch.empty(1, 1, width))
         self.pos_embed = nn.Parameter(torch.empty(1, n_tokens, width))
         hidden = int(width * mlp_ratio)
         scale = residual_branch_scale(residual_scale, depth, norm_act.cfg.placement)
@@ -95,7 +88,5 @@ class ViT(Classifier):
         nn.init.normal_(self.pos_embed, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.patch(x).flatten(2).transpose(1, 2)
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        tokens = torch.cat([cls, tokens], dim=1) + self.pos_embed
+        tokens = self.tokens(x) + self.pos_embed
         return self.head(self.final_norm(self.blocks(tokens))[:, 0])

@@ -41,6 +41,9 @@ __all__ = ["Prediction", "architecture", "predict_gamma", "predict_layers"]
 MLP_TARGET = "igb.nn.mlp.MLP"
 #: norm keys the kernel walk reads or that cannot change a dense MLP's forward at init
 _NORM_KEYS = {"placement", "kind", "eps", "momentum", "groups", "_target_"}
+#: what the predictions take: the model and norm configs, and the evaluation inputs
+Config = Mapping[str, Any]
+Inputs = torch.Tensor | np.ndarray
 #: defaults of igb.nn.mlp.MLP and NormConfig
 _DEFAULTS = {"depth": 3, "width": 256, "activation": "relu", "init": "kaiming_normal",
              "neutralize": "none"}  # fmt: skip
@@ -94,7 +97,7 @@ class Prediction:
 
 
 def architecture(
-    model_cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], norm_mode: str = "batch"
+    model_cfg: Config, norm_cfg: Config, norm_mode: str = "batch"
 ) -> Architecture | str:
     """The :class:`Architecture` of a config, or the reason it is not covered."""
     target = model_cfg.get("_target_", MLP_TARGET)
@@ -135,12 +138,21 @@ def architecture(
     )
 
 
+def _walk_inputs(
+    model_cfg: Config, norm_cfg: Config, x: Inputs, norm_mode: str
+) -> tuple[Architecture, np.ndarray] | str:
+    """What both predictions walk: the covered architecture and ``x`` as float64 numpy, or
+    why the configuration is not covered."""
+    arch = architecture(plain_config(model_cfg), plain_config(norm_cfg), norm_mode)
+    if isinstance(arch, str):
+        return arch
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float64).numpy()
+    return arch, x
+
+
 def predict_gamma(
-    model_cfg: Mapping[str, Any],
-    norm_cfg: Mapping[str, Any],
-    x: torch.Tensor | np.ndarray,
-    batch_size: int,
-    norm_mode: str = "batch",
+    model_cfg: Config, norm_cfg: Config, x: Inputs, batch_size: int, norm_mode: str = "batch"
 ) -> Prediction:
     """Infinite-width gamma of ``model_cfg`` + ``norm_cfg`` on the evaluation inputs ``x``.
 
@@ -148,11 +160,10 @@ def predict_gamma(
     ``ensemble.norm_mode``): BatchNorm centres each batch with its own statistics.
     """
     t0 = time.perf_counter()
-    arch = architecture(plain_config(model_cfg), plain_config(norm_cfg), norm_mode)
-    if isinstance(arch, str):
-        return Prediction(gamma=None, reason=arch)
-    if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu", torch.float64).numpy()
+    walk = _walk_inputs(model_cfg, norm_cfg, x, norm_mode)
+    if isinstance(walk, str):
+        return Prediction(gamma=None, reason=walk)
+    arch, x = walk
     if x.shape[0] < 2:
         return Prediction(gamma=None, reason="gamma needs at least 2 evaluation points")
     try:
@@ -180,22 +191,17 @@ def _finite_width(
 
 
 def predict_layers(
-    model_cfg: Mapping[str, Any],
-    norm_cfg: Mapping[str, Any],
-    x: torch.Tensor | np.ndarray,
-    batch_size: int,
-    norm_mode: str = "batch",
+    model_cfg: Config, norm_cfg: Config, x: Inputs, batch_size: int, norm_mode: str = "batch"
 ) -> dict[str, float] | str:
     """Infinite-width gamma of a Gaussian head on each layer's units, by module name
     (``blocks.<i>.<part>``, as :class:`igb.nn.mlp.MLP` names them), or why not covered.
 
     The units' kernel after each part is that of :func:`predict_gamma`'s walk; the gamma
     of a fresh head on them is :func:`gamma_from_kernel` (an undefined one is NaN)."""
-    arch = architecture(plain_config(model_cfg), plain_config(norm_cfg), norm_mode)
-    if isinstance(arch, str):
-        return arch
-    if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu", torch.float64).numpy()
+    walk = _walk_inputs(model_cfg, norm_cfg, x, norm_mode)
+    if isinstance(walk, str):
+        return walk
+    arch, x = walk
     out: dict[str, float] = {}
     for name, k in layer_kernels(x, arch, batch_size):
         try:

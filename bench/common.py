@@ -1,0 +1,68 @@
+"""What the bench scripts share: a command line built from a table of defaults, and the
+ResNet-18 ensemble setting of the head and profile benchmarks.
+
+Each script is run as ``python bench/<script>.py``, so this folder is on ``sys.path`` and
+the scripts import it as ``common``. An option's flag is its key with ``_`` spelled ``-``;
+its type follows its default (``False``: a switch; a list: one or more values; an int or
+float: that type; ``None`` or a string: a string), and an :class:`Opt` adds a help text or
+any other ``argparse`` setting where the default alone does not say enough.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+# torchvision's ResNet-18 with its own normalization and initialization (bench_heads, _profile)
+NATIVE = {"placement": "native", "kind": "native"}
+RESNET18 = {"_target_": "igb.nn.libraries.Torchvision", "name": "torchvision-resnet18",
+            "arch": "resnet18"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Opt:
+    """An option's default plus what the default cannot say (help, choices, nargs...)."""
+
+    default: Any = None
+    help: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    positional: bool = False
+
+
+def _add(parser: argparse.ArgumentParser, key: str, spec: Any) -> None:
+    opt = spec if isinstance(spec, Opt) else Opt(spec)
+    if opt.positional:
+        parser.add_argument(key, help=opt.help, **opt.settings)
+        return
+    kw: dict[str, Any] = {"help": opt.help}
+    if opt.default is False:
+        kw["action"] = "store_true"
+    else:
+        kw["default"] = opt.default
+        if isinstance(opt.default, list):
+            kw["nargs"] = "+"
+        elif isinstance(opt.default, int | float):
+            kw["type"] = type(opt.default)
+    kw.update(opt.settings)
+    parser.add_argument("--" + key.replace("_", "-"), **kw)
+
+
+def parse_args(doc: str | None, whole_doc: bool = False, **options: Any) -> argparse.Namespace:
+    """Parse ``sys.argv`` with one option per keyword (see the module docstring); the help
+    text's description is the script docstring's first line (all of it with ``whole_doc``)."""
+    text = doc or ""
+    parser = argparse.ArgumentParser(description=text if whole_doc else text.splitlines()[0])
+    for key, spec in options.items():
+        _add(parser, key, spec)
+    return parser.parse_args()
+
+
+def random_images(n: int) -> torch.Tensor:
+    """``n`` fixed random 3x64x64 images (seed 0): the inputs of the ResNet-18 benches."""
+    import torch  # here: the benches that time start-up or the preflight import no torch
+
+    return torch.randn(n, 3, 64, 64, generator=torch.Generator().manual_seed(0))
