@@ -29,7 +29,7 @@ from igb.ensemble.evaluate import evaluate_ensemble
 from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import progress_bar
-from igb.ensemble.resolve import resolve_device
+from igb.ensemble.resolve import THEORY_POINTS, resolve_device, resolve_theory_points
 from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
@@ -201,7 +201,18 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     # the infinite- and finite-width predictions beside the measurement (igb.theory.nngp; null +
     # reason if not covered)
     if bool(ens.get("theory", True)):
-        predicted = predict_gamma(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode)
+        max_points = resolve_theory_points(ens.get("theory_points", THEORY_POINTS))
+        predicted = predict_gamma(
+            cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode, max_points=max_points
+        )
+        if predicted.gamma is not None:
+            walked = (
+                f"+- {predicted.stderr:.2g} (standard error: a subsample of {predicted.points} "
+                f"of the {x.shape[0]} points, ensemble.theory_points)"
+                if predicted.points < x.shape[0]
+                else f"(all {x.shape[0]} points)"
+            )
+            log.info("gamma_theory = %.4g %s in %.1f s", predicted.gamma, walked, predicted.seconds)
     else:
         predicted = Prediction(gamma=None, reason="not computed (ensemble.theory=false)")
     summary.update(predicted.summary_fields())
