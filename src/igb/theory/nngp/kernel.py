@@ -31,7 +31,8 @@ gamma (:func:`gamma_from_kernel`) follows from the kernel ``K`` of the units the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,21 +181,23 @@ def final_kernel(
     x: np.ndarray, arch: Architecture, batch_size: int, design: Design | None = None
 ) -> np.ndarray:
     """Second-moment kernel of the units the head reads, on inputs ``x`` (N, ...)."""
-    return layer_kernels(x, arch, batch_size, design)[-1][1]
+    # only the last (name, K): one layer's kernels held at once
+    return deque(layer_kernels(x, arch, batch_size, design), maxlen=1)[0][1]
 
 
 def layer_kernels(
     x: np.ndarray, arch: Architecture, batch_size: int, design: Design | None = None
-) -> list[tuple[str, np.ndarray]]:
+) -> Iterator[tuple[str, np.ndarray]]:
     """``(name, K)`` after every part of every block, named as :class:`igb.nn.mlp.MLP`
     names its modules (``blocks.<i>.<part>``); the last is the kernel the head reads.
-    ``design``: ``x`` are some of the evaluation points (:class:`Design`), not all."""
+    ``design``: ``x`` are some of the evaluation points (:class:`Design`), not all. Yielded
+    one at a time: a deep walk holding every layer's N x N kernel would need depth times
+    the memory."""
     x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
     n, fan_in = x.shape
     slices = list(design.slices) if design else batches(n, batch_size)
     sizes = design.sizes if design else None
     u = Units(k=x @ x.T / fan_in, m=np.zeros(n))  # only read by the first Linear
-    out: list[tuple[str, np.ndarray]] = []
     for i in range(arch.depth):
         for part in PLACEMENT_ORDER[arch.placement]:
             if part == "layer":
@@ -208,11 +211,10 @@ def layer_kernels(
                 u = apply_norm(u, arch, slices, sizes)
             else:
                 continue  # no pooling in an MLP
-            out.append((f"blocks.{i}.{part}", u.k))
+            yield f"blocks.{i}.{part}", u.k
     if arch.neutralize != "none":  # the exact per-batch centring of batch_norm, no scaling
         col = _batch_means(u.k, slices, axis=1, sizes=sizes)
-        out.append(("head:input", u.k - col - col.T + _batch_means(col, slices, axis=0)))
-    return out
+        yield "head:input", u.k - col - col.T + _batch_means(col, slices, axis=0)
 
 
 def kernel_means(k: np.ndarray, design: Design | None = None) -> tuple[float, float]:
