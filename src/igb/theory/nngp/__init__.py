@@ -9,7 +9,8 @@ Configurations the theory does not cover come back as ``gamma=None`` with the re
 never a number that means something else. ``Prediction.gamma_finite`` adds the leading
 corrections of the network's actual ``model.width`` (:mod:`igb.theory.nngp.finite`): the
 fluctuations of each layer's empirical kernel and what they do to the next layer's mean.
-The derivation is in docs/theory.md.
+Above ``max_points`` inputs a subsample is walked and its error stated
+(:mod:`igb.theory.nngp.subsample`). The derivation is in docs/theory.md.
 """
 
 from __future__ import annotations
