@@ -29,7 +29,7 @@ import torch
 from bench_ensemble import compose_cfg  # same folder: run as python bench/<this file>
 from common import Opt, parse_args  # bench/: on sys.path
 
-from igb.ensemble import eval_set, evaluate_ensemble, summarize
+from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble, summarize
 from igb.nn import build_model
 
 #: label, library, architecture, initializations (chosen so the table fits ~15 min on
@@ -73,10 +73,9 @@ def measure(
     x, dm = eval_set(cfg)
     meta = build_model(cfg.model, cfg.norm, tuple(x.shape[1:]), dm.num_classes, 0, "meta")
     n_params = sum(p.numel() for p in meta.parameters())
-    result = evaluate_ensemble(
-        cfg.model, cfg.norm, x, dm.num_classes, range(n_inits),
-        batch_size=int(cfg.ensemble.batch_size), device="cpu",
-    )  # fmt: skip
+    batch = int(cfg.ensemble.batch_size)
+    plan = EvaluationPlan(cfg.model, cfg.norm, dm.num_classes, batch, device="cpu")
+    result = evaluate_ensemble(plan, x, range(n_inits))
     s = summarize(result, cfg, n_points=int(x.shape[0]), n_boot=1000)
     wall = time.perf_counter() - t0
     lo, hi = s["gamma_ci"]

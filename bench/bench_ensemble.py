@@ -39,7 +39,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
-from igb.ensemble import empty_model, eval_set, evaluate_ensemble, resolve_device, resolve_method
+from igb.ensemble import (
+    EvaluationPlan,
+    empty_model,
+    eval_set,
+    evaluate_ensemble,
+    resolve_device,
+    resolve_method,
+)
 from igb.metrics.measure import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,18 +140,17 @@ def forward_flops(cfg: DictConfig, x: torch.Tensor, num_classes: int) -> int:
 def time_ensemble(cfg, x, num_classes, n_inits, repeats, **kw) -> tuple[float, object]:
     best, result = float("inf"), None
     for _ in range(repeats):
-        r = evaluate_ensemble(
+        plan = EvaluationPlan(
             cfg.model,
             cfg.norm,
-            x,
             num_classes,
-            range(n_inits),
             batch_size=int(kw.get("batch_size", cfg.ensemble.batch_size)),
             device=kw.get("device", "cpu"),
             method=kw.get("method", "auto"),
             chunk_size=kw.get("chunk_size", 64),
             workers=kw.get("workers", "auto"),
         )
+        r = evaluate_ensemble(plan, x, range(n_inits))
         if r.eval_time_s < best:
             best, result = r.eval_time_s, r
     return best, result

@@ -39,7 +39,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
-from igb.ensemble import eval_set, evaluate_ensemble
+from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
 from igb.metrics.measure import predict_logits
 from igb.nn import build_model
 
@@ -132,10 +132,10 @@ def init_only_ms(cfg: DictConfig, x: torch.Tensor, num_classes: int, n: int = 20
 
 
 def ensemble(cfg: DictConfig, x, n_cls: int, n: int, method: str) -> tuple[float, object]:
-    r = evaluate_ensemble(
-        cfg.model, cfg.norm, x, n_cls, range(n), batch_size=int(cfg.ensemble.batch_size),
-        device="cuda", method=method,
-    )  # fmt: skip
+    plan = EvaluationPlan(
+        cfg.model, cfg.norm, n_cls, int(cfg.ensemble.batch_size), device="cuda", method=method
+    )
+    r = evaluate_ensemble(plan, x, range(n))
     return r.eval_time_s, r
 
 

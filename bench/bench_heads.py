@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from common import NATIVE, RESNET18, Opt, parse_args, random_images  # bench/: on sys.path
 
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.ensemble.loop import run_loop
 from igb.ensemble.statistics import StatisticsStore
 from igb.nn.reinit import reinitializer
@@ -53,8 +53,8 @@ def main() -> None:
     old, t_old = old_path(cfg, x, list(range(args.old)), args.batch)
     per_old = t_old / args.old
     t0 = time.perf_counter()
-    new = evaluate_ensemble(cfg, NATIVE, x, 10, range(args.heads), batch_size=args.batch,
-                            vary="head", backbone_seed=0)  # fmt: skip
+    plan = EvaluationPlan(cfg, NATIVE, 10, args.batch, vary="head", backbone_seed=0)
+    new = evaluate_ensemble(plan, x, range(args.heads))
     t_new = time.perf_counter() - t0
     same = all(np.array_equal(getattr(new, k)[: args.old], v) for k, v in old.items())
     print(f"old path: {per_old:.3f} s a head ({args.old} heads, {t_old:.1f} s)")

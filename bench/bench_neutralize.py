@@ -24,7 +24,7 @@ import torch
 from bench_ensemble import compose_cfg  # same folder: run as python bench/<this file>
 from common import Opt, parse_args  # bench/: on sys.path
 
-from igb.ensemble import eval_set, evaluate_ensemble
+from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
 from igb.ensemble.profile_plot import plot_profile
 from igb.ensemble.profile_report import largest_rise, make_profiler, profile_rows
 from igb.ensemble.summary import title
@@ -71,8 +71,8 @@ def measure(label: str, overrides: list[str], args: argparse.Namespace) -> str:
                           Path(tempfile.mkdtemp()))  # fmt: skip
         x, dm = eval_set(cfg)
         profiler = make_profiler(cfg, tuple(x.shape[1:]), dm.num_classes)
-        res = evaluate_ensemble(cfg.model, cfg.norm, x, dm.num_classes, range(args.inits),
-                                batch_size=200, device="cpu", profiler=profiler)  # fmt: skip
+        plan = EvaluationPlan(cfg.model, cfg.norm, dm.num_classes, batch_size=200, device="cpu")
+        res = evaluate_ensemble(plan, x, range(args.inits), profiler=profiler)
         table = profile_rows(profiler, cfg, x, n_boot=300, level=0.95)
         rows[neutralize] = (res, table)
         if args.figures and neutralize == "none":

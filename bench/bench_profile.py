@@ -20,7 +20,7 @@ import time
 import torch
 from common import NATIVE, RESNET18, parse_args, random_images  # bench/: on sys.path
 
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.ensemble.profile import Profiler
 
 
@@ -35,8 +35,8 @@ def main() -> None:
         for variant in times:
             profiler = Profiler("net.fc") if variant == "profile" else None
             t0, c0 = time.perf_counter(), time.process_time()
-            res = evaluate_ensemble(RESNET18, NATIVE, x, 10, range(args.inits), **kw,
-                                    profiler=profiler)  # fmt: skip
+            plan = EvaluationPlan(RESNET18, NATIVE, 10, **kw)
+            res = evaluate_ensemble(plan, x, range(args.inits), profiler=profiler)
             times[variant].append(time.perf_counter() - t0)
             cpu[variant].append(time.process_time() - c0)
             if profiler is not None:

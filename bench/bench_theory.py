@@ -24,7 +24,7 @@ import time
 import torch
 from common import parse_args  # bench/: on sys.path
 
-from igb.ensemble import eval_set, evaluate_ensemble
+from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
 from igb.launch.preflight import compose_job
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import architecture, predict_gamma
@@ -92,9 +92,8 @@ def compare(
             for depth in (1, 5, 10):
                 for width in widths:
                     pred = predict_gamma(mlp(depth, act, width), norm, x, batch_size=batch)
-                    res = evaluate_ensemble(
-                        mlp(depth, act, width), norm, x, 10, range(n_inits), batch_size=batch
-                    )
+                    plan = EvaluationPlan(mlp(depth, act, width), norm, 10, batch_size=batch)
+                    res = evaluate_ensemble(plan, x, range(n_inits))
                     lo, hi = gamma_bootstrap_ci(res.mu, res.s2)
                     print(
                         f"{act:5s} {name:11s} {depth:5d} {width:6d} {pred.gamma:9.4g} "

@@ -22,7 +22,7 @@ import torch
 from bench_theory import NORMS as THEORY_NORMS  # bench/ is the script's folder
 from common import Opt, parse_args  # bench/: on sys.path
 
-from igb.ensemble import eval_set, evaluate_ensemble
+from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
 from igb.launch.preflight import compose_job
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import predict_gamma
@@ -134,10 +134,10 @@ def main() -> None:
                     if key in done:
                         continue
                     t0 = time.perf_counter()
-                    res = evaluate_ensemble(
-                        mlp(depth, act, width), NORMS[name], x, 10, range(a.inits),
-                        batch_size=a.batch, workers=1,
-                    )  # fmt: skip
+                    plan = EvaluationPlan(
+                        mlp(depth, act, width), NORMS[name], 10, batch_size=a.batch, workers=1
+                    )
+                    res = evaluate_ensemble(plan, x, range(a.inits))
                     lo, hi = gamma_bootstrap_ci(res.mu, res.s2, n_boot=1000)
                     row = dict(zip(("activation", "norm", "depth", "width", "n_inits", "n"), key))
                     row.update(batch=a.batch, gamma=res.gamma, lo=lo, hi=hi)

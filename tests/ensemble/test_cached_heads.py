@@ -13,7 +13,7 @@ from helpers.entry_points import run_entry
 from helpers.model_configs import MODELS, mlp, norm
 from torch import nn
 
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.ensemble.heads import METHOD, cached_heads
 from igb.ensemble.loop import run_loop
 from igb.ensemble.statistics import StatisticsStore
@@ -83,8 +83,8 @@ def test_cached_heads_equal_the_backbone_run_per_head_bit_for_bit(name) -> None:
     model_cfg, norm_cfg, shape = CASES[name]
     x = torch.randn(20, *shape, generator=torch.Generator().manual_seed(0))
     seeds = [3, 4, 5, 6]
-    cached = evaluate_ensemble(model_cfg, norm_cfg, x, 3, seeds, batch_size=10, vary="head",
-                               backbone_seed=3)  # fmt: skip
+    plan = EvaluationPlan(model_cfg, norm_cfg, 3, batch_size=10, vary="head", backbone_seed=3)
+    cached = evaluate_ensemble(plan, x, seeds)
     assert cached.method == METHOD
     old = _backbone_per_head(model_cfg, norm_cfg, x, seeds, 10, seed0=3)
     for key, values in old.items():
@@ -97,7 +97,7 @@ def test_closed_form_agrees_with_sampled_heads() -> None:
     gamma over many heads must bracket the closed form on the same features."""
     model_cfg, norm_cfg = mlp(depth=2, width=32), norm("none")
     x = torch.randn(64, 12, generator=torch.Generator().manual_seed(1))
-    res = evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(600), batch_size=64, vary="head")
+    res = evaluate_ensemble(EvaluationPlan(model_cfg, norm_cfg, 3, 64, vary="head"), x, range(600))
     lo, hi = gamma_bootstrap_ci(res.mu, res.s2, n_boot=300)
     assert lo < res.extra["gamma_gaussian_head"] < hi
 
@@ -106,7 +106,8 @@ def test_fallback_names_why() -> None:
     x = torch.randn(8, 3, 8, 8)
     reason = cached_heads(custom(DoubledHead), NATIVE, x, 3, 8, "batch", torch.device("cpu"), 0)
     assert reason == "the output of the head net.fc is not the model's output"
-    res = evaluate_ensemble(custom(DoubledHead), NATIVE, x, 3, [0, 1], batch_size=8, vary="head")
+    plan = EvaluationPlan(custom(DoubledHead), NATIVE, 3, batch_size=8, vary="head")
+    res = evaluate_ensemble(plan, x, [0, 1])
     assert res.method == "loop" and "gamma_gaussian_head" not in res.extra
 
 

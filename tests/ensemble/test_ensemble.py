@@ -97,10 +97,10 @@ def test_row_i_is_the_model_built_alone_with_seed_i(name: str) -> None:
     seeds = range(7, 12)
     refs = [alone(model_cfg, norm_cfg, x, 4, s, batch_size=32) for s in seeds]
     for method, workers in (("loop", 1), ("loop", 2), ("vmap", 1)):
-        result = ens.evaluate_ensemble(
-            model_cfg, norm_cfg, x, 4, seeds, batch_size=32, method=method, workers=workers,
-            chunk_size=3,
-        )  # fmt: skip
+        plan = ens.EvaluationPlan(
+            model_cfg, norm_cfg, 4, batch_size=32, method=method, workers=workers, chunk_size=3
+        )
+        result = ens.evaluate_ensemble(plan, x, seeds)
         assert result.method == method
         assert result.seeds.tolist() == list(seeds)
         assert_rows_equal(result, refs)
@@ -112,8 +112,10 @@ def test_loop_and_vmap_agree(name: str) -> None:
     model_cfg, norm_cfg, shape = MODELS[name]
     x = torch.randn(64, *shape, generator=torch.Generator().manual_seed(4))
     kw = dict(batch_size=20, chunk_size=4)
-    loop = ens.evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(6), method="loop", **kw)
-    vmap = ens.evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(6), method="vmap", **kw)
+    loop = ens.evaluate_ensemble(ens.EvaluationPlan(model_cfg, norm_cfg, 3, method="loop", **kw),
+                                 x, range(6))  # fmt: skip
+    vmap = ens.evaluate_ensemble(ens.EvaluationPlan(model_cfg, norm_cfg, 3, method="vmap", **kw),
+                                 x, range(6))  # fmt: skip
     np.testing.assert_array_equal(loop.f, vmap.f)
     np.testing.assert_allclose(loop.mu, vmap.mu, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(loop.s2, vmap.s2, rtol=1e-4, atol=1e-6)
@@ -141,11 +143,11 @@ def test_vmap_halves_its_chunk_on_out_of_memory(monkeypatch) -> None:
     monkeypatch.setattr(torch.func, "vmap", flaky_vmap)
     model_cfg, norm_cfg, shape = MODELS["mlp-batch-post"]
     x = torch.randn(40, *shape)
-    vmap = ens.evaluate_ensemble(
-        model_cfg, norm_cfg, x, 3, range(8), 20, method="vmap", chunk_size=8
-    )
+    plan = ens.EvaluationPlan(model_cfg, norm_cfg, 3, 20, method="vmap", chunk_size=8)
+    vmap = ens.evaluate_ensemble(plan, x, range(8))
     assert failures == [8, 4] and vmap.chunk_size == 2
-    loop = ens.evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(8), 20, method="loop")
+    loop = ens.evaluate_ensemble(ens.EvaluationPlan(model_cfg, norm_cfg, 3, 20, method="loop"),
+                                 x, range(8))  # fmt: skip
     np.testing.assert_array_equal(loop.f, vmap.f)
     np.testing.assert_allclose(loop.mu, vmap.mu, rtol=1e-4, atol=1e-6)
 
@@ -156,10 +158,8 @@ def test_eval_norm_mode_and_progress_and_rng_untouched() -> None:
     torch.manual_seed(123)
     state = torch.get_rng_state()
     done: list[int] = []
-    result = ens.evaluate_ensemble(
-        model_cfg, norm_cfg, x, 3, range(4), batch_size=10, norm_mode="eval",
-        progress=done.append, workers=2,
-    )  # fmt: skip
+    plan = ens.EvaluationPlan(model_cfg, norm_cfg, 3, 10, norm_mode="eval", workers=2)
+    result = ens.evaluate_ensemble(plan, x, range(4), progress=done.append)
     assert torch.equal(torch.get_rng_state(), state)
     assert sum(done) == 4
     refs = [alone(model_cfg, norm_cfg, x, 3, s, batch_size=10, norm_mode="eval") for s in range(4)]
@@ -345,7 +345,8 @@ def test_worker_threads_leave_the_thread_settings_alone() -> None:
     model_cfg, norm_cfg, shape = MODELS["mlp-none"]
     torch.set_num_threads(2)
     try:
-        ens.evaluate_ensemble(model_cfg, norm_cfg, torch.randn(20, *shape), 3, range(4), 10)
+        plan = ens.EvaluationPlan(model_cfg, norm_cfg, 3, 10)
+        ens.evaluate_ensemble(plan, torch.randn(20, *shape), range(4))
         seen = []
         t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
         t.start()
@@ -369,9 +370,8 @@ def test_an_error_in_a_worker_is_raised_not_hung(monkeypatch, workers: int) -> N
     monkeypatch.setattr(ens_loop, "logit_statistics", failing)
     model_cfg, norm_cfg, shape = MODELS["mlp-batch-post"]
     with pytest.raises(RuntimeError, match="boom"):
-        ens.evaluate_ensemble(
-            model_cfg, norm_cfg, torch.randn(30, *shape), 3, range(50), 10, workers=workers
-        )
+        plan = ens.EvaluationPlan(model_cfg, norm_cfg, 3, 10, workers=workers)
+        ens.evaluate_ensemble(plan, torch.randn(30, *shape), range(50))
     assert len(calls) < 50
 
 

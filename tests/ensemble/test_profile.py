@@ -15,7 +15,7 @@ from helpers.entry_points import run_entry
 from helpers.model_configs import mlp, norm
 from torch import nn
 
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.ensemble.profile import HEAD_INPUT, Profiler
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import predict_layers
@@ -75,7 +75,7 @@ def test_mlp_profile_matches_infinite_width() -> None:
     model_cfg, norm_cfg = mlp(depth=2, width=1024), norm("post")
     x = torch.randn(60, 12, generator=torch.Generator().manual_seed(0))
     profiler = Profiler("head")
-    evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(12), batch_size=30, profiler=profiler)
+    evaluate_ensemble(EvaluationPlan(model_cfg, norm_cfg, 3, 30), x, range(12), profiler=profiler)
     theory = predict_layers(model_cfg, norm_cfg, x, 30)
     rows = {r["module"]: r for r in profiler.table(n_boot=50)}
     assert set(theory) <= set(rows)
@@ -89,8 +89,9 @@ def test_last_entry_agrees_with_measured_gamma() -> None:
     model_cfg, norm_cfg = mlp(depth=3, width=32), norm("none")
     x = torch.randn(50, 12, generator=torch.Generator().manual_seed(2))
     profiler = Profiler("head")
-    res = evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(300), batch_size=50,
-                            profiler=profiler)  # fmt: skip
+    res = evaluate_ensemble(
+        EvaluationPlan(model_cfg, norm_cfg, 3, 50), x, range(300), profiler=profiler
+    )
     last = profiler.table(n_boot=200)[-1]
     lo, hi = gamma_bootstrap_ci(res.mu, res.s2, n_boot=200)
     assert lo < last["gamma"] < hi
@@ -143,7 +144,7 @@ def test_torchvision_entries_are_named_modules_and_repeated_calls() -> None:
     native = {"placement": "native", "kind": "native"}
     x = torch.randn(12, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     profiler = Profiler("net.fc")
-    evaluate_ensemble(cfg, native, x, 3, [0, 1], batch_size=12, profiler=profiler)
+    evaluate_ensemble(EvaluationPlan(cfg, native, 3, 12), x, [0, 1], profiler=profiler)
     rows = {r["module"]: r for r in profiler.table(n_boot=20)}
     assert {"net.conv1", "net.layer1.0.relu", "net.layer1.0.relu#2", "net.avgpool"} <= set(rows)
     assert rows["net.bn1"]["gamma"] < 1e-8 < rows["net.relu"]["gamma"]
@@ -156,7 +157,7 @@ def test_neutralized_head_input_is_centred() -> None:
     model_cfg, norm_cfg = {**mlp(depth=2, width=32), "neutralize": "head"}, norm("none")
     x = torch.randn(40, 12, generator=torch.Generator().manual_seed(3))
     profiler = Profiler("head")
-    evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(5), batch_size=40, profiler=profiler)
+    evaluate_ensemble(EvaluationPlan(model_cfg, norm_cfg, 3, 40), x, range(5), profiler=profiler)
     table = profiler.table(n_boot=20)
     names = [r["module"] for r in table]
     assert names[-3:] == ["blocks", "head.center", "head:input"]  # the centring is an entry

@@ -109,6 +109,7 @@ def test_the_memory_plan_counts_bytes_per_initialization() -> None:
         ("train.py", ["scheduler.warmup_steps=-3"]),
         ("train.py", ["hydra.run.dir="]),
         ("ensemble.py", ["ensemble.n_inits=4000000000"]),
+        ("ensemble.py", ["ensemble.theory_points=10"]),
     ],
 )
 def test_the_entry_points_exit_2_and_write_nothing(
@@ -121,13 +122,25 @@ def test_the_entry_points_exit_2_and_write_nothing(
 
 
 def test_the_theory_plan_counts_its_n_by_n_kernels() -> None:
-    """4 float64 N x N matrices: N = 1000 needs 32 MB."""
+    """4 float64 N x N matrices: N = 1000 needs 32 MB; a subsample needs its own size's."""
     check_theory_plan(1000, available=2 * 32 * 1000**2)
-    with pytest.raises(Exception, match=r"ensemble.theory=false or ensemble.eval_samples<=1000$"):
+    with pytest.raises(
+        Exception, match=r"use ensemble.theory_points<=1000 or ensemble.theory=false$"
+    ):
         check_theory_plan(1001, available=2 * 32 * 1000**2)
-    error = check("ensemble", ["dataset.num_samples=2000000", "ensemble.eval_samples=null"],
-                  validate_ensemble)  # fmt: skip
-    assert error is not None and "ensemble.theory=true with 1600000 evaluation points" in error
+    check_theory_plan(20000, available=2 * 32 * 1000**2, max_points=1000)  # walks 1000
+    big = ["dataset.num_samples=2000000", "ensemble.eval_samples=null"]
+    assert check("ensemble", big, validate_ensemble) is None  # the default 2000 points fit
+    error = check("ensemble", [*big, "ensemble.theory_points=null"], validate_ensemble)
+    assert error is not None and "\n" not in error
+    assert error.startswith(
+        "ensemble.theory=true walking 1600000 of the 1600000 evaluation points "
+        "(ensemble.theory_points=null) needs about 7.63e+04 GiB for its kernels"
+    ), error
+    error = check("ensemble", ["ensemble.theory_points=50"], validate_ensemble)
+    assert error == (
+        "ensemble.theory_points=50 must be an integer >= 100, all or null (every evaluation point)"
+    )
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from igb.data import GaussianBlobsDataModule
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.metrics.measure import batch_stat_mode, predict_logits
 from igb.nn import build_model
 from igb.nn.centering import CenterInitNorm, CenterNorm
@@ -76,9 +76,8 @@ def _blobs(shift: float, dim: int = 50, n: int = 300) -> torch.Tensor:
 
 
 def _gamma(norm: dict, x: torch.Tensor, n_inits: int = 60) -> float:
-    result = evaluate_ensemble(
-        MLP, norm, x, 2, range(n_inits), batch_size=x.shape[0], method="loop", workers=1
-    )
+    plan = EvaluationPlan(MLP, norm, 2, batch_size=x.shape[0], method="loop", workers=1)
+    result = evaluate_ensemble(plan, x, range(n_inits))
     return result.gamma
 
 
@@ -103,7 +102,7 @@ def test_vmap_path_matches_the_loop(kind: str) -> None:
     x = _blobs(0.0, n=120)
     norm = {"placement": "pre", "kind": kind}
     loop, vmapped = (
-        evaluate_ensemble(MLP, norm, x, 2, range(6), batch_size=60, method=m, workers=1)
+        evaluate_ensemble(EvaluationPlan(MLP, norm, 2, 60, method=m, workers=1), x, range(6))
         for m in ("loop", "vmap")
     )
     torch.testing.assert_close(torch.from_numpy(vmapped.mu), torch.from_numpy(loop.mu))

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.launch.preflight import check
 from igb.launch.validate import validate
 from igb.launch.validate_ensemble import validate_ensemble
@@ -223,9 +223,8 @@ def test_ensemble_rows_are_the_models_built_alone(r18_file, vary, method) -> Non
     the threaded loop and vmap (the GPU default) both give the models built alone."""
     cfg = resnet18(weights=str(r18_file[0]))
     x = torch.randn(24, 3, 8, 8)
-    result = evaluate_ensemble(
-        cfg, NATIVE, x, 3, [0, 1, 2], batch_size=12, method=method, workers=2, vary=vary
-    )
+    plan = EvaluationPlan(cfg, NATIVE, 3, batch_size=12, method=method, workers=2, vary=vary)
+    result = evaluate_ensemble(plan, x, [0, 1, 2])
     for k, seed in enumerate([0, 1, 2]):
         ref = _stats(build_model(cfg, NATIVE, (3, 8, 8), 3, seed=seed), x, 12)
         assert result.f[k].tolist() == ref["f"].tolist()
@@ -259,13 +258,13 @@ def test_head_only_blocks_share_the_backbone_of_seed0() -> None:
     sample heads on the backbone of ``ensemble.seed0``, so two blocks equal one call."""
     cfg = model_cfg("Timm", "resnet10t")
     x = torch.randn(12, 3, 16, 16)
-    kw = {"batch_size": 12, "vary": "head", "backbone_seed": 0}
-    whole = evaluate_ensemble(cfg, NATIVE, x, 3, range(4), **kw)
-    blocks = [evaluate_ensemble(cfg, NATIVE, x, 3, seeds, **kw) for seeds in ([0, 1], [2, 3])]
+    plan = EvaluationPlan(cfg, NATIVE, 3, batch_size=12, vary="head", backbone_seed=0)
+    whole = evaluate_ensemble(plan, x, range(4))
+    blocks = [evaluate_ensemble(plan, x, seeds) for seeds in ([0, 1], [2, 3])]
     for key in ("f", "mu", "s2"):
         joined = np.concatenate([getattr(b, key) for b in blocks])
         np.testing.assert_allclose(joined, getattr(whole, key), rtol=1e-6, atol=1e-9)
-    other = evaluate_ensemble(cfg, NATIVE, x, 3, [2, 3], batch_size=12, vary="head")
+    other = evaluate_ensemble(EvaluationPlan(cfg, NATIVE, 3, 12, vary="head"), x, [2, 3])
     assert not np.allclose(other.mu, blocks[1].mu)  # default backbone: the block's first seed
 
 
@@ -274,9 +273,9 @@ def test_a_zero_head_is_one_line_and_a_fresh_head_measures() -> None:
     cfg = model_cfg("Timm", "mixer_s32_224", input_size=32)
     x = torch.randn(8, 3, 8, 8)
     with pytest.raises(Exception, match=r"^model.head_init=native: timm-mixer_s32_224 init"):
-        evaluate_ensemble(cfg, NATIVE, x, 3, [0], batch_size=8)
+        evaluate_ensemble(EvaluationPlan(cfg, NATIVE, 3, batch_size=8), x, [0])
     cfg["head_init"] = "torch_default"
-    result = evaluate_ensemble(cfg, NATIVE, x, 3, [0, 1], batch_size=8)
+    result = evaluate_ensemble(EvaluationPlan(cfg, NATIVE, 3, batch_size=8), x, [0, 1])
     assert (result.s2 > 0).all()
 
 

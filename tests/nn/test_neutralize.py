@@ -9,7 +9,7 @@ import torch
 from helpers.entry_points import run_entry
 from omegaconf import OmegaConf
 
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.errors import ConfigError
 from igb.jobs.identity import config_differences, run_identity
 from igb.nn import build_model
@@ -41,8 +41,9 @@ def test_same_parameters_plus_a_centring() -> None:
 def test_centred_head_input_is_neutral(model_cfg, norm_cfg, shape) -> None:
     x = torch.rand(40, *shape, generator=torch.Generator().manual_seed(0))
     kw = {"batch_size": 40, "method": "loop"}
-    before = evaluate_ensemble(model_cfg, norm_cfg, x, 3, range(30), **kw)
-    after = evaluate_ensemble({**model_cfg, "neutralize": "head"}, norm_cfg, x, 3, range(30), **kw)
+    before = evaluate_ensemble(EvaluationPlan(model_cfg, norm_cfg, 3, **kw), x, range(30))
+    centred = {**model_cfg, "neutralize": "head"}
+    after = evaluate_ensemble(EvaluationPlan(centred, norm_cfg, 3, **kw), x, range(30))
     assert before.gamma > 0.2
     assert after.gamma < 1e-6  # every class's logits sum to zero over the one batch
 

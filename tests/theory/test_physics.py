@@ -30,7 +30,7 @@ import torch
 from scipy import stats
 
 from igb.data import GaussianBlobsDataModule
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory import gaussian as theory
 
@@ -74,15 +74,14 @@ def ensemble(x: torch.Tensor, activation: str, placement: str, kind: str = "batc
         "activation": activation,
         "init": "kaiming_normal",
     }
-    result = evaluate_ensemble(
+    plan = EvaluationPlan(
         model,
         {"placement": placement, "kind": kind},
-        x,
         num_classes=2,
-        seeds=range(N_INITS),
         batch_size=N_POINTS,  # batch statistics over the whole evaluation set
         workers=2,
     )
+    result = evaluate_ensemble(plan, x, range(N_INITS))
     lo, hi = gamma_bootstrap_ci(result.mu, result.s2, n_boot=500)
     return result, result.gamma, (lo, hi)
 

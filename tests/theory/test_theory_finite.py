@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers.model_configs import mlp_config
 
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import architecture, predict_gamma
 from igb.theory.nngp.finite import (
@@ -129,9 +129,8 @@ def test_finite_width_prediction_is_measured_where_infinite_width_is_rejected(
 ):
     model = mlp_config(depth, width, activation)
     pred = predict_gamma(model, norm, eval_inputs, batch_size=N_POINTS)
-    measured = evaluate_ensemble(
-        model, norm, eval_inputs, N_CLASSES, range(N_INITS), batch_size=N_POINTS, workers=2
-    )
+    plan = EvaluationPlan(model, norm, N_CLASSES, batch_size=N_POINTS, workers=2)
+    measured = evaluate_ensemble(plan, eval_inputs, range(N_INITS))
     lo, hi = gamma_bootstrap_ci(measured.mu, measured.s2, n_boot=500)
     lo, hi = lo / (1 + REL_TOL), hi * (1 + REL_TOL)
     assert lo <= pred.gamma_finite <= hi, (pred.gamma_finite, measured.gamma, lo, hi)

@@ -16,7 +16,7 @@ from helpers.model_configs import mlp_config
 from scipy import special
 
 from igb import ensemble as ens
-from igb.ensemble import evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.launch.theory_cli import main as nngp_main
 from igb.metrics import gamma_bootstrap_ci
 from igb.nn.norm_act import ACTIVATIONS
@@ -237,9 +237,8 @@ def test_prediction_matches_measurement_at_width_1024(activation, norm, depth, e
     model, norm_cfg = mlp(depth, activation), NORMS[norm]
     pred = predict_gamma(model, norm_cfg, eval_inputs, batch_size=BATCH)
     n_inits = 3 if norm == "batch-post" else N_INITS
-    measured = evaluate_ensemble(
-        model, norm_cfg, eval_inputs, N_CLASSES, range(n_inits), batch_size=BATCH, workers=2
-    )
+    plan = EvaluationPlan(model, norm_cfg, N_CLASSES, batch_size=BATCH, workers=2)
+    measured = evaluate_ensemble(plan, eval_inputs, range(n_inits))
     swap = {"pre": "post", "post": "pre"}.get(norm_cfg["placement"])
     swapped = swap and predict_gamma(model, {**norm_cfg, "placement": swap}, eval_inputs, BATCH)
     if norm == "batch-post":  # exactly neutral: every batch mean of every unit is removed

@@ -40,7 +40,8 @@ implementation the statistics callback uses too.
 The modules, one job each: :mod:`.statistics` (the result arrays),
 :mod:`.resolve` (device / method / workers / chunk size), :mod:`.replica` (the model),
 :mod:`.loop` and :mod:`.vmap` (the two runners), :mod:`.heads` (``vary=head`` on the
-backbone's cached features), :mod:`.evaluate` (their entry), :mod:`.profile`,
+backbone's cached features), :mod:`.plan` (what an evaluation computes, one value),
+:mod:`.evaluate` (their entry), :mod:`.profile`,
 :mod:`.profile_report` and :mod:`.profile_plot` (``ensemble.profile=true``),
 :mod:`.progress`, :mod:`.eval_set`, :mod:`.summary`, :mod:`.writers`, :mod:`.wandb_log`,
 :mod:`.validate` (pre-flight) and :mod:`.run` (the job in its folder).
@@ -51,6 +52,7 @@ trains nothing, and its start-up is as fast as torch's).
 
 from igb.ensemble.eval_set import SPLITS, eval_set
 from igb.ensemble.evaluate import evaluate_ensemble
+from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.progress import progress_bar
 from igb.ensemble.replica import empty_model
 from igb.ensemble.resolve import (
@@ -75,6 +77,7 @@ __all__ = [
     "OUTPUT_FILES",
     "SPLITS",
     "EnsembleResult",
+    "EvaluationPlan",
     "choices",
     "empty_model",
     "eval_set",

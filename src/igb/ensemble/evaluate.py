@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ from torch import Tensor
 from igb.ensemble.heads import METHOD as CACHED
 from igb.ensemble.heads import CachedHeads, cached_heads
 from igb.ensemble.loop import run_loop
+from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import ProgressFn
 from igb.ensemble.resolve import resolve_method, resolve_workers
@@ -21,52 +22,48 @@ from igb.ensemble.statistics import EnsembleResult, StatisticsStore
 from igb.ensemble.vmap import run_vmap
 from igb.errors import ConfigError
 from igb.metrics.measure import NORM_MODES
-from igb.nn.build import plain_config
 from igb.nn.reinit import reinitializer
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_ensemble(
-    model_cfg: Mapping[str, Any],
-    norm_cfg: Mapping[str, Any],
+    plan: EvaluationPlan,
     x: Tensor,
-    num_classes: int,
     seeds: Sequence[int],
-    batch_size: int,
-    norm_mode: str = "batch",
-    device: torch.device | str = "cpu",
-    method: str = "auto",
-    chunk_size: int | str | None = "auto",
-    workers: int | str | None = "auto",
+    *,
     progress: ProgressFn | None = None,
-    vary: str = "all",
-    backbone_seed: int | None = None,
     cache: dict[str, Any] | None = None,
     profiler: Profiler | None = None,
 ) -> EnsembleResult:
-    """Evaluate initializations ``seeds`` on ``x``; statistics per initialization.
+    """Evaluate initializations ``seeds`` of ``plan`` on ``x``; statistics per initialization.
 
     Row ``k`` equals ``BiasStatistics`` of ``predict_logits(build_model(..., seed=seeds[k],
-    device=device), x, batch_size, norm_mode)``. The caller's RNG state is left as it was.
-    ``progress(n)`` is called as initializations complete. ``vary``: ``all`` samples every
-    parameter, ``head`` only the classifier head on the backbone of initialization
-    ``backbone_seed`` (default: the first seed; :mod:`igb.nn.reinit`).
+    device=plan.device), x, plan.batch_size, plan.norm_mode)``. The caller's RNG state is
+    left as it was. What is observed or kept across calls is not part of the plan:
+    ``progress(n)`` is called as initializations complete, ``cache`` keeps the backbone's
+    features of ``vary=head`` between blocks of seeds, and ``profiler`` records every
+    layer's gamma_l (:mod:`.profile`).
     """
-    model_cfg = plain_config(model_cfg)
-    norm_cfg = plain_config(norm_cfg)
+    model_cfg, norm_cfg = plan.model, plan.norm
+    num_classes, batch_size, norm_mode, vary = (
+        plan.num_classes, plan.batch_size, plan.norm_mode, plan.vary,
+    )  # fmt: skip
     if norm_mode not in NORM_MODES:
         raise ConfigError(
             "ensemble.norm_mode",
             f"ensemble.norm_mode={norm_mode} unknown; allowed: {', '.join(NORM_MODES)}",
         )
+    device = plan.device
     device = torch.device(device) if not isinstance(device, torch.device) else device
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    method = resolve_method(method, device)
+    method = resolve_method(plan.method, device)
     if profiler is not None and method != "loop":
         log.info("ensemble.profile=true: evaluated with the loop method (forward hooks)")
         method = "loop"  # forward hooks on each replica (vmap's functional calls have none)
+    backbone_seed = plan.backbone_seed
+    chunk_size, workers = plan.chunk_size, plan.workers
     seeds = [int(s) for s in seeds]
     x = x.to(device).contiguous()
     progress = progress or (lambda n: None)

@@ -18,6 +18,25 @@ DEVICES = ("auto", "cpu", "cuda")
 METHODS = ("auto", "loop", "vmap")
 
 
+#: ``ensemble.theory_points``: its default (the theory in seconds: N^2 kernels of 2000
+#: points) and the fewest a subsample may have (its error needs points)
+THEORY_POINTS = 2000
+MIN_THEORY_POINTS = 100
+
+
+def resolve_theory_points(value: object) -> int | None:
+    """``ensemble.theory_points``: the most evaluation points the theory walks (None: all)."""
+    if value is None or value == "all":
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < MIN_THEORY_POINTS:
+        raise ConfigError(
+            "ensemble.theory_points",
+            f"ensemble.theory_points={value} must be an integer >= {MIN_THEORY_POINTS}, all "
+            "or null (every evaluation point)",
+        )
+    return value
+
+
 def resolve_device(device: str) -> torch.device:
     if device not in DEVICES:
         raise ConfigError(

@@ -1,11 +1,14 @@
 """One ensemble job in its job folder, on the job runner (:func:`igb.jobs.runner.run_job`).
 
 The initializations are evaluated in blocks of consecutive seeds; each finished block is
-saved atomically to ``partial/<first>-<last>.npz``. A stop signal (SIGTERM, SIGINT, ...)
-ends the job at once with status ``interrupted`` and every completed block on disk; the
-same command then evaluates only the seeds no block holds. Initialization ``i`` depends
-on its seed alone, so the result equals that of an uninterrupted run of the same seeds.
-Once ``summary.json`` is written the blocks are removed (``inits.csv`` holds them all).
+saved atomically to ``partial/<first>-<last>.npz`` with the configuration's hash; a relaunch
+whose configuration differs from the blocks' is refused by the job runner
+(:mod:`igb.jobs.integrity`, the same rules as a training job's checkpoint). A stop signal
+(SIGTERM, SIGINT, ...) ends the job at once with status ``interrupted`` and every completed
+block on disk; the same command then evaluates only the seeds no block holds. Initialization
+``i`` depends on its seed alone, so the result equals that of an uninterrupted run of the
+same seeds. Once ``summary.json`` is written the blocks are removed (``inits.csv`` holds
+them all).
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ from omegaconf import DictConfig
 
 from igb.ensemble.eval_set import eval_set
 from igb.ensemble.evaluate import evaluate_ensemble
+from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import progress_bar
-from igb.ensemble.resolve import resolve_device
+from igb.ensemble.resolve import THEORY_POINTS, resolve_device, resolve_theory_points
 from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
 from igb.ensemble.writers import write_inits_csv, write_summary
 from igb.jobs.files import atomic_write
-from igb.jobs.identity import run_identity
+from igb.jobs.identity import config_hash, run_identity
+from igb.jobs.integrity import BLOCKS, CHECKPOINT_KEY
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
 from igb.jobs.status import FINISHED, JobFolder
@@ -43,7 +48,7 @@ OUTPUT_FILES = ("inits.csv", "histogram.png", "summary.json")
 #: written besides with ensemble.profile=true (:mod:`.profile_report`)
 PROFILE_FILES = ("profile.csv", "profile.png")
 #: folder of the completed blocks of initializations of an unfinished ensemble
-PARTIAL = "partial"
+PARTIAL = BLOCKS
 #: at most this many initializations per block (what a stop signal can lose); on a GPU
 #: more, so that a block still fills ``vmap`` chunks of thousands of initializations
 BLOCK = {"cpu": 256, "cuda": 4096}
@@ -82,10 +87,13 @@ def _block_path(out: Path, lo: int, hi: int) -> Path:
     return out / PARTIAL / f"{lo}-{hi - 1}.npz"
 
 
-def _save_block(out: Path, lo: int, hi: int, result: EnsembleResult) -> None:
+def _save_block(out: Path, lo: int, hi: int, result: EnsembleResult, config_id: str) -> None:
+    """The block, with the configuration's hash (``config_id``) that a resume checks it by
+    (:mod:`igb.jobs.integrity`: the same rules as a training job's checkpoint)."""
     path = _block_path(out, lo, hi)
     path.parent.mkdir(exist_ok=True)
     arrays = {key: getattr(result, key) for key in _ARRAYS}
+    arrays[CHECKPOINT_KEY] = np.array(config_id)
 
     def write(tmp: Path) -> None:
         with tmp.open("wb") as fh:
@@ -127,31 +135,18 @@ def evaluate_in_blocks(
     last: EnsembleResult | None = None
     eval_time = 0.0
     cache: dict[str, Any] = {}  # vary=head: the backbone's features, computed once
+    plan = EvaluationPlan.from_config(cfg, num_classes, device)  # one backbone: seed0's
+    config_id = config_hash(cfg)  # what status.json records; the job runner checked the blocks
     with progress_bar(n, enabled=bool(ens.get("progress", True))) as advance:
         advance(done)
         for lo, hi in ranges:
             if blocks[(lo, hi)] is not None:
                 continue
             last = evaluate_ensemble(
-                cfg.model,
-                cfg.norm,
-                x,
-                num_classes,
-                range(lo, hi),
-                batch_size=int(ens.batch_size),
-                norm_mode=ens.norm_mode,
-                device=device,
-                method=ens.method,
-                chunk_size=ens.chunk_size,
-                workers=ens.get("workers", "auto"),
-                progress=advance,
-                vary=ens.get("vary", "all"),
-                backbone_seed=int(ens.seed0),  # one backbone for every block (vary=head)
-                cache=cache,
-                profiler=profiler,
+                plan, x, range(lo, hi), progress=advance, cache=cache, profiler=profiler
             )
             eval_time += last.eval_time_s
-            _save_block(job.path, lo, hi, last)
+            _save_block(job.path, lo, hi, last, config_id)
             blocks[(lo, hi)] = {k: getattr(last, k) for k in ("seeds", *_ARRAYS)}
             done += hi - lo
             job.mark("running", inits_done=done)
@@ -206,7 +201,18 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     # the infinite- and finite-width predictions beside the measurement (igb.theory.nngp; null +
     # reason if not covered)
     if bool(ens.get("theory", True)):
-        predicted = predict_gamma(cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode)
+        max_points = resolve_theory_points(ens.get("theory_points", THEORY_POINTS))
+        predicted = predict_gamma(
+            cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode, max_points=max_points
+        )
+        if predicted.gamma is not None:
+            walked = (
+                f"+- {predicted.stderr:.2g} (standard error: a subsample of {predicted.points} "
+                f"of the {x.shape[0]} points, ensemble.theory_points)"
+                if predicted.points < x.shape[0]
+                else f"(all {x.shape[0]} points)"
+            )
+            log.info("gamma_theory = %.4g %s in %.1f s", predicted.gamma, walked, predicted.seconds)
     else:
         predicted = Prediction(gamma=None, reason="not computed (ensemble.theory=false)")
     summary.update(predicted.summary_fields())

@@ -38,6 +38,7 @@ OPERATIONAL_KEYS = (
     "trainer.enable_progress_bar",
     "ensemble.progress",
     "ensemble.theory",
+    "ensemble.theory_points",
     "ensemble.device",
     "ensemble.method",
     "ensemble.workers",

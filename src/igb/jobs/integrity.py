@@ -1,11 +1,12 @@
 """Whether a job folder's records agree on which configuration made them.
 
 A folder's identity is recorded three times: ``config.yaml`` (readable, what the analysis
-labels the job with), ``config_hash`` in ``status.json`` and the same hash in
-``checkpoints/last.ckpt`` (:func:`igb.jobs.identity.config_hash`). Losing or damaging one
-of them must not let a relaunch resume, skip or relabel the folder as another
-configuration: :func:`folder_damage` says, in one line naming the file, when the records
-are damaged or disagree, and :func:`recorded_hashes` gives what a launch is checked
+labels the job with), ``config_hash`` in ``status.json`` and the same hash in the saved
+partial results: a training job's ``checkpoints/last.ckpt``, an unfinished ensemble's blocks
+of initializations ``partial/<first>-<last>.npz`` (:func:`igb.jobs.identity.config_hash`).
+Losing or damaging one of them must not let a relaunch resume, skip or relabel the folder as
+another configuration: :func:`folder_damage` says, in one line naming the file, when the
+records are damaged or disagree, and :func:`recorded_hashes` gives what a launch is checked
 against when ``config.yaml`` is gone. The job runner refuses such a folder (the way out is
 ``restart=true``); ``multirun_analysis`` lists it as ``damaged``.
 """
@@ -17,12 +18,14 @@ from pathlib import Path
 from igb.jobs.identity import config_hash, load_saved_config
 from igb.jobs.status import JobFolder
 
-#: the key under which the checkpoint records the configuration's hash
+#: the key under which the checkpoint and each block of an ensemble record the config hash
 CHECKPOINT_KEY = "igb_config_hash"
+#: the folder of an unfinished ensemble's blocks of initializations (``<first>-<last>.npz``)
+BLOCKS = "partial"
 #: files whose presence means a job ran here (a folder with only config.yaml never started);
 #: all but the first hold results that a wrong label would misattribute
 TRACES = (
-    "status.json", "checkpoints/last.ckpt", "metrics.csv", "inits.csv", "summary.json", "partial",
+    "status.json", "checkpoints/last.ckpt", "metrics.csv", "inits.csv", "summary.json", BLOCKS,
 )  # fmt: skip
 
 
@@ -41,6 +44,24 @@ def checkpoint_hash(path: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def block_hashes(folder: Path) -> dict[str, str]:
+    """``block -> config hash`` of an ensemble's saved blocks, one block per distinct hash
+    (an unreadable block, or one written before hashes were recorded, holds none: the
+    ensemble evaluates an unreadable block's initializations again)."""
+    import numpy as np
+
+    out: dict[str, str] = {}
+    for path in sorted((Path(folder) / BLOCKS).glob("[0-9]*.npz")):
+        try:
+            with np.load(path) as data:
+                value = str(data[CHECKPOINT_KEY][()]) if CHECKPOINT_KEY in data else None
+        except (OSError, ValueError, KeyError):
+            continue
+        if value and value not in out.values():
+            out[str(path)] = value
+    return out
+
+
 def recorded_hashes(folder: Path) -> dict[str, str]:
     """``file -> config hash`` of every record that holds one."""
     folder = Path(folder)
@@ -55,6 +76,7 @@ def recorded_hashes(folder: Path) -> dict[str, str]:
     ckpt_hash = checkpoint_hash(ckpt)
     if ckpt_hash:
         out[str(ckpt)] = ckpt_hash
+    out.update(block_hashes(folder))
     return out
 
 
@@ -79,6 +101,6 @@ def folder_damage(folder: Path) -> str | None:
     if saved is None and not hashes and results:  # results nothing can attribute
         return (
             f"{folder / 'config.yaml'} is missing and no other record (status.json, "
-            "last.ckpt) says which configuration ran here"
+            "last.ckpt, partial/ blocks) says which configuration ran here"
         )
     return None

@@ -7,8 +7,9 @@
    and reports, in one line, the process that holds it.
 2. **Identity.** A folder that already holds a job is only continued, skipped or reported
    when its configuration is the launched one (:func:`igb.jobs.identity.config_differences`;
-   with ``config.yaml`` gone, the configuration hash that ``status.json`` and ``last.ckpt``
-   record) and its records are sound and agree (:func:`igb.jobs.integrity.folder_damage`).
+   with ``config.yaml`` or ``status.json`` gone, the configuration hash that the remaining
+   records hold: ``status.json``, ``last.ckpt``, an ensemble's ``partial/`` blocks) and
+   its records are sound and agree (:func:`igb.jobs.integrity.folder_damage`).
    Otherwise the launch is refused in one line naming the keys or the file;
    ``restart=true`` moves the folder's results aside (under ``.discarded/<time>/``) and
    starts the job over (once: see :func:`restarting`).
@@ -102,17 +103,21 @@ def identity_problem(cfg: DictConfig, folder: Path) -> str | None:
         return f"{damage}, so the job in {folder} cannot be identified; {WAY_OUT}"
     saved = load_saved_config(folder)
     status = JobFolder(folder).status
-    if saved is None:  # config.yaml gone: the hashes of status.json / last.ckpt must match
+    if saved is None or status is None:
+        # config.yaml or status.json gone: the hashes the remaining records hold (status.json,
+        # last.ckpt, an ensemble's partial/ blocks) must be the launched configuration's
+        config_file = str(folder / "config.yaml")
         launched = config_hash(cfg)
-        other = {f: h for f, h in recorded_hashes(folder).items() if h != launched}
+        other = {
+            f: h for f, h in recorded_hashes(folder).items() if h != launched and f != config_file
+        }
         if other:
             file, recorded = next(iter(other.items()))
+            missing = "config.yaml" if saved is None else "status.json"
             return (
-                f"{folder}/config.yaml is missing and {file} records another configuration "
+                f"{folder}/{missing} is missing and {file} records another configuration "
                 f"(hash {recorded}, launched {launched}); {WAY_OUT}"
             )
-        return None
-    if status is None:
         return None
     extending = not bool(cfg.get("skip_finished", True))
     keys = config_differences(saved, cfg, extending=extending)

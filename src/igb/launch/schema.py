@@ -102,6 +102,7 @@ class Ensemble(Group):
     ci_level: Annotated[float, Field(gt=0, lt=1)] = 0.95
     progress: bool = True
     theory: bool = True
+    theory_points: int | str | None = 2000  # >= 100, all or null: igb.launch.validate_ensemble
     profile: bool = False
     profile_features: Literal["pool", "flatten"] = "pool"
 

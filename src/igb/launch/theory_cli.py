@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from omegaconf import OmegaConf
 
 from igb.ensemble import choices, eval_set
+from igb.ensemble.resolve import THEORY_POINTS, resolve_theory_points
 from igb.launch.preflight import check, compose_job, expand_jobs
 from igb.launch.validate_ensemble import validate_ensemble
 from igb.theory.nngp import predict_gamma
@@ -48,8 +49,9 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
         x = inputs[data_key]
         t0 = time.perf_counter()
         pred = predict_gamma(
-            cfg.model, cfg.norm, x, int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode
-        )
+            cfg.model, cfg.norm, x, int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode,
+            max_points=resolve_theory_points(cfg.ensemble.get("theory_points", THEORY_POINTS)),
+        )  # fmt: skip
         out.append(
             {
                 **{c: ch.get(c) for c in COLUMNS[:5]},

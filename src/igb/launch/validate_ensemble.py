@@ -8,7 +8,13 @@ from typing import Any
 from omegaconf import DictConfig
 
 from igb.ensemble.eval_set import SPLITS, split_sizes
-from igb.ensemble.resolve import resolve_device, resolve_method, resolve_workers
+from igb.ensemble.resolve import (
+    THEORY_POINTS,
+    resolve_device,
+    resolve_method,
+    resolve_theory_points,
+    resolve_workers,
+)
 from igb.errors import ConfigError
 from igb.metrics.head_gamma import REDUCTIONS
 from igb.metrics.measure import NORM_MODES
@@ -67,18 +73,22 @@ def check_memory_plan(n_inits: int, num_classes: int, available: int | None) -> 
 THEORY_MATRICES = 4
 
 
-def check_theory_plan(n_points: int, available: int | None) -> None:
-    """Refuse ``ensemble.theory=true`` when its N x N kernels do not fit in half the memory."""
-    need = THEORY_MATRICES * 8 * n_points**2
+def check_theory_plan(n_points: int, available: int | None, max_points: int | None = None) -> None:
+    """Refuse ``ensemble.theory=true`` when its kernels do not fit in half the memory: N x N
+    for N evaluation points, or ``max_points`` squared for the subsample the theory walks
+    above ``ensemble.theory_points`` (:mod:`igb.theory.nngp.subsample`)."""
+    walked = n_points if max_points is None else min(n_points, max_points)
+    need = THEORY_MATRICES * 8 * walked**2
     if available is None or need <= available // 2:
         return
     fits = int((available // 2 / (THEORY_MATRICES * 8)) ** 0.5)
     raise ConfigError(
-        "ensemble.theory",
-        f"ensemble.theory=true with {n_points} evaluation points needs about "
-        f"{need / 2**30:.3g} GiB for its N x N kernels; this machine has "
-        f"{available / 2**30:.3g} GiB available: use ensemble.theory=false or "
-        f"ensemble.eval_samples<={fits}",
+        "ensemble.theory_points",
+        f"ensemble.theory=true walking {walked} of the {n_points} evaluation points "
+        f"(ensemble.theory_points={max_points if max_points is not None else 'null'}) needs "
+        f"about {need / 2**30:.3g} GiB for its kernels; this machine has "
+        f"{available / 2**30:.3g} GiB available: use ensemble.theory_points<={fits} or "
+        "ensemble.theory=false",
     )
 
 
@@ -149,6 +159,7 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
             "ensemble.eval_split",
             f"the {ens.eval_split} split of dataset={cfg.dataset.name} is empty",
         )
+    max_points = resolve_theory_points(ens.get("theory_points", THEORY_POINTS))
     if bool(ens.get("theory", True)):
-        check_theory_plan(n or available, available_memory())
+        check_theory_plan(n or available, available_memory(), max_points)
     return {**facts, "eval_points": n or available}

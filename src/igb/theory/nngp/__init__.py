@@ -9,7 +9,8 @@ Configurations the theory does not cover come back as ``gamma=None`` with the re
 never a number that means something else. ``Prediction.gamma_finite`` adds the leading
 corrections of the network's actual ``model.width`` (:mod:`igb.theory.nngp.finite`): the
 fluctuations of each layer's empirical kernel and what they do to the next layer's mean.
-The derivation is in docs/theory.md.
+Above ``max_points`` inputs a subsample is walked and its error stated
+(:mod:`igb.theory.nngp.subsample`). The derivation is in docs/theory.md.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from igb.theory.nngp.kernel import (
     INIT_SCHEMES,
     NORM_KINDS,
     Architecture,
+    Design,
     final_kernel,
     gamma_from_kernel,
     layer_kernels,
 )
+from igb.theory.nngp.subsample import choose, couples_points, jackknife
 
 __all__ = ["Prediction", "architecture", "predict_gamma", "predict_layers"]
 
@@ -63,6 +66,10 @@ class Prediction:
     seconds: float = 0.0  # what the prediction took
     gamma_finite: float | None = None
     finite_reason: str | None = None
+    #: evaluation points walked (all N, or a subsample: :mod:`.subsample`) and the
+    #: subsample's standard error of ``gamma`` (0 when every point was walked)
+    points: int | None = None
+    stderr: float | None = None
 
     @property
     def regime(self) -> str | None:
@@ -87,6 +94,8 @@ class Prediction:
             fields["gamma_theory_reason"] = self.reason
         else:
             fields["gamma_theory_regime"] = self.regime
+            fields["gamma_theory_stderr"] = self.stderr
+            fields["gamma_theory_points"] = self.points
             fields["gamma_theory_finite"] = self.gamma_finite
             if self.gamma_finite is None:
                 fields["gamma_theory_finite_reason"] = self.finite_reason
@@ -152,12 +161,20 @@ def _walk_inputs(
 
 
 def predict_gamma(
-    model_cfg: Config, norm_cfg: Config, x: Inputs, batch_size: int, norm_mode: str = "batch"
+    model_cfg: Config,
+    norm_cfg: Config,
+    x: Inputs,
+    batch_size: int,
+    norm_mode: str = "batch",
+    max_points: int | None = None,
+    seed: int = 0,
 ) -> Prediction:
     """Infinite-width gamma of ``model_cfg`` + ``norm_cfg`` on the evaluation inputs ``x``.
 
     ``batch_size`` and ``norm_mode`` are those of the measurement (``ensemble.batch_size``,
-    ``ensemble.norm_mode``): BatchNorm centres each batch with its own statistics.
+    ``ensemble.norm_mode``): BatchNorm centres each batch with its own statistics. With more
+    than ``max_points`` inputs (None: no limit) a subsample of about that many is walked
+    (drawn with ``seed``) and ``stderr`` states its error (:mod:`.subsample`).
     """
     t0 = time.perf_counter()
     walk = _walk_inputs(model_cfg, norm_cfg, x, norm_mode)
@@ -166,26 +183,38 @@ def predict_gamma(
     arch, x = walk
     if x.shape[0] < 2:
         return Prediction(gamma=None, reason="gamma needs at least 2 evaluation points")
+    n_all, design, stderr = x.shape[0], None, 0.0
     try:
-        k = final_kernel(x, arch, batch_size)
-        gamma = gamma_from_kernel(k)
+        if max_points is not None and n_all > max_points:
+            sub = choose(n_all, batch_size, max_points, couples_points(arch), seed)
+            x, design = x[sub.index], sub.design
+            k = final_kernel(x, arch, batch_size, design)
+            stderr = jackknife(
+                sub,
+                k,
+                gamma_from_kernel,
+                lambda keep, d: final_kernel(x[keep], arch, batch_size, d),
+            )
+        else:
+            k = final_kernel(x, arch, batch_size)
+        gamma = gamma_from_kernel(k, design)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
-    finite, why = _finite_width(x, arch, batch_size, k)
+    finite, why = _finite_width(x, arch, batch_size, k, design)
     if finite is not None and not np.isfinite(finite):
         finite, why = None, "the finite-width walk left its range (depth / width too large)"
-    return Prediction(gamma, None, time.perf_counter() - t0, finite, why)
+    return Prediction(gamma, None, time.perf_counter() - t0, finite, why, x.shape[0], stderr)
 
 
 def _finite_width(
-    x: np.ndarray, arch: Any, batch_size: int, kernel: np.ndarray
+    x: np.ndarray, arch: Any, batch_size: int, kernel: np.ndarray, design: Design | None = None
 ) -> tuple[float | None, str | None]:
     """The finite-width gamma of :mod:`.finite`, or None and why not."""
     if arch.neutralize != "none":
         return None, "the finite-width walk does not follow model.neutralize (a centred head input)"
     with np.errstate(all="ignore"):
         try:
-            return gamma_with_correction(kernel, correction(x, arch, batch_size)), None
+            return gamma_with_correction(kernel, correction(x, arch, batch_size), design), None
         except (ValueError, np.linalg.LinAlgError) as exc:
             return None, str(exc)
 

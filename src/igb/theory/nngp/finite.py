@@ -36,7 +36,7 @@ import torch
 
 from igb.nn.norm_act import ACTIVATIONS
 from igb.theory.nngp.activations import activation_kernel
-from igb.theory.nngp.kernel import Architecture, weight_gain
+from igb.theory.nngp.kernel import Architecture, Design, kernel_means, weight_gain
 
 #: representative off-diagonal pairs (quantiles of the input correlations)
 PAIRS = 12
@@ -259,12 +259,14 @@ def correction(x: np.ndarray, arch: Architecture, batch_size: int) -> Correction
     return Correction(finite[0] - infinite[0], float(np.mean(finite[1] - infinite[1])))
 
 
-def gamma_with_correction(k: np.ndarray, corr: Correction) -> float:
+def gamma_with_correction(k: np.ndarray, corr: Correction, design: Design | None = None) -> float:
     """gamma (:func:`igb.theory.nngp.kernel.gamma_from_kernel`) of ``k`` shifted by ``corr``:
-    every diagonal entry by ``corr.diag``, every other entry by ``corr.off``."""
-    n = k.shape[0]
-    mean_all = float(k.mean()) + (1 - 1 / n) * corr.off + corr.diag / n
-    spread = float(np.diag(k).mean()) + corr.diag - mean_all
+    every diagonal entry by ``corr.diag``, every other entry by ``corr.off`` (``design``:
+    ``k`` is the kernel of some of the N points, :func:`~igb.theory.nngp.kernel.kernel_means`)."""
+    n = design.n_points if design else k.shape[0]
+    diag, mean_k = kernel_means(k, design)
+    mean_all = mean_k + (1 - 1 / n) * corr.off + corr.diag / n
+    spread = diag + corr.diag - mean_all
     if not spread > 0:
         raise ValueError("the finite-width kernel gives every point the same logits")
     return max(mean_all, 0.0) / spread

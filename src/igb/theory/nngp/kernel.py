@@ -31,7 +31,8 @@ gamma (:func:`gamma_from_kernel`) follows from the kernel ``K`` of the units the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,21 +70,64 @@ def weight_gain(init: str, fan_in: int, fan_out: int) -> float:
     raise ValueError(f"unknown init {init!r}; allowed: {', '.join(INIT_SCHEMES)}")
 
 
-def _batch_means(a: np.ndarray, slices: Sequence[slice], axis: int) -> np.ndarray:
-    """``a`` with each entry replaced by the mean over its batch along ``axis``."""
+@dataclass(frozen=True)
+class Design:
+    """How walked points stand for the N evaluation points (:mod:`.subsample`).
+
+    The walked points come in consecutive ``slices``, each the walked members of one batch
+    of the measurement, whose size (points of the evaluation set) is ``sizes[i]``. A batch
+    walked whole gives the exact kernel; one walked in part has its batch means estimated
+    from its members (:func:`_batch_means`). ``n_points``: N; ``pairs_within``: the
+    ordered pairs of distinct points in one batch, over all batches of the N.
+    """
+
+    slices: tuple[slice, ...]
+    sizes: tuple[int, ...]
+    n_points: int
+    pairs_within: int
+
+    def keep(self, mask: np.ndarray) -> Design:
+        """The design of the walked points where ``mask`` is true (batches left empty dropped)."""
+        slices, sizes, start = [], [], 0
+        for s, size in zip(self.slices, self.sizes, strict=True):
+            n = int(mask[s].sum())
+            if n:
+                slices.append(slice(start, start + n))
+                sizes.append(size)
+                start += n
+        return Design(tuple(slices), tuple(sizes), self.n_points, self.pairs_within)
+
+
+def _batch_means(
+    a: np.ndarray, slices: Sequence[slice], axis: int, sizes: Sequence[int] | None = None
+) -> np.ndarray:
+    """``a`` with each entry replaced by the mean over its batch along ``axis``.
+
+    ``sizes``: the batches' sizes when only some of their points are walked. The mean over
+    a batch of a kernel's row ``K(x, .)`` (``axis=1``) holds ``K(x, x)`` with weight
+    ``1/size`` when ``x`` is in that batch: the walked members estimate the rest."""
     out = np.empty_like(a)
-    for s in slices:
+    for i, s in enumerate(slices):
         idx = (slice(None), s) if axis == 1 else (s, slice(None))
         if a.ndim == 1:
             out[s] = a[s].mean()
-        else:
-            out[idx] = a[idx].mean(axis=axis, keepdims=True)
+            continue
+        out[idx] = a[idx].mean(axis=axis, keepdims=True)
+        n, size = s.stop - s.start, sizes[i] if sizes is not None else s.stop - s.start
+        if axis == 1 and size != n:
+            block = a[s, s]
+            diag = np.diag(block)
+            others = (block.sum(axis=1) - diag) / max(n - 1, 1)
+            out[s, s] = ((diag + (size - 1) * others) / size)[:, None]
     return out
 
 
-def batch_norm(u: Units, slices: Sequence[slice], eps: float) -> Units:
-    """BatchNorm with batch statistics: exact per-batch centring, expected batch variance."""
-    col = _batch_means(u.k, slices, axis=1)  # mean over the batch of x'
+def batch_norm(
+    u: Units, slices: Sequence[slice], eps: float, sizes: Sequence[int] | None = None
+) -> Units:
+    """BatchNorm with batch statistics: exact per-batch centring, expected batch variance
+    (``sizes``: of batches walked in part, :class:`Design`)."""
+    col = _batch_means(u.k, slices, axis=1, sizes=sizes)  # mean over the batch of x'
     k = u.k - col - col.T + _batch_means(col, slices, axis=0)
     var = _batch_means(np.diag(k).copy(), slices, axis=0) + eps
     inv = 1.0 / np.sqrt(var)
@@ -119,11 +163,13 @@ class Architecture:
     neutralize: str = "none"
 
 
-def apply_norm(u: Units, arch: Architecture, slices: Sequence[slice]) -> Units:
+def apply_norm(
+    u: Units, arch: Architecture, slices: Sequence[slice], sizes: Sequence[int] | None = None
+) -> Units:
     if arch.kind == "batch":
         if arch.norm_mode == "eval":
             return Units(k=u.k / (1 + arch.eps), m=u.m / np.sqrt(1 + arch.eps))
-        return batch_norm(u, slices, arch.eps)
+        return batch_norm(u, slices, arch.eps, sizes)
     if arch.kind in ("layer", "group"):
         return layer_norm(u, arch.eps)
     if arch.kind == "rms":
@@ -131,21 +177,27 @@ def apply_norm(u: Units, arch: Architecture, slices: Sequence[slice]) -> Units:
     raise ValueError(f"norm kind {arch.kind!r} not covered; covered: {', '.join(NORM_KINDS)}")
 
 
-def final_kernel(x: np.ndarray, arch: Architecture, batch_size: int) -> np.ndarray:
+def final_kernel(
+    x: np.ndarray, arch: Architecture, batch_size: int, design: Design | None = None
+) -> np.ndarray:
     """Second-moment kernel of the units the head reads, on inputs ``x`` (N, ...)."""
-    return layer_kernels(x, arch, batch_size)[-1][1]
+    # only the last (name, K): one layer's kernels held at once
+    return deque(layer_kernels(x, arch, batch_size, design), maxlen=1)[0][1]
 
 
 def layer_kernels(
-    x: np.ndarray, arch: Architecture, batch_size: int
-) -> list[tuple[str, np.ndarray]]:
+    x: np.ndarray, arch: Architecture, batch_size: int, design: Design | None = None
+) -> Iterator[tuple[str, np.ndarray]]:
     """``(name, K)`` after every part of every block, named as :class:`igb.nn.mlp.MLP`
-    names its modules (``blocks.<i>.<part>``); the last is the kernel the head reads."""
+    names its modules (``blocks.<i>.<part>``); the last is the kernel the head reads.
+    ``design``: ``x`` are some of the evaluation points (:class:`Design`), not all. Yielded
+    one at a time: a deep walk holding every layer's N x N kernel would need depth times
+    the memory."""
     x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
     n, fan_in = x.shape
-    slices = batches(n, batch_size)
+    slices = list(design.slices) if design else batches(n, batch_size)
+    sizes = design.sizes if design else None
     u = Units(k=x @ x.T / fan_in, m=np.zeros(n))  # only read by the first Linear
-    out: list[tuple[str, np.ndarray]] = []
     for i in range(arch.depth):
         for part in PLACEMENT_ORDER[arch.placement]:
             if part == "layer":
@@ -156,17 +208,46 @@ def layer_kernels(
                 a = activation_kernel(arch.activation, u.k)
                 u = Units(k=a.q, m=a.m)
             elif part == "norm":
-                u = apply_norm(u, arch, slices)
+                u = apply_norm(u, arch, slices, sizes)
             else:
                 continue  # no pooling in an MLP
-            out.append((f"blocks.{i}.{part}", u.k))
+            yield f"blocks.{i}.{part}", u.k
     if arch.neutralize != "none":  # the exact per-batch centring of batch_norm, no scaling
-        col = _batch_means(u.k, slices, axis=1)
-        out.append(("head:input", u.k - col - col.T + _batch_means(col, slices, axis=0)))
-    return out
+        col = _batch_means(u.k, slices, axis=1, sizes=sizes)
+        yield "head:input", u.k - col - col.T + _batch_means(col, slices, axis=0)
 
 
-def gamma_from_kernel(k: np.ndarray) -> float:
+def kernel_means(k: np.ndarray, design: Design | None = None) -> tuple[float, float]:
+    """``(mean(diag K), mean(K))`` over the N evaluation points, from the kernel of all of
+    them or of the walked ones of ``design``. The N^2 pairs are a point with itself, pairs
+    within one batch and pairs across batches (BatchNorm treats the two differently); each
+    kind's mean is estimated from the walked pairs of that kind, weighted by its share of
+    the N^2 pairs, so that the finite-N floor is N's, not the subsample's."""
+    diag = float(np.diag(k).mean())
+    if design is None:
+        return diag, float(k.mean())
+    n_all = design.n_points
+    within_sum = within_pairs = weighted = weights = 0.0
+    for s, size in zip(design.slices, design.sizes, strict=True):
+        block = k[s, s]
+        n = s.stop - s.start
+        inside = float(block.sum()) - float(np.trace(block))
+        if n > 1:  # the batch's mean within, weighted by its pairs among the N
+            weighted += size * (size - 1) * inside / (n * (n - 1))
+            weights += size * (size - 1)
+        within_sum += inside
+        within_pairs += n * (n - 1)
+    n = k.shape[0]
+    cross_walked = n * (n - 1) - within_pairs
+    cross_all = n_all * (n_all - 1) - design.pairs_within
+    total = n_all * diag + (design.pairs_within * weighted / weights if weights else 0.0)
+    if cross_all > 0 and cross_walked > 0:
+        off = float(k.sum()) - float(np.trace(k)) - within_sum
+        total += cross_all * off / cross_walked
+    return diag, total / n_all**2
+
+
+def gamma_from_kernel(k: np.ndarray, design: Design | None = None) -> float:
     """gamma of the logits ``o = W h`` (W iid, zero bias) of units with kernel ``k``.
 
     The C logits are iid Gaussian processes with kernel ``s^2 K`` (s^2 the head's gain);
@@ -179,10 +260,11 @@ def gamma_from_kernel(k: np.ndarray) -> float:
         gamma = mean(K) / (mean(diag K) - mean(K)).
 
     Being the same plug-in estimator on the same points, it carries the same finite-N
-    floor (about 1/N for a neutral network) as the measurement.
+    floor (about 1/N for a neutral network) as the measurement; with ``design``, ``k`` is
+    the kernel of some of the points and the means are those of all N (:func:`kernel_means`).
     """
-    mean_all = float(k.mean())
-    spread = float(np.diag(k).mean()) - mean_all
+    diag, mean_all = kernel_means(k, design)
+    spread = diag - mean_all
     if not spread > 0:
         raise ValueError("the units give every evaluation point the same logits: gamma undefined")
     return max(mean_all, 0.0) / spread
