@@ -85,23 +85,19 @@ def _assert_png(path: Path) -> None:
     assert image.std() > 0.01  # not a blank canvas
 
 
+def _sweep(factory: pytest.TempPathFactory, entry: str, *overrides: str) -> Path:
+    """A real ``python <entry> -m <overrides>`` multirun in a fresh folder; its sweep dir."""
+    tmp = factory.mktemp(Path(entry).stem)
+    sweep = tmp / "sweep"
+    _run(tmp, str(ROOT / entry), "-m", *overrides, f"hydra.sweep.dir={sweep}")
+    return sweep
+
+
 @pytest.fixture(scope="module")
 def train_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 placements x 2 seeds on blobs, 2 epochs, CSV + offline W&B, log-spaced steps."""
-    tmp = tmp_path_factory.mktemp("train_sweep")
-    sweep = tmp / "sweep"
-    _run(
-        tmp,
-        str(ROOT / "train.py"),
-        "-m",
-        "norm=pre,post",
-        "seed=0,1",
-        *TINY,
-        "logger=default",
-        "callbacks.bias_stats.log_steps=4",
-        f"hydra.sweep.dir={sweep}",
-    )
-    return sweep
+    overrides = ("norm=pre,post", "seed=0,1", *TINY, "logger=default")
+    return _sweep(tmp_path_factory, "train.py", *overrides, "callbacks.bias_stats.log_steps=4")
 
 
 @pytest.mark.slow
@@ -251,12 +247,9 @@ def test_offline_wandb_runs_give_the_same_table(
 @pytest.fixture(scope="module")
 def ensemble_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 placements x 2 depths of 24-initialization ensembles, offline W&B."""
-    tmp = tmp_path_factory.mktemp("ensemble_sweep")
-    sweep = tmp / "sweep"
-    _run(
-        tmp,
-        str(ROOT / "ensemble.py"),
-        "-m",
+    return _sweep(
+        tmp_path_factory,
+        "ensemble.py",
         "norm=none,post",
         "model.depth=1,3",
         "model.width=16",
@@ -269,9 +262,7 @@ def ensemble_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "ensemble.n_boot=50",
         "ensemble.progress=false",
         "logger=wandb",
-        f"hydra.sweep.dir={sweep}",
     )
-    return sweep
 
 
 @pytest.mark.slow
