@@ -20,24 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.entry_points import ROOT, run_entry
+from helpers.entry_points import ROOT, STOPPABLE_ENSEMBLE, run_entry
 
 from igb.jobs.integrity import CHECKPOINT_KEY, folder_damage
 
-ARGS = [  # 8 blocks of 20 initializations: stopped once the first is on disk
-    "model.depth=2",
-    "model.width=32",
-    "dataset.num_samples=400",
-    "dataset.num_classes=2",
-    "dataset.shape=[16]",
-    "ensemble.n_inits=160",
-    "ensemble.eval_samples=300",
-    "ensemble.batch_size=300",
-    "ensemble.n_boot=50",
-    "ensemble.progress=false",
-    "ensemble.workers=1",
-    "ensemble.theory=false",
-]
+ARGS = [*STOPPABLE_ENSEMBLE, "ensemble.n_boot=50", "ensemble.theory=false"]
 
 
 def _blocks(folder: Path) -> list[Path]:

@@ -10,6 +10,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+#: an ensemble of 8 blocks of 20 initializations, small enough to run in seconds and long
+#: enough to be stopped by a signal once its first block is on disk
+STOPPABLE_ENSEMBLE = (
+    "model.depth=2",
+    "model.width=32",
+    "dataset.num_samples=400",
+    "dataset.num_classes=2",
+    "dataset.shape=[16]",
+    "ensemble.n_inits=160",
+    "ensemble.eval_samples=300",
+    "ensemble.batch_size=300",
+    "ensemble.progress=false",
+    "ensemble.workers=1",
+)
+
 
 def run_entry(
     script: str,

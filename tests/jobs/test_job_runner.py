@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import TINY
-from helpers.entry_points import run_entry
+from helpers.entry_points import STOPPABLE_ENSEMBLE, run_entry
 from omegaconf import OmegaConf
 
 from igb import ensemble as ens
@@ -217,19 +217,7 @@ def test_damaged_checkpoint_is_named_and_restart_true_starts_over(tmp_path: Path
 
 
 # -- 5. an ensemble stopped by a signal resumes to the same result --------------------------
-ENSEMBLE = [  # 8 blocks of 20 initializations: signalled once the first is on disk
-    "model.depth=2",
-    "model.width=32",
-    "dataset.num_samples=400",
-    "dataset.num_classes=2",
-    "dataset.shape=[16]",
-    "ensemble.n_inits=160",
-    "ensemble.eval_samples=300",
-    "ensemble.batch_size=300",
-    "ensemble.n_boot=100",
-    "ensemble.progress=false",
-    "ensemble.workers=1",
-]
+ENSEMBLE = [*STOPPABLE_ENSEMBLE, "ensemble.n_boot=100"]  # signalled once a block is on disk
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
