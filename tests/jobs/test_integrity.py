@@ -117,6 +117,19 @@ def test_a_missing_config_is_identified_by_status_and_checkpoint(finished: Path)
 
 
 @pytest.mark.slow
+def test_a_missing_status_leaves_config_yaml_as_the_identity(finished: Path) -> None:
+    """A job that died before its first status and checkpoint: config.yaml alone names it."""
+    folder = _copy(finished, "no-status")
+    (folder / "status.json").unlink()
+    shutil.rmtree(folder / "checkpoints")
+    saved = (folder / "config.yaml").read_text()
+    proc = _relaunch(folder, "seed=5")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "holds a job of another configuration (no status.json; seed" in proc.stderr
+    assert (folder / "config.yaml").read_text() == saved and not (folder / "status.json").exists()
+
+
+@pytest.mark.slow
 def test_records_that_disagree_are_refused_and_listed_damaged(finished: Path) -> None:
     folder = _copy(finished, "disagree")
     status = json.loads((folder / "status.json").read_text())

@@ -118,14 +118,16 @@ def identity_problem(cfg: DictConfig, folder: Path) -> str | None:
                 f"{folder}/{missing} is missing and {file} records another configuration "
                 f"(hash {recorded}, launched {launched}); {WAY_OUT}"
             )
-        return None
+        if saved is None:
+            return None
+    # config.yaml present (with or without status.json): it must be the launched configuration
     extending = not bool(cfg.get("skip_finished", True))
     keys = config_differences(saved, cfg, extending=extending)
     if not keys:
         return None
     return (
         f"{folder} holds a job of another configuration "
-        f"({status}; {describe_differences(saved, cfg, keys)}); {WAY_OUT}"
+        f"({status or 'no status.json'}; {describe_differences(saved, cfg, keys)}); {WAY_OUT}"
     )
 
 
