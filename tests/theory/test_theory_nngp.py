@@ -154,8 +154,16 @@ def test_theory_command_prints_the_grid_and_rejects_bad_keys(capsys):
     assert nngp_main(["model.depth=1,4", "norm=none,post", "ensemble.eval_samples=40"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split()[:3] == ["model", "depth", "width"]
-    assert lines[0].split()[-4:] == ["gamma_theory", "gamma_finite", "regime", "time_s"]
+    assert lines[0].split()[-5:] == ["points", "gamma_theory", "gamma_finite", "regime", "time_s"]
     assert len(lines) == 5 and sum("batch-post" in line for line in lines) == 2
+    assert "±" not in "".join(lines)  # 40 points: every one walked, no sampling error
+    # past ensemble.theory_points a subsample is walked and its error stated
+    argv = ["model.depth=2", "norm=none", "ensemble.eval_samples=300", "ensemble.theory_points=100"]
+    assert nngp_main(argv) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    cells = dict(zip(header.split(), row.split()))
+    assert cells["N"] == "300" and 100 <= int(cells["points"]) < 300
+    assert row.split()[row.split().index(cells["gamma_theory"]) + 1] == "±"
     assert nngp_main(["model.depthh=3"]) == 2
     assert "model.depthh" in capsys.readouterr().err
 

@@ -7,7 +7,9 @@ same pre-flight: a bad key or value is one line and exit code 2), builds each jo
 evaluation set exactly as the ensemble would (``ensemble.eval_split``,
 ``ensemble.eval_samples``, ``ensemble.batch_size``) and prints one row per job with the
 infinite-width gamma, the finite-width gamma at ``model.width`` and the regime predicted at
-that width (or why the theory does not cover the job).
+that width (or why the theory does not cover the job). Past ``ensemble.theory_points``
+evaluation points the theory walks a subsample: ``points`` says how many, and
+``gamma_theory`` carries the subsample's standard error (``0.4666 ± 6.6e-06``).
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
                 "norm": norm,
                 "dataset": ch["dataset"],
                 "N": int(x.shape[0]),
+                "points": pred.points,
                 "gamma_theory": pred.gamma,
+                "gamma_stderr": pred.stderr,
                 "gamma_finite": pred.gamma_finite,
                 "regime": pred.predicted_regime or f"not covered: {pred.reason}",
                 "time_s": time.perf_counter() - t0,
@@ -67,12 +71,21 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
     return out
 
 
+def _number(value: object, stderr: object = None) -> str:
+    """``-`` for no value; ``value ± stderr`` where a subsample's error was stated."""
+    if value is None:
+        return "-"
+    return f"{value:.4g}" + (f" ± {stderr:.2g}" if stderr else "")
+
+
 def format_table(table: list[dict[str, object]]) -> str:
-    header = [*COLUMNS, "gamma_theory", "gamma_finite", "regime", "time_s"]
+    header = [*COLUMNS, "points", "gamma_theory", "gamma_finite", "regime", "time_s"]
     cells = [
         [
             *(str(r[c]) for c in COLUMNS),
-            *("-" if r[k] is None else f"{r[k]:.4g}" for k in ("gamma_theory", "gamma_finite")),
+            "-" if r["points"] is None else str(r["points"]),
+            _number(r["gamma_theory"], r["gamma_stderr"]),
+            _number(r["gamma_finite"]),
             str(r["regime"]),
             f"{r['time_s']:.2f}",
         ]
