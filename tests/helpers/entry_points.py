@@ -11,8 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: an ensemble of 8 blocks of 20 initializations that a signal can stop once its first block
-#: is on disk: about 1.5 s of evaluation after that block on one core (at width 32 on 16
-#: inputs the other 7 blocks took 0.2 s and, on a loaded machine, finished before the signal)
+#: is on disk: about 1.5 s of evaluation follow that block on one core, so the signal sent
+#: then arrives while blocks remain even on a loaded machine
 STOPPABLE_ENSEMBLE = (
     "model.depth=4",
     "model.width=256",

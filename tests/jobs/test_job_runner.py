@@ -46,8 +46,14 @@ def launch(tmp_path: Path, *argv: str, entry: str = "train.py", wait: bool = Tru
            "PYTHONPATH": pythonpath}  # fmt: skip
     return subprocess.Popen(
         [sys.executable, str(ROOT / entry), *argv], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
     )  # fmt: skip
+
+
+def _default_sigint() -> None:
+    """The job reacts to SIGINT as under a user's terminal: a suite started in the background
+    of a non-interactive shell runs with SIGINT ignored, which its children would inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def status(folder: Path) -> dict:
