@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -24,8 +25,10 @@ THEORY_POINTS = 2000
 MIN_THEORY_POINTS = 100
 
 
-def resolve_theory_points(value: object) -> int | None:
-    """``ensemble.theory_points``: the most evaluation points the theory walks (None: all)."""
+def resolve_theory_points(ens: Any) -> int | None:
+    """``ens.theory_points``: the most evaluation points the theory walks (None: all); a
+    config written before the key existed gets the default."""
+    value = ens.get("theory_points", THEORY_POINTS)
     if value is None or value == "all":
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < MIN_THEORY_POINTS:

@@ -29,7 +29,7 @@ from igb.ensemble.evaluate import evaluate_ensemble
 from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import progress_bar
-from igb.ensemble.resolve import THEORY_POINTS, resolve_device, resolve_theory_points
+from igb.ensemble.resolve import resolve_device, resolve_theory_points
 from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 OUTPUT_FILES = ("inits.csv", "histogram.png", "summary.json")
 #: written besides with ensemble.profile=true (:mod:`.profile_report`)
 PROFILE_FILES = ("profile.csv", "profile.png")
-#: folder of the completed blocks of initializations of an unfinished ensemble
-PARTIAL = BLOCKS
 #: at most this many initializations per block (what a stop signal can lose); on a GPU
 #: more, so that a block still fills ``vmap`` chunks of thousands of initializations
 BLOCK = {"cpu": 256, "cuda": 4096}
@@ -84,7 +82,7 @@ def block_ranges(first: int, n: int, block: int) -> list[tuple[int, int]]:
 
 
 def _block_path(out: Path, lo: int, hi: int) -> Path:
-    return out / PARTIAL / f"{lo}-{hi - 1}.npz"
+    return out / BLOCKS / f"{lo}-{hi - 1}.npz"
 
 
 def _save_block(out: Path, lo: int, hi: int, result: EnsembleResult, config_id: str) -> None:
@@ -131,7 +129,7 @@ def evaluate_in_blocks(
     done = sum(hi - lo for (lo, hi), b in blocks.items() if b is not None)
     resumed = done
     if done:
-        log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / PARTIAL)
+        log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / BLOCKS)
     last: EnsembleResult | None = None
     eval_time = 0.0
     cache: dict[str, Any] = {}  # vary=head: the backbone's features, computed once
@@ -201,7 +199,7 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     # the infinite- and finite-width predictions beside the measurement (igb.theory.nngp; null +
     # reason if not covered)
     if bool(ens.get("theory", True)):
-        max_points = resolve_theory_points(ens.get("theory_points", THEORY_POINTS))
+        max_points = resolve_theory_points(ens)
         predicted = predict_gamma(
             cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode, max_points=max_points
         )
@@ -234,7 +232,7 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     log_to_loggers(cfg, summary, result, out, identity(cfg))
     summary["wall_time_s"] = time.perf_counter() - t_start
     write_summary(summary, out / "summary.json")  # last: its presence means "finished"
-    shutil.rmtree(out / PARTIAL, ignore_errors=True)  # inits.csv holds every block now
+    shutil.rmtree(out / BLOCKS, ignore_errors=True)  # inits.csv holds every block now
     lo, hi = summary["gamma_ci"]
     log.info(
         "gamma = %.4g [%.4g, %.4g] -> %s; f_max mean %.3f; %s (%s, %s, %d workers); "

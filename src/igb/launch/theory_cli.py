@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from omegaconf import OmegaConf
 
 from igb.ensemble import choices, eval_set
-from igb.ensemble.resolve import THEORY_POINTS, resolve_theory_points
+from igb.ensemble.resolve import resolve_theory_points
 from igb.launch.preflight import check, compose_job, expand_jobs
 from igb.launch.validate_ensemble import validate_ensemble
 from igb.theory.nngp import predict_gamma
@@ -52,7 +52,7 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
         t0 = time.perf_counter()
         pred = predict_gamma(
             cfg.model, cfg.norm, x, int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode,
-            max_points=resolve_theory_points(cfg.ensemble.get("theory_points", THEORY_POINTS)),
+            max_points=resolve_theory_points(cfg.ensemble),
         )  # fmt: skip
         out.append(
             {

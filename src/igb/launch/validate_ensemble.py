@@ -9,7 +9,6 @@ from omegaconf import DictConfig
 
 from igb.ensemble.eval_set import SPLITS, split_sizes
 from igb.ensemble.resolve import (
-    THEORY_POINTS,
     resolve_device,
     resolve_method,
     resolve_theory_points,
@@ -159,7 +158,7 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
             "ensemble.eval_split",
             f"the {ens.eval_split} split of dataset={cfg.dataset.name} is empty",
         )
-    max_points = resolve_theory_points(ens.get("theory_points", THEORY_POINTS))
+    max_points = resolve_theory_points(ens)
     if bool(ens.get("theory", True)):
         check_theory_plan(n or available, available_memory(), max_points)
     return {**facts, "eval_points": n or available}
