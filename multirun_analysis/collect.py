@@ -24,7 +24,6 @@ from typing import Any
 
 import pandas as pd
 
-from igb.data.shares import SHARES_FILE
 from igb.jobs.integrity import folder_damage
 from multirun_analysis.choices import (
     CHOICES,
@@ -50,7 +49,7 @@ from multirun_analysis.results import (
     as_int,
     ensemble_results,
     interval_regimes,
-    split_shares,
+    read_split_shares,
     theory_columns,
     train_results,
 )
@@ -125,7 +124,7 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
         row.update({k: v for k, v in results.items() if k not in row})
     else:
         row["kind"] = "train"
-        shares = split_shares(read_json(job_dir / SHARES_FILE))
+        shares = read_split_shares(job_dir)
         row.update(train_results(series, as_int(row.get("num_classes")), tol, shares))
     broken = folder_damage(job_dir)  # records damaged or naming another configuration
     if broken:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from igb.data.shares import SHARES_FILE
 from igb.theory.gaussian import regime_of_interval
 from multirun_analysis.folders import read_json
 
@@ -49,6 +50,11 @@ def split_shares(record: Any) -> dict[str, list[float]]:
         if isinstance(shares, list | tuple) and shares:
             out[str(split)] = [float(v) for v in shares]
     return out
+
+
+def read_split_shares(job_dir: Path) -> dict[str, list[float]]:
+    """:func:`split_shares` of the run in ``job_dir`` (its ``split_shares.json``)."""
+    return split_shares(read_json(Path(job_dir) / SHARES_FILE))
 
 
 def neutrality_excess(

@@ -26,10 +26,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from igb import SPLITS  # noqa: E402
-from igb.data.shares import SHARES_FILE  # noqa: E402
 from multirun_analysis.figures.common import Figure, save  # noqa: E402
-from multirun_analysis.folders import read_json, read_metrics  # noqa: E402
-from multirun_analysis.results import split_shares  # noqa: E402
+from multirun_analysis.folders import read_metrics  # noqa: E402
+from multirun_analysis.results import read_split_shares  # noqa: E402
 
 #: the splits measured during training (the test split is measured once, at the end)
 SERIES_SPLITS = tuple(s for s in SPLITS if s != "test")
@@ -133,7 +132,7 @@ def draw(job_dir: Path, out: Path, split: str = "val") -> list[Figure]:
     if series.empty:
         return []
     return [
-        *fig_step0_f(series, out, split_shares(read_json(Path(job_dir) / SHARES_FILE))),
+        *fig_step0_f(series, out, read_split_shares(job_dir)),
         *fig_f_max_entropy(series, out),
         *fig_acc_by_rank(series, out, split=split),
     ]
