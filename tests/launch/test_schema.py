@@ -11,65 +11,18 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers.entry_points import run_entry
 
 from igb.launch.preflight import check
 from igb.launch.validate import validate
 from igb.launch.validate_ensemble import check_memory_plan, check_theory_plan, validate_ensemble
 
-#: entry point -> (overrides, what its one line says)
-BAD_VALUES = {
-    "train": [
-        (
-            ["scheduler=foo"],
-            "scheduler=foo is not an option of 'scheduler'; allowed: constant, cosine, step",
-        ),
-        (
-            ["scheduler=step", "scheduler.step_size=0"],
-            "scheduler.step_size=0 must be a positive integer",
-        ),
-        (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1 must be a number >= 0"),
-        (["optimizer.momentum=-0.5"], "optimizer.momentum=-0.5 must be a number >= 0"),
-        (["optimizer.momentum=1"], "optimizer.momentum=1 must be a number < 1"),
-        (["scheduler.warmup_steps=-3"], "scheduler.warmup_steps=-3 must be an integer >= 0"),
-        (["trainer.devices=0"], "trainer.devices=0 must be a positive integer"),
-        (
-            ["callbacks.bias_stats.log_steps=-1"],
-            "callbacks.bias_stats.log_steps=-1 must be an integer >= 0",
-        ),
-        (
-            ["callbacks.bias_stats.batch_size=0"],
-            "callbacks.bias_stats.batch_size=0 must be a positive",
-        ),
-        (
-            ["callbacks.bias_stats.train_samples=0"],
-            "callbacks.bias_stats.train_samples=0 must be a positive",
-        ),
-        (["dataset.batch_size=-4"], "dataset.batch_size=-4 must be a positive integer"),
-        (["dataset.shape=abc"], "dataset.shape=abc must be a valid list"),
-        (["seed=-1"], "seed=-1 must be an integer in [0, 4294967295]"),
-        (["skip_finished=maybe"], "skip_finished=maybe must be a valid boolean"),
-        (["~model"], "model is required; choose one with model=<cnn|custom|mlp|"),
-        (["hydra.run.dir="], "hydra.run.dir is empty"),
-        (["model=custom", "model.cls=nope.Net", "norm=native"], "model.cls=nope.Net cannot be"),
-        (["dataset.num_classes=0"], "dataset.num_classes=0"),
-        (["dataset.shape=[0]"], "dataset.shape=[0]"),
-        (["dataset.num_samples=3"], "dataset.num_samples=3"),
-        (["dataset.separation=-1"], "dataset.separation=-1"),
-        (["dataset.num_classes=1"], "dataset.num_classes=1 must be >= 2"),
-        (["seed=abc"], "seed=abc must be an integer"),
-        (["optimizer.lr=inf"], "optimizer.lr=inf must be a positive finite number"),
-    ],
-    "ensemble": [
-        (["ensemble.eval_samples=1"], "ensemble.eval_samples=1 must be an integer >= 2"),
-        (["dataset.num_classes=1"], "dataset.num_classes=1 must be >= 2"),
-        (["ensemble.n_inits=1"], "ensemble.n_inits=1 must be an integer >= 2"),
-        (["ensemble.progress=maybe"], "ensemble.progress=maybe must be a valid boolean"),
-        (["ensemble.seed0=4294967290"], "seed0 + n_inits - 1 = 4294967489 exceeds 4294967295"),
-        (["ensemble.n_inits=4000000000"], "ensemble.n_inits=4000000000 needs about 2.12e+03 GiB"),
-    ],
-}
-CASES = [(entry, *case) for entry, cases in BAD_VALUES.items() for case in cases]
+#: entry point -> cases; kept as data beside this file, one case per bad value
+BAD_VALUES = yaml.safe_load((Path(__file__).parent / "bad_values.yaml").read_text())
+CASES = [
+    (entry, case["argv"], case["says"]) for entry, cases in BAD_VALUES.items() for case in cases
+]
 
 
 VALIDATORS = {"train": validate, "ensemble": validate_ensemble}
