@@ -138,6 +138,5 @@ def title(cfg: DictConfig) -> str:
     if "input_size" in ch:
         extra.append(f"input {ch['input_size']}")
     tail = ", ".join(e for e in extra if e)
-    return f"{model}{size}, {norm}, {ch['activation']}, {ch['dataset']}; {tail}"
     centred = "" if ch["neutralize"] == "none" else f", neutralize={ch['neutralize']}"
-    return f"{ch['model']}{size}, {norm}, {ch['activation']}{centred}, {ch['dataset']}"
+    return f"{model}{size}, {norm}, {ch['activation']}{centred}, {ch['dataset']}; {tail}"
