@@ -160,7 +160,7 @@ class Profiler:
         return rows
 
 
-def head_module(model: nn.Module, head_params: frozenset[str]) -> str:
+def head_module(head_params: frozenset[str]) -> str:
     """The name of the module that owns the head's parameters (the one nearest the root)."""
     owners = sorted({name.rsplit(".", 1)[0] for name in head_params}, key=len)
     if not owners:

@@ -36,8 +36,7 @@ def make_profiler(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: in
     head = head_names(
         plain_config(cfg.model), plain_config(cfg.norm), tuple(input_shape), num_classes
     )
-    meta = build_model(cfg.model, cfg.norm, tuple(input_shape), num_classes, 0, device="meta")
-    return Profiler(head_module(meta, head), str(cfg.ensemble.get("profile_features", "pool")))
+    return Profiler(head_module(head), str(cfg.ensemble.get("profile_features", "pool")))
 
 
 def profile_rows(
