@@ -32,6 +32,7 @@ from igb.ensemble.replica import empty_model
 from igb.ensemble.statistics import StatisticsStore
 from igb.metrics import feature_moments, logit_statistics
 from igb.metrics.measure import batch_stat_mode, batches
+from igb.nn.external import owner_modules
 from igb.nn.reinit import head_sampler, seeded_states
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,9 @@ def cached_heads(
 ) -> CachedHeads | str:  # fmt: skip
     """The backbone's features and head, or why the heads cannot run on cached features."""
     built, head = seeded_states(model_cfg, norm_cfg, tuple(x.shape[1:]), num_classes, device)
-    owners = {name.rsplit(".", 1)[0] for name in head}
+    owners = owner_modules(head)
     if len(owners) != 1:
-        return f"the head is spread over {len(owners)} modules ({', '.join(sorted(owners))})"
+        return f"the head is spread over {len(owners)} modules ({', '.join(owners)})"
     (owner,) = owners
     model = empty_model(model_cfg, norm_cfg, x.shape[1:], num_classes, device, norm_mode)
     module = model.get_submodule(owner)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from igb.metrics import head_gamma
 from igb.metrics.head_gamma import reduce_features, sums_moments
+from igb.nn.external import owner_modules
 
 HEAD_INPUT = "head input"
 
@@ -162,10 +163,10 @@ class Profiler:
 
 def head_module(head_params: frozenset[str]) -> str:
     """The name of the module that owns the head's parameters (the one nearest the root)."""
-    owners = sorted({name.rsplit(".", 1)[0] for name in head_params}, key=len)
+    owners = owner_modules(head_params)
     if not owners:
         raise ValueError("the model has no head parameters")
-    return owners[0]
+    return min(owners, key=len)
 
 
 def nonzero_biases(model: nn.Module) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -220,14 +220,23 @@ def build_external(
     return ExternalNet(net, in_chans, spec.input_size, library.use_channels_last)
 
 
+def owner_modules(names: Iterable[str]) -> list[str]:
+    """The modules that hold the named parameters and buffers (``fc.weight`` -> ``fc``),
+    sorted: given :func:`class_dependent`'s names, the modules of the head."""
+    return sorted({name.rsplit(".", 1)[0] for name in names})
+
+
+def head_modules(net: nn.Module, head: Iterable[str]) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of the modules of ``net`` that own the names ``head``, in
+    module order (the order :func:`reset_head` draws them in)."""
+    owners = set(owner_modules(head))
+    return [(name, module) for name, module in net.named_modules() if name in owners]
+
+
 def reset_head(net: nn.Module, head: frozenset[str]) -> None:
     """``reset_parameters`` of the modules that own the head's parameters (PyTorch's
     default initialization, as a freshly created ``nn.Linear`` head has it)."""
-    owners = {name.rsplit(".", 1)[0] for name in head}
-    for name, module in net.named_modules():
-        if name in owners:
-            if not hasattr(module, "reset_parameters"):
-                raise ConfigError(
-                    "model.head_init", f"the head module {name} has no reset_parameters"
-                )
-            module.reset_parameters()
+    for name, module in head_modules(net, head):
+        if not hasattr(module, "reset_parameters"):
+            raise ConfigError("model.head_init", f"the head module {name} has no reset_parameters")
+        module.reset_parameters()

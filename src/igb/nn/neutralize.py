@@ -37,10 +37,9 @@ def check_mode(mode: object) -> str:
 
 def head_owner(make: Callable[[int], nn.Module], num_classes: int, model_name: str) -> str:
     """The one module that holds the head (``make(c)`` builds the model on meta)."""
-    from igb.nn.external import class_dependent
+    from igb.nn.external import class_dependent, owner_modules
 
-    head = class_dependent(make, num_classes)
-    owners = sorted({name.rsplit(".", 1)[0] for name in head})
+    owners = owner_modules(class_dependent(make, num_classes))
     if len(owners) != 1:
         raise ConfigError(
             "model.neutralize",

@@ -25,7 +25,7 @@ from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn.build import build_model
-from igb.nn.external import NATIVE, class_dependent, is_external
+from igb.nn.external import NATIVE, class_dependent, head_modules, is_external
 from igb.nn.init import initialize
 
 VARY = ("all", "head")
@@ -137,8 +137,7 @@ def head_sampler(
     external = is_external(get_class(model_cfg["_target_"]))
     if not external or model_cfg.get("head_init", NATIVE) == NATIVE:
         return lambda seed: {k: v for k, v in built(seed).items() if k in head}
-    owners = {name.rsplit(".", 1)[0] for name in head}
-    modules = [m for name, m in model.named_modules() if name in owners]
+    modules = [module for _, module in head_modules(model, head)]
     rng_devices = [device] if device.type == "cuda" else []
 
     @torch.no_grad()
