@@ -111,5 +111,5 @@ def cached_heads(
     ):
         return f"the output of the head {owner} is not the model's output"
     names = {name: name[len(owner) + 1 :] for name in head}
-    sample = head_sampler(model_cfg, norm_cfg, tuple(x.shape[1:]), num_classes, device, model)
+    sample = head_sampler(model_cfg, built, head, device, model)
     return CachedHeads([f for f, _ in seen], module, names, sample)

@@ -123,17 +123,17 @@ def seeded_states(
 
 
 def head_sampler(
-    model_cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...],
-    num_classes: int, device: torch.device, model: nn.Module,
+    model_cfg: Mapping[str, Any], built: Callable[[int], dict[str, torch.Tensor]],
+    head: frozenset[str], device: torch.device, model: nn.Module,
 ) -> Callable[[int], dict[str, torch.Tensor]]:  # fmt: skip
-    """``sample(seed)``: the head parameters of ``build_model(..., seed)``, nothing else.
+    """``sample(seed)``: the head parameters of ``build_model(..., seed)``, nothing else
+    (``built``, ``head``: :func:`seeded_states` of the same model).
 
     In general that replays the whole architecture's initialization (the head's draws
     come after the backbone's). An external model with ``model.head_init=torch_default``
     draws its head alone, ``torch.manual_seed(seed)`` then ``reset_parameters`` of the
     head's modules in module order (:func:`igb.nn.external.build_external`): that is
     replayed on ``model``'s own head modules, at the cost of the head alone."""
-    built, head = seeded_states(model_cfg, norm_cfg, input_shape, num_classes, device)
     external = is_external(get_class(model_cfg["_target_"]))
     if not external or model_cfg.get("head_init", NATIVE) == NATIVE:
         return lambda seed: {k: v for k, v in built(seed).items() if k in head}
