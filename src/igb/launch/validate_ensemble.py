@@ -15,7 +15,6 @@ from igb.ensemble.resolve import (
     resolve_workers,
 )
 from igb.errors import ConfigError
-from igb.metrics.head_gamma import REDUCTIONS
 from igb.metrics.measure import NORM_MODES
 from igb.nn.reinit import check_vary
 
@@ -104,15 +103,7 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
         _int_at_least(ens, "chunk_size", 1, " or auto")
     _int_at_least(ens, "n_boot", 1)
     check_vary(ens.get("vary", "all"))
-    profile = ens.get("profile", False)
-    if not isinstance(profile, bool):
-        raise ConfigError("ensemble.profile", f"ensemble.profile={profile}; allowed: true, false")
-    features = ens.get("profile_features", "pool")
-    if features not in REDUCTIONS:
-        raise ConfigError(
-            "ensemble.profile_features",
-            f"ensemble.profile_features={features}; allowed: {', '.join(REDUCTIONS)}",
-        )
+    # ensemble.profile / profile_features: igb.launch.schema (checked by validate)
     # facts["batch_norm"]: a norm with batch statistics, also inside an external architecture
     if facts["batch_norm"] and ens.norm_mode == "batch":
         _int_at_least(
