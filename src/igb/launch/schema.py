@@ -21,8 +21,11 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from igb import SPLITS
 from igb.errors import ConfigError
 from igb.launch.conf_dir import find_conf_dir
+from igb.metrics.head_gamma import REDUCTIONS
+from igb.metrics.measure import NORM_MODES
 
 #: seeds go to numpy's and torch's generators: unsigned 32-bit integers
 MAX_SEED = 2**32 - 1
@@ -76,10 +79,10 @@ class Dataset(Group):
 
 
 class BiasStats(Group):
-    splits: list[Literal["train", "val", "test"]] = ["train", "val"]
+    splits: list[Literal[SPLITS]] = ["train", "val"]
     test_at_end: bool = True
     batch_size: PosInt = 500
-    norm_mode: Literal["batch", "eval"] = "batch"
+    norm_mode: Literal[NORM_MODES] = "batch"
     train_samples: PosInt | None = None
     subset_seed: Seed = 0
     log_steps: NonNegInt = 0
@@ -96,15 +99,15 @@ class Model(Group):
 class Ensemble(Group):
     n_inits: int  # >= 2, with the reason: igb.launch.validate_ensemble
     seed0: Seed = 0
-    eval_split: Literal["train", "val", "test"] = "train"
-    norm_mode: Literal["batch", "eval"] = "batch"
+    eval_split: Literal[SPLITS] = "train"
+    norm_mode: Literal[NORM_MODES] = "batch"
     n_boot: PosInt = 1000
     ci_level: Annotated[float, Field(gt=0, lt=1)] = 0.95
     progress: bool = True
     theory: bool = True
     theory_points: int | str | None = 2000  # >= 100, all or null: igb.launch.validate_ensemble
     profile: bool = False
-    profile_features: Literal["pool", "flatten"] = "pool"
+    profile_features: Literal[REDUCTIONS] = "pool"
 
     @model_validator(mode="after")
     def _seeds_fit(self) -> Ensemble:
