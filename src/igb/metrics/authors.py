@@ -53,9 +53,10 @@ def authors_estimators(
 ) -> dict[str, Any]:
     """Both estimators, for summary.json (``authors``)."""
     ratios = single_init_ratios(raw_mu, raw_s2)
+    comp = init_var_comp(raw_mu, raw_s2, n_points)
     return {
-        "init_var_comp": init_var_comp(raw_mu, raw_s2, n_points),
-        "sigma_ratio_squared": init_var_comp(raw_mu, raw_s2, n_points)["sigma_ratio"] ** 2,
+        "init_var_comp": comp,
+        "sigma_ratio_squared": comp["sigma_ratio"] ** 2,
         "single_init_ratio_mean": float(np.mean(ratios)),
         "single_init_ratio_median": float(np.median(ratios)),
     }
