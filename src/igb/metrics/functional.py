@@ -55,7 +55,10 @@ def prediction_counts(logits: Tensor) -> Tensor:
 def centred_sums(logits: Tensor) -> tuple[Tensor, Tensor]:
     """``(sum_x d_c(x), sum_x d_c(x)^2)``: float64 ``(..., C)`` each."""
     check_logits(logits)
-    o = logits.detach().to(torch.float64)
+    return _centred_sums(logits.detach().to(torch.float64))
+
+
+def _centred_sums(o: Tensor) -> tuple[Tensor, Tensor]:
     d = o - o.mean(dim=-1, keepdim=True)
     return d.sum(dim=-2), (d * d).sum(dim=-2)
 
@@ -124,14 +127,20 @@ def raw_logit_moments(logits: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and population variance over the points of each raw (uncentred) logit
     ``o_c``, float64 ``(..., C)``: what the authors' estimators are built from."""
     check_logits(logits)
-    o = logits.detach().to(torch.float64)
+    return _raw_moments(logits.detach().to(torch.float64))
+
+
+def _raw_moments(o: Tensor) -> tuple[Tensor, Tensor]:
     return o.mean(dim=-2), o.var(dim=-2, unbiased=False)
 
 
 def logit_statistics(logits: Tensor) -> dict[str, Tensor]:
     """:func:`statistics_from_sums` of logits ``(..., N, C)`` in one shot (e.g. a stack
     ``(K, N, C)`` of K initializations gives one row per initialization), plus the raw
-    logits' moments ``raw_mu``, ``raw_s2`` (:func:`raw_logit_moments`)."""
-    stats = statistics_from_sums(prediction_counts(logits), *centred_sums(logits), logits.shape[-2])
-    stats["raw_mu"], stats["raw_s2"] = raw_logit_moments(logits)
+    logits' moments ``raw_mu``, ``raw_s2`` (:func:`raw_logit_moments`). The float64 copy
+    of the logits that both read is made once (a vmap chunk's stack can be large)."""
+    check_logits(logits)
+    o = logits.detach().to(torch.float64)
+    stats = statistics_from_sums(prediction_counts(logits), *_centred_sums(o), logits.shape[-2])
+    stats["raw_mu"], stats["raw_s2"] = _raw_moments(o)
     return stats
