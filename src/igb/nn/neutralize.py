@@ -54,9 +54,8 @@ def _center_head(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[tor
 
 
 def neutralize(model: nn.Module, owner: str, mode: str, model_name: str) -> nn.Module:
-    """Put the centring of ``mode`` in front of the head ``owner`` of ``model`` (in place)."""
-    if mode == "none":
-        return model
+    """Put the centring of ``mode`` (``head`` or ``head_frozen``; :func:`igb.nn.build_model`
+    does not call it for ``none``) in front of the head ``owner`` of ``model`` (in place)."""
     head = model.get_submodule(owner)
     if type(head) is not nn.Linear:
         raise ConfigError(
