@@ -20,7 +20,7 @@ from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn.cnn import require_image
-from igb.nn.tokens import TokenClassifier
+from igb.nn.tokens import TokenClassifier, patch_grid
 
 
 class PostLNSwinBlock(SwinTransformerBlock):
@@ -63,10 +63,7 @@ class Swin(TokenClassifier):
                 f"model.head_dim={head_dim} must divide every stage width {widths} "
                 f"(model.stage_depths={list(depths)} must be positive)",
             )
-        if h % patch_size or w % patch_size:
-            raise ConfigError(
-                "model.patch_size", f"model.patch_size={patch_size} must divide {h}x{w}"
-            )
+        patch_grid(self.input_shape, patch_size, "swin")  # the patch size ViT / Mixer accept
         self.net = SwinTransformer(
             img_size=(h, w), patch_size=patch_size, in_chans=channels,
             num_classes=self.num_classes, embed_dim=width, depths=depths,
