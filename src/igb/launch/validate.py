@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from igb.errors import ConfigError, config_errors_unwrapped
-from igb.launch.schema import check_schema
+from igb.launch.schema import MAX_SEED, check_schema
 from igb.metrics.measure import has_batch_norm
 from igb.nn import build_model
 from igb.training.init_filter import InitFilter
@@ -31,14 +31,10 @@ def _require_positive(cfg: DictConfig, key: str, kind: type = int) -> None:
 BATCH_STAT_KINDS = ("batch", "center", "center_init")
 
 
-#: seeds go to numpy's and torch's generators: unsigned 32-bit integers
-_MAX_SEED = 2**32 - 1
-
-
 def _require_seed(cfg: DictConfig, key: str) -> None:
     value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_SEED:
-        raise ConfigError(key, f"{key}={value} must be an integer in [0, {_MAX_SEED}]")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(key, f"{key}={value} must be an integer in [0, {MAX_SEED}]")
 
 
 def _check_accelerator(cfg: DictConfig) -> None:
