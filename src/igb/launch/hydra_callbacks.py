@@ -59,11 +59,12 @@ class FailureReport(Callback):
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "").lower()
         if "joblib" not in launcher:
             return
+        grid = launched_jobs(config)  # parsed once: jobs_running is polled while stopping
 
         def jobs_running() -> bool:
             if not sweep_dir.is_dir():
                 return False
-            statuses = collect_statuses(sweep_dir, launched_jobs(config))
+            statuses = collect_statuses(sweep_dir, grid)
             return any(st.get("status") == RUNNING for st in statuses.values())
 
         install_stop_handlers(sweep_dir, jobs_running, lambda: self.on_multirun_end(config))
