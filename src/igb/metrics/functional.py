@@ -123,21 +123,17 @@ def statistics_from_sums(
     }
 
 
-def raw_logit_moments(logits: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and population variance over the points of each raw (uncentred) logit
-    ``o_c``, float64 ``(..., C)``: what the authors' estimators are built from."""
-    check_logits(logits)
-    return _raw_moments(logits.detach().to(torch.float64))
-
-
 def _raw_moments(o: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and population variance over the points of each raw (uncentred) logit
+    ``o_c`` of float64 logits ``o``, ``(..., C)``: what the authors' estimators are built
+    from."""
     return o.mean(dim=-2), o.var(dim=-2, unbiased=False)
 
 
 def logit_statistics(logits: Tensor) -> dict[str, Tensor]:
     """:func:`statistics_from_sums` of logits ``(..., N, C)`` in one shot (e.g. a stack
     ``(K, N, C)`` of K initializations gives one row per initialization), plus the raw
-    logits' moments ``raw_mu``, ``raw_s2`` (:func:`raw_logit_moments`). The float64 copy
+    logits' moments ``raw_mu``, ``raw_s2`` (:func:`_raw_moments`). The float64 copy
     of the logits that both read is made once (a vmap chunk's stack can be large)."""
     check_logits(logits)
     o = logits.detach().to(torch.float64)
