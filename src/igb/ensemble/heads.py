@@ -18,6 +18,7 @@ before, and says why. The closed-form gamma of a Gaussian head on these features
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,9 +51,10 @@ class CachedHeads:
     head_names: dict[str, str]  # model-level name -> name inside ``head``
     sample: Callable[[int], dict[str, Tensor]]  # seed -> the head's parameters
 
-    @property
+    @functools.cached_property
     def gamma_gaussian_head(self) -> float:
-        """gamma of a zero-bias head with iid zero-mean weights on these features."""
+        """gamma of a zero-bias head with iid zero-mean weights on these features (computed
+        once: every block of seeds that reuses the features reports it)."""
         mean_g, spread = feature_moments(torch.cat(self.features))
         return float(mean_g / spread) if spread > 0 else float("nan")
 
