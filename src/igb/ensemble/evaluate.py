@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,8 +42,8 @@ def evaluate_ensemble(
     device=plan.device), x, plan.batch_size, plan.norm_mode)``. The caller's RNG state is
     left as it was. What is observed or kept across calls is not part of the plan:
     ``progress(n)`` is called as initializations complete, ``cache`` keeps the backbone's
-    features of ``vary=head`` between blocks of seeds, and ``profiler`` records every
-    layer's gamma_l (:mod:`.profile`).
+    features of ``vary=head`` and the re-initializer (:mod:`igb.nn.reinit`) between blocks
+    of seeds, and ``profiler`` records every layer's gamma_l (:mod:`.profile`).
     """
     model_cfg, norm_cfg = plan.model, plan.norm
     num_classes, batch_size, norm_mode, vary = (
@@ -82,9 +82,9 @@ def evaluate_ensemble(
         method, n_workers, chunk = CACHED, 1, None
         extra["gamma_gaussian_head"] = heads.gamma_gaussian_head
     else:
-        reinit = reinitializer(
+        reinit = _memo(cache, f"reinit-{backbone_seed}", lambda: reinitializer(
             model_cfg, norm_cfg, x.shape[1:], num_classes, device, vary, int(backbone_seed)
-        )
+        ))  # fmt: skip
         t0 = time.perf_counter()
         with torch.random.fork_rng(devices=rng_devices):
             if method == "loop":
@@ -122,14 +122,22 @@ def _heads(
     """The cached backbone features of a ``vary=head`` ensemble (or why not; None: vary=all)."""
     if vary != "head":
         return None
-    key = f"heads-{backbone_seed}"
-    if cache is not None and key in cache:
-        return cache[key]
-    heads = cached_heads(
-        model_cfg, norm_cfg, x, num_classes, batch_size, norm_mode, device, backbone_seed
-    )
-    if isinstance(heads, str):
-        log.info("ensemble.vary=head: the backbone runs for every head: %s", heads)
-    if cache is not None:
-        cache[key] = heads
-    return heads
+
+    def make() -> CachedHeads | str:
+        heads = cached_heads(
+            model_cfg, norm_cfg, x, num_classes, batch_size, norm_mode, device, backbone_seed
+        )
+        if isinstance(heads, str):
+            log.info("ensemble.vary=head: the backbone runs for every head: %s", heads)
+        return heads
+
+    return _memo(cache, f"heads-{backbone_seed}", make)
+
+
+def _memo(cache: dict[str, Any] | None, key: str, make: Callable[[], Any]) -> Any:
+    """``cache[key]``, made by ``make()`` the first time (every time without a cache)."""
+    if cache is None:
+        return make()
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
