@@ -45,7 +45,7 @@ from igb.jobs.identity import (
     describe_differences,
     load_saved_config,
 )
-from igb.jobs.integrity import TRACES, folder_damage, recorded_hashes
+from igb.jobs.integrity import BLOCKS, TRACES, folder_damage, recorded_hashes
 from igb.jobs.lock import JobBusy, JobLock
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import DIVERGED, INTERRUPTED, JobFolder, cluster_env, is_rank_zero
@@ -59,7 +59,7 @@ DISCARDED = ".discarded"
 #: what a job folder holds besides Hydra's ``.hydra/`` and the log: moved by a restart
 RESULTS = (
     "status.json", "config.yaml", "hparams.yaml", "metrics.csv", "checkpoints", "wandb",
-    "inits.csv", "summary.json", "histogram.png", "partial",
+    "inits.csv", "summary.json", "histogram.png", BLOCKS,
 )  # fmt: skip
 
 
