@@ -13,10 +13,12 @@ import pytest
 import torch
 from helpers.entry_points import run_entry
 from helpers.model_configs import mlp, norm
+from omegaconf import OmegaConf
 from torch import nn
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.ensemble.profile import HEAD_INPUT, Profiler
+from igb.ensemble.profile_report import profile_rows
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import predict_layers
 
@@ -163,3 +165,21 @@ def test_neutralized_head_input_is_centred() -> None:
     assert names[-3:] == ["blocks", "head.center", "head:input"]  # the centring is an entry
     assert table[-3]["gamma"] > 0.1 and table[-1]["gamma"] < 1e-10
     assert predict_layers(model_cfg, norm_cfg, x, 40)["head:input"] == pytest.approx(0, abs=1e-9)
+
+
+@pytest.mark.parametrize(("theory", "points"), [(False, None), (True, 100), (True, None)])
+def test_the_profiles_theory_follows_the_ensembles_settings(theory, points) -> None:
+    """ensemble.theory=false: no theory column; ensemble.theory_points: the per-layer walk
+    on the same subsample as gamma_theory (a large evaluation set walks no N x N kernels)."""
+    model_cfg, norm_cfg = mlp(depth=2, width=64), norm("pre")
+    x = torch.randn(240, 12, generator=torch.Generator().manual_seed(0))
+    profiler = Profiler("head")
+    evaluate_ensemble(EvaluationPlan(model_cfg, norm_cfg, 3, 30), x, range(4), profiler=profiler)
+    ens = {"batch_size": 30, "norm_mode": "batch", "theory": theory, "theory_points": points}
+    cfg = OmegaConf.create({"model": model_cfg, "norm": norm_cfg, "ensemble": ens})
+    rows = {r["module"]: r for r in profile_rows(profiler, cfg, x, n_boot=20, level=0.95)}
+    if not theory:
+        assert all("gamma_theory" not in r for r in rows.values())
+        return
+    expected = predict_layers(model_cfg, norm_cfg, x, 30, max_points=points)
+    assert {name: rows[name]["gamma_theory"] for name in expected} == expected

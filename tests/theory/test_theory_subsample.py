@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from helpers.entry_points import run_entry
 
-from igb.theory.nngp import architecture, predict_gamma
+from igb.theory.nngp import architecture, predict_gamma, predict_layers
 from igb.theory.nngp.kernel import final_kernel, gamma_from_kernel, kernel_means
 from igb.theory.nngp.subsample import choose
 
@@ -96,3 +96,12 @@ def test_ensemble_py_states_the_subsample_and_its_error(tmp_path: Path) -> None:
     line = f"gamma_theory = {summary['gamma_theory']:.4g} +- "
     assert line in proc.stderr + proc.stdout
     assert "a subsample of 100 of the 300 points" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("norm", [BN_PRE, {"placement": "none"}])
+def test_the_profiles_layer_walk_takes_the_same_subsample(x, norm) -> None:
+    """The profile's per-layer theory walks predict_gamma's subsample: its last layer is
+    predict_gamma's gamma to the bit; with every point walked, the full per-layer walk."""
+    layers = predict_layers(MLP, norm, x, 25, max_points=100)
+    assert list(layers.values())[-1] == predict_gamma(MLP, norm, x, 25, max_points=100).gamma
+    assert predict_layers(MLP, norm, x, 25, max_points=N) == predict_layers(MLP, norm, x, 25)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from igb.ensemble.loop import run_loop
 from igb.ensemble.profile import Profiler, head_module, nonzero_biases, zero_biases
+from igb.ensemble.resolve import resolve_theory_points
 from igb.ensemble.statistics import StatisticsStore
 from igb.ensemble.writers import atomic_write
 from igb.metrics import feature_moments, reduce_features
@@ -42,7 +43,8 @@ def make_profiler(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: in
 def profile_rows(
     profiler: Profiler, cfg: DictConfig, x: torch.Tensor, n_boot: int, level: float
 ) -> list[dict[str, Any]]:
-    """The input entry, the measured entries and (built-in MLP) the theory column."""
+    """The input entry, the measured entries and (built-in MLP) the theory column, under
+    the ensemble's own theory settings (``ensemble.theory``, ``ensemble.theory_points``)."""
     reduction = profiler.reduction
     mean_g, spread = feature_moments(reduce_features(x.detach().cpu(), reduction))
     data = mean_g / spread if spread > 0 else math.nan
@@ -51,8 +53,13 @@ def profile_rows(
         "n_inits": 0}]  # fmt: skip
     for row in profiler.table(n_boot=n_boot, level=level):
         rows.append({**row, "index": row["index"] + 1})
-    theory = predict_layers(
-        cfg.model, cfg.norm, x, int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode
+    ens = cfg.ensemble
+    theory = (
+        predict_layers(
+            cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode, resolve_theory_points(ens)
+        )
+        if ens.get("theory", True)
+        else None
     )
     if isinstance(theory, dict):
         last = list(theory.values())[-1] if theory else math.nan

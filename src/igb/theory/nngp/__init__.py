@@ -220,21 +220,33 @@ def _finite_width(
 
 
 def predict_layers(
-    model_cfg: Config, norm_cfg: Config, x: Inputs, batch_size: int, norm_mode: str = "batch"
+    model_cfg: Config,
+    norm_cfg: Config,
+    x: Inputs,
+    batch_size: int,
+    norm_mode: str = "batch",
+    max_points: int | None = None,
+    seed: int = 0,
 ) -> dict[str, float] | str:
     """Infinite-width gamma of a Gaussian head on each layer's units, by module name
     (``blocks.<i>.<part>``, as :class:`igb.nn.mlp.MLP` names them), or why not covered.
 
     The units' kernel after each part is that of :func:`predict_gamma`'s walk; the gamma
-    of a fresh head on them is :func:`gamma_from_kernel` (an undefined one is NaN)."""
+    of a fresh head on them is :func:`gamma_from_kernel` (an undefined one is NaN). Above
+    ``max_points`` inputs it walks the same subsample as :func:`predict_gamma` (same
+    ``seed``), so the profile's theory needs no more memory than the ensemble's."""
     walk = _walk_inputs(model_cfg, norm_cfg, x, norm_mode)
     if isinstance(walk, str):
         return walk
     arch, x = walk
+    design = None
+    if max_points is not None and x.shape[0] > max_points:
+        sub = choose(x.shape[0], batch_size, max_points, couples_points(arch), seed)
+        x, design = x[sub.index], sub.design
     out: dict[str, float] = {}
-    for name, k in layer_kernels(x, arch, batch_size):
+    for name, k in layer_kernels(x, arch, batch_size, design):
         try:
-            out[name] = gamma_from_kernel(k)
+            out[name] = gamma_from_kernel(k, design)
         except ValueError:
             out[name] = float("nan")
     return out
