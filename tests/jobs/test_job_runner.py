@@ -220,6 +220,7 @@ def test_damaged_checkpoint_is_named_and_restart_true_starts_over(tmp_path: Path
     assert st["status"] == "finished" and st["attempt"] == 1 and "resumed_from_step" not in st
     (kept,) = (folder / ".discarded").iterdir()
     assert (kept / "checkpoints" / "last.ckpt").read_bytes() == damaged  # moved, not deleted
+    assert (kept / "split_shares.json").is_file()  # every result of the old run, not some
 
 
 # -- 5. an ensemble stopped by a signal resumes to the same result --------------------------
@@ -303,3 +304,12 @@ def test_resume_log_names_the_epoch_training_continues_in(make_cfg, caplog) -> N
     run(make_cfg(*TINY, "logger=csv", "trainer.max_epochs=2", "skip_finished=false"))
     assert "resumed at step 6 (epoch 1)" in caplog.text
     assert not math.isnan(status(Path(cfg.paths.output_dir))["objective"])
+
+
+def test_a_restart_moves_every_file_a_job_writes() -> None:
+    """RESULTS spells out names that packages jobs may not import: they must agree."""
+    from igb.data.shares import SHARES_FILE
+    from igb.ensemble.run import OUTPUT_FILES, PROFILE_FILES
+    from igb.jobs.runner import RESULTS
+
+    assert {SHARES_FILE, *OUTPUT_FILES, *PROFILE_FILES} <= set(RESULTS)

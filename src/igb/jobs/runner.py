@@ -57,9 +57,12 @@ RESTART_KEY = "restart"
 #: where ``restart=true`` moves what a folder held (hidden: not a job, not a result)
 DISCARDED = ".discarded"
 #: what a job folder holds besides Hydra's ``.hydra/`` and the log: moved by a restart
+#: (named here, not imported: jobs may not import data or ensemble; split_shares.json is
+#: igb.data.shares.SHARES_FILE, profile.* igb.ensemble.run.PROFILE_FILES)
 RESULTS = (
-    "status.json", "config.yaml", "hparams.yaml", "metrics.csv", "checkpoints", "wandb",
-    "inits.csv", "summary.json", "histogram.png", BLOCKS,
+    "status.json", "config.yaml", "hparams.yaml", "metrics.csv", "split_shares.json",
+    "checkpoints", "wandb", "inits.csv", "summary.json", "histogram.png", "profile.csv",
+    "profile.png", BLOCKS,
 )  # fmt: skip
 
 
