@@ -9,20 +9,27 @@ import pytest
 import torch
 
 from igb.callbacks.bias_stats import BiasStatsCallback
-from igb.callbacks.overlap import unit_parameter_vector
+from igb.callbacks.overlap import parameter_vector
 from igb.data.instantiate import instantiate_datamodule
 from igb.nn import build_model
 from igb.training.run import run
 
 
-def test_unit_parameter_vector_on_hand_made_parameters() -> None:
+def _unit_vector(model: torch.nn.Module) -> torch.Tensor:
+    """The trainable parameters as one unit vector, written here again (the oracle)."""
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad])
+    return flat / flat.norm()
+
+
+def test_parameter_vector_on_hand_made_parameters() -> None:
     model = torch.nn.Linear(2, 1)
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[3.0, 0.0]]))
         model.bias.copy_(torch.tensor([4.0]))
-    assert torch.equal(unit_parameter_vector(model), torch.tensor([0.6, 0.0, 0.8]))
+    assert torch.equal(parameter_vector(model), torch.tensor([3.0, 0.0, 4.0]))
+    assert torch.equal(_unit_vector(model), torch.tensor([0.6, 0.0, 0.8]))
     model.bias.requires_grad_(False)  # frozen parameters are left out
-    assert torch.equal(unit_parameter_vector(model), torch.tensor([1.0, 0.0]))
+    assert torch.equal(parameter_vector(model), torch.tensor([3.0, 0.0]))
 
 
 def test_overlap_starts_at_one_and_matches_the_final_weights(make_cfg) -> None:
@@ -39,7 +46,7 @@ def test_overlap_starts_at_one_and_matches_the_final_weights(make_cfg) -> None:
     wt = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
     state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     wt.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
-    expected = torch.dot(unit_parameter_vector(w0), unit_parameter_vector(wt)).item()
+    expected = torch.dot(_unit_vector(w0), _unit_vector(wt)).item()
     assert overlap.iloc[-1] == pytest.approx(expected, abs=1e-5)
     # per group (the MLP's blocks and head): the cosine of each group's own slice
     last = rows[rows["step"] == rows["step"].max()].iloc[-1]

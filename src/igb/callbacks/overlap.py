@@ -23,13 +23,6 @@ def parameter_vector(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).float() for _, p in _named(model)])
 
 
-def unit_parameter_vector(model: nn.Module) -> torch.Tensor:
-    """:func:`parameter_vector` scaled to unit L2 norm (the zero vector stays zero)."""
-    flat = parameter_vector(model)
-    norm = flat.norm()
-    return flat / norm if norm > 0 else flat
-
-
 def parameter_groups(model: nn.Module) -> dict[str, list[tuple[int, int]]]:
     """Group name (the first name component) -> ``(start, stop)`` slices of the vector."""
     groups: dict[str, list[tuple[int, int]]] = {}
