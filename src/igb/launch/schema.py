@@ -168,7 +168,8 @@ def _line(path: str, data: dict[str, Any], error: ValidationError) -> ConfigErro
     message = first["msg"].replace("Input should be", "must be").replace("Value error, ", "")
     if first["type"] == "missing":
         message = "is required"
-    message = _bound(first["type"], first.get("ctx") or {}, value) or message
+    declared = _declared(GROUPS[path], field)
+    message = _bound(first["type"], first.get("ctx") or {}, value, declared) or message
     where = f"{key}={value}" if field and first["type"] != "missing" else key
     if first["type"].startswith("literal") or first["type"].endswith("_type"):
         message = _allowed(GROUPS[path], field) or message
@@ -181,17 +182,50 @@ _BOUNDS = {
     "less_than": "<",
     "less_than_equal": "<=",
 }
+_BOUNDS_KEY = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt",
+               "less_than_equal": "le"}  # fmt: skip
 
 
-def _bound(kind: str, ctx: dict[str, Any], value: Any) -> str | None:
-    """``must be a positive integer``, ``must be >= 0``: a range in the user's words."""
-    if kind not in _BOUNDS:
+def _declared(model: type[Group], field: str) -> dict[str, Any]:
+    """The bounds (``gt``, ``ge``, ``lt``, ``le``) and ``finite`` a field's annotation
+    declares at its top level (``Seed``, ``PosFloat``...; not inside a union)."""
+    info = model.model_fields.get(field)
+    out: dict[str, Any] = {}
+    for item in info.metadata if info is not None else []:
+        for name in ("gt", "ge", "lt", "le"):
+            if getattr(item, name, None) is not None:
+                out[name] = getattr(item, name)
+        if getattr(item, "allow_inf_nan", None) is False:
+            out["finite"] = True
+    if info is not None and out:
+        out["integer"] = info.annotation is int
+    return out
+
+
+def _num(limit: float) -> str:
+    return str(limit) if isinstance(limit, int) else f"{limit:g}"
+
+
+def _bound(kind: str, ctx: dict[str, Any], value: Any, declared: dict[str, Any]) -> str | None:
+    """``must be a positive integer``, ``must be >= 0``: a range in the user's words. A
+    closed range is said whole (``an integer in [0, 4294967295]``), and so is the declared
+    range that a value of the wrong type, or an infinite one, misses."""
+    if kind in _BOUNDS:
+        bounds = [(kind, next(iter(ctx.values())))]
+    elif declared and kind in ("int_type", "finite_number"):
+        bounds = [(k, declared[_BOUNDS_KEY[k]]) for k in _BOUNDS if _BOUNDS_KEY[k] in declared]
+    else:
         return None
-    (limit,) = ctx.values()
-    what = "integer" if isinstance(limit, int) else "number"  # the field's own type
-    if kind == "greater_than" and limit == 0:
-        return f"must be a positive {what}"
-    return f"must be a{'n' if what == 'integer' else ''} {what} {_BOUNDS[kind]} {limit:g}"
+    integer = declared.get("integer", all(isinstance(limit, int) for _, limit in bounds))
+    what = "integer" if integer else "number"  # the field's own type
+    finite = "finite " if declared.get("finite") else ""
+    if "ge" in declared and "le" in declared:
+        return f"must be an {what} in [{_num(declared['ge'])}, {_num(declared['le'])}]"
+    if bounds == [("greater_than", 0)]:
+        return f"must be a positive {finite}{what}"
+    finite = finite if kind == "finite_number" else ""  # a range broken says the range
+    said = " and ".join(f"{_BOUNDS[k]} {_num(limit)}" for k, limit in bounds)
+    return f"must be a{'n' if what == 'integer' else ''} {finite}{what} {said}".rstrip()
 
 
 def _choices(annotation: Any) -> list[Any]:

@@ -1,40 +1,24 @@
 """Semantic checks of a composed config, run before any job folder or tensor exists.
 
 Hydra already rejects unknown options and keys; this adds what only the framework
-knows: positive sizes, norm kinds that apply to the model's layers, group counts that
+knows: the schema first (every key's type and range, igb.launch.schema), then norm kinds that apply to the model's layers, group counts that
 divide the widths, BatchNorm with batches of one, missing datasets.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from igb.errors import ConfigError, config_errors_unwrapped
-from igb.launch.schema import MAX_SEED, check_schema
+from igb.launch.schema import check_schema
 from igb.metrics.measure import has_batch_norm
 from igb.nn import build_model
 from igb.training.init_filter import InitFilter
 
-
-def _require_positive(cfg: DictConfig, key: str, kind: type = int) -> None:
-    value = OmegaConf.select(cfg, key)
-    ok = isinstance(value, kind | int) and not isinstance(value, bool) and value > 0
-    if not ok or not math.isfinite(value):
-        what = "a positive integer" if kind is int else "a positive finite number"
-        raise ConfigError(key, f"{key}={value} must be {what}")
-
-
 #: norm kinds that normalise with the statistics of the batch (a batch of one is degenerate)
 BATCH_STAT_KINDS = ("batch", "center", "center_init")
-
-
-def _require_seed(cfg: DictConfig, key: str) -> None:
-    value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
-        raise ConfigError(key, f"{key}={value} must be an integer in [0, {MAX_SEED}]")
 
 
 def _check_accelerator(cfg: DictConfig) -> None:
@@ -72,32 +56,16 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
     layer type, group divisibility, image shapes, patch sizes) is checked exactly as the
     real build would check it, at no memory cost. Returns facts learned on the way.
     """
-    for key in ("model.depth", "model.width"):
-        if OmegaConf.select(cfg, key) is not None:
-            _require_positive(cfg, key)
-    for key in ("dataset.batch_size",):
-        _require_positive(cfg, key)
-    for key in ("seed", "dataset.seed"):
-        if OmegaConf.select(cfg, key) is not None:
-            _require_seed(cfg, key)
-    if OmegaConf.select(cfg, "optimizer.lr") is not None:
-        _require_positive(cfg, "optimizer.lr", float)
-    every = OmegaConf.select(cfg, "checkpoint_every_s")
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int | float)
-                              or not every >= 0):  # fmt: skip
-        raise ConfigError("checkpoint_every_s", f"checkpoint_every_s={every} must be a number >= 0")
+    check_schema(cfg)  # every key's type and range, declared once (igb.launch.schema)
     if OmegaConf.select(cfg, "callbacks.model_checkpoint.save_last"):
         raise ConfigError(
             "callbacks.model_checkpoint.save_last",
             "callbacks.model_checkpoint.save_last must be null or false: checkpoints/last.ckpt "
             "is igb's (written at a stop signal, at the end and every checkpoint_every_s)",
         )
-    if OmegaConf.select(cfg, "trainer.max_epochs") is not None:
-        _require_positive(cfg, "trainer.max_epochs")
     init_filter = OmegaConf.select(cfg, "init_filter")
     if init_filter is not None:
         InitFilter.from_config(OmegaConf.to_container(init_filter, resolve=True))
-    check_schema(cfg)  # every other key's type and range (igb.launch.schema)
     _check_accelerator(cfg)
     input_shape, num_classes = _shapes(cfg, check_data)
     model = build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device="meta")
