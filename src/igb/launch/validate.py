@@ -1,8 +1,9 @@
 """Semantic checks of a composed config, run before any job folder or tensor exists.
 
 Hydra already rejects unknown options and keys; this adds what only the framework
-knows: the schema first (every key's type and range, igb.launch.schema), then norm kinds that apply to the model's layers, group counts that
-divide the widths, BatchNorm with batches of one, missing datasets.
+knows: the schema first (every key's type and range, :mod:`igb.launch.schema`), then
+norm kinds that apply to the model's layers, group counts that divide the widths,
+BatchNorm with batches of one, missing datasets.
 """
 
 from __future__ import annotations
