@@ -49,6 +49,7 @@ from multirun_analysis.results import (
     as_int,
     ensemble_results,
     interval_regimes,
+    read_inits,
     read_split_shares,
     theory_columns,
     train_results,
@@ -103,10 +104,10 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
 
 def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """(jobs row, series rows, inits rows) of one job folder."""
-    cfg = load_config(job_dir)
+    summary = read_json(job_dir / "summary.json")
+    cfg = load_config(job_dir, summary)
     overrides = read_overrides(job_dir)
     status = job_status(job_dir)
-    summary = read_json(job_dir / "summary.json")
     row = choices_row(cfg, overrides, summary)
     row.update(
         job=job_dir.name,
@@ -117,11 +118,11 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
         overrides=" ".join(overrides),
     )
     series = read_metrics(job_dir)
-    inits = pd.DataFrame()
+    inits = None
     if summary or (job_dir / "inits.csv").is_file():
         row["kind"] = "ensemble"
-        results, inits = ensemble_results(job_dir)
-        row.update({k: v for k, v in results.items() if k not in row})
+        inits = read_inits(job_dir)
+        row.update({k: v for k, v in ensemble_results(summary).items() if k not in row})
     else:
         row["kind"] = "train"
         shares = read_split_shares(job_dir)
@@ -129,10 +130,11 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
     broken = folder_damage(job_dir)  # records damaged or naming another configuration
     if broken:
         row.update(status=DAMAGED, error=broken)
-    why = damage(job_dir, cfg, status, row["kind"], series) if row["status"] == FINISHED else None
+    finished = row["status"] == FINISHED
+    why = damage(cfg, status, row["kind"], series, summary, inits) if finished else None
     if why:  # kept in the tables with the reason; the figures and summary use finished jobs
         row.update(status=DAMAGED, error=f"finished, but {why}")
-    return row, series, inits
+    return row, series, inits if inits is not None else pd.DataFrame()
 
 
 def finish(

@@ -204,9 +204,8 @@ def train_results(
     return out
 
 
-def ensemble_results(job_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """summary.json numbers (flattened) and inits.csv of an ensemble job."""
-    summary = read_json(job_dir / "summary.json")
+def ensemble_results(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of an ensemble's summary.json, flattened to one value per column."""
     out: dict[str, Any] = {}
     for key, value in summary.items():
         if key in ("config", "choices", "versions", "seeds"):
@@ -219,14 +218,19 @@ def ensemble_results(job_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
             for k, v in value.items():
                 if isinstance(v, bool | int | float | str):
                     out[f"{key}_{k}"] = v
-    inits = pd.DataFrame()
+    return out
+
+
+def read_inits(job_dir: Path) -> pd.DataFrame | None:
+    """An ensemble's inits.csv (one row per initialization); None when it is missing,
+    empty or unreadable."""
     path = job_dir / "inits.csv"
-    if path.is_file() and path.stat().st_size:
-        try:
-            inits = pd.read_csv(path)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError):
-            inits = pd.DataFrame()
-    return out, inits
+    if not path.is_file() or not path.stat().st_size:
+        return None
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return None
 
 
 def num(v: Any) -> float:
