@@ -4,7 +4,6 @@ run; the flattened summary.json and inits.csv of an ensemble."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,11 +130,16 @@ def reference_text(jobs: pd.DataFrame, split: str) -> str:
 SHARE = 0.9
 
 
+def indexed_columns(series: pd.DataFrame, prefix: str) -> list[str]:
+    """``{prefix}0, {prefix}1, ...``: the columns of ``series`` named ``prefix`` and a
+    number, in the numbers' order (``igb/val/f/``: one per class)."""
+    found = [c for c in series.columns if c.startswith(prefix) and c[len(prefix) :].isdigit()]
+    return sorted(found, key=lambda c: int(c[len(prefix) :]))
+
+
 def rank_columns(series: pd.DataFrame, split: str) -> list[str]:
     """``{split}/acc_rank/{k}`` columns in rank order (rank 1: the class favoured at step 0)."""
-    pat = re.compile(rf"^{re.escape(split)}/acc_rank/(\d+)$")
-    cols = [c for c in series.columns if pat.match(c)]
-    return sorted(cols, key=lambda c: int(pat.match(c).group(1)))
+    return indexed_columns(series, f"{split}/acc_rank/")
 
 
 def time_to_share(steps: np.ndarray, values: np.ndarray, share: float = SHARE) -> float:
