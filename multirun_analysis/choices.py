@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from igb.jobs.identity import norm_label, optimizer_name
 from multirun_analysis.folders import override_key, override_value, select
-from multirun_analysis.results import num
+from multirun_analysis.results import missing, num
 
 #: column name -> config key. The first columns of the jobs table.
 CHOICES: dict[str, str] = {
@@ -122,7 +122,7 @@ def label_value(value: Any) -> str | None:
     """A choice's value as a label or file-name part: None for a value the job does not
     have (never ``nan``), a file's name for a path (``/ckpt/backbone.pt`` -> ``backbone.pt``),
     the last part of an import path (``pkg.nets.MyNet`` -> ``MyNet``)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if missing(value):
         return None
     if isinstance(value, list | tuple):
         return "x".join(str(v) for v in value)

@@ -17,10 +17,8 @@ folder at all) get a ``not_started`` row (:mod:`multirun_analysis.grid`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -49,15 +47,12 @@ from multirun_analysis.results import (
     as_int,
     ensemble_results,
     interval_regimes,
+    missing,
     read_inits,
     read_split_shares,
     theory_columns,
     train_results,
 )
-
-
-def isnan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
 
 
 @dataclass
@@ -98,7 +93,7 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
         if clean[col].dtype == object:
             values = clean[col].dropna()
             if not values.map(type).eq(str).all():
-                clean[col] = clean[col].map(lambda v: v if v is None or isnan(v) else str(v))
+                clean[col] = clean[col].map(lambda v: v if missing(v) else str(v))
     clean.to_parquet(path, index=False)
 
 

@@ -237,6 +237,11 @@ def read_inits(job_dir: Path) -> pd.DataFrame | None:
         return None
 
 
+def missing(v: Any) -> bool:
+    """Whether ``v`` is no value: None, or a float NaN (pandas' empty cell)."""
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 def num(v: Any) -> float:
     try:
         return float(v)

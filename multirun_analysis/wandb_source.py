@@ -15,7 +15,6 @@ columns are the same as for job folders. The status comes from the job folder's
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from omegaconf import OmegaConf
 from multirun_analysis.choices import choices_row
 from multirun_analysis.collect import Collection, finish
 from multirun_analysis.folders import FINISHED, job_status
-from multirun_analysis.results import DEFAULT_TOL, split_shares, train_results
+from multirun_analysis.results import DEFAULT_TOL, missing, split_shares, train_results
 
 #: W&B history key of the optimizer step (Lightning's WandbLogger)
 STEP_KEY = "trainer/global_step"
@@ -39,7 +38,7 @@ def history_to_series(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     flat = []
     for row in rows:
         step = row.get(STEP_KEY)
-        if step is None or (isinstance(step, float) and math.isnan(step)):
+        if missing(step):
             continue
         item = {
             k: v

@@ -22,6 +22,7 @@ from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
 from multirun_analysis.choices import config_order, label_value, varying_columns  # noqa: E402
 from multirun_analysis.collect import Collection  # noqa: E402
 from multirun_analysis.folders import FINISHED  # noqa: E402
+from multirun_analysis.results import missing  # noqa: E402
 
 DPI = 90
 
@@ -55,15 +56,11 @@ def norm_style(label: str) -> dict[str, Any]:
 
 
 def sorted_values(values: Iterable[Any]) -> list[Any]:
-    vals = list(dict.fromkeys(v for v in values if v is not None and not is_nan(v)))
+    vals = list(dict.fromkeys(v for v in values if not missing(v)))
     try:
         return sorted(vals)
     except TypeError:
         return sorted(vals, key=str)
-
-
-def is_nan(v: Any) -> bool:
-    return isinstance(v, float) and math.isnan(v)
 
 
 def slug(text: str) -> str:
