@@ -139,13 +139,14 @@ def finished_jobs(col: Collection, kind: str) -> pd.DataFrame:
 
 
 def int_or_none(col: pd.Series | None) -> int | None:
+    """The first number of ``col`` as an int (None: no number, or no column)."""
     vals = pd.to_numeric(col, errors="coerce").dropna() if col is not None else []
     return int(vals.iloc[0]) if len(vals) else None
 
 
 def num_classes_of(jobs: pd.DataFrame) -> int:
-    vals = pd.to_numeric(jobs.get("num_classes"), errors="coerce").dropna()
-    return int(vals.iloc[0]) if len(vals) else 0
+    """The jobs' number of classes (the first job's that has one; 0: none has)."""
+    return int_or_none(jobs.get("num_classes")) or 0
 
 
 def config_styles(jobs: pd.DataFrame) -> dict[str, dict[str, Any]]:
