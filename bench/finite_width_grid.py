@@ -102,10 +102,10 @@ def report(rows: list[dict], figure: Path) -> None:
 
 
 def main() -> None:
-    report = Opt(help="write the figure here, print the table, measure nothing")
+    figure = Opt(help="write the figure here, print the table, measure nothing")
     a = parse_args(__doc__, out=Opt(settings={"required": True}), acts="relu",
                    norms="none,batch-pre,layer-post", widths="32,64,100,256", depths="1,5,10,20",
-                   inits=200, n=500, batch=500, report=report)  # fmt: skip
+                   inits=200, n=500, batch=500, report=figure)  # fmt: skip
     out = Path(a.out)
     if a.report:
         report([json.loads(line) for line in out.read_text().splitlines()], Path(a.report))
