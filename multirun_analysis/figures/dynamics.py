@@ -1,5 +1,5 @@
-"""Training dynamics over seeds: f_max and entropy over steps, the favoured class's
-accuracy against the others', and the time to neutrality."""
+"""Training dynamics over seeds: f_max, entropy and the weight overlap over steps, the
+favoured class's accuracy against the others', and the time to neutrality."""
 
 from __future__ import annotations
 
