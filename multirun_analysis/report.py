@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from igb.theory.gaussian import NEUTRAL_TOL
 from multirun_analysis.choices import CHOICES
 from multirun_analysis.collect import Collection
 from multirun_analysis.figures.common import Figure
@@ -224,7 +225,7 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
             f"Training runs: `f_max step 0` is measured on the train split at step 0 (mean ± sd "
             f"over seeds); `g step 0` is the single-initialization bias degree averaged over "
             f"seeds, an estimate of γ from which the regime is read (neutral below "
-            f"{_neutral_tol():g}, deeply prejudiced from 1); `final val acc` is the last "
+            f"{NEUTRAL_TOL:g}, deeply prejudiced from 1); `final val acc` is the last "
             f"epoch's accuracy; time to neutrality is the first measured step from which "
             f"on no class is the predicted fraction f_c of the {split} split more than "
             f"{col.tol:g} above that class's share of the split (median over the seeds that "
@@ -238,7 +239,7 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
         report.p(
             "Ensembles: γ is the ensemble IGB strength E[mean_c μ_c²] / E[mean_c s_c²] over "
             "the initializations with its bootstrap 95% interval. The regime is read from "
-            f"the interval: neutral when it lies below {_neutral_tol():g}, prejudiced between "
+            f"the interval: neutral when it lies below {NEUTRAL_TOL:g}, prejudiced between "
             "that and 1, deeply prejudiced above 1, and every regime it spans when it "
             'straddles a threshold ("neutral or prejudiced"). Where the infinite-width '
             "theory covers the model, `γ theory` is its prediction, `measured / theory` the "
@@ -312,12 +313,6 @@ def _set_by(column: str, grid: dict[str, list[str]]) -> bool:
     if column.startswith("norm"):  # norm=pre|post sets the placement; norm.kind the kind
         return any(k == "norm" or k.startswith("norm.") for k in grid)
     return group in grid and key == f"{group}.name"
-
-
-def _neutral_tol() -> float:
-    from igb.theory.gaussian import NEUTRAL_TOL
-
-    return NEUTRAL_TOL
 
 
 def write(report: Report, out: Path) -> tuple[Path, Path]:
