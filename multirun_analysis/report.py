@@ -49,7 +49,7 @@ JOB_COLUMNS = (
 
 @dataclass
 class Block:
-    kind: str  # h1 | h2 | p | table | figure | list
+    kind: str  # h2 | p | table | figure
     content: Any
 
 
@@ -70,9 +70,6 @@ class Report:
     def figure(self, fig: Figure) -> None:
         self.blocks.append(Block("figure", fig))
 
-    def items(self, items: Sequence[str]) -> None:
-        self.blocks.append(Block("list", list(items)))
-
     # -------------------------------------------------------------- markdown
 
     def markdown(self, base: Path) -> str:
@@ -82,8 +79,6 @@ class Report:
                 out += [f"## {b.content}", ""]
             elif b.kind == "p":
                 out += [b.content, ""]
-            elif b.kind == "list":
-                out += [f"- {item}" for item in b.content] + [""]
             elif b.kind == "table":
                 out += [_md_table(b.content), ""]
             elif b.kind == "figure":
@@ -100,9 +95,6 @@ class Report:
                 body.append(f"<h2>{html.escape(b.content)}</h2>")
             elif b.kind == "p":
                 body.append(f"<p>{_inline_html(b.content)}</p>")
-            elif b.kind == "list":
-                lis = "".join(f"<li>{_inline_html(i)}</li>" for i in b.content)
-                body.append(f"<ul>{lis}</ul>")
             elif b.kind == "table":
                 body.append(_html_table(b.content))
             elif b.kind == "figure":
