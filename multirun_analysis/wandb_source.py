@@ -25,7 +25,13 @@ from omegaconf import OmegaConf
 from multirun_analysis.choices import choices_row
 from multirun_analysis.collect import Collection, finish
 from multirun_analysis.folders import FINISHED, job_status
-from multirun_analysis.results import DEFAULT_TOL, missing, split_shares, train_results
+from multirun_analysis.results import (
+    DEFAULT_TOL,
+    as_int,
+    missing,
+    split_shares,
+    train_results,
+)
 
 #: W&B history key of the optimizer step (Lightning's WandbLogger)
 STEP_KEY = "trainer/global_step"
@@ -95,9 +101,8 @@ def run_row(
         row.update({k: v for k, v in _ensemble_results(summary).items() if k not in row})
     else:
         row["kind"] = "train"
-        num_classes = int(row.get("num_classes") or 0)
         shares = split_shares(config.get("split_shares"))
-        row.update(train_results(series, num_classes, tol, shares))
+        row.update(train_results(series, as_int(row.get("num_classes")), tol, shares))
     return row, series
 
 
