@@ -138,6 +138,13 @@ def finished_jobs(col: Collection, kind: str) -> pd.DataFrame:
     return jobs[(jobs["status"] == FINISHED) & (jobs["kind"] == kind)]
 
 
+def numeric(frame: pd.DataFrame, key: str) -> pd.Series | None:
+    """Column ``key`` of ``frame`` as numbers (NaN where a value is not one); None when
+    there is no such column (``pd.to_numeric(frame.get(key))`` is then a NaN scalar,
+    not None)."""
+    return pd.to_numeric(frame[key], errors="coerce") if key in frame else None
+
+
 def int_or_none(col: pd.Series | None) -> int | None:
     """The first number of ``col`` as an int (None: no number, or no column)."""
     vals = pd.to_numeric(col, errors="coerce").dropna() if col is not None else []
