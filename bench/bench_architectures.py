@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_ensemble import compose_cfg  # same folder: run as python bench/<this file>
-from common import Opt, parse_args  # bench/: on sys.path
+from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
 
 from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble, summarize
 from igb.nn import build_model
@@ -69,7 +68,7 @@ def measure(
         f"ensemble.batch_size={args.eval_samples}",
     ]
     t0 = time.perf_counter()
-    cfg = compose_cfg(overrides, Path(tempfile.mkdtemp()))
+    cfg = compose_cfg("ensemble", overrides, Path(tempfile.mkdtemp()))
     x, dm = eval_set(cfg)
     meta = build_model(cfg.model, cfg.norm, tuple(x.shape[1:]), dm.num_classes, 0, "meta")
     n_params = sum(p.numel() for p in meta.parameters())

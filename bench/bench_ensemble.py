@@ -32,11 +32,8 @@ import time
 from pathlib import Path
 
 import torch
-from common import Opt, parse_args  # bench/: on sys.path
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
+from omegaconf import DictConfig
 from torch.utils.flop_counter import FlopCounterMode
 
 from igb.ensemble import (
@@ -50,7 +47,6 @@ from igb.ensemble import (
 from igb.metrics.measure import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 
 #: the issue's benchmark configuration, as ensemble.py overrides
 BENCH = [
@@ -75,19 +71,6 @@ BENCH = [
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} CPUs"
-
-
-def compose_cfg(overrides: list[str], out: Path) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("ensemble", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.runtime.cwd = os.getcwd()
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-    return cfg
 
 
 def matmul_rate(m: int, k: int, n: int, seconds: float = 1.0, repeats: int = 5) -> float:
@@ -195,7 +178,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        cfg = compose_cfg(overrides, tmp / "job")
+        cfg = compose_cfg("ensemble", overrides, tmp / "job")
         x, dm = eval_set(cfg)
         n_cls = dm.num_classes
         flops = forward_flops(cfg, x, n_cls)

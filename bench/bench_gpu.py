@@ -32,11 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from bench_ensemble import BENCH  # bench/ is the script's folder: on sys.path
-from common import Opt, parse_args  # bench/: on sys.path
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
@@ -44,7 +41,6 @@ from igb.metrics.measure import predict_logits
 from igb.nn import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 
 #: the issue's benchmark configuration (ensemble.py overrides), as bench_ensemble.py runs it
 MLP_BENCH = BENCH
@@ -66,18 +62,6 @@ CNN_BENCH = [
 
 def sync() -> None:
     torch.cuda.synchronize()
-
-
-def compose_cfg(name: str, overrides: list[str], out: Path) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose(name, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.runtime.cwd = os.getcwd()
-        cfg.paths.output_dir = str(out)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def gemm_rate(dtype: torch.dtype, n: int = 8192, tf32: bool = False) -> float:

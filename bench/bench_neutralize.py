@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_ensemble import compose_cfg  # same folder: run as python bench/<this file>
-from common import Opt, parse_args  # bench/: on sys.path
+from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
 
 from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
 from igb.ensemble.profile_plot import plot_profile
@@ -67,7 +66,7 @@ def measure(label: str, overrides: list[str], args: argparse.Namespace) -> str:
     t0 = time.perf_counter()
     rows = {}
     for neutralize in ("none", "head"):
-        cfg = compose_cfg([*overrides, *common, f"model.neutralize={neutralize}"],
+        cfg = compose_cfg("ensemble", [*overrides, *common, f"model.neutralize={neutralize}"],
                           Path(tempfile.mkdtemp()))  # fmt: skip
         x, dm = eval_set(cfg)
         profiler = make_profiler(cfg, tuple(x.shape[1:]), dm.num_classes)

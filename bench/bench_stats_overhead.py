@@ -33,11 +33,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from common import Opt, parse_args  # bench/: on sys.path
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
+from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from igb.callbacks import BiasStatsCallback
 from igb.data.instantiate import instantiate_datamodule
@@ -46,7 +44,6 @@ from igb.training.datamodule import as_lightning
 from igb.training.module import IGBModule
 from igb.training.run import instantiate_group
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 VARIANTS = {
     "none": ["callbacks.bias_stats=null"],
     "default": [],
@@ -104,17 +101,6 @@ class EpochTimer(L.Callback):
         return self.starts[0][0] - self.t_fit
 
 
-def compose_cfg(out: Path, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    OmegaConf.set_readonly(cfg.hydra, False)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-        cfg.hydra.runtime.output_dir = str(out)
-    HydraConfig.instance().set_config(cfg)
-    return cfg
-
-
 def variant_overrides(name: str) -> list[str]:
     if name in VARIANTS:
         return VARIANTS[name]
@@ -169,7 +155,7 @@ def main() -> None:
         for r in range(args.repeats):
             for name in names:
                 out = Path(tmp) / f"{name}-{r}"
-                cfg = compose_cfg(out, [*args.overrides, *variant_overrides(name)])
+                cfg = compose_cfg("train", [*args.overrides, *variant_overrides(name)], out)
                 if dm is None:
                     dm = instantiate_datamodule(cfg.dataset)
                     dm.setup("fit")

@@ -40,7 +40,7 @@ NORMS = {
 }
 
 
-def mlp(depth: int, activation: str, width: int = 256) -> dict:
+def mlp(depth: int, activation: str, width: int) -> dict:
     return {"_target_": "igb.nn.mlp.MLP", "depth": depth, "width": width, "activation": activation}
 
 

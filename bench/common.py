@@ -1,5 +1,6 @@
-"""What the bench scripts share: a command line built from a table of defaults, and the
-ResNet-18 ensemble setting of the head and profile benchmarks.
+"""What the bench scripts share: a command line built from a table of defaults, one
+job's composed config, and the ResNet-18 ensemble setting of the head and profile
+benchmarks.
 
 Each script is run as ``python bench/<script>.py``, so this folder is on ``sys.path`` and
 the scripts import it as ``common``. An option's flag is its key with ``_`` spelled ``-``;
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
+    from omegaconf import DictConfig
 
 # torchvision's ResNet-18 with its own normalization and initialization (bench_heads, _profile)
 NATIVE = {"placement": "native", "kind": "native"}
@@ -66,3 +69,20 @@ def random_images(n: int) -> torch.Tensor:
     import torch  # here: the benches that time start-up or the preflight import no torch
 
     return torch.randn(n, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+
+def compose_cfg(name: str, overrides: list[str], out: Path) -> DictConfig:
+    """``conf/<name>.yaml`` with ``overrides``, composed as Hydra would for one job
+    (:func:`igb.launch.preflight.compose_job`) whose output folder is ``out``."""
+    from hydra.core.hydra_config import HydraConfig  # here: see random_images
+    from omegaconf import OmegaConf, open_dict
+
+    from igb.launch.preflight import compose_job
+
+    cfg = compose_job(name, overrides)
+    OmegaConf.set_readonly(cfg.hydra, False)  # compose_job's HydraConfig.set_config froze it
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.paths.output_dir = str(out)
+    HydraConfig.instance().set_config(cfg)
+    return cfg

@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from bench_theory import NORMS as THEORY_NORMS  # bench/ is the script's folder
+from bench_theory import default_inputs, mlp
 from common import Opt, parse_args  # bench/: on sys.path
 
-from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
-from igb.launch.preflight import compose_job
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import predict_gamma
 
@@ -33,15 +32,6 @@ NORMS = {
     "rms-post": {"placement": "post", "kind": "rms"},
     "group-post": {"placement": "post", "kind": "group"},  # 8 groups: widths multiple of 8
 }
-
-
-def mlp(depth: int, activation: str, width: int) -> dict:
-    return {"_target_": "igb.nn.mlp.MLP", "depth": depth, "width": width, "activation": activation}
-
-
-def default_inputs(n: int) -> torch.Tensor:
-    cfg = compose_job("ensemble", [f"ensemble.eval_samples={n}"])
-    return eval_set(cfg)[0]
 
 
 def _fmt(v: float | None) -> str:
@@ -112,10 +102,10 @@ def report(rows: list[dict], figure: Path) -> None:
 
 
 def main() -> None:
-    report = Opt(help="write the figure here, print the table, measure nothing")
+    figure = Opt(help="write the figure here, print the table, measure nothing")
     a = parse_args(__doc__, out=Opt(settings={"required": True}), acts="relu",
                    norms="none,batch-pre,layer-post", widths="32,64,100,256", depths="1,5,10,20",
-                   inits=200, n=500, batch=500, report=report)  # fmt: skip
+                   inits=200, n=500, batch=500, report=figure)  # fmt: skip
     out = Path(a.out)
     if a.report:
         report([json.loads(line) for line in out.read_text().splitlines()], Path(a.report))

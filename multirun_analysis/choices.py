@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from igb.jobs.identity import norm_label, optimizer_name
 from multirun_analysis.folders import override_key, override_value, select
-from multirun_analysis.results import num
+from multirun_analysis.results import missing, num
 
 #: column name -> config key. The first columns of the jobs table.
 CHOICES: dict[str, str] = {
@@ -84,6 +84,18 @@ def config_order(jobs: pd.DataFrame) -> list[str]:
     return [r["config"] for r in sorted(firsts, key=key)]
 
 
+def extra_choice(key: str) -> bool:
+    """Whether an override key is a choice with a column of its own, after CHOICES': not
+    a key CHOICES reads, not one that only steers where things go, not Hydra's, and not
+    a config group's option (``model/head=...``)."""
+    return (
+        key not in CHOICES.values()
+        and key not in _NOT_A_CHOICE
+        and not key.startswith("hydra")
+        and "/" not in key
+    )
+
+
 def choices_row(cfg: DictConfig, overrides: Iterable[str], summary: Mapping[str, Any]) -> dict:
     """One value per config choice (CHOICES, then every other overridden key)."""
     row: dict[str, Any] = {}
@@ -106,13 +118,12 @@ def choices_row(cfg: DictConfig, overrides: Iterable[str], summary: Mapping[str,
     if placement in (None, "none"):
         row["norm_kind"] = "none"
         row["norm_placement"] = "none"
-    mapped = set(CHOICES.values())
     for ov in overrides:
         key = override_key(ov)
-        if key in mapped or key in _NOT_A_CHOICE or key in row or key.startswith("hydra"):
+        if not extra_choice(key) or key in row:
             continue
         value = select(cfg, key)
-        if isinstance(value, Mapping) or "/" in key:
+        if isinstance(value, Mapping):
             continue  # a config-group choice (norm=post, model=cnn): the columns above hold it
         row[key] = value if value is not None else override_value(ov)
     return row
@@ -122,7 +133,7 @@ def label_value(value: Any) -> str | None:
     """A choice's value as a label or file-name part: None for a value the job does not
     have (never ``nan``), a file's name for a path (``/ckpt/backbone.pt`` -> ``backbone.pt``),
     the last part of an import path (``pkg.nets.MyNet`` -> ``MyNet``)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if missing(value):
         return None
     if isinstance(value, list | tuple):
         return "x".join(str(v) for v in value)

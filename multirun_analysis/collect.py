@@ -17,10 +17,8 @@ folder at all) get a ``not_started`` row (:mod:`multirun_analysis.grid`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -49,14 +47,12 @@ from multirun_analysis.results import (
     as_int,
     ensemble_results,
     interval_regimes,
+    missing,
+    read_inits,
     read_split_shares,
     theory_columns,
     train_results,
 )
-
-
-def isnan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
 
 
 @dataclass
@@ -97,16 +93,16 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
         if clean[col].dtype == object:
             values = clean[col].dropna()
             if not values.map(type).eq(str).all():
-                clean[col] = clean[col].map(lambda v: v if v is None or isnan(v) else str(v))
+                clean[col] = clean[col].map(lambda v: v if missing(v) else str(v))
     clean.to_parquet(path, index=False)
 
 
 def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """(jobs row, series rows, inits rows) of one job folder."""
-    cfg = load_config(job_dir)
+    summary = read_json(job_dir / "summary.json")
+    cfg = load_config(job_dir, summary)
     overrides = read_overrides(job_dir)
     status = job_status(job_dir)
-    summary = read_json(job_dir / "summary.json")
     row = choices_row(cfg, overrides, summary)
     row.update(
         job=job_dir.name,
@@ -117,11 +113,11 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
         overrides=" ".join(overrides),
     )
     series = read_metrics(job_dir)
-    inits = pd.DataFrame()
+    inits = None
     if summary or (job_dir / "inits.csv").is_file():
         row["kind"] = "ensemble"
-        results, inits = ensemble_results(job_dir)
-        row.update({k: v for k, v in results.items() if k not in row})
+        inits = read_inits(job_dir)
+        row.update({k: v for k, v in ensemble_results(summary).items() if k not in row})
     else:
         row["kind"] = "train"
         shares = read_split_shares(job_dir)
@@ -129,10 +125,11 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
     broken = folder_damage(job_dir)  # records damaged or naming another configuration
     if broken:
         row.update(status=DAMAGED, error=broken)
-    why = damage(job_dir, cfg, status, row["kind"], series) if row["status"] == FINISHED else None
+    finished = row["status"] == FINISHED
+    why = damage(cfg, status, row["kind"], series, summary, inits) if finished else None
     if why:  # kept in the tables with the reason; the figures and summary use finished jobs
         row.update(status=DAMAGED, error=f"finished, but {why}")
-    return row, series, inits
+    return row, series, inits if inits is not None else pd.DataFrame()
 
 
 def finish(

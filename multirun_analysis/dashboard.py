@@ -52,11 +52,12 @@ def _modules() -> tuple[Any, Any]:
     return wr, ws
 
 
-def _group_key(wr: Any, group_by: str) -> Any:
-    """``JobType``/``Group`` (run attributes) or ``config.<key>`` -> a panel groupby."""
+def _group_key(module: Any, group_by: str) -> Any:
+    """``JobType``/``Group`` (run attributes) or ``config.<key>`` -> a groupby of
+    ``module`` (``reports.v2`` for panels, ``workspaces`` for a workspace's runset)."""
     if group_by.startswith("config."):
-        return wr.Config(group_by.removeprefix("config."))
-    return wr.Metric(group_by)
+        return module.Config(group_by.removeprefix("config."))
+    return module.Metric(group_by)
 
 
 def panels(split: str = "val", group_by: str = "JobType") -> dict[str, list[Any]]:
@@ -188,16 +189,10 @@ class View:
     def workspace(self) -> Any:
         """A saved-view definition (``wandb_workspaces.workspaces.Workspace``); call
         ``.save()``."""
-        wr, ws = _modules()
-        group_by = self.group_by
-        key = (
-            ws.Config(group_by.removeprefix("config."))
-            if group_by.startswith("config.")
-            else ws.Metric(group_by)
-        )
+        _, ws = _modules()
         sections = [
             ws.Section(name=title, panels=items, is_open=True)
-            for title, items in panels(self.split, group_by).items()
+            for title, items in panels(self.split, self.group_by).items()
         ]
         return ws.Workspace(
             entity=self.entity,
@@ -205,7 +200,9 @@ class View:
             name=self.heading,
             sections=sections,
             settings=ws.WorkspaceSettings(x_axis=STEP, max_runs=100),
-            runset_settings=ws.RunsetSettings(filters=self.filters, groupby=[key]),
+            runset_settings=ws.RunsetSettings(
+                filters=self.filters, groupby=[_group_key(ws, self.group_by)]
+            ),
         )
 
     def report(self) -> Any:

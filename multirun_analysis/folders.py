@@ -52,8 +52,9 @@ def read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def load_config(job_dir: Path) -> DictConfig:
-    """The job's config: resolved ``config.yaml`` when present, else Hydra's own copy.
+def load_config(job_dir: Path, summary: dict[str, Any]) -> DictConfig:
+    """The job's config: resolved ``config.yaml`` when present, else Hydra's own copy,
+    else the ``config`` of ``summary`` (the job's summary.json, as :func:`read_json` reads it).
 
     Hydra's copy is unresolved; values are then read with :func:`select`, which resolves
     what it can (nested interpolations such as the experiments' norm variants) and
@@ -63,7 +64,6 @@ def load_config(job_dir: Path) -> DictConfig:
         data = read_yaml(path)
         if isinstance(data, dict):
             return OmegaConf.create(data)
-    summary = read_json(job_dir / "summary.json")
     cfg = summary.get("config") if isinstance(summary.get("config"), dict) else {}
     return OmegaConf.create(cfg)
 

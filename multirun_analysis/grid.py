@@ -15,7 +15,7 @@ import yaml
 
 from igb.jobs.identity import norm_label
 from igb.launch.grid import match_grid, split_grid
-from multirun_analysis.choices import _NOT_A_CHOICE, CHOICES
+from multirun_analysis.choices import CHOICES, extra_choice
 from multirun_analysis.folders import NOT_STARTED, override_key, override_value, read_yaml
 
 
@@ -67,9 +67,7 @@ def not_started_row(sweep_dir: Path, overrides: list[str]) -> dict[str, Any]:
         if group in values and row.get(col) is None:
             row[col] = values[group]
     for key, value in values.items():
-        if key in CHOICES.values() or key in _NOT_A_CHOICE or key in GROUP_COLUMNS:
-            continue
-        if key not in row and "/" not in key and not key.startswith("hydra"):
+        if extra_choice(key) and key not in GROUP_COLUMNS and key not in row:
             row[key] = coerce(value)
     row["norm"] = norm_label(row.get("norm_placement"), row.get("norm_kind"))
     row.update(

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from igb.theory.gaussian import NEUTRAL_TOL
 from multirun_analysis.choices import CHOICES
 from multirun_analysis.collect import Collection
 from multirun_analysis.figures.common import Figure
@@ -48,7 +49,7 @@ JOB_COLUMNS = (
 
 @dataclass
 class Block:
-    kind: str  # h1 | h2 | p | table | figure | list
+    kind: str  # h2 | p | table | figure
     content: Any
 
 
@@ -69,9 +70,6 @@ class Report:
     def figure(self, fig: Figure) -> None:
         self.blocks.append(Block("figure", fig))
 
-    def items(self, items: Sequence[str]) -> None:
-        self.blocks.append(Block("list", list(items)))
-
     # -------------------------------------------------------------- markdown
 
     def markdown(self, base: Path) -> str:
@@ -81,8 +79,6 @@ class Report:
                 out += [f"## {b.content}", ""]
             elif b.kind == "p":
                 out += [b.content, ""]
-            elif b.kind == "list":
-                out += [f"- {item}" for item in b.content] + [""]
             elif b.kind == "table":
                 out += [_md_table(b.content), ""]
             elif b.kind == "figure":
@@ -99,9 +95,6 @@ class Report:
                 body.append(f"<h2>{html.escape(b.content)}</h2>")
             elif b.kind == "p":
                 body.append(f"<p>{_inline_html(b.content)}</p>")
-            elif b.kind == "list":
-                lis = "".join(f"<li>{_inline_html(i)}</li>" for i in b.content)
-                body.append(f"<ul>{lis}</ul>")
             elif b.kind == "table":
                 body.append(_html_table(b.content))
             elif b.kind == "figure":
@@ -224,7 +217,7 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
             f"Training runs: `f_max step 0` is measured on the train split at step 0 (mean ± sd "
             f"over seeds); `g step 0` is the single-initialization bias degree averaged over "
             f"seeds, an estimate of γ from which the regime is read (neutral below "
-            f"{_neutral_tol():g}, deeply prejudiced from 1); `final val acc` is the last "
+            f"{NEUTRAL_TOL:g}, deeply prejudiced from 1); `final val acc` is the last "
             f"epoch's accuracy; time to neutrality is the first measured step from which "
             f"on no class is the predicted fraction f_c of the {split} split more than "
             f"{col.tol:g} above that class's share of the split (median over the seeds that "
@@ -238,7 +231,7 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
         report.p(
             "Ensembles: γ is the ensemble IGB strength E[mean_c μ_c²] / E[mean_c s_c²] over "
             "the initializations with its bootstrap 95% interval. The regime is read from "
-            f"the interval: neutral when it lies below {_neutral_tol():g}, prejudiced between "
+            f"the interval: neutral when it lies below {NEUTRAL_TOL:g}, prejudiced between "
             "that and 1, deeply prejudiced above 1, and every regime it spans when it "
             'straddles a threshold ("neutral or prejudiced"). Where the infinite-width '
             "theory covers the model, `γ theory` is its prediction, `measured / theory` the "
@@ -312,12 +305,6 @@ def _set_by(column: str, grid: dict[str, list[str]]) -> bool:
     if column.startswith("norm"):  # norm=pre|post sets the placement; norm.kind the kind
         return any(k == "norm" or k.startswith("norm.") for k in grid)
     return group in grid and key == f"{group}.name"
-
-
-def _neutral_tol() -> float:
-    from igb.theory.gaussian import NEUTRAL_TOL
-
-    return NEUTRAL_TOL
 
 
 def write(report: Report, out: Path) -> tuple[Path, Path]:

@@ -4,7 +4,6 @@ run; the flattened summary.json and inits.csv of an ensemble."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,11 +130,16 @@ def reference_text(jobs: pd.DataFrame, split: str) -> str:
 SHARE = 0.9
 
 
+def indexed_columns(series: pd.DataFrame, prefix: str) -> list[str]:
+    """``{prefix}0, {prefix}1, ...``: the columns of ``series`` named ``prefix`` and a
+    number, in the numbers' order (``igb/val/f/``: one per class)."""
+    found = [c for c in series.columns if c.startswith(prefix) and c[len(prefix) :].isdigit()]
+    return sorted(found, key=lambda c: int(c[len(prefix) :]))
+
+
 def rank_columns(series: pd.DataFrame, split: str) -> list[str]:
     """``{split}/acc_rank/{k}`` columns in rank order (rank 1: the class favoured at step 0)."""
-    pat = re.compile(rf"^{re.escape(split)}/acc_rank/(\d+)$")
-    cols = [c for c in series.columns if pat.match(c)]
-    return sorted(cols, key=lambda c: int(pat.match(c).group(1)))
+    return indexed_columns(series, f"{split}/acc_rank/")
 
 
 def time_to_share(steps: np.ndarray, values: np.ndarray, share: float = SHARE) -> float:
@@ -204,9 +208,8 @@ def train_results(
     return out
 
 
-def ensemble_results(job_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """summary.json numbers (flattened) and inits.csv of an ensemble job."""
-    summary = read_json(job_dir / "summary.json")
+def ensemble_results(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of an ensemble's summary.json, flattened to one value per column."""
     out: dict[str, Any] = {}
     for key, value in summary.items():
         if key in ("config", "choices", "versions", "seeds"):
@@ -219,14 +222,24 @@ def ensemble_results(job_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
             for k, v in value.items():
                 if isinstance(v, bool | int | float | str):
                     out[f"{key}_{k}"] = v
-    inits = pd.DataFrame()
+    return out
+
+
+def read_inits(job_dir: Path) -> pd.DataFrame | None:
+    """An ensemble's inits.csv (one row per initialization); None when it is missing,
+    empty or unreadable."""
     path = job_dir / "inits.csv"
-    if path.is_file() and path.stat().st_size:
-        try:
-            inits = pd.read_csv(path)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError):
-            inits = pd.DataFrame()
-    return out, inits
+    if not path.is_file() or not path.stat().st_size:
+        return None
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return None
+
+
+def missing(v: Any) -> bool:
+    """Whether ``v`` is no value: None, or a float NaN (pandas' empty cell)."""
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def num(v: Any) -> float:

@@ -28,7 +28,11 @@ import pandas as pd  # noqa: E402
 from igb import SPLITS  # noqa: E402
 from multirun_analysis.figures.common import Figure, save  # noqa: E402
 from multirun_analysis.folders import read_metrics  # noqa: E402
-from multirun_analysis.results import read_split_shares  # noqa: E402
+from multirun_analysis.results import (  # noqa: E402
+    indexed_columns,
+    rank_columns,
+    read_split_shares,
+)
 
 #: the splits measured during training (the test split is measured once, at the end)
 SERIES_SPLITS = tuple(s for s in SPLITS if s != "test")
@@ -37,12 +41,6 @@ SERIES_SPLITS = tuple(s for s in SPLITS if s != "test")
 def is_job_folder(path: Path) -> bool:
     """A folder Hydra made for one job (as opposed to a folder of job folders)."""
     return (Path(path) / ".hydra").is_dir()
-
-
-def _columns(series: pd.DataFrame, prefix: str) -> list[str]:
-    """``prefix0, prefix1, ...`` columns present, in index order."""
-    found = [c for c in series.columns if c.startswith(prefix) and c[len(prefix) :].isdigit()]
-    return sorted(found, key=lambda c: int(c[len(prefix) :]))
 
 
 def _step_axis(ax: plt.Axes, steps: pd.Series) -> None:
@@ -59,15 +57,15 @@ def fig_step0_f(
     at the split's own share of the class, the neutral value on an unbalanced split."""
     shares = shares or {}
     step0 = series[series["step"] == 0]
-    splits = [s for s in SERIES_SPLITS if _columns(series, f"igb/{s}/f/")]
+    splits = [s for s in SERIES_SPLITS if indexed_columns(series, f"igb/{s}/f/")]
     if step0.empty or not splits:
         return []
-    classes = len(_columns(series, f"igb/{splits[0]}/f/"))
+    classes = len(indexed_columns(series, f"igb/{splits[0]}/f/"))
     width = 0.8 / len(splits)
     fig, ax = plt.subplots(figsize=(max(5, 0.45 * classes + 2), 3.5))
     ax.axhline(1 / classes, color="black", linestyle="--", label=f"1/C = {1 / classes:.3g}")
     for i, split in enumerate(splits):
-        f = step0[_columns(series, f"igb/{split}/f/")].iloc[0].to_numpy(float)
+        f = step0[indexed_columns(series, f"igb/{split}/f/")].iloc[0].to_numpy(float)
         x = np.arange(classes) + (i - (len(splits) - 1) / 2) * width
         ax.bar(x, f, width, label=split)
         if len(shares.get(split, ())) == classes:
@@ -89,7 +87,7 @@ def fig_f_max_entropy(series: pd.DataFrame, out: Path) -> list[Figure]:
     splits = [s for s in SERIES_SPLITS if f"igb/{s}/f_max" in series]
     if not splits:
         return []
-    classes = len(_columns(series, f"igb/{splits[0]}/f/"))
+    classes = len(indexed_columns(series, f"igb/{splits[0]}/f/"))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
     for split in splits:
         rows = series[series[f"igb/{split}/f_max"].notna()]
@@ -109,7 +107,7 @@ def fig_f_max_entropy(series: pd.DataFrame, out: Path) -> list[Figure]:
 
 
 def fig_acc_by_rank(series: pd.DataFrame, out: Path, split: str = "val") -> list[Figure]:
-    ranks = _columns(series, f"{split}/acc_rank/")
+    ranks = rank_columns(series, split)
     if not ranks:
         return []
     rows = series[series[ranks[0]].notna()]

@@ -15,7 +15,6 @@ columns are the same as for job folders. The status comes from the job folder's
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,13 @@ from omegaconf import OmegaConf
 from multirun_analysis.choices import choices_row
 from multirun_analysis.collect import Collection, finish
 from multirun_analysis.folders import FINISHED, job_status
-from multirun_analysis.results import DEFAULT_TOL, split_shares, train_results
+from multirun_analysis.results import (
+    DEFAULT_TOL,
+    as_int,
+    missing,
+    split_shares,
+    train_results,
+)
 
 #: W&B history key of the optimizer step (Lightning's WandbLogger)
 STEP_KEY = "trainer/global_step"
@@ -39,7 +44,7 @@ def history_to_series(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     flat = []
     for row in rows:
         step = row.get(STEP_KEY)
-        if step is None or (isinstance(step, float) and math.isnan(step)):
+        if missing(step):
             continue
         item = {
             k: v
@@ -96,9 +101,8 @@ def run_row(
         row.update({k: v for k, v in _ensemble_results(summary).items() if k not in row})
     else:
         row["kind"] = "train"
-        num_classes = int(row.get("num_classes") or 0)
         shares = split_shares(config.get("split_shares"))
-        row.update(train_results(series, num_classes, tol, shares))
+        row.update(train_results(series, as_int(row.get("num_classes")), tol, shares))
     return row, series
 
 

@@ -10,9 +10,12 @@ it needs and returns ``[Figure(path, caption)]`` (or ``[]``):
   and placement;
 - ``fig_gamma_compare`` (:mod:`.compare`): gamma of every ensemble on one log axis with
   its interval, over the regimes' bands (at least two ensembles);
+- ``fig_profiles`` (:mod:`.profiles`): gamma_l along the forward path of every ensemble
+  that wrote a ``profile.csv`` (at least two);
 - ``fig_step0_f_max`` (:mod:`.histograms`): the step-0 f_max of training runs over seeds;
-- ``fig_dynamics_f_max`` (:mod:`.dynamics`): f_max and prediction entropy over
-  log-scaled steps, mean and spread (one standard deviation) over seeds;
+- ``fig_dynamics_f_max`` (:mod:`.dynamics`): f_max, prediction entropy and (where the
+  runs logged it) the weight overlap over log-scaled steps, mean and spread (one
+  standard deviation) over seeds;
 - ``fig_dynamics_acc_rank`` (:mod:`.dynamics`): accuracy of the class favoured at step 0
   (rank 1) against the mean accuracy of the other classes over log-scaled steps;
 - ``fig_time_to_neutrality`` (:mod:`.dynamics`): steps until no class is predicted more

@@ -22,6 +22,7 @@ from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
 from multirun_analysis.choices import config_order, label_value, varying_columns  # noqa: E402
 from multirun_analysis.collect import Collection  # noqa: E402
 from multirun_analysis.folders import FINISHED  # noqa: E402
+from multirun_analysis.results import missing  # noqa: E402
 
 DPI = 90
 
@@ -55,15 +56,11 @@ def norm_style(label: str) -> dict[str, Any]:
 
 
 def sorted_values(values: Iterable[Any]) -> list[Any]:
-    vals = list(dict.fromkeys(v for v in values if v is not None and not is_nan(v)))
+    vals = list(dict.fromkeys(v for v in values if not missing(v)))
     try:
         return sorted(vals)
     except TypeError:
         return sorted(vals, key=str)
-
-
-def is_nan(v: Any) -> bool:
-    return isinstance(v, float) and math.isnan(v)
 
 
 def slug(text: str) -> str:
@@ -141,14 +138,22 @@ def finished_jobs(col: Collection, kind: str) -> pd.DataFrame:
     return jobs[(jobs["status"] == FINISHED) & (jobs["kind"] == kind)]
 
 
+def numeric(frame: pd.DataFrame, key: str) -> pd.Series | None:
+    """Column ``key`` of ``frame`` as numbers (NaN where a value is not one); None when
+    there is no such column (``pd.to_numeric(frame.get(key))`` is then a NaN scalar,
+    not None)."""
+    return pd.to_numeric(frame[key], errors="coerce") if key in frame else None
+
+
 def int_or_none(col: pd.Series | None) -> int | None:
+    """The first number of ``col`` as an int (None: no number, or no column)."""
     vals = pd.to_numeric(col, errors="coerce").dropna() if col is not None else []
     return int(vals.iloc[0]) if len(vals) else None
 
 
 def num_classes_of(jobs: pd.DataFrame) -> int:
-    vals = pd.to_numeric(jobs.get("num_classes"), errors="coerce").dropna()
-    return int(vals.iloc[0]) if len(vals) else 0
+    """The jobs' number of classes (the first job's that has one; 0: none has)."""
+    return int_or_none(jobs.get("num_classes")) or 0
 
 
 def config_styles(jobs: pd.DataFrame) -> dict[str, dict[str, Any]]:

@@ -24,6 +24,7 @@ from multirun_analysis.figures.common import (  # noqa: E402
     finish,
     finished_jobs,
     gamma_log_axis,
+    numeric,
 )
 
 #: constant choices named in the title (what every run of the figure shares)
@@ -80,8 +81,7 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
     floor = GAMMA_FLOOR
     y = np.arange(len(jobs))
     gamma = jobs["gamma"].clip(lower=floor).to_numpy()
-    lo = pd.to_numeric(jobs.get("gamma_ci_lo"), errors="coerce")
-    hi = pd.to_numeric(jobs.get("gamma_ci_hi"), errors="coerce")
+    lo, hi = numeric(jobs, "gamma_ci_lo"), numeric(jobs, "gamma_ci_hi")
     lo = (lo if lo is not None else jobs["gamma"]).fillna(jobs["gamma"]).clip(lower=floor)
     hi = (hi if hi is not None else jobs["gamma"]).fillna(jobs["gamma"]).clip(lower=floor)
     xerr = np.vstack([(gamma - lo).clip(lower=0), (hi - gamma).clip(lower=0)])
@@ -89,7 +89,7 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
     fig, ax = plt.subplots(figsize=(7.5, fig_h))
     ax.errorbar(gamma, y, xerr=xerr, fmt="o", ms=5, color="black", capsize=4,
                 elinewidth=1.4, label="measured γ (95% interval)", zorder=3)  # fmt: skip
-    theory = pd.to_numeric(jobs.get("gamma_theory"), errors="coerce")
+    theory = numeric(jobs, "gamma_theory")
     has_theory = theory is not None and theory.notna().any()
     if has_theory:
         style = {"marker": "D", "s": 36, "facecolor": "none", "edgecolor": "tab:green"}

@@ -1,5 +1,5 @@
-"""Training dynamics over seeds: f_max and entropy over steps, the favoured class's
-accuracy against the others', and the time to neutrality."""
+"""Training dynamics over seeds: f_max, entropy and the weight overlap over steps, the
+favoured class's accuracy against the others', and the time to neutrality."""
 
 from __future__ import annotations
 
@@ -27,13 +27,15 @@ from multirun_analysis.figures.common import (  # noqa: E402
 from multirun_analysis.results import rank_columns, reference_text  # noqa: E402
 
 
-def _seed_stats(
-    col: Collection, jobs: pd.DataFrame, value: Callable[[pd.DataFrame], pd.Series]
-) -> pd.DataFrame:
-    """Per (config, step): mean, std and count over seeds of ``value(series rows)``."""
-    s = col.series[col.series["job_dir"].isin(jobs["job_dir"])].copy()
-    s["value"] = value(s)
-    s = s.dropna(subset=["value"])
+def _rows(col: Collection, jobs: pd.DataFrame) -> pd.DataFrame:
+    """The series rows of ``jobs``."""
+    return col.series[col.series["job_dir"].isin(jobs["job_dir"])]
+
+
+def _seed_stats(rows: pd.DataFrame, value: Callable[[pd.DataFrame], pd.Series]) -> pd.DataFrame:
+    """Per (config, step): mean, std and count over seeds of ``value(rows)`` (series rows,
+    :func:`_rows`)."""
+    s = rows[["config", "step"]].assign(value=value(rows)).dropna(subset=["value"])
     return (
         s.groupby(["config", "step"])["value"]
         .agg(mean="mean", std=lambda v: v.std(ddof=0), n="count")
@@ -68,8 +70,9 @@ def fig_dynamics_f_max(col: Collection, out: Path, split: str = "val") -> list[F
     if OVERLAP in col.series and col.series[OVERLAP].notna().any():
         panels.append((OVERLAP, "weight overlap w0 · wt (unit vectors)", None))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    rows = _rows(col, jobs)
     for ax, (metric, ylabel, ylim) in zip(axes[0], panels):
-        stats = _seed_stats(col, jobs, lambda s, m=metric: s[m])
+        stats = _seed_stats(rows, lambda s, m=metric: s[m])
         for config in config_order(jobs):
             _band(ax, stats[stats["config"] == config], config, **styles[config])
         ax.set_xscale("log")
@@ -114,13 +117,10 @@ def fig_dynamics_acc_rank(col: Collection, out: Path, split: str = "val") -> lis
     ranks = rank_columns(col.series, split)
     if len(ranks) < 2:
         return []
-    fav = _seed_stats(col, jobs, lambda s: s[ranks[0]])
-    rest = _seed_stats(col, jobs, lambda s: s[ranks[1:]].mean(axis=1, skipna=True))
-    overall = (
-        _seed_stats(col, jobs, lambda s: s[f"{split}/acc"])
-        if f"{split}/acc" in col.series
-        else None
-    )
+    rows = _rows(col, jobs)
+    fav = _seed_stats(rows, lambda s: s[ranks[0]])
+    rest = _seed_stats(rows, lambda s: s[ranks[1:]].mean(axis=1, skipna=True))
+    overall = _seed_stats(rows, lambda s: s[f"{split}/acc"]) if f"{split}/acc" in rows else None
     configs = config_order(jobs)
     nrow, ncol = grid_shape(len(configs), 4)
     fig, axes = plt.subplots(

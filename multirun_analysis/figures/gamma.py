@@ -17,6 +17,7 @@ from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
 from multirun_analysis.choices import norm_sort_key  # noqa: E402
 from multirun_analysis.collect import Collection  # noqa: E402
 from multirun_analysis.figures.common import (  # noqa: E402
+    GAMMA_FLOOR,
     Figure,
     finish,
     finished_jobs,
@@ -75,7 +76,7 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
     )
     for ax in axes.flat[len(groups) :]:
         ax.set_axis_off()
-    floor = 1e-6
+    floor = GAMMA_FLOOR
     for ax, (title, g) in zip(axes.flat, groups):
         for norm in sorted(g["norm"].unique(), key=norm_sort_key):
             sel = g[g["norm"] == norm]

@@ -26,6 +26,7 @@ from multirun_analysis.figures.common import (  # noqa: E402
     grid_shape,
     int_or_none,
     num_classes_of,
+    numeric,
     save,
     sorted_values,
     split_groups,
@@ -155,11 +156,11 @@ def _ensemble_hist_figure(
             gamma = float(pd.to_numeric(sel.get("gamma"), errors="coerce").mean())
             n_points = int_or_none(sel.get("n_points"))
             regime = sel["regime"].iloc[0] if "regime" in sel else ""
-            predicted = pd.to_numeric(sel.get("gamma_theory"), errors="coerce")
+            predicted = numeric(sel, "gamma_theory")
             predicted = float(predicted.mean()) if predicted is not None else math.nan
             hist_panel(ax, values, C, gamma, n_points, predicted)
             theory_line = f"\nγ∞={predicted:.2g}" if np.isfinite(predicted) else ""
-            finite = pd.to_numeric(sel.get("gamma_theory_finite"), errors="coerce")
+            finite = numeric(sel, "gamma_theory_finite")
             finite = float(finite.mean()) if finite is not None else math.nan
             theory_line += f"\nγn={finite:.2g}" if np.isfinite(finite) else ""
             ax.text(

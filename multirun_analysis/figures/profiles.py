@@ -25,6 +25,7 @@ from multirun_analysis.figures.common import (  # noqa: E402
     finish,
     finished_jobs,
     gamma_log_axis,
+    numeric,
 )
 from multirun_analysis.figures.compare import run_labels, titled  # noqa: E402
 
@@ -52,8 +53,7 @@ def fig_profiles(col: Collection, out: Path) -> list[Figure]:
     values = []
     for label, prof in found:
         gamma = pd.to_numeric(prof["gamma"], errors="coerce").clip(lower=FLOOR).to_numpy()
-        lo = pd.to_numeric(prof.get("gamma_lo"), errors="coerce")
-        hi = pd.to_numeric(prof.get("gamma_hi"), errors="coerce")
+        lo, hi = numeric(prof, "gamma_lo"), numeric(prof, "gamma_hi")
         x = np.linspace(0.0, 1.0, len(prof)) if len(prof) > 1 else np.zeros(1)
         (line,) = ax.plot(x, gamma, marker="o", ms=3, lw=1.2, label=label)
         if lo is not None and hi is not None:

@@ -133,6 +133,20 @@ def test_compare_figure_needs_two_runs(tmp_path: Path) -> None:
     assert compare.fig_gamma_compare(collect(tmp_path / "one"), tmp_path / "out") == []
 
 
+def test_compare_figure_without_theory_or_interval_columns(tmp_path: Path) -> None:
+    """Summaries that never name gamma_theory or gamma_ci (older files; a W&B summary
+    drops null values): the figure draws the measured gammas alone."""
+    for name, g in (("a", 0.5), ("b", 2.0)):
+        folder = _job(tmp_path / "runs" / name / "0", vary="all", weights=None, gamma=g,
+                      ci=(g, g), overrides=(f"seed={len(name)}",))  # fmt: skip
+        summary = json.loads((folder / "summary.json").read_text())
+        del summary["gamma_theory"], summary["gamma_ci"]
+        (folder / "summary.json").write_text(json.dumps(summary))
+    col = collect(tmp_path / "runs")
+    assert not {"gamma_theory", "gamma_ci_lo", "gamma_ci_hi"} & set(col.jobs.columns)
+    assert compare.fig_gamma_compare(col, tmp_path / "out")
+
+
 def test_few_initializations_are_a_strip_with_a_1_over_c_line(tmp_path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2)
     few = np.linspace(0.3, 0.6, 6)
