@@ -36,6 +36,13 @@ class Opt:
     positional: bool = False
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive integer")
+    return value
+
+
 def _add(parser: argparse.ArgumentParser, key: str, spec: Any) -> None:
     opt = spec if isinstance(spec, Opt) else Opt(spec)
     if opt.positional:
@@ -48,6 +55,8 @@ def _add(parser: argparse.ArgumentParser, key: str, spec: Any) -> None:
         kw["default"] = opt.default
         if isinstance(opt.default, list):
             kw["nargs"] = "+"
+        elif isinstance(opt.default, int) and opt.default > 0:
+            kw["type"] = _positive_int  # counts (inits, repeats, processes): 0 measures nothing
         elif isinstance(opt.default, int | float):
             kw["type"] = type(opt.default)
     kw.update(opt.settings)
