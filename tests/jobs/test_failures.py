@@ -5,21 +5,23 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import TINY
+from helpers.entry_points import run_entry
 from omegaconf import OmegaConf
 
 from igb.jobs.status import JobFolder
 from igb.launch.hydra_callbacks import FailureReport
 from igb.training.run import run
 
-ROOT = Path(__file__).resolve().parents[2]
+#: the jobs import the fault callbacks from tests/helpers
 TESTS = Path(__file__).resolve().parents[1]
+HELPERS_IMPORTABLE = {
+    "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+}
 
 #: job 1 of the grid (seed=1) raises at step 2; jobs 0 and 2 train normally
 GRID = [
@@ -41,16 +43,7 @@ def test_one_failing_job_of_three_is_recorded_and_reported(tmp_path: Path, launc
     argv = [*TINY, "trainer.max_epochs=1", "logger=csv", *GRID, f"hydra.sweep.dir={sweep}"]
     if launcher == "local":  # joblib: the jobs run in worker processes
         argv += ["hydra/launcher=local", "hydra.launcher.n_jobs=2"]
-    pythonpath = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "IGB_ROOT": str(tmp_path), "PYTHONPATH": pythonpath}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", *argv],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_entry("train.py", "-m", *argv, cwd=tmp_path, env=HELPERS_IMPORTABLE)
     output = proc.stdout + proc.stderr
     # the grid ran to its end, then the report made the exit code non-zero
     assert proc.returncode == 1, output[-3000:]
@@ -127,12 +120,7 @@ def test_a_single_run_that_diverges_exits_1_like_a_grid(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     argv = [*TINY, "trainer.max_epochs=1", "logger=csv", f"hydra.run.dir={folder}"]
     argv += ["+callbacks.fault._target_=helpers.faults.NaNAtStep", "+callbacks.fault.step=2"]
-    pythonpath = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "IGB_ROOT": str(tmp_path), "PYTHONPATH": pythonpath}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *argv],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    proc = run_entry("train.py", *argv, cwd=tmp_path, env=HELPERS_IMPORTABLE)
     assert proc.returncode == 1, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert errors == [

@@ -56,7 +56,12 @@ def profile_rows(
     ens = cfg.ensemble
     theory = (
         predict_layers(
-            cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode, resolve_theory_points(ens)
+            cfg.model,
+            cfg.norm,
+            x,
+            int(ens.batch_size),
+            ens.norm_mode,
+            max_points=resolve_theory_points(ens),
         )
         if ens.get("theory", True)
         else None

@@ -36,7 +36,7 @@ from igb.theory.nngp.kernel import (
     gamma_from_kernel,
     layer_kernels,
 )
-from igb.theory.nngp.subsample import choose, couples_points, jackknife
+from igb.theory.nngp.subsample import Subsample, choose, couples_points, jackknife
 
 __all__ = ["Prediction", "architecture", "predict_gamma", "predict_layers"]
 
@@ -160,6 +160,16 @@ def _walk_inputs(
     return arch, x
 
 
+def _subsample(
+    arch: Architecture, n_all: int, batch_size: int, max_points: int | None, seed: int
+) -> Subsample | None:
+    """The points both walks take above ``max_points`` (:func:`.subsample.choose`), or None:
+    every point."""
+    if max_points is None or n_all <= max_points:
+        return None
+    return choose(n_all, batch_size, max_points, couples_points(arch), seed)
+
+
 def predict_gamma(
     model_cfg: Config,
     norm_cfg: Config,
@@ -183,11 +193,11 @@ def predict_gamma(
     arch, x = walk
     if x.shape[0] < 2:
         return Prediction(gamma=None, reason="gamma needs at least 2 evaluation points")
-    n_all, design, stderr = x.shape[0], None, 0.0
+    sub, stderr = _subsample(arch, x.shape[0], batch_size, max_points, seed), 0.0
+    design = sub.design if sub else None
     try:
-        if max_points is not None and n_all > max_points:
-            sub = choose(n_all, batch_size, max_points, couples_points(arch), seed)
-            x, design = x[sub.index], sub.design
+        if sub is not None:
+            x = x[sub.index]
             k = final_kernel(x, arch, batch_size, design)
             stderr = jackknife(
                 sub,
@@ -225,6 +235,7 @@ def predict_layers(
     x: Inputs,
     batch_size: int,
     norm_mode: str = "batch",
+    *,
     max_points: int | None = None,
     seed: int = 0,
 ) -> dict[str, float] | str:
@@ -239,10 +250,8 @@ def predict_layers(
     if isinstance(walk, str):
         return walk
     arch, x = walk
-    design = None
-    if max_points is not None and x.shape[0] > max_points:
-        sub = choose(x.shape[0], batch_size, max_points, couples_points(arch), seed)
-        x, design = x[sub.index], sub.design
+    sub = _subsample(arch, x.shape[0], batch_size, max_points, seed)
+    x, design = (x[sub.index], sub.design) if sub else (x, None)
     out: dict[str, float] = {}
     for name, k in layer_kernels(x, arch, batch_size, design):
         try:
