@@ -208,24 +208,28 @@ def _num(limit: float) -> str:
 
 def _bound(kind: str, ctx: dict[str, Any], value: Any, declared: dict[str, Any]) -> str | None:
     """``must be a positive integer``, ``must be >= 0``: a range in the user's words. A
-    closed range is said whole (``an integer in [0, 4294967295]``), and so is the declared
-    range that a value of the wrong type, or an infinite one, misses."""
+    range bounded on both sides is said whole (``an integer in [0, 4294967295]``, ``a number
+    in (0, 1)``), and so is the declared range that a value of the wrong type, or an
+    infinite one, misses."""
     if kind in _BOUNDS:
         bounds = [(kind, next(iter(ctx.values())))]
-    elif declared and kind in ("int_type", "finite_number"):
+    elif declared and kind in ("int_type", "float_type", "finite_number"):
         bounds = [(k, declared[_BOUNDS_KEY[k]]) for k in _BOUNDS if _BOUNDS_KEY[k] in declared]
     else:
         return None
     integer = declared.get("integer", all(isinstance(limit, int) for _, limit in bounds))
-    what = "integer" if integer else "number"  # the field's own type
-    finite = "finite " if declared.get("finite") else ""
+    a_what = "an integer" if integer else "a number"  # the field's own type
     if "ge" in declared and "le" in declared:
-        return f"must be an {what} in [{_num(declared['ge'])}, {_num(declared['le'])}]"
+        return f"must be {a_what} in [{_num(declared['ge'])}, {_num(declared['le'])}]"
+    if "gt" in declared and "lt" in declared:
+        return f"must be {a_what} in ({_num(declared['gt'])}, {_num(declared['lt'])})"
+    finite = "finite " if declared.get("finite") else ""
     if bounds == [("greater_than", 0)]:
-        return f"must be a positive {finite}{what}"
-    finite = finite if kind == "finite_number" else ""  # a range broken says the range
+        return f"must be a positive {finite}{a_what.split()[-1]}"
+    if kind == "finite_number":
+        a_what = f"a {finite}{a_what.split()[-1]}"
     said = " and ".join(f"{_BOUNDS[k]} {_num(limit)}" for k, limit in bounds)
-    return f"must be a{'n' if what == 'integer' else ''} {finite}{what} {said}".rstrip()
+    return f"must be {a_what} {said}".rstrip()
 
 
 def _choices(annotation: Any) -> list[Any]:

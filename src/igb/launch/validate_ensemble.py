@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from igb.ensemble.eval_set import SPLITS, split_sizes
+from igb.ensemble.eval_set import split_sizes
 from igb.ensemble.resolve import (
     resolve_device,
     resolve_method,
@@ -15,7 +15,6 @@ from igb.ensemble.resolve import (
     resolve_workers,
 )
 from igb.errors import ConfigError
-from igb.metrics.measure import NORM_MODES
 from igb.nn.reinit import check_vary
 
 
@@ -97,13 +96,11 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     facts = validate(cfg)
     ens = cfg.ensemble
     _int_at_least(ens, "n_inits", 2, ": gamma and its interval need two initializations")
-    _int_at_least(ens, "seed0", 0)
     check_memory_plan(int(ens.n_inits), facts["num_classes"], available_memory())
     if ens.chunk_size != "auto":
         _int_at_least(ens, "chunk_size", 1, " or auto")
-    _int_at_least(ens, "n_boot", 1)
     check_vary(ens.get("vary", "all"))
-    # ensemble.profile / profile_features: igb.launch.schema (checked by validate)
+    # seed0, n_boot, norm_mode, eval_split, ci_level, profile...: igb.launch.schema (validate)
     # facts["batch_norm"]: a norm with batch statistics, also inside an external architecture
     if facts["batch_norm"] and ens.norm_mode == "batch":
         _int_at_least(
@@ -113,19 +110,6 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
         )  # fmt: skip
     else:
         _int_at_least(ens, "batch_size", 1)
-    if ens.norm_mode not in NORM_MODES:
-        raise ConfigError(
-            "ensemble.norm_mode",
-            f"ensemble.norm_mode={ens.norm_mode} unknown; allowed: {', '.join(NORM_MODES)}",
-        )
-    if ens.eval_split not in SPLITS:
-        raise ConfigError(
-            "ensemble.eval_split",
-            f"ensemble.eval_split={ens.eval_split} unknown; allowed: {', '.join(SPLITS)}",
-        )
-    level = ens.get("ci_level")
-    if not isinstance(level, float) or not 0 < level < 1:
-        raise ConfigError("ensemble.ci_level", f"ensemble.ci_level={level} must be in (0, 1)")
     device = resolve_device(ens.device)
     resolve_method(ens.method, device)
     resolve_workers(ens.get("workers", "auto"), device)
