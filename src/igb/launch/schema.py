@@ -169,7 +169,7 @@ def _line(path: str, data: dict[str, Any], error: ValidationError) -> ConfigErro
     if first["type"] == "missing":
         message = "is required"
     declared = _declared(GROUPS[path], field)
-    message = _bound(first["type"], first.get("ctx") or {}, value, declared) or message
+    message = _bound(first["type"], first.get("ctx") or {}, declared) or message
     where = f"{key}={value}" if field and first["type"] != "missing" else key
     if first["type"].startswith("literal") or first["type"].endswith("_type"):
         message = _allowed(GROUPS[path], field) or message
@@ -206,7 +206,7 @@ def _num(limit: float) -> str:
     return str(limit) if isinstance(limit, int) else f"{limit:g}"
 
 
-def _bound(kind: str, ctx: dict[str, Any], value: Any, declared: dict[str, Any]) -> str | None:
+def _bound(kind: str, ctx: dict[str, Any], declared: dict[str, Any]) -> str | None:
     """``must be a positive integer``, ``must be >= 0``: a range in the user's words. A
     range bounded on both sides is said whole (``an integer in [0, 4294967295]``, ``a number
     in (0, 1)``), and so is the declared range that a value of the wrong type, or an
@@ -218,18 +218,18 @@ def _bound(kind: str, ctx: dict[str, Any], value: Any, declared: dict[str, Any])
     else:
         return None
     integer = declared.get("integer", all(isinstance(limit, int) for _, limit in bounds))
-    a_what = "an integer" if integer else "a number"  # the field's own type
-    if "ge" in declared and "le" in declared:
-        return f"must be {a_what} in [{_num(declared['ge'])}, {_num(declared['le'])}]"
-    if "gt" in declared and "lt" in declared:
-        return f"must be {a_what} in ({_num(declared['gt'])}, {_num(declared['lt'])})"
+    what, article = ("integer", "an") if integer else ("number", "a")  # the field's own type
     finite = "finite " if declared.get("finite") else ""
+    if "ge" in declared and "le" in declared:
+        return f"must be {article} {what} in [{_num(declared['ge'])}, {_num(declared['le'])}]"
+    if "gt" in declared and "lt" in declared:
+        return f"must be {article} {what} in ({_num(declared['gt'])}, {_num(declared['lt'])})"
     if bounds == [("greater_than", 0)]:
-        return f"must be a positive {finite}{a_what.split()[-1]}"
-    if kind == "finite_number":
-        a_what = f"a {finite}{a_what.split()[-1]}"
+        return f"must be a positive {finite}{what}"
+    if kind == "finite_number":  # not finite: say so; a broken range says only the range
+        article, what = "a", f"{finite}{what}"
     said = " and ".join(f"{_BOUNDS[k]} {_num(limit)}" for k, limit in bounds)
-    return f"must be {a_what} {said}".rstrip()
+    return f"must be {article} {what} {said}".rstrip()
 
 
 def _choices(annotation: Any) -> list[Any]:
