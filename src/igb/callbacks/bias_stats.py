@@ -141,7 +141,7 @@ class BiasStatsCallback(L.Callback):
         self.rank_order: list[int] | None = None
         self.f0_train: list[float] | None = None
         self.last_step = -1
-        #: [issue 12] the step-0 row (igb/*, acc, loss), for the end-of-run summary
+        #: the step-0 row (igb/*, acc, loss), for the end-of-run summary
         self.initial: dict[str, float] = {}
         #: latest computed statistics per split (for the final table and for tests)
         self.latest: dict[str, dict[str, Any]] = {}
@@ -302,7 +302,7 @@ class BiasStatsCallback(L.Callback):
                 wandb_panels.define_step_axis(run, SPLITS)
         log.info(
             "bias_stats: %s batch_size=%d eval sizes %s, %d log-spaced steps",
-            # [issue 12] norm_mode only means something for a model with BatchNorm
+            # norm_mode only means something for a model with BatchNorm
             f"norm_mode={self.norm_mode}" if batch_norms(pl_module) else "no BatchNorm,",
             self.batch_size,
             config["eval_sizes"],
