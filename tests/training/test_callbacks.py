@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers.sizes import SMALL_CSV_TRAIN
 from torch import nn
 
 from igb.callbacks import BiasStatsCallback, log_spaced_steps
@@ -21,19 +22,9 @@ from igb.nn import build_model
 from igb.training.datamodule import as_lightning
 from igb.training.run import run
 
-#: tiny but not trivial: 300 points (240 train), 4 classes, two epochs of 8 steps
-SMALL = [
-    "logger=csv",
-    "dataset.num_samples=300",
-    "dataset.shape=[20]",
-    "dataset.num_classes=4",
-    "model.depth=3",
-    "model.width=32",
-]
-
 
 def _run(make_cfg, *overrides: str, job: str):
-    cfg = make_cfg(*SMALL, *overrides, job=job)
+    cfg = make_cfg(*SMALL_CSV_TRAIN, *overrides, job=job)
     run(cfg)
     out = Path(cfg.paths.output_dir)
     return cfg, pd.read_csv(out / "metrics.csv")
