@@ -71,6 +71,9 @@ def flatten_stats(split: str, stats: dict[str, Any], order: Sequence[int]) -> di
 class BiasStatsCallback(L.Callback):
     """Measure f, bias degree, accuracy and loss (overall and per class) over training.
 
+    Every argument is required: their values live in ``conf/callbacks/bias_stats.yaml``
+    alone, so a default here could only disagree with it.
+
     Args:
         splits: evaluation sets measured at step 0, after every epoch and at the
             log-spaced steps (``train``, ``val``).
@@ -95,16 +98,17 @@ class BiasStatsCallback(L.Callback):
 
     def __init__(
         self,
-        splits: Sequence[str] = ("train", "val"),
-        test_at_end: bool = True,
-        batch_size: int = 500,
-        norm_mode: str = "batch",
-        train_samples: int | None = 500,
-        subset_seed: int = 0,
-        log_steps: int = 0,
-        charts: bool = True,
-        progress_min_batches: int = 20,
-        weight_overlap: bool = True,
+        *,
+        splits: Sequence[str],
+        test_at_end: bool,
+        batch_size: int,
+        norm_mode: str,
+        train_samples: int | None,
+        subset_seed: int,
+        log_steps: int,
+        charts: bool,
+        progress_min_batches: int,
+        weight_overlap: bool,
     ) -> None:
         super().__init__()
         splits = tuple(splits)
