@@ -23,6 +23,7 @@ import os
 import sys
 from pathlib import Path
 
+from igb.jobs.status import TWIN
 from multirun_analysis.collect import Collection, collect
 from multirun_analysis.results import DEFAULT_TOL
 
@@ -126,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     jobs = col.jobs
     done = int((jobs["status"] == "finished").sum())
-    print(f"{len(jobs)} jobs, {done} finished, {len(col.jobs['config'].unique())} configurations")
+    distinct = jobs[jobs["status"] != TWIN]
+    twins = f" (and {len(jobs) - len(distinct)} twins of them)" if len(distinct) < len(jobs) else ""
+    print(f"{len(distinct)} jobs{twins}, {done} finished, "
+          f"{len(distinct['config'].unique())} configurations")  # fmt: skip
     for row in col.not_finished.itertuples():
         where = row.job_dir or row.overrides
         print(f"  {row.status}: {where}" + (f" - {row.error}" if row.error else ""))

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from igb.jobs.integrity import folder_damage
+from igb.jobs.status import TWIN
 from multirun_analysis.choices import (
     CHOICES,
     choice_columns,
@@ -69,7 +70,13 @@ class Collection:
 
     @property
     def not_finished(self) -> pd.DataFrame:
-        return self.jobs[self.jobs["status"] != FINISHED]
+        """Jobs without a result (a twin's result is the job it repeats: not listed)."""
+        return self.jobs[~self.jobs["status"].isin((FINISHED, TWIN))]
+
+    @property
+    def twins(self) -> pd.DataFrame:
+        """Jobs that repeat another job of their sweep (:mod:`igb.jobs.twins`): counted once."""
+        return self.jobs[self.jobs["status"] == TWIN]
 
     def save(self, out: Path) -> list[Path]:
         """jobs/series/inits as CSV and parquet under ``out``; returns the paths written."""

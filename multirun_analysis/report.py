@@ -241,8 +241,10 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
 
     report.h2("Jobs that did not finish")
     bad = col.not_finished
+    twins = len(col.twins)
     if bad.empty:
-        report.p(f"All {n} jobs finished.")
+        again = f" ({twins} more repeated one of them: twins, counted once)" if twins else ""
+        report.p(f"All {n - twins} jobs finished{again}.")
     else:
         cols = [c for c in ("job", "config", "seed", "status", "error", "overrides") if c in bad]
         shown = bad[cols].copy()

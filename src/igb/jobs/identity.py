@@ -16,42 +16,52 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-#: config keys that say where and how a job runs or is observed, not what it computes: a
-#: relaunch may change them freely (``paths``: folders; ``logger``, ``callbacks``, progress:
-#: what is recorded about the run; ensemble device, method, workers, chunking: the same
-#: initializations evaluated another way; the profile: more recorded about the same ones)
-OPERATIONAL_KEYS = (
-    "paths",
-    "hydra",
-    "trainer.default_root_dir",
-    "dataset.data_dir",
-    "skip_finished",
-    "restart",
-    "checkpoint_every_s",
-    "logger",
-    "callbacks",
-    "trainer.enable_progress_bar",
-    "ensemble.progress",
-    "ensemble.theory",
-    "ensemble.theory_points",
-    "ensemble.device",
-    "ensemble.method",
-    "ensemble.workers",
-    "ensemble.chunk_size",
-    "ensemble.profile",
-    "ensemble.profile_features",
-)
-#: keys added after jobs were run, with the value those jobs had: a folder whose saved
-#: config lacks one holds the same job as a launch that sets it to this value
-DEFAULTED_KEYS = {"model.neutralize": "none"}
-#: keys that only say how long a run trains: with ``skip_finished=false`` a finished or
-#: interrupted run continues from its checkpoint to the new length
-LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps")
+
+@dataclass(frozen=True)
+class IdentityRules:
+    """What each config key is to a job's identity (its :func:`config_hash`).
+
+    Declared on the key's field in :mod:`igb.launch.schema` (``runs()``, ``length()``...);
+    :data:`RULES` is that declaration as data for this layer, which may not import the
+    launch (``igb.launch.schema.identity_rules`` reads it from the fields, a test checks
+    that the two agree)."""
+
+    #: keys (and groups) that say where and how a job runs or is observed: a relaunch may
+    #: change them freely
+    runs: tuple[str, ...]
+    #: keys that only say how long a run trains: with ``skip_finished=false`` a finished or
+    #: interrupted run continues from its checkpoint to the new length
+    length: tuple[str, ...]
+    #: keys added after jobs were run, with the value those jobs had: a folder whose saved
+    #: config lacks one holds the same job as a launch that sets it to this value
+    absent_as: Mapping[str, Any]
+    #: ``(key, value)`` -> keys that cannot change a job whose ``key`` is ``value``, each
+    #: with the value that stands for it (two jobs that differ only there are twins)
+    unused_when: Mapping[tuple[str, Any], Mapping[str, Any]]
+
+
+RULES = IdentityRules(
+    runs=(
+        "callbacks", "checkpoint_every_s", "dataset.data_dir", "ensemble.chunk_size",
+        "ensemble.device", "ensemble.method", "ensemble.profile", "ensemble.profile_features",
+        "ensemble.progress", "ensemble.theory", "ensemble.theory_points", "ensemble.workers",
+        "hydra", "logger", "paths", "restart", "skip_finished", "trainer.default_root_dir",
+        "trainer.enable_progress_bar",
+    ),
+    length=("trainer.max_epochs", "trainer.max_steps"),
+    absent_as={"model.neutralize": "none"},
+    unused_when={
+        ("norm.placement", "none"): {
+            "norm.eps": 1e-5, "norm.groups": 8, "norm.kind": "batch", "norm.momentum": 0.1,
+        },
+    },
+)  # fmt: skip
 
 
 def _missing(value: Any) -> bool:
@@ -141,11 +151,11 @@ def comparable(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     name Hydra's runtime folders) are never resolved; a saved config is resolved already.
     """
     if not isinstance(cfg, DictConfig):
-        flat = {k: v for k, v in _flatten(dict(cfg)) if not _ignored(k, OPERATIONAL_KEYS)}
-        return _with_defaults(flat)
+        flat = {k: v for k, v in _flatten(dict(cfg)) if not _ignored(k, RULES.runs)}
+        return _canonical(flat)
     out: dict[str, Any] = {}
     for key, raw in _flatten(OmegaConf.to_container(cfg, resolve=False)):
-        if _ignored(key, OPERATIONAL_KEYS):
+        if _ignored(key, RULES.runs):
             continue
         try:
             value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
@@ -154,16 +164,21 @@ def comparable(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
         out[key] = value
-    return _with_defaults(out)
+    return _canonical(out)
 
 
-def _with_defaults(flat: dict[str, Any]) -> dict[str, Any]:
-    """A key of :data:`DEFAULTED_KEYS` that is absent counts as its default; only where its
-    group is there (``model.*``): a config without a model is not given one."""
-    for key, value in DEFAULTED_KEYS.items():
+def _canonical(flat: dict[str, Any]) -> dict[str, Any]:
+    """The one form of a job's configuration: a key of ``RULES.absent_as`` that is absent
+    counts as its value, only where its group is there (``model.*``: a config without a
+    model is not given one); a key that cannot change the job (``RULES.unused_when``)
+    counts as the value that stands for it, so that twins have one identity."""
+    for key, value in RULES.absent_as.items():
         group = key.rsplit(".", 1)[0]
         if key not in flat and any(k.startswith(f"{group}.") for k in flat):
             flat[key] = value
+    for (when, value), unused in RULES.unused_when.items():
+        if when in flat and flat[when] == value:
+            flat.update({k: v for k, v in unused.items() if k in flat})
     return flat
 
 
@@ -178,14 +193,14 @@ def config_differences(
     keys = sorted(
         k for k in old.keys() | new.keys() if old.get(k, "<unset>") != new.get(k, "<unset>")
     )
-    return [k for k in keys if not (extending and k in LENGTH_KEYS)]
+    return [k for k in keys if not (extending and k in RULES.length)]
 
 
 def config_hash(cfg: DictConfig | Mapping[str, Any]) -> str:
     """A short hash of what a job computes (:func:`comparable`, training length left out,
     so that extending a run keeps it). Recorded in ``status.json`` and in the checkpoint,
     so that the loss of one file (``config.yaml``) cannot erase the folder's identity."""
-    flat = {k: v for k, v in comparable(cfg).items() if k not in LENGTH_KEYS}
+    flat = {k: v for k, v in comparable(cfg).items() if k not in RULES.length}
     text = json.dumps(flat, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -14,7 +14,9 @@
    ``restart=true`` moves the folder's results aside (under ``.discarded/<time>/``) and
    starts the job over (once: see :func:`restarting`).
 3. **Skip.** ``skip_finished`` (default): a ``finished`` or ``diverged`` job is not run
-   again.
+   again; in a sweep, a job whose configuration another job of the sweep runs already
+   (keys that cannot change it differ) is recorded as its twin and not run
+   (:mod:`igb.jobs.twins`).
 4. **Run.** ``status.json`` says ``running`` (pid, host), the body runs under a
    :class:`igb.jobs.signals.SignalGuard`, and the outcome is recorded: ``finished``,
    ``diverged``, ``failed`` (an exception; in a multirun the grid goes on) or
@@ -49,6 +51,7 @@ from igb.jobs.integrity import BLOCKS, TRACES, folder_damage, recorded_hashes
 from igb.jobs.lock import JobBusy, JobLock
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import DIVERGED, INTERRUPTED, JobFolder, cluster_env, is_rank_zero
+from igb.jobs.twins import record_twin, twin_of
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +206,12 @@ def run_job(
             log.warning("%s/config.yaml was missing; written again from the launched "
                         "configuration, whose hash the folder's records hold", out)  # fmt: skip
             atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        twin = twin_of(out, config_hash(cfg)) if in_multirun() else None
+        if twin is not None:
+            atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+            log.info("%s repeats the job of %s (keys that cannot change it differ); not run "
+                     "again", out, twin)  # fmt: skip
+            return record_twin(out, twin, config_hash(cfg))
         if restarting(cfg, out):
             discard_results(out)
         elif cfg.get("skip_finished", True) and job.is_done():

@@ -28,10 +28,12 @@ RUNNING = "running"
 FINISHED = "finished"
 DIVERGED = "diverged"
 INTERRUPTED = "interrupted"
+#: a job of a sweep that repeats another job of it (:mod:`igb.jobs.twins`): not run, not counted
+TWIN = "twin"
 #: what :meth:`JobFolder.current` says of a ``running`` job whose lock a live process holds
 ELSEWHERE = "running elsewhere"
 #: every status a job records
-STATUSES = (RUNNING, FINISHED, "failed", DIVERGED, INTERRUPTED)
+STATUSES = (RUNNING, FINISHED, "failed", DIVERGED, INTERRUPTED, TWIN)
 #: outcomes of a job's configuration: a relaunch skips them (``skip_finished``)
 TERMINAL = (FINISHED, DIVERGED)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from igb import SPLITS
-from igb.jobs.status import DIVERGED, FINISHED, STATUS_FILE
+from igb.jobs.status import DIVERGED, FINISHED, STATUS_FILE, TWIN
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,8 @@ def log_job(folder: Path, status: Mapping[str, Any], wall_s: float | None = None
 def headline(status: Mapping[str, Any]) -> str:
     """One job's numbers in one line: final val/test accuracy, step-0 f_max, or its error."""
     state = status.get("status")
+    if state == TWIN:
+        return f"the job of {status.get('twin_of', '?')} (counted there)"
     if state not in (FINISHED, None) and status.get("error"):
         return str(status["error"])
     metrics = status.get("metrics") or {}
@@ -113,9 +115,12 @@ def multirun_lines(
 ) -> list[str]:
     """The end-of-multirun summary: sweep folder, one line per job, the analysis command.
 
-    ``labels`` names each job by what tells it apart (its own overrides)."""
+    ``labels`` names each job by what tells it apart (its own overrides). A twin
+    (:mod:`igb.jobs.twins`) is listed but counted once, as the job it repeats."""
     done = sum(1 for st in statuses.values() if st.get("status") == FINISHED)
-    lines = [f"multirun: {done}/{len(statuses)} jobs finished in {sweep_dir}"]
+    twins = sum(1 for st in statuses.values() if st.get("status") == TWIN)
+    also = f" ({twins} more repeating one of them)" if twins else ""
+    lines = [f"multirun: {done}/{len(statuses) - twins} jobs finished{also} in {sweep_dir}"]
     width = max((len(labels.get(n, "")) for n in statuses), default=0)
     for name, st in statuses.items():
         state = st.get("status") or "not started"
@@ -126,11 +131,12 @@ def multirun_lines(
 
 
 def unsuccessful(statuses: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Jobs that count as failed in a grid's exit code: anything but ``finished``.
+    """Jobs that count as failed in a grid's exit code: anything but ``finished`` (a twin
+    counts as the job it repeats).
 
     A diverged job is an outcome of its configuration (a relaunch skips it) but not a
     result: the grid did not produce what was asked for, so it must not exit 0."""
-    return [name for name, st in statuses.items() if st.get("status") != FINISHED]
+    return [name for name, st in statuses.items() if st.get("status") not in (FINISHED, TWIN)]
 
 
 def failure_message(

@@ -17,7 +17,15 @@ from igb.jobs import summary as run_summary
 from igb.jobs.grid import job_overrides, match_grid, split_grid
 from igb.jobs.identity import group_name
 from igb.jobs.runner import STOP_MARKER
-from igb.jobs.status import ELSEWHERE, FINISHED, RUNNING, STATUS_FILE, JobFolder, job_order
+from igb.jobs.status import (
+    ELSEWHERE,
+    FINISHED,
+    RUNNING,
+    STATUS_FILE,
+    TWIN,
+    JobFolder,
+    job_order,
+)
 from igb.launch.stop_grid import install_stop_handlers
 
 log = logging.getLogger(__name__)
@@ -74,7 +82,7 @@ class FailureReport(Callback):
         if not sweep_dir.is_dir():
             return
         statuses = collect_statuses(sweep_dir, launched_jobs(config))
-        bad = {k: v for k, v in statuses.items() if v.get("status") != FINISHED}
+        bad = {k: v for k, v in statuses.items() if v.get("status") not in (FINISHED, TWIN)}
         elsewhere = {k: v for k, v in bad.items() if v.get("status") == ELSEWHERE}
         overrides = {
             name: st.get("overrides") or job_overrides(sweep_dir / name)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from igb import SPLITS
 from igb.errors import ConfigError
+from igb.jobs.identity import IdentityRules
 from igb.launch.conf_dir import find_conf_dir
 from igb.metrics.head_gamma import REDUCTIONS
 from igb.metrics.measure import NORM_MODES
@@ -35,6 +36,39 @@ MAX_SEED = 2**32 - 1
 #: the default of every field: values live in ``conf/`` (README, Architecture); pydantic
 #: does not validate a default, so a key the config lacks passes and a given one is checked
 FROM_YAML: Any = None
+
+#: the groups that say where and how a job runs or is observed, not what it computes: a
+#: relaunch may change them freely (igb.jobs.identity)
+RUNS_GROUPS = {
+    "paths": "folders",
+    "hydra": "Hydra's own settings",
+    "logger": "what is recorded about the run",
+    "callbacks": "what is recorded about the run",
+}
+
+
+def runs() -> Any:
+    """A key that says where or how a job runs or is observed, not what it computes (a
+    relaunch may change it; not part of the job's identity, its ``config_hash``)."""
+    return Field(FROM_YAML, json_schema_extra={"identity": "runs"})
+
+
+def length() -> Any:
+    """A key that says only how long a run trains: a finished run continues to a new
+    length (``skip_finished=false``), under the same identity."""
+    return Field(FROM_YAML, json_schema_extra={"identity": "length"})
+
+
+def absent_as(value: Any) -> Any:
+    """A key added after jobs were run: a saved config without it held ``value``."""
+    return Field(FROM_YAML, json_schema_extra={"identity": "absent_as", "absent_as": value})
+
+
+def unused_when(key: str, value: Any) -> Any:
+    """A key that cannot change a job whose ``key`` is ``value`` (``norm.kind`` without a
+    norm): such jobs are one job (twins), whatever this key says."""
+    return Field(FROM_YAML, json_schema_extra={"identity": "unused_when", "when": [key, value]})
+
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -64,11 +98,13 @@ class Scheduler(Group):
 
 
 class Trainer(Group):
-    max_epochs: PosInt | Literal[-1] | None = FROM_YAML
-    max_steps: PosInt | Literal[-1] | None = FROM_YAML
+    max_epochs: PosInt | Literal[-1] | None = length()
+    max_steps: PosInt | Literal[-1] | None = length()
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = FROM_YAML
     devices: PosInt | Literal["auto"] | list[NonNegInt] = FROM_YAML
     num_nodes: PosInt = FROM_YAML
+    default_root_dir: Any = runs()
+    enable_progress_bar: Any = runs()
 
 
 class Dataset(Group):
@@ -82,6 +118,7 @@ class Dataset(Group):
     separation: NonNegFloat | None = FROM_YAML
     seed: Seed = FROM_YAML
     standardize: bool = FROM_YAML
+    data_dir: Any = runs()
 
 
 class BiasStats(Group):
@@ -100,6 +137,18 @@ class Model(Group):
     depth: PosInt | None = FROM_YAML
     width: PosInt | None = FROM_YAML
     residual_scale: PosFloat | None = FROM_YAML
+    neutralize: Any = absent_as("none")
+
+
+#: a norm placed nowhere: its kind and settings cannot change the network
+_NO_NORM = ("norm.placement", "none")
+
+
+class Norm(Group):
+    kind: Any = unused_when(*_NO_NORM)
+    eps: Any = unused_when(*_NO_NORM)
+    momentum: Any = unused_when(*_NO_NORM)
+    groups: Any = unused_when(*_NO_NORM)
 
 
 class Ensemble(Group):
@@ -109,11 +158,15 @@ class Ensemble(Group):
     norm_mode: Literal[NORM_MODES] = FROM_YAML
     n_boot: PosInt = FROM_YAML
     ci_level: Annotated[float, Field(gt=0, lt=1)] = FROM_YAML
-    progress: bool = FROM_YAML
-    theory: bool = FROM_YAML
-    theory_points: int | str | None = FROM_YAML  # >= 100, all or null: igb.launch.validate_ensemble
-    profile: bool = FROM_YAML
-    profile_features: Literal[REDUCTIONS] = FROM_YAML
+    progress: bool = runs()
+    theory: bool = runs()
+    theory_points: int | str | None = runs()  # >= 100, all or null: igb.launch.validate_ensemble
+    profile: bool = runs()
+    profile_features: Literal[REDUCTIONS] = runs()
+    device: Any = runs()
+    method: Any = runs()
+    workers: Any = runs()
+    chunk_size: Any = runs()
 
     @model_validator(mode="after")
     def _seeds_fit(self) -> Ensemble:
@@ -129,15 +182,16 @@ class Ensemble(Group):
 
 class TopLevel(Group):
     seed: Seed = FROM_YAML
-    skip_finished: bool = FROM_YAML
-    restart: bool = FROM_YAML
-    checkpoint_every_s: NonNegFloat = FROM_YAML
+    skip_finished: bool = runs()
+    restart: bool = runs()
+    checkpoint_every_s: NonNegFloat = runs()
 
 
 #: config path -> the model of its values ("" is the top level)
 GROUPS: dict[str, type[Group]] = {
     "": TopLevel,
     "model": Model,
+    "norm": Norm,
     "optimizer": Optimizer,
     "scheduler": Scheduler,
     "trainer": Trainer,
@@ -147,6 +201,41 @@ GROUPS: dict[str, type[Group]] = {
 }
 #: groups every job needs (``~model`` removes one)
 REQUIRED = ("model", "norm", "dataset")
+
+
+def identity_rules() -> IdentityRules:
+    """What each key is to a job's identity, read from the fields' declarations: the table
+    :data:`igb.jobs.identity.RULES` holds (jobs may not import the launch; a test checks
+    that the two agree)."""
+    runs_keys, lengths, absent, unused = list(RUNS_GROUPS), [], {}, {}
+    for path, model in GROUPS.items():
+        for name, info in model.model_fields.items():
+            key = f"{path}.{name}" if path else name
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            role = extra.get("identity")
+            if role == "runs":
+                runs_keys.append(key)
+            elif role == "length":
+                lengths.append(key)
+            elif role == "absent_as":
+                absent[key] = extra["absent_as"]
+            elif role == "unused_when":
+                when, value = extra["when"]
+                unused.setdefault((when, value), []).append(key)
+    return IdentityRules(
+        runs=tuple(sorted(runs_keys)),
+        length=tuple(sorted(lengths)),
+        absent_as=absent,
+        unused_when={w: _as_composed(w, keys) for w, keys in unused.items()},
+    )
+
+
+def _as_composed(when: tuple[str, Any], keys: list[str]) -> dict[str, Any]:
+    """The values that stand for unused keys: those the option that makes them unused
+    composes (``norm=none``'s ``kind``...), so that such a job's hash is unchanged."""
+    group = when[0].rsplit(".", 1)[0]
+    option = OmegaConf.load(find_conf_dir() / group / f"{when[1]}.yaml")
+    return {key: option[key.rsplit(".", 1)[1]] for key in sorted(keys)}
 
 
 def _values(node: DictConfig) -> dict[str, Any]:
