@@ -40,7 +40,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.data.instantiate import instantiate_datamodule
-from igb.data.loader import InMemoryLoader
+from igb.data.loader import InMemoryLoader, LoaderSpec
 from igb.jobs.status import JobFolder
 from igb.logging.loggers import finish_loggers
 from igb.nn import build_model
@@ -141,7 +141,8 @@ def hand_written(cfg: DictConfig, dm, epochs: int, evaluate: bool = False) -> li
     }
     opt = get_class(opt_cfg["_target_"])(model.parameters(), **kwargs)
     x, y = dm.split_tensors("train")
-    loader = InMemoryLoader(x, y, batch_size=cfg.dataset.batch_size, shuffle=True, seed=0)
+    spec = LoaderSpec(batch_size=cfg.dataset.batch_size, shuffle=True, seed=0)
+    loader = InMemoryLoader(x, y, spec)
     sets = eval_sets(cfg, dm)
     times = []
     model.train()

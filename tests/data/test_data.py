@@ -38,6 +38,7 @@ from igb.data import (
     GaussianBlobsDataModule,
     InMemoryDataModule,
     InMemoryLoader,
+    LoaderSpec,
     MNISTDataModule,
 )
 from igb.errors import ConfigError
@@ -401,7 +402,7 @@ def _order(loader: InMemoryLoader) -> list[int]:
 
 def _loader(n: int, **kw) -> InMemoryLoader:
     x = torch.arange(n, dtype=torch.float32)[:, None].repeat(1, 3)
-    return InMemoryLoader(x, torch.arange(n), **kw)
+    return InMemoryLoader(x, torch.arange(n), LoaderSpec(**kw))
 
 
 def test_loader_covers_each_index_once_per_epoch() -> None:
@@ -505,7 +506,7 @@ def test_loader_under_lightning_follows_trainer_epochs(tmp_path: Path) -> None:
     )
     trainer.fit(Tiny(), datamodule=as_lightning(dm))
     _, y = dm.split_tensors("train")
-    ref = InMemoryLoader(dm.split_tensors("train")[0], y, 16, shuffle=True, seed=2)
+    ref = InMemoryLoader(dm.split_tensors("train")[0], y, LoaderSpec(16, shuffle=True, seed=2))
     expected = []
     for epoch in range(3):
         ref.set_epoch(epoch)

@@ -22,4 +22,6 @@ def bias_stats_callback(**overrides: Any) -> Any:
     """``BiasStatsCallback`` with the YAML's values, ``overrides`` replacing some."""
     from igb.callbacks import BiasStatsCallback
 
-    return BiasStatsCallback(**{**group_values("callbacks/bias_stats", "bias_stats"), **overrides})
+    return BiasStatsCallback.build(
+        **{**group_values("callbacks/bias_stats", "bias_stats"), **overrides}
+    )

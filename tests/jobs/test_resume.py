@@ -20,7 +20,7 @@ import pytest
 import torch
 from helpers.sizes import TINY
 
-from igb.data.loader import InMemoryLoader
+from igb.data.loader import InMemoryLoader, LoaderSpec
 from igb.data.resumable import ResumableLoader
 from igb.jobs.checkpoint import ResumeCallback
 from igb.jobs.signals import JobInterrupted, SignalGuard
@@ -227,7 +227,7 @@ def test_resumable_loader_continues_the_epoch_in_order() -> None:
     y = torch.zeros(20, dtype=torch.long)
 
     def loader() -> ResumableLoader:
-        return ResumableLoader(InMemoryLoader(x, y, batch_size=4, shuffle=True, seed=3))
+        return ResumableLoader(InMemoryLoader(x, y, LoaderSpec(batch_size=4, shuffle=True, seed=3)))
 
     whole = loader()
     whole.sampler.set_epoch(2)

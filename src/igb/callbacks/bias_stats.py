@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -68,10 +69,11 @@ def flatten_stats(split: str, stats: dict[str, Any], order: Sequence[int]) -> di
     return row
 
 
-class BiasStatsCallback(L.Callback):
-    """Measure f, bias degree, accuracy and loss (overall and per class) over training.
+@dataclass(frozen=True)
+class BiasStatsSpec:
+    """What the statistics callback measures, when and how: ``callbacks.bias_stats``.
 
-    Every argument is required: their values live in ``conf/callbacks/bias_stats.yaml``
+    Every field is required: their values live in ``conf/callbacks/bias_stats.yaml``
     alone, so a default here could only disagree with it.
 
     Args:
@@ -96,43 +98,56 @@ class BiasStatsCallback(L.Callback):
             the callback state (checkpoints).
     """
 
-    def __init__(
-        self,
-        *,
-        splits: Sequence[str],
-        test_at_end: bool,
-        batch_size: int,
-        norm_mode: str,
-        train_samples: int | None,
-        subset_seed: int,
-        log_steps: int,
-        charts: bool,
-        progress_min_batches: int,
-        weight_overlap: bool,
-    ) -> None:
-        super().__init__()
-        splits = tuple(splits)
+    splits: tuple[str, ...]
+    test_at_end: bool
+    batch_size: int
+    norm_mode: str
+    train_samples: int | None
+    subset_seed: int
+    log_steps: int
+    charts: bool
+    progress_min_batches: int
+    weight_overlap: bool
+
+    def __post_init__(self) -> None:
+        splits = tuple(self.splits)
+        object.__setattr__(self, "splits", splits)
         unknown = [s for s in splits if s not in SPLITS]
         if unknown or not splits or len(set(splits)) != len(splits):
             raise ValueError(f"splits={list(splits)}: a non-empty subset of {list(SPLITS)}")
-        if norm_mode not in NORM_MODES:
-            raise ValueError(f"norm_mode={norm_mode!r}; allowed: {', '.join(NORM_MODES)}")
-        if batch_size < 1 or (norm_mode == "batch" and batch_size < 2):
-            raise ValueError(f"batch_size={batch_size}: need >= 2 for batch statistics")
-        if train_samples is not None and train_samples < 2:
-            raise ValueError(f"train_samples={train_samples} must be >= 2 or null")
-        if log_steps < 0:
-            raise ValueError(f"log_steps={log_steps} must be >= 0")
-        self.splits = splits
-        self.test_at_end = bool(test_at_end)
-        self.batch_size = int(batch_size)
-        self.norm_mode = norm_mode
-        self.train_samples = None if train_samples is None else int(train_samples)
-        self.subset_seed = int(subset_seed)
-        self.log_steps = int(log_steps)
-        self.charts = bool(charts)
-        self.progress_min_batches = int(progress_min_batches)
-        self.weight_overlap = bool(weight_overlap)
+        if self.norm_mode not in NORM_MODES:
+            raise ValueError(f"norm_mode={self.norm_mode!r}; allowed: {', '.join(NORM_MODES)}")
+        if self.batch_size < 1 or (self.norm_mode == "batch" and self.batch_size < 2):
+            raise ValueError(f"batch_size={self.batch_size}: need >= 2 for batch statistics")
+        if self.train_samples is not None and self.train_samples < 2:
+            raise ValueError(f"train_samples={self.train_samples} must be >= 2 or null")
+        if self.log_steps < 0:
+            raise ValueError(f"log_steps={self.log_steps} must be >= 0")
+
+
+class BiasStatsCallback(L.Callback):
+    """Measure f, bias degree, accuracy and loss (overall and per class) over training,
+    as its :class:`BiasStatsSpec` says."""
+
+    @classmethod
+    def build(cls, **values: Any) -> BiasStatsCallback:
+        """The callback of a ``callbacks.bias_stats`` node (its ``_target_``): the node's
+        values become the spec once, here."""
+        return cls(BiasStatsSpec(**values))
+
+    def __init__(self, spec: BiasStatsSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.splits = spec.splits
+        self.test_at_end = bool(spec.test_at_end)
+        self.batch_size = int(spec.batch_size)
+        self.norm_mode = spec.norm_mode
+        self.train_samples = None if spec.train_samples is None else int(spec.train_samples)
+        self.subset_seed = int(spec.subset_seed)
+        self.log_steps = int(spec.log_steps)
+        self.charts = bool(spec.charts)
+        self.progress_min_batches = int(spec.progress_min_batches)
+        self.weight_overlap = bool(spec.weight_overlap)
         #: step-0 parameter vector (CPU), kept in state_dict
         self.w0: torch.Tensor | None = None
         # filled in on_train_start

@@ -10,9 +10,14 @@ May import only ``igb.errors``: datasets are plain objects, Lightning meets them
 
 from typing import Any
 
-from igb.data.base import DatasetCorruptedError, DatasetNotFoundError, InMemoryDataModule
+from igb.data.base import (
+    DatasetCorruptedError,
+    DatasetNotFoundError,
+    DataSpec,
+    InMemoryDataModule,
+)
 from igb.data.blobs import GaussianBlobsDataModule
-from igb.data.loader import InMemoryLoader
+from igb.data.loader import InMemoryLoader, LoaderSpec
 
 #: class name -> module that defines it, imported on first access
 _LAZY = {
@@ -38,11 +43,13 @@ __all__ = [
     "CIFAR100DataModule",
     "DatasetCorruptedError",
     "DatasetNotFoundError",
+    "DataSpec",
     "DigitsDataModule",
     "FashionMNISTDataModule",
     "GaussianBlobsDataModule",
     "InMemoryDataModule",
     "InMemoryLoader",
+    "LoaderSpec",
     "MNISTDataModule",
     "TinyImageNetDataModule",
 ]

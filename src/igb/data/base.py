@@ -8,6 +8,7 @@ hands them to Lightning through :class:`igb.training.datamodule.LightningData`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 
 from igb import SPLITS
 from igb.data.classes import ClassSelection
-from igb.data.loader import InMemoryLoader
+from igb.data.loader import InMemoryLoader, LoaderSpec
 from igb.data.shares import class_counts
 from igb.errors import ConfigError
 
@@ -39,6 +40,64 @@ def require_config(ok: bool, key: str, message: str) -> None:
     """Raise a one-line :class:`ConfigError` naming ``key`` unless ``ok``."""
     if not ok:
         raise ConfigError(key, message)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What every in-memory dataset takes (a ``dataset`` node's shared keys), checked once.
+
+    See :class:`InMemoryDataModule` for what each field does."""
+
+    batch_size: int = 128
+    eval_batch_size: int | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    standardize: bool = True
+    data_dir: str = "data"
+    download: bool = False
+    num_classes: int | None = None
+    subset: int | None = None
+    classes: list[Any] | None = None
+    class_proportions: list[float] | None = None
+    shift: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_config(
+            int(self.batch_size) >= 1,
+            "dataset.batch_size",
+            f"dataset.batch_size={self.batch_size} must be >= 1",
+        )
+        require_config(
+            self.eval_batch_size is None or int(self.eval_batch_size) >= 1,
+            "dataset.eval_batch_size",
+            f"dataset.eval_batch_size={self.eval_batch_size} must be >= 1 (or null: batch_size)",
+        )
+        for key in ("val_fraction", "test_fraction"):
+            value = getattr(self, key)
+            require_config(
+                0.0 <= float(value) < 1.0,
+                f"dataset.{key}",
+                f"dataset.{key}={value} must be in [0, 1)",
+            )
+        require_config(
+            float(self.val_fraction) + float(self.test_fraction) < 1.0,
+            "dataset.val_fraction",
+            f"dataset.val_fraction + dataset.test_fraction = {self.val_fraction} + "
+            f"{self.test_fraction} must be < 1 (something must be left to train on)",
+        )
+        require_config(
+            self.subset is None or int(self.subset) >= 1,
+            "dataset.subset",
+            f"dataset.subset={self.subset} must be a positive number of samples (or null: all)",
+        )
+        shift = self.shift
+        finite = isinstance(shift, int | float) and not isinstance(shift, bool)
+        require_config(
+            finite and math.isfinite(shift),
+            "dataset.shift",
+            f"dataset.shift={shift!r} must be a finite number",
+        )
 
 
 class InMemoryDataModule:
@@ -76,77 +135,35 @@ class InMemoryDataModule:
     NUM_CLASSES: int | None = None
     CLASS_NAMES: tuple[str, ...] | None = None
 
-    def __init__(
-        self,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
-        standardize: bool = True,
-        data_dir: str = "data",
-        download: bool = False,
-        num_classes: int | None = None,
-        subset: int | None = None,
-        classes: list[Any] | None = None,
-        class_proportions: list[float] | None = None,
-        shift: float = 0.0,
-    ) -> None:
+    def __init__(self, spec: DataSpec | None = None, /, **values: Any) -> None:
+        """From a :class:`DataSpec`, or its fields by name (as Hydra's ``instantiate``
+        passes a ``dataset`` node's keys): checked once, in the spec."""
+        spec = spec if spec is not None else DataSpec(**values)
         #: set by Lightning (through LightningData) to shard the loaders by rank
         self.trainer: Any = None
-        require_config(
-            int(batch_size) >= 1,
-            "dataset.batch_size",
-            f"dataset.batch_size={batch_size} must be >= 1",
-        )
-        require_config(
-            eval_batch_size is None or int(eval_batch_size) >= 1,
-            "dataset.eval_batch_size",
-            f"dataset.eval_batch_size={eval_batch_size} must be >= 1 (or null: batch_size)",
-        )
-        for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if self.NUM_CLASSES is not None and spec.num_classes is not None:
             require_config(
-                0.0 <= float(value) < 1.0,
-                f"dataset.{key}",
-                f"dataset.{key}={value} must be in [0, 1)",
-            )
-        require_config(
-            float(val_fraction) + float(test_fraction) < 1.0,
-            "dataset.val_fraction",
-            f"dataset.val_fraction + dataset.test_fraction = {val_fraction} + {test_fraction} "
-            "must be < 1 (something must be left to train on)",
-        )
-        require_config(
-            subset is None or int(subset) >= 1,
-            "dataset.subset",
-            f"dataset.subset={subset} must be a positive number of samples (or null: all)",
-        )
-        if self.NUM_CLASSES is not None and num_classes is not None:
-            require_config(
-                int(num_classes) == self.NUM_CLASSES,
+                int(spec.num_classes) == self.NUM_CLASSES,
                 "dataset.num_classes",
-                f"dataset.num_classes={num_classes} but {type(self).__name__} has "
+                f"dataset.num_classes={spec.num_classes} but {type(self).__name__} has "
                 f"{self.NUM_CLASSES} classes",
             )
-        self.batch_size = int(batch_size)
-        self.eval_batch_size = int(eval_batch_size) if eval_batch_size else self.batch_size
-        self.val_fraction = float(val_fraction)
-        self.test_fraction = float(test_fraction)
-        self.seed = int(seed)
-        self.standardize = bool(standardize)
-        self.data_dir = str(data_dir)
-        self.download = bool(download)
-        self._num_classes = None if num_classes is None else int(num_classes)
-        self.subset = None if subset is None else int(subset)
-        finite = isinstance(shift, int | float) and not isinstance(shift, bool)
-        require_config(
-            finite and math.isfinite(shift),
-            "dataset.shift",
-            f"dataset.shift={shift!r} must be a finite number",
+        self.spec = spec
+        self.batch_size = int(spec.batch_size)
+        self.eval_batch_size = (
+            int(spec.eval_batch_size) if spec.eval_batch_size else self.batch_size
         )
-        self.shift = float(shift)
+        self.val_fraction = float(spec.val_fraction)
+        self.test_fraction = float(spec.test_fraction)
+        self.seed = int(spec.seed)
+        self.standardize = bool(spec.standardize)
+        self.data_dir = str(spec.data_dir)
+        self.download = bool(spec.download)
+        self._num_classes = None if spec.num_classes is None else int(spec.num_classes)
+        self.subset = None if spec.subset is None else int(spec.subset)
+        self.shift = float(spec.shift)
         self.selection = ClassSelection.from_config(
-            classes, class_proportions, self.source_num_classes()
+            spec.classes, spec.class_proportions, self.source_num_classes()
         )
         self._splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         #: names of the source dataset's classes (:attr:`class_names`: the resulting ones)
@@ -306,16 +323,12 @@ class InMemoryDataModule:
     def _loader(self, split: str, train: bool) -> InMemoryLoader:
         x, y = self.split_tensors(split)
         rank, world = self._rank_world()
-        return InMemoryLoader(
-            x,
-            y,
-            self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            seed=self.seed,
-            rank=rank,
-            world_size=world,
+        batch_size = self.batch_size if train else self.eval_batch_size
+        spec = LoaderSpec(
+            batch_size, shuffle=train, seed=self.seed, rank=rank, world_size=world,
             drop_last_single=train,
-        )
+        )  # fmt: skip
+        return InMemoryLoader(x, y, spec)
 
     def train_dataloader(self) -> InMemoryLoader:
         return self._loader("train", train=True)

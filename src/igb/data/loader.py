@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,11 +24,33 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
+@dataclass(frozen=True)
+class LoaderSpec:
+    """How an :class:`InMemoryLoader` batches its tensors (see its Args), checked once."""
+
+    batch_size: int
+    shuffle: bool = False
+    seed: int = 0
+    drop_last: bool = False
+    rank: int = 0
+    world_size: int = 1
+    drop_last_single: bool | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size={self.batch_size} must be >= 1")
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(
+                f"need 0 <= rank < world_size, got rank={self.rank} world_size={self.world_size}"
+            )
+
+
 class InMemoryLoader:
     """Iterable of ``(x_batch, y_batch)`` over in-memory tensors; deterministic, rank-sharded.
 
     Args:
         x, y: tensors with the same first dimension (kept where they are, never copied whole).
+        spec: a :class:`LoaderSpec` of the following.
         batch_size: samples per batch (the last batch may be smaller, see below).
         shuffle: draw a fresh permutation each epoch; off: batches are plain slices (views).
         seed: with the epoch number, seeds the permutation.
@@ -57,33 +80,19 @@ class InMemoryLoader:
     #: Lightning inspects ``dataloader.batch_sampler``; there is none
     batch_sampler = None
 
-    def __init__(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-        drop_last_single: bool | None = None,
-    ) -> None:
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size={batch_size} must be >= 1")
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, spec: LoaderSpec) -> None:
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(
-                f"need 0 <= rank < world_size, got rank={rank} world_size={world_size}"
-            )
         self.x, self.y = x, y
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.drop_last = bool(drop_last)
-        self.rank, self.world_size = int(rank), int(world_size)
-        self.drop_last_single = self.shuffle if drop_last_single is None else drop_last_single
+        self.spec = spec
+        self.batch_size = int(spec.batch_size)
+        self.shuffle = bool(spec.shuffle)
+        self.seed = int(spec.seed)
+        self.drop_last = bool(spec.drop_last)
+        self.rank, self.world_size = int(spec.rank), int(spec.world_size)
+        self.drop_last_single = (
+            self.shuffle if spec.drop_last_single is None else spec.drop_last_single
+        )
         #: epoch of the next iteration
         self.epoch = 0
 

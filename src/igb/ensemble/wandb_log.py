@@ -29,8 +29,10 @@ def log_to_loggers(
             continue
         from hydra.utils import instantiate
 
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        logger = instantiate(lcfg, _recursive_=False, **identity, run_config=resolved)
+        from igb.logging.loggers import WandbRun
+
+        run = WandbRun(**identity, config=OmegaConf.to_container(cfg, resolve=True))
+        logger = instantiate(lcfg, _recursive_=False, _partial_=True)(run=run)
         if logger is None:  # W&B disabled
             continue
         log_wandb(logger.experiment, summary, result, out)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
 
 from igb.compat import drop_unset_wandb_init_key, logger_run
 from igb.logging.wandb_mode import resolve_mode
@@ -17,31 +17,37 @@ from igb.logging.wandb_mode import resolve_mode
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class WandbRun:
+    """What names one job's W&B run, built by the job (not in ``conf/logger``).
+
+    ``config`` is the resolved job configuration (W&B's run config); ``run_id`` comes from
+    the job folder, so a resumed job continues the same W&B run."""
+
+    group: str | None = None
+    job_type: str | None = None
+    tags: list[str] | None = None
+    config: dict[str, Any] | None = None
+    run_id: str | None = None
+
+
 def wandb_logger(
     save_dir: str,
     project: str = "igb",
     entity: str | None = None,
     mode: str = "auto",
-    group: str | None = None,
-    job_type: str | None = None,
-    tags: list[str] | None = None,
-    run_config: dict[str, Any] | None = None,
-    run_id: str | None = None,
+    run: WandbRun | None = None,
     **kwargs: Any,
 ) -> WandbLogger | None:
-    """A WandbLogger whose mode is decided without network (see ``resolve_mode``).
-
-    ``run_config`` is the resolved Hydra config (named so because ``instantiate`` owns
-    ``config``). ``run_id`` comes from the job folder, so a resumed job continues the same W&B run.
-    Returns None when W&B is disabled.
+    """A WandbLogger whose mode is decided without network (see ``resolve_mode``), for the
+    job ``run`` names. Returns None when W&B is disabled.
     """
+    run = run if run is not None else WandbRun()
     resolved, message = resolve_mode(mode, save_dir=str(Path(save_dir) / "wandb"))
     if message:
         log.info(message)
     if resolved == "disabled":
         return None
-    if isinstance(run_config, DictConfig):  # instantiate hands nested dicts over as DictConfig
-        run_config = OmegaConf.to_container(run_config, resolve=True)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
@@ -50,12 +56,12 @@ def wandb_logger(
         save_dir=save_dir,
         project=project,
         entity=entity,
-        id=run_id or secrets.token_hex(4),
+        id=run.run_id or secrets.token_hex(4),
         resume="allow",
-        group=group,
-        job_type=job_type,
-        tags=tags,
-        config=run_config,
+        group=run.group,
+        job_type=run.job_type,
+        tags=run.tags,
+        config=run.config,
         mode=resolved,
         settings=wandb.Settings(console="off", x_disable_stats=True, init_timeout=60),
         **kwargs,

@@ -36,7 +36,7 @@ from igb.jobs.identity import config_hash, run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import JobInterrupted, SignalGuard
 from igb.jobs.status import DIVERGED, FINISHED, JobFolder, is_rank_zero
-from igb.logging.loggers import finish_loggers
+from igb.logging.loggers import WandbRun, finish_loggers
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
 from igb.training.datamodule import LightningData, as_lightning
@@ -50,8 +50,9 @@ def instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
     if not cfg:
         return []
     objs = (
-        # not recursive: the W&B run config holds `_target_`s that must stay data
-        instantiate(c, _recursive_=False, **kwargs.get(name, {}))
+        # not recursive: the W&B run config holds `_target_`s that must stay data; partial,
+        # so that the job's own objects (a WandbRun) reach the factory as they are
+        instantiate(c, _recursive_=False, _partial_=True)(**kwargs.get(name, {}))
         for name, c in cfg.items()
         if c is not None
     )
@@ -91,9 +92,8 @@ def build(
     resolved["split_shares"] = shares  # the splits' class shares, in the W&B run config
     if filtered:
         resolved["init_filter"] = filtered  # seeds tried and kept, in the W&B run config
-    logger_kwargs = {
-        "wandb": {**identity, "run_config": resolved, "run_id": job.read().get("wandb_id")}
-    }
+    run = WandbRun(**identity, config=resolved, run_id=job.read().get("wandb_id"))
+    logger_kwargs = {"wandb": {"run": run}}
     loggers = instantiate_group(cfg.get("logger"), **logger_kwargs)
     for lg in loggers:
         run_id = getattr(lg, "version", None)
