@@ -5,7 +5,9 @@ only in ``norm.kind``, which a network without norms never reads: one job under 
 with the same seeds. Their :func:`igb.jobs.identity.config_hash` is one (the unused keys
 count as the values that stand for them), so the later of the two finds the earlier one's
 ``status.json`` in the sweep folder and is recorded as its twin, without running: the
-grid's report and the analysis count the job once.
+grid's report and the analysis count the job once. A twin is found by the record the
+other job writes when it starts: two twins started at the same instant by parallel
+workers may both run (the same result twice, never a wrong one).
 """
 
 from __future__ import annotations
