@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = col.jobs
     done = int((jobs["status"] == "finished").sum())
     distinct = jobs[jobs["status"] != TWIN]
-    twins = f" (and {len(jobs) - len(distinct)} twins of them)" if len(distinct) < len(jobs) else ""
+    repeats = len(jobs) - len(distinct)
+    twins = f" ({repeats} more repeating one of them)" if repeats else ""
     print(f"{len(distinct)} jobs{twins}, {done} finished, "
           f"{len(distinct['config'].unique())} configurations")  # fmt: skip
     for row in col.not_finished.itertuples():

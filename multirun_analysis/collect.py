@@ -121,7 +121,9 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
     )
     series = read_metrics(job_dir)
     inits = None
-    if summary or (job_dir / "inits.csv").is_file():
+    if row["status"] == TWIN:  # no results of its own: they are the repeated job's
+        row["kind"] = "ensemble" if "ensemble" in cfg else "train"
+    elif summary or (job_dir / "inits.csv").is_file():
         row["kind"] = "ensemble"
         inits = read_inits(job_dir)
         row.update({k: v for k, v in ensemble_results(summary).items() if k not in row})

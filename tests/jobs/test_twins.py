@@ -76,6 +76,7 @@ def test_a_training_grid_runs_and_counts_a_twin_once(tmp_path: Path) -> None:
     before = _check_twin(sweep, proc.stdout + proc.stderr)
     col = collect(sweep)
     assert len(col.not_finished) == 0 and len(col.twins) == 1
+    assert list(col.twins["kind"]) == ["train"]
     assert (col.jobs["status"] == "finished").sum() == 3
     # the same command again: nothing runs, the twin stays one
     proc = run_train(tmp_path, *argv)
@@ -96,5 +97,6 @@ def test_an_ensemble_grid_runs_and_counts_a_twin_once(tmp_path: Path) -> None:
     _check_twin(sweep, proc.stdout + proc.stderr)
     col = collect(sweep)
     assert len(col.twins) == 1 and len(col.not_finished) == 0
+    assert list(col.twins["kind"]) == ["ensemble"]
     n_inits = int(next(a for a in TINY_ENSEMBLE if a.startswith("ensemble.n_inits=")).split("=")[1])
     assert len(col.inits) == 3 * n_inits  # three distinct jobs of n_inits each
