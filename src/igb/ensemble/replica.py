@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import torch
 from torch import nn
 
+from igb.ensemble.plan import EvaluationPlan
 from igb.nn import build_model
 
 
 def empty_model(
-    model_cfg, norm_cfg, input_shape, num_classes, device, norm_mode: str = "eval"
+    model_cfg: Mapping[str, Any],
+    norm_cfg: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    device: torch.device | str,
+    norm_mode: str = "eval",
 ) -> nn.Module:
     """The architecture with uninitialised memory (every value is set by ``initialize``).
 
     With ``norm_mode="batch"`` its BatchNorm layers stop tracking running statistics
     (``torch.func.replace_all_batch_norm_modules_``): in batch-statistics mode they never
     use them, so the logits are bit-identical, and the model stops spending time on an
-    update that would be thrown away (~5%; under vmap there are no buffers to stack).
+    update that would be thrown away (under vmap there are no buffers to stack).
     """
     meta = build_model(model_cfg, norm_cfg, input_shape, num_classes, seed=0, device="meta")
     model = meta.to_empty(device=device)
@@ -24,3 +34,10 @@ def empty_model(
 
         replace_all_batch_norm_modules_(model)
     return model
+
+
+def plan_replica(plan: EvaluationPlan, input_shape: tuple[int, ...]) -> nn.Module:
+    """:func:`empty_model` of ``plan``'s model, on its device, for its norm mode."""
+    return empty_model(
+        plan.model, plan.norm, tuple(input_shape), plan.num_classes, plan.device, plan.norm_mode
+    )
