@@ -24,6 +24,7 @@ ReLU-like activation puts on every unit; the norms downstream decide what happen
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,15 +106,14 @@ def leaky_relu_kernel(k: np.ndarray, slope: float) -> ActivationKernel:
     return ActivationKernel(q=(1 - slope) ** 2 * base.q + slope * k, m=(1 - slope) * base.m)
 
 
+@functools.cache
 def _nodes() -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of E[f(z)], z ~ N(0, 1): Gauss-Legendre on [-Z, 0] and [0, Z]."""
+    """Nodes and weights of E[f(z)], z ~ N(0, 1): Gauss-Legendre on [-Z, 0] and [0, Z]
+    (built on first use: ReLU's closed form, the common case, never needs them)."""
     x, w = np.polynomial.legendre.leggauss(_NODES_PER_HALF)
     z = (x + 1) * _Z_MAX / 2
     w = w * _Z_MAX / 2 * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
     return np.concatenate([-z[::-1], z]), np.concatenate([w[::-1], w])
-
-
-_Z, _W = _nodes()
 
 
 def _hermite(z: np.ndarray, order: int) -> np.ndarray:
@@ -127,16 +127,19 @@ def _hermite(z: np.ndarray, order: int) -> np.ndarray:
     return h
 
 
-_H = _hermite(_Z, MAX_ORDER)
+@functools.cache
+def _hermite_at_nodes() -> np.ndarray:
+    return _hermite(_nodes()[0], MAX_ORDER)
 
 
 def mehler_kernel(k: np.ndarray, act: torch.nn.Module) -> ActivationKernel:
     """Kernel of a smooth activation by its Hermite (Mehler) series, vectorised over pairs."""
     scale = np.sqrt(np.clip(np.diag(k), 0.0, None))
+    z, w = _nodes()
     with torch.no_grad():
-        phi = act(torch.from_numpy(np.outer(scale, _Z))).numpy()  # (N, nodes)
-    weighted = phi * _W
-    coef = weighted @ _H.T  # (N, MAX_ORDER + 1): c_n(a_x)
+        phi = act(torch.from_numpy(np.outer(scale, z))).numpy()  # (N, nodes)
+    weighted = phi * w
+    coef = weighted @ _hermite_at_nodes().T  # (N, MAX_ORDER + 1): c_n(a_x)
     second = (weighted * phi).sum(axis=1)  # E[phi^2] per point, exact
     tail = second[:, None] - np.cumsum(coef**2, axis=1)
     rel = tail / np.where(second > 0, second, 1.0)[:, None]
