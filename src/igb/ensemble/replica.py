@@ -28,7 +28,12 @@ def empty_model(
     update that would be thrown away (under vmap there are no buffers to stack).
     """
     meta = build_model(model_cfg, norm_cfg, input_shape, num_classes, seed=0, device="meta")
-    model = meta.to_empty(device=device)
+    # meta.to_empty(device=device), but each tensor allocated from its sizes and strides:
+    # torch's empty_like of a meta tensor takes a reference path that imports sympy (seconds
+    # of an ensemble's start-up)
+    model = meta._apply(
+        lambda t: torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=device)
+    )
     if norm_mode == "batch":
         from torch.func import replace_all_batch_norm_modules_
 
