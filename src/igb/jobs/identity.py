@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 #: config keys that say where and how a job runs or is observed, not what it computes: a
 #: relaunch may change them freely (``paths``: folders; ``logger``, ``callbacks``, progress:
-#: what is recorded about the run; ensemble device, method, workers, chunking: the same
+#: what is recorded about the run; ensemble device, method, workers, chunking, shards: the same
 #: initializations evaluated another way; the profile: more recorded about the same ones)
 OPERATIONAL_KEYS = (
     "paths",
@@ -37,6 +37,8 @@ OPERATIONAL_KEYS = (
     "callbacks",
     "trainer.enable_progress_bar",
     "ensemble.progress",
+    "ensemble.shards",
+    "ensemble.shard",
     "ensemble.theory",
     "ensemble.theory_points",
     "ensemble.device",

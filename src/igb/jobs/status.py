@@ -21,9 +21,12 @@ import time
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from igb.jobs.files import atomic_write_json
+
+if TYPE_CHECKING:
+    from igb.jobs.lock import JobLock
 
 STATUS_FILE = "status.json"
 RUNNING = "running"
@@ -116,6 +119,8 @@ def job_order(folder: Path) -> tuple[str, float, str]:
 class JobFolder:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        #: the folder's lock while a job shared by several processes runs (:mod:`.runner`)
+        self.lock: JobLock | None = None
 
     @property
     def status_file(self) -> Path:

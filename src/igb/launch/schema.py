@@ -104,6 +104,8 @@ class Ensemble(Group):
     n_boot: PosInt = 1000
     ci_level: Annotated[float, Field(gt=0, lt=1)] = 0.95
     progress: bool = True
+    shards: PosInt = 1
+    shard: NonNegInt = 0
     theory: bool = True
     theory_points: int | str | None = 2000  # >= 100, all or null: igb.launch.validate_ensemble
     profile: bool = False
