@@ -24,7 +24,8 @@ NEVER = ("lightning", "pytorch_lightning", "lightning_fabric", "torchmetrics", "
 def test_a_whole_ensemble_run_imports_no_lightning(tmp_path: Path) -> None:
     listing, job = tmp_path / "modules.json", tmp_path / "job"
     argv = [str(ROOT / "ensemble.py"), "ensemble.n_inits=4", "ensemble.eval_samples=40",
-            "ensemble.batch_size=20", "ensemble.progress=false", f"hydra.run.dir={job}"]  # fmt: skip
+            "ensemble.batch_size=20", "ensemble.progress=false",
+            f"hydra.run.dir={job}"]  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-c", RUN_AND_LIST, str(listing), *argv],
         cwd=tmp_path, capture_output=True, text=True, timeout=600,

@@ -30,7 +30,7 @@ from igb.ensemble.evaluate import evaluate_ensemble
 from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import progress_bar
-from igb.ensemble.resolve import resolve_device, resolve_theory_points
+from igb.ensemble.resolve import resolve_device, resolve_method, resolve_theory_points
 from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
@@ -171,7 +171,7 @@ def evaluate_in_blocks(
     # how the blocks were evaluated (this attempt's last one; every block was, when resumed)
     return EnsembleResult(
         **{k: np.concatenate([p[k] for p in parts]) for k in ("seeds", *_ARRAYS)},
-        method=last.method if last else str(ens.method),
+        method=last.method if last else resolve_method(str(ens.method), torch.device(device)),
         device=last.device if last else str(device),
         workers=last.workers if last else 1,
         chunk_size=last.chunk_size if last else None,
