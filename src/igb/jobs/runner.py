@@ -56,6 +56,7 @@ from igb.jobs.status import (
     cluster_env,
     is_rank_zero,
 )
+from igb.jobs.threads import size_threads
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,7 @@ def run_job(
 def _run_body(
     cfg: DictConfig, job: JobFolder, body: Callable[[JobFolder, SignalGuard], Outcome]
 ) -> float:
+    size_threads()  # the CPUs allocated to this job, not the machine's
     with SignalGuard() as guard:
         try:
             outcome = body(job, guard)
