@@ -31,7 +31,7 @@ def test_two_shards_run_as_one_slurm_job_array(slurm: SlurmCluster, tmp_path: Pa
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:] + slurm.diagnostics()
     assert "multirun: 1/1 jobs finished" in output
-    tasks = [p.name for p in (sweep / ".submitit").iterdir() if "_" in p.name[1:]]
+    tasks = [p.name for p in (sweep / ".submitit").iterdir() if p.name[0] != "." and "_" in p.name]
     assert len({t.split("_")[0] for t in tasks}) == 1 and len(tasks) == 2, tasks  # one array
     job = sweep / "0"
     status = json.loads((job / "status.json").read_text())
