@@ -105,6 +105,19 @@ PLAN: dict[str, Plan] = {
     "'hydra.launcher.setup=[\"source /path/to/venv/bin/activate\"]'": Plan(
         skip="SLURM with GPUs (tests/slurm/ runs the slurm launcher on a local cluster)"
     ),
+    "python ensemble.py -m hydra/launcher=local ensemble.shards=4 ensemble.n_inits=20000": Plan(
+        (
+            "ensemble.shards=2",
+            "ensemble.n_inits=16",
+            "ensemble.eval_samples=100",
+            "ensemble.batch_size=50",
+        )  # fmt: skip
+    ),
+    "python ensemble.py -m hydra/launcher=slurm ensemble.shards=64 ensemble.n_inits=100000 "
+    "model=torchvision model.arch=resnet18 norm=native hydra.launcher.cpus_per_task=4 "
+    "'hydra.launcher.setup=[\"source /path/to/venv/bin/activate\"]'": Plan(
+        skip="a SLURM cluster (tests/slurm/test_slurm_shards.py runs shards on a local one)"
+    ),
     "python train.py trainer=ddp trainer.accelerator=cpu trainer.devices=2": Plan(TINY),
     "python train.py trainer=ddp trainer.accelerator=gpu trainer.devices=4": Plan(
         skip="needs 4 GPUs"
