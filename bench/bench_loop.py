@@ -34,7 +34,7 @@ SETTINGS = {"mlp": MLP, "authors": AUTHORS}
 def main() -> None:
     args = parse_args(
         __doc__,
-        sizes=[40, 200, 1000],
+        sizes=Opt([40, 200, 1000], "numbers of initializations", {"type": int}),
         setting=Opt("mlp", "mlp (the benchmark) or authors", {"choices": sorted(SETTINGS)}),
         repeats=3,
     )
