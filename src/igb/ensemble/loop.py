@@ -35,9 +35,8 @@ def run_loop(
     Returns the number of workers. ``plan.device`` is a resolved device.
 
     Initialization draws from the global RNG, so it happens under a lock (with the index
-    of the next seed). Measured alternatives: a producer thread initialising replicas
-    for the workers (no lock) was slower (three threads on two cores); initialising
-    without any lock would not be reproducible.
+    of the next seed): reproducible whatever the threads' interleaving, and no extra
+    producer thread competing for the cores (docs/ensemble.md compares the alternatives).
 
     ``rt.profiler`` (:mod:`.profile`): hooks on every replica record each layer's features
     during the same forward passes (on replicas of their own: hooks stay on a module).
@@ -58,7 +57,7 @@ def run_loop(
         if single_threaded:
             torch.set_num_threads(1)  # this thread only (OpenMP / MKL settings are per thread)
         # predict_logits' loop, with batch_stat_mode entered once per replica rather than
-        # once per initialization (its save/restore of every BatchNorm buffer is not free);
+        # once per initialization (it saves and restores every BatchNorm buffer);
         # re-initialising inside it is safe: it restores the buffers on exit.
         # inference_mode: no autograd bookkeeping at all; safe because the replicas are
         # private to this evaluation.

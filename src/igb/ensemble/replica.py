@@ -25,12 +25,12 @@ def empty_model(
     With ``norm_mode="batch"`` its BatchNorm layers stop tracking running statistics
     (``torch.func.replace_all_batch_norm_modules_``): in batch-statistics mode they never
     use them, so the logits are bit-identical, and the model stops spending time on an
-    update that would be thrown away (under vmap there are no buffers to stack).
+    update that would be thrown away (and under vmap there are no buffers to stack).
     """
     meta = build_model(model_cfg, norm_cfg, input_shape, num_classes, seed=0, device="meta")
     # meta.to_empty(device=device), but each tensor allocated from its sizes and strides:
-    # torch's empty_like of a meta tensor takes a reference path that imports sympy (seconds
-    # of an ensemble's start-up)
+    # torch's empty_like of a meta tensor takes a reference path that imports sympy, whose
+    # import would dominate a small ensemble's start-up
     model = meta._apply(
         lambda t: torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=device)
     )
