@@ -94,6 +94,12 @@ class Model(Group):
     depth: PosInt | None = None
     width: PosInt | None = None
     residual_scale: PosFloat | None = None
+    weight_var: PosFloat | None = None
+    bias_var: NonNegFloat = 0.0
+    head_weight_var: PosFloat | None = None
+    head_bias_var: NonNegFloat | None = None
+    unit_pool: Literal["none", "max", "avg"] = "none"
+    unit_pool_size: PosInt = 2
 
 
 class Ensemble(Group):
