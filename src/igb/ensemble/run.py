@@ -201,7 +201,13 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     if bool(ens.get("theory", True)):
         max_points = resolve_theory_points(ens)
         predicted = predict_gamma(
-            cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode, max_points=max_points
+            cfg.model,
+            cfg.norm,
+            x,
+            int(ens.batch_size),
+            ens.norm_mode,
+            max_points=max_points,
+            num_classes=dm.num_classes,
         )
         if predicted.gamma is not None:
             walked = (

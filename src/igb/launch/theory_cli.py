@@ -47,12 +47,13 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
             continue
         seen.add(key)
         if data_key not in inputs:
-            inputs[data_key] = eval_set(cfg)[0]
-        x = inputs[data_key]
+            x, dm = eval_set(cfg)
+            inputs[data_key] = (x, dm.num_classes)
+        x, num_classes = inputs[data_key]
         t0 = time.perf_counter()
         pred = predict_gamma(
             cfg.model, cfg.norm, x, int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode,
-            max_points=resolve_theory_points(cfg.ensemble),
+            max_points=resolve_theory_points(cfg.ensemble), num_classes=num_classes,
         )  # fmt: skip
         out.append(
             {

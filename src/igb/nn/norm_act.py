@@ -125,17 +125,22 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
+def has_norm(placement: str) -> bool:
+    """Whether a block of ``placement`` holds a norm."""
+    return "norm" in PLACEMENT_ORDER[placement]
+
+
 def norm_before_act(placement: str) -> bool:
     """Whether the norm of ``placement`` reads the pre-activations (``pre``) rather than the
     activations (``post``); False without a norm."""
     order = PLACEMENT_ORDER[placement]
-    return "norm" in order and order.index("norm") < order.index("act")
+    return has_norm(placement) and order.index("norm") < order.index("act")
 
 
 def norm_after_pool(placement: str) -> bool:
     """Whether the norm of ``placement`` reads the pooled units."""
     order = PLACEMENT_ORDER[placement]
-    return "norm" in order and order.index("norm") > order.index("pool")
+    return has_norm(placement) and order.index("norm") > order.index("pool")
 
 
 #: Whether a stack of residual blocks ends with a norm before the head (Pre-LN does).
