@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from igb.nn.norm_act import ACTIVATIONS, has_norm, norm_before_act
-from igb.theory.nngp.activations import activation_kernel
+from igb.theory.nngp.activations import pair_moments
 from igb.theory.nngp.kernel import Architecture, Design, kernel_means
 
 #: representative off-diagonal pairs (quantiles of the input correlations)
@@ -77,24 +77,6 @@ def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.nda
     weights = np.full(2 * d + 1, 1.0 / 6.0)
     weights[0] = 1.0 - 2 * d / 6.0
     return mean[:, None, :] + steps, weights
-
-
-def _activation_means(act: str, k11, k22, k12) -> np.ndarray:
-    """Exact ``E f`` (..., 5) for pairs of pre-activations with these kernels."""
-    shape = k11.shape
-    a, b, c = k11.ravel(), k22.ravel(), k12.ravel()
-    m = a.size
-    big = np.zeros((2 * m, 2 * m))
-    idx = np.arange(m)
-    big[2 * idx, 2 * idx], big[2 * idx + 1, 2 * idx + 1] = a, b
-    big[2 * idx, 2 * idx + 1] = big[2 * idx + 1, 2 * idx] = c
-    out = activation_kernel(act, big)
-    q = out.q
-    s = np.stack(
-        [q[2 * idx, 2 * idx], q[2 * idx + 1, 2 * idx + 1], q[2 * idx, 2 * idx + 1],
-         out.m[2 * idx], out.m[2 * idx + 1]], axis=-1,
-    )  # fmt: skip
-    return s.reshape(*shape, 5)
 
 
 def _fourth_moments(act: str, k11, k22, k12) -> np.ndarray:
@@ -215,7 +197,7 @@ class _Walk:
         """One block: (mean, cov) of theta at its input -> at its output."""
         pts, w = _sigma_points(mean, cov)
         k = self.preactivation(pts, mean, cov, gain)
-        s = _activation_means(self.arch.activation, *k)
+        s = pair_moments(self.arch.activation, *k)
         out = _block_output(self.arch, s)  # (P, 2d + 1, 3)
         new_mean = np.einsum("k,pkd->pd", w, out)
         dev = out - new_mean[:, None, :]
