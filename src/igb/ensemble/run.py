@@ -220,6 +220,10 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     else:
         predicted = Prediction(gamma=None, reason="not computed (ensemble.theory=false)")
     summary.update(predicted.summary_fields())
+    if bool(ens.get("theory", True)):
+        from igb.theory.meanfield import config_readout
+
+        summary["meanfield"] = config_readout(cfg.model, cfg.norm)
     label, values = histogram_values(result)
     write_inits_csv(result, out / "inits.csv")
     from igb.ensemble.plot import plot_histogram

@@ -54,9 +54,19 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
+from igb.jobs.identity import norm_label
 from igb.theory.meanfield.units import Unit, unit_reason
+from igb.theory.nngp.kernel import INIT_SCHEMES, weight_gain
 
-__all__ = ["NORMS", "Declined", "Readout", "edge_of_chaos", "fixed_point", "unit_of"]
+__all__ = [
+    "NORMS",
+    "Declined",
+    "Readout",
+    "config_readout",
+    "edge_of_chaos",
+    "fixed_point",
+    "unit_of",
+]
 
 #: the norms the readout covers (kind-placement), and those it declines, with the reason
 NORMS = ("none", "layer-pre", "rms-pre", "group-pre", "layer-post", "group-post", "rms-post")
@@ -310,3 +320,26 @@ def edge_of_chaos(
     if gap(lo) * gap(hi) > 0:
         return None
     return math.exp(brentq(gap, lo, hi, xtol=1e-12, rtol=1e-10, maxiter=300))
+
+
+def config_readout(model_cfg: Any, norm_cfg: Any) -> dict[str, Any]:
+    """The ``meanfield`` block of an ensemble's summary.json: :func:`fixed_point` of the
+    MLP's hidden layers (their weight gain under ``model.init``: 2 for kaiming_normal) with
+    ``edge_weight_var`` (:func:`edge_of_chaos` at its bias variance), or ``{"reason": ...}``
+    where the readout does not apply."""
+    if model_cfg.get("_target_") != "igb.nn.mlp.MLP":
+        return {"reason": f"the readout covers model=mlp only, not {model_cfg.get('name')}"}
+    init = model_cfg.get("init", "kaiming_normal")
+    if init not in INIT_SCHEMES:
+        return {"reason": f"init {init!r} is not covered; covered: {', '.join(INIT_SCHEMES)}"}
+    width = int(model_cfg.get("width", 256))
+    w = weight_gain(init, width, width, model_cfg.get("weight_var"))
+    b = float(model_cfg.get("bias_var") or 0.0)
+    pool = (model_cfg.get("unit_pool", "none"), int(model_cfg.get("unit_pool_size", 2)))
+    norm = norm_label(norm_cfg.get("placement", "none"), norm_cfg.get("kind", "batch"))
+    try:
+        block = fixed_point(str(model_cfg.get("activation", "relu")), w, b, pool, norm).as_dict()
+        block["edge_weight_var"] = edge_of_chaos(block["activation"], b, pool, norm)
+    except Declined as exc:
+        return {"reason": str(exc)}
+    return block

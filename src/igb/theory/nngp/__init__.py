@@ -39,7 +39,14 @@ from igb.theory.nngp.kernel import (
 )
 from igb.theory.nngp.subsample import Subsample, choose, couples_points, jackknife
 
-__all__ = ["Prediction", "architecture", "predict_gamma", "predict_layers"]
+__all__ = [
+    "Prediction",
+    "architecture",
+    "infinite_gamma",
+    "predict_gamma",
+    "predict_layers",
+    "walked_points",
+]
 
 #: the only model the theory walks (its blocks are Linear + norm + activation, nothing else)
 MLP_TARGET = "igb.nn.mlp.MLP"
@@ -191,6 +198,24 @@ def _subsample(
     return choose(n_all, batch_size, max_points, couples_points(arch), seed)
 
 
+def walked_points(
+    arch: Architecture, x: np.ndarray, batch_size: int, max_points: int | None, seed: int = 0
+) -> tuple[np.ndarray, Design | None]:
+    """The points a walk takes (all of ``x``, or a subsample of about ``max_points``) and
+    their :class:`Design` (None: all)."""
+    sub = _subsample(arch, x.shape[0], batch_size, max_points, seed)
+    return (x[sub.index], sub.design) if sub else (x, None)
+
+
+def infinite_gamma(
+    arch: Architecture, x: np.ndarray, batch_size: int, design: Design | None = None
+) -> float:
+    """The infinite-width gamma of ``arch`` on the walked points ``x`` (ValueError where
+    every point gets the same logits)."""
+    k = final_kernel(x, arch, batch_size, design)
+    return gamma_from_kernel(k, design, arch.head_offset(arch.units_out))
+
+
 def predict_gamma(
     model_cfg: Config,
     norm_cfg: Config,
@@ -278,8 +303,7 @@ def predict_layers(
     if isinstance(walk, str):
         return walk
     arch, x = walk
-    sub = _subsample(arch, x.shape[0], batch_size, max_points, seed)
-    x, design = (x[sub.index], sub.design) if sub else (x, None)
+    x, design = walked_points(arch, x, batch_size, max_points, seed)
     out: dict[str, float] = {}
     for name, k in layer_kernels(x, arch, batch_size, design):
         try:
