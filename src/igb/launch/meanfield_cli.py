@@ -16,7 +16,8 @@ Options of the diagram:
   --bias-var LO:HI:N    the bias variances (default 0:0.3:13)
   --points N            evaluation points walked (default 64; a subsample of the ensemble's)
   --sweep DIR           a sweep folder of ensembles: their measured gamma on top
-Without a ``norm=`` override the diagram is that of the plain MLP (``norm=none``).
+Without a ``norm=`` override the readout and the diagram are those of the plain MLP
+(``norm=none``, where ``ensemble.py`` would take its default norm).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def format_table(table: list[dict[str, Any]]) -> str:
     for r in table:
         tail = [f"not covered: {r['reason']}"] if r["reason"] else [_cell(r[k]) for k in READOUT]
         cells.append([*(_cell(r[c]) for c in COLUMNS), *tail])
-    widths = [max(len(h), *(len(row[i]) for row in cells if i < len(row)))
+    full = [row for row in cells if len(row) == len(header)]  # a reason spans the readout
+    widths = [max([len(h), *(len(row[i]) for row in (full if i >= len(COLUMNS) else cells))])
               for i, h in enumerate(header)]  # fmt: skip
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) for row in cells]
@@ -131,8 +133,6 @@ def phase_diagram(overrides: Sequence[str], opts: argparse.Namespace) -> str:
     if sweep is not None and not sweep.is_dir():
         raise ValueError(f"--sweep={opts.sweep} is not a folder")
     panels, seen = [], set()
-    if not any(o.split("=", 1)[0].lstrip("+~") == "norm" for o in overrides):
-        overrides = [*overrides, "norm=none"]  # the paper's plain MLP unless a norm is asked
     for job in expand_jobs("ensemble", overrides, multirun=True):
         cfg = compose_job("ensemble", job)
         model = OmegaConf.to_container(cfg.model, resolve=True)
@@ -166,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__)
         return 0
     opts, overrides = _options(argv)
+    if not any(o.split("=", 1)[0].lstrip("+~") == "norm" for o in overrides):
+        overrides = [*overrides, "norm=none"]  # the paper's plain MLP unless a norm is asked
     error = check("ensemble", ["-m", *overrides], validate_ensemble)
     if error:
         print(f"error: {error}", file=sys.stderr)
