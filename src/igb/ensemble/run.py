@@ -40,6 +40,7 @@ from igb.jobs.integrity import BLOCKS, CHECKPOINT_KEY
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
 from igb.jobs.status import FINISHED, JobFolder
+from igb.theory import compare
 from igb.theory.nngp import Prediction, predict_gamma
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ def run(cfg: DictConfig) -> float:
     def body(job: JobFolder, guard: SignalGuard) -> Outcome:
         quiet_lightning()
         summary = _run(cfg, job)
-        info = {"gamma": summary["gamma"], "regime": summary["regime"]}
+        info = {"gamma": summary["gamma"], "regime": summary["regime"],
+                "theory": compare.headline(summary)}  # fmt: skip
         return Outcome(FINISHED, float(summary["gamma"]), info)
 
     def prepare(job: JobFolder) -> None:
