@@ -95,9 +95,13 @@ def test_c_star_solves_its_fixed_point_equation_beyond_the_edge() -> None:
 
 
 def test_ordered_phase_and_edge_have_infinite_deep_gamma() -> None:
-    for w in (0.5, 1.0):
-        assert math.isinf(fixed_point("tanh", w, 0.0).gamma_deep)
     assert math.isinf(fixed_point("tanh", 1.2, 0.3).gamma_deep)  # ordered with a bias
+    assert math.isinf(fixed_point("tanh", edge_of_chaos("tanh", 0.05), 0.05).gamma_deep)
+    assert math.isinf(fixed_point("relu", 1.0, 0.0).gamma_deep)
+    for w in (0.5, 1.0):  # tanh without bias: q* = 0, a linear network in the limit
+        r = fixed_point("tanh", w, 0.0)
+        assert r.q_star == 0 and math.isnan(r.c_star) and math.isnan(r.gamma_deep)
+        assert r.as_dict()["c_star"] is None
     assert fixed_point("tanh", 3.0, 0.0).c_star == pytest.approx(0.0, abs=1e-12)  # odd map
 
 

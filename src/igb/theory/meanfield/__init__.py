@@ -13,7 +13,10 @@ pool over a group of them). The readout (:func:`fixed_point`):
 - ``q_star``, the stable fixed point of the length map reached from ``q = 1`` (``inf``
   where the length grows without bound; ``0`` where it dies out with zero biases);
 - ``c_star``, the stable fixed point of the correlation map at ``q_star`` (1 wherever
-  ``c = 1`` is stable or marginal);
+  ``c = 1`` is stable or marginal). Where the length dies out (``q_star = 0``) for a
+  smooth activation (tanh without bias, ``sigma_w^2 <= 1``) the network becomes linear,
+  ``c' = c``: every correlation is kept, there is no ``c*`` (NaN) and depth keeps the
+  inputs' gamma;
 - ``chi1 = sigma_w^2 G(q_star)`` with ``G = E |grad f|^2``: the slope of the correlation
   map at ``c = 1``. ``chi1 < 1``: ``ordered`` (nearby inputs merge, ``c* = 1``);
   ``chi1 > 1``: ``chaotic`` (a second, stable ``c* < 1``); ``chi1 = 1``: the ``edge``
@@ -28,7 +31,8 @@ pool over a group of them). The readout (:func:`fixed_point`):
 - ``gamma_deep = c* / (1 - c*)``: the gamma of a deep network whose head is drawn like
   its hidden layers (the logits are the next layer's pre-activations, with correlation
   ``c*``; :func:`igb.theory.nngp.kernel.gamma_from_kernel` of a kernel ``q*`` on the
-  diagonal and ``c* q*`` elsewhere, for many points). Infinite wherever ``c* = 1``.
+  diagonal and ``c* q*`` elsewhere, for many points). Infinite wherever ``c* = 1``
+  (the ordered phase and the edge, with a bias or a ReLU-like unit), NaN without ``c*``.
 
 A norm in the block (``norm``, ``<kind>-<placement>``) changes the maps:
 
@@ -102,8 +106,9 @@ class Readout:
     gamma_deep: float
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (infinities as the strings ``inf``)."""
-        return {k: (str(v) if isinstance(v, float) and math.isinf(v) else v)
+        """JSON-ready: infinities as the string ``inf``, NaN (no c*) as None."""
+        return {k: (None if isinstance(v, float) and math.isnan(v)
+                    else str(v) if isinstance(v, float) and math.isinf(v) else v)
                 for k, v in asdict(self).items()}  # fmt: skip
 
 
@@ -265,7 +270,8 @@ def fixed_point(
     finite = 0 < q < math.inf
     q_read = q if finite else 1.0
     dying = q == 0 and not unit.homogeneous
-    c = _c_star(read, q_read, slope_one)
+    # a smooth unit whose signal dies out: linear in the limit, c' = c, every c is kept
+    c = math.nan if dying else _c_star(read, q_read, slope_one)
     s_len = maps.w * float(unit.moments(1.0)[0])
     homogeneous = unit.homogeneous and maps.placement == "none"
     edge_gap = s_len - 1 if homogeneous else chi1 - 1
@@ -277,8 +283,8 @@ def fixed_point(
         slope_q = (maps.length(q + h) - maps.length(q - h)) / (2 * h)
     else:
         slope_q = chi1 if dying else s_len
-    if c >= 1:
-        slope_c = slope_one
+    if c >= 1 or dying:
+        slope_c = slope_one if c >= 1 else 1.0
     else:
         slope_c = float(read.corr(q_read, c + 1e-6) - read.corr(q_read, c - 1e-6)) / 2e-6
     return Readout(
@@ -294,7 +300,7 @@ def fixed_point(
         xi_q=_depth_scale(slope_q),
         xi_c=_depth_scale(slope_c),
         phase=phase,
-        gamma_deep=math.inf if c >= 1 else max(c, 0.0) / (1 - c),
+        gamma_deep=c if dying else (math.inf if c >= 1 else max(c, 0.0) / (1 - c)),
     )
 
 
