@@ -140,6 +140,12 @@ PLAN: dict[str, Plan] = {
     "--norms none --widths 32 --depths 5 --inits 50": Plan(
         skip="a measurement script (bench/); its pieces are tested in tests/theory"
     ),
+    # docs/meanfield.md
+    "python -m igb.theory.meanfield model.activation=tanh model.init=normal "
+    "model.weight_var=1.0,1.76,4.0 model.bias_var=0.05": AS_WRITTEN,
+    "python -m igb.theory.meanfield model.activation=tanh model.depth=10 --phase-diagram": Plan(
+        ("--weight-var=0.5:3:3", "--bias-var=0:0.2:3", "--points=16")
+    ),
     # docs/studies.md
     "python -m multirun_analysis outputs/<study>/multiruns/<study>_<time>": AS_WRITTEN,
     "python ensemble.py -m model=resnet9 model.width=16 norm=post,pre norm.kind=batch,center "

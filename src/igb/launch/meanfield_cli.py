@@ -11,7 +11,8 @@ of the edge of chaos), or why it does not apply. With ``--phase-diagram`` it dra
 :mod:`igb.theory.meanfield.phase` (one panel per norm of the grid) to ``--out``.
 
 Options of the diagram:
-  --out PATH            the figure (default phase_diagram.png)
+  --out PATH            the figure (default outputs/meanfield/phase_diagram.png under the
+                        launch folder or $IGB_ROOT, as every other output)
   --weight-var LO:HI:N  the weight variances (default 0.25:4:20)
   --bias-var LO:HI:N    the bias variances (default 0:0.3:13)
   --points N            evaluation points walked (default 64; a subsample of the ensemble's)
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +46,7 @@ READOUT = ("q_star", "c_star", "chi1", "xi_q", "xi_c", "phase", "gamma_deep", "e
 def _options(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="python -m igb.theory.meanfield", add_help=False)
     parser.add_argument("--phase-diagram", action="store_true")
-    parser.add_argument("--out", default="phase_diagram.png")
+    parser.add_argument("--out", default=None)
     parser.add_argument("--weight-var", default="0.25:4:20")
     parser.add_argument("--bias-var", default="0:0.3:13")
     parser.add_argument("--points", type=int, default=64)
@@ -153,7 +155,8 @@ def phase_diagram(overrides: Sequence[str], opts: argparse.Namespace) -> str:
                 if (p["norm"], p["activation"], p["depth"]) == (norm, ch["activation"], ch["depth"])
             ]  # fmt: skip
         panels.append(panel)
-    out = Path(opts.out)
+    root = Path(os.environ.get("IGB_ROOT") or ".")
+    out = Path(opts.out) if opts.out else root / "outputs" / "meanfield" / "phase_diagram.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     draw(panels, out, f"model.init=normal, dataset {cfg.dataset.name}, {opts.points} points walked")
     drawn = sum(len(p.measured) for p in panels)

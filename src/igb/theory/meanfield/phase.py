@@ -116,8 +116,8 @@ def draw(panels: Sequence[Panel], path: Path, suptitle: str = "") -> None:
     from matplotlib.lines import Line2D
 
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4.4 * n + 1.6, 5.0), squeeze=False, sharey=True,
-                             layout="constrained")  # fmt: skip
+    fig, axes = plt.subplots(1, n, figsize=(max(4.4 * n + 1.6, 7.5), 5.4), squeeze=False,
+                             sharey=True, layout="constrained")  # fmt: skip
     cnorm = LogNorm(*GAMMA_RANGE)
     mesh = None
     for ax, p in zip(axes[0], panels, strict=True):
@@ -144,13 +144,31 @@ def draw(panels: Sequence[Panel], path: Path, suptitle: str = "") -> None:
     axes[0][0].set_ylabel(r"weight variance $\sigma_w^2$ (model.weight_var)")
     handles = [
         Line2D([], [], color="red", lw=2.2, label="edge of chaos"),
-        Line2D([], [], color="orange", ls="-.", label="c* = 0.5 (paper: neutrality below)"),
-        Line2D([], [], color="white", ls="--", label="gamma = 1 (igb: deeply prejudiced above)"),
-        Line2D([], [], color="white", ls=":", label="gamma = 0.01 (igb: neutral below)"),
+        Line2D(
+            [],
+            [],
+            color="orange",
+            ls="-.",
+            label="c* = 0.5: the paper's 'neutrality' for c* < 0.5 (deep network)",
+        ),
+        Line2D(
+            [],
+            [],
+            color="white",
+            ls="--",
+            label="gamma = 1 at this depth: igb's deeply prejudiced from 1",
+        ),
+        Line2D(
+            [],
+            [],
+            color="white",
+            ls=":",
+            label="gamma = 0.01 at this depth: igb's neutral below, prejudiced above",
+        ),
         Line2D([], [], marker="o", ls="", mfc="none", mec="black", label="measured ensemble"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8,
-               facecolor="0.55")  # fmt: skip
+    fig.legend(handles=handles, loc="outside lower center", ncol=2 if n == 1 else 3,
+               fontsize=8, facecolor="0.55")  # fmt: skip
     if mesh is not None:
         fig.colorbar(mesh, ax=axes[0].tolist(), label="gamma (infinite width, log scale)")
     if suptitle:
