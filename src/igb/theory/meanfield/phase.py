@@ -139,36 +139,21 @@ def draw(panels: Sequence[Panel], path: Path, suptitle: str = "") -> None:
                        edgecolors="black", linewidths=1.2, zorder=5)  # fmt: skip
         ax.set_title(p.title, fontsize=10)
         ax.set_xlabel(r"bias variance $\sigma_b^2$ (model.bias_var)")
-        ax.set_ylim(p.weight_vars.min(), p.weight_vars.max())
-        ax.set_xlim(p.bias_vars.min(), p.bias_vars.max())
+        ax.set_ylim(*_extent(p.weight_vars))
+        ax.set_xlim(*_extent(p.bias_vars))
     axes[0][0].set_ylabel(r"weight variance $\sigma_w^2$ (model.weight_var)")
     handles = [
-        Line2D([], [], color="red", lw=2.2, label="edge of chaos"),
-        Line2D(
-            [],
-            [],
-            color="orange",
-            ls="-.",
-            label="c* = 0.5: the paper's 'neutrality' for c* < 0.5 (deep network)",
-        ),
-        Line2D(
-            [],
-            [],
-            color="white",
-            ls="--",
-            label="gamma = 1 at this depth: igb's deeply prejudiced from 1",
-        ),
-        Line2D(
-            [],
-            [],
-            color="white",
-            ls=":",
-            label="gamma = 0.01 at this depth: igb's neutral below, prejudiced above",
-        ),
-        Line2D([], [], marker="o", ls="", mfc="none", mec="black", label="measured ensemble"),
-    ]
+        Line2D([], [], color="red", lw=2.2, label="edge of chaos (mean field)"),
+        Line2D([], [], color="orange", ls="-.",
+               label="c* = 0.5 (paper: 'neutrality' at c* < 0.5)"),
+        Line2D([], [], color="white", ls="--",
+               label="gamma = 1 here (igb: deeply prejudiced >= 1)"),
+        Line2D([], [], color="white", ls=":", label="gamma = 0.01 here (igb: neutral < 0.01)"),
+        Line2D([], [], marker="o", ls="", mfc="none", mec="black",
+               label="measured ensemble (fill: its gamma)"),
+    ]  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncol=2 if n == 1 else 3,
-               fontsize=8, facecolor="0.55")  # fmt: skip
+               fontsize=7.5, facecolor="0.55")  # fmt: skip
     if mesh is not None:
         fig.colorbar(mesh, ax=axes[0].tolist(), label="gamma (infinite width, log scale)")
     if suptitle:
@@ -177,6 +162,12 @@ def draw(panels: Sequence[Panel], path: Path, suptitle: str = "") -> None:
         ax.set_facecolor("0.55")  # NaN cells (gamma undefined) show grey
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def _extent(values: np.ndarray) -> tuple[float, float]:
+    """The grid's range with half a cell on each side (the cells are centred on it)."""
+    half = (values.max() - values.min()) / (2 * (values.size - 1))
+    return values.min() - half, values.max() + half
 
 
 def _contour(ax: Any, x: np.ndarray, y: np.ndarray, z: np.ndarray, level: float, color: str,
