@@ -18,7 +18,7 @@ from igb.theory.meanfield.units import Unit
 from igb.theory.nngp import architecture, predict_gamma
 from igb.theory.nngp.kernel import gamma_from_kernel, layer_kernels
 
-pytestmark = pytest.mark.usefixtures("single_intra_op_thread")
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 Z, W = np.polynomial.hermite_e.hermegauss(160)
 W = W / np.sqrt(2 * np.pi)
