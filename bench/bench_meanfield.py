@@ -18,13 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
 from omegaconf import OmegaConf
 
 from igb.ensemble import eval_set
 from igb.jobs.identity import norm_label
-from igb.theory.meanfield.phase import compute_panel, draw
+from igb.theory.meanfield.phase import BIAS_GRID, POINTS, WEIGHT_GRID, compute_panel, draw, grid
 
 SETTINGS = {
     "one panel (no norm)": [{"placement": "none"}],
@@ -34,7 +33,7 @@ SETTINGS = {
         {"placement": "post", "kind": "layer"},
     ],
 }
-WEIGHT_VARS, BIAS_VARS, POINTS = np.linspace(0.25, 4, 20), np.linspace(0, 0.3, 13), 64
+WEIGHT_VARS, BIAS_VARS = grid(WEIGHT_GRID, "weight"), grid(BIAS_GRID, "bias")
 
 
 def diagram(cfg, norms: list[dict], out: Path) -> None:

@@ -38,6 +38,7 @@ from igb.jobs.identity import norm_label
 from igb.launch.preflight import check, compose_job, expand_jobs
 from igb.launch.validate_ensemble import validate_ensemble
 from igb.theory.meanfield import Declined, config_readout
+from igb.theory.meanfield.phase import BIAS_GRID, POINTS, WEIGHT_GRID
 
 COLUMNS = ("activation", "init", "weight_var", "bias_var", "unit_pool", "norm")
 READOUT = ("q_star", "c_star", "chi1", "xi_q", "xi_c", "phase", "gamma_deep", "edge_weight_var")
@@ -47,9 +48,9 @@ def _options(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="python -m igb.theory.meanfield", add_help=False)
     parser.add_argument("--phase-diagram", action="store_true")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--weight-var", default="0.25:4:20")
-    parser.add_argument("--bias-var", default="0:0.3:13")
-    parser.add_argument("--points", type=int, default=64)
+    parser.add_argument("--weight-var", default=WEIGHT_GRID)
+    parser.add_argument("--bias-var", default=BIAS_GRID)
+    parser.add_argument("--points", type=int, default=POINTS)
     parser.add_argument("--sweep", default=None)
     return parser.parse_known_args(list(argv))
 

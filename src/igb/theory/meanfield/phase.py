@@ -32,6 +32,8 @@ from igb.theory.nngp import architecture, infinite_gamma, walked_points
 NEUTRAL_BELOW, DEEP_ABOVE, PAPER_C_STAR = 0.01, 1.0, 0.5
 #: gamma's colour range (log scale)
 GAMMA_RANGE = (1e-3, 1e3)
+#: the default grid (``lo:hi:n``) and evaluation points walked of the diagram
+WEIGHT_GRID, BIAS_GRID, POINTS = "0.25:4:20", "0:0.3:13", 64
 
 
 @dataclass
