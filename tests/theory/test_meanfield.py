@@ -273,3 +273,17 @@ def test_readout_table(capsys) -> None:
     assert "q_star" in out[0] and "edge_weight_var" in out[0]
     assert "ordered" in out[1] and "chaotic" in out[2]
     assert "2.505" in out[1]  # the edge at bias_var 0.3
+
+
+def test_summary_block_reads_the_init_and_norm() -> None:
+    """The ``meanfield`` block of summary.json: Kaiming's ReLU MLP sits at the edge."""
+    block = config_readout(mlp_config(3, 64, "relu"), {"placement": "none"})
+    assert block["weight_var"] == 2.0 and block["phase"] == "edge"
+    assert block["edge_weight_var"] == pytest.approx(2.0)
+    tanh = config_readout(normal_mlp("tanh", 4.0, 0.3), {"placement": "post", "kind": "layer"})
+    assert tanh["norm"] == "layer-post" and tanh["phase"] == "chaotic"
+    batch = config_readout(normal_mlp("tanh", 4.0, 0.3), {"placement": "pre", "kind": "batch"})
+    assert "BatchNorm" in batch["reason"]
+    import json
+
+    json.dumps(config_readout(normal_mlp("tanh", 0.5, 0.0), {}), allow_nan=False)  # JSON-ready
