@@ -46,8 +46,20 @@ def _uses_batch_norm(cfg: DictConfig) -> bool:
 def _datamodule(dataset_cfg: DictConfig, make: Any) -> Any:
     """The datamodule, with a ConfigError its constructor raises (bad ``dataset.*``
     values) passed on as itself rather than wrapped in Hydra's InstantiationException."""
-    with config_errors_unwrapped():
-        return make(dataset_cfg)
+    from hydra.errors import InstantiationException
+
+    try:
+        with config_errors_unwrapped():
+            return make(dataset_cfg)
+    except InstantiationException as exc:  # a key the datamodule does not take
+        bad = next((k for k in dataset_cfg if f"'{k}'" in str(exc.__cause__)), None)
+        if not isinstance(exc.__cause__, TypeError) or bad is None:
+            raise
+        raise ConfigError(
+            f"dataset.{bad}",
+            f"dataset.{bad} is not a key of dataset={dataset_cfg.get('name')}; its keys: "
+            f"{', '.join(str(k) for k in dataset_cfg if k not in (bad, '_target_'))}",
+        ) from None
 
 
 def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:

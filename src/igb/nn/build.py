@@ -105,9 +105,20 @@ def _build(
     scheme = cfg.get("init", "kaiming_normal")
     check_scheme(scheme)
     with torch.device("meta"):
-        model = cls(
-            input_shape=tuple(input_shape), num_classes=num_classes, norm_act=norm_act, **kwargs
-        )
+        try:
+            model = cls(
+                input_shape=tuple(input_shape), num_classes=num_classes, norm_act=norm_act,
+                **kwargs,
+            )  # fmt: skip
+        except TypeError as exc:  # a key the class does not take (``+model.foo=1``)
+            bad = next((k for k in kwargs if f"'{k}'" in str(exc)), None)
+            if bad is None:
+                raise
+            raise ConfigError(
+                f"model.{bad}",
+                f"model.{bad} is not a key of model={name}; its keys: "
+                f"{', '.join(k for k in cfg if k != bad and k != '_target_')}",
+            ) from None
     if torch.device(device).type == "meta":
         return model
     model = model.to_empty(device=device)
