@@ -278,7 +278,12 @@ def exit_if_diverged(cfg: DictConfig) -> None:
     if in_multirun() or not is_rank_zero() or job.status != DIVERGED:
         return
     error = job.read().get("error", "loss not finite")
+    fix = (
+        "the model is to fix"
+        if "at initialization" in error
+        else "a smaller optimizer.lr is the usual fix"
+    )
     raise SystemExit(
-        f"error: the run diverged ({error}); recorded in {job.status_file}; a smaller "
-        "optimizer.lr is the usual fix (skip_finished=false runs it again)"
+        f"error: the run diverged ({error}); recorded in {job.status_file}; {fix} "
+        "(skip_finished=false runs it again)"
     )

@@ -13,9 +13,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from igb.errors import ConfigError, config_errors_unwrapped
+from igb.launch.model_check import checked_model
 from igb.launch.schema import check_schema
 from igb.metrics.measure import has_batch_norm
-from igb.nn import build_model
 from igb.training.init_filter import InitFilter
 
 #: norm kinds that normalise with the statistics of the batch (a batch of one is degenerate)
@@ -81,7 +81,7 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
         InitFilter.from_config(OmegaConf.to_container(init_filter, resolve=True))
     _check_accelerator(cfg)
     input_shape, num_classes = _shapes(cfg, check_data)
-    model = build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device="meta")
+    model = checked_model(cfg, input_shape, num_classes)
     batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # issue 15: external models
     if batch_norm:
         for key in ("dataset.batch_size", "callbacks.bias_stats.batch_size"):

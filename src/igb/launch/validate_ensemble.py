@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from omegaconf import DictConfig
@@ -15,6 +14,7 @@ from igb.ensemble.resolve import (
     resolve_workers,
 )
 from igb.errors import ConfigError
+from igb.launch.memory_plan import available_memory
 from igb.nn.reinit import check_vary
 
 
@@ -32,21 +32,6 @@ def _int_at_least(ens: DictConfig, key: str, low: int, why: str = "") -> int:
 #: concatenation), plus a bootstrap row (index, two resampled values)
 def bytes_per_init(num_classes: int) -> int:
     return (3 * num_classes + 4) * 8 * 2 + 3 * 8
-
-
-def available_memory() -> int | None:
-    """Bytes this machine can still give (``MemAvailable``; None where unknown)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def check_memory_plan(n_inits: int, num_classes: int, available: int | None) -> None:

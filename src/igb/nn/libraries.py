@@ -328,5 +328,6 @@ def construct(spec: Spec, num_classes: int, _with_size: bool | None = None,
         kwargs.setdefault(library.size_kwarg, library.size_value(spec.image_size))
     try:
         return build(num_classes=num_classes, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - the library's own complaint, on one line
-        raise ConfigError(library.key, f"{library.key}={spec.arch} does not build: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the library's own complaint, one line
+        why = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else exc
+        raise ConfigError(library.key, f"{library.key}={spec.arch} does not build: {why}") from exc
