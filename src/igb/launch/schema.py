@@ -130,6 +130,7 @@ class Ensemble(Group):
     eval_split: Literal[SPLITS] = "train"
     norm_mode: Literal[NORM_MODES] = "batch"
     n_boot: PosInt = 1000
+    eval_samples: int | None = None  # >= 2 and within the split: igb.launch.validate_ensemble
     ci_level: Annotated[float, Field(gt=0, lt=1)] = 0.95
     progress: bool = True
     theory: bool = True
