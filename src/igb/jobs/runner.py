@@ -267,7 +267,10 @@ def _failed(job: JobFolder, exc: Exception) -> float:
         raise exc
     # one failing job must not take the grid down: record it, let the others run;
     # igb.launch.hydra_callbacks.FailureReport lists failures and exits non-zero at the end
-    log.exception("job failed; recorded in %s", job.status_file)
+    if isinstance(exc, JobError):  # one line says it all (damaged data, a checkpoint)
+        log.error("job failed: %s; recorded in %s", exc, job.status_file)
+    else:
+        log.exception("job failed; recorded in %s", job.status_file)
     return math.nan
 
 

@@ -22,7 +22,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key
-from igb.errors import ConfigError, one_line
+from igb.errors import ConfigError, JobError, one_line
 from igb.launch.conf_dir import find_conf_dir
 from igb.launch.grid import split_grid
 from igb.launch.overrides import (
@@ -186,7 +186,7 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
             problem = empty_folder_key(cfg, bool(args.multirun)) or folder_problem(
                 cfg, job_folder(cfg, num, bool(args.multirun))
             )
-        except (ConfigError, FileNotFoundError) as exc:
+        except (ConfigError, FileNotFoundError, JobError) as exc:
             return one_line(exc)
         except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback
             return f"this configuration does not build: {type(exc).__name__}: {one_line(exc)}"

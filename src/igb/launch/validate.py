@@ -103,6 +103,7 @@ def _shapes(cfg: DictConfig, check_data: bool) -> tuple[tuple[int, ...], int]:
     dm = _datamodule(cfg.dataset, instantiate_datamodule)
     if check_data:
         dm.check_available()
+        dm.verify_files()
     input_shape = tuple(dm.expected_input_shape())
     num_classes = int(dm.expected_num_classes())
     if num_classes < 2:
