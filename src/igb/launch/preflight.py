@@ -134,6 +134,10 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
     args, rest = get_args_parser().parse_known_args(list(argv))
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return None
+    flags = [a for a in rest if a.startswith("-")]
+    if flags:  # Hydra's parser would print its usage, then the error
+        known = [o for a in get_args_parser()._actions for o in a.option_strings]
+        return f"{flags[0]} is not a flag of this command; flags: {', '.join(known)}"
     stray = [a for a in rest if not a.startswith("-")]
     if stray:  # Hydra's own parser would stop on them only after the imports (minutes)
         return (
