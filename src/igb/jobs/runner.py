@@ -46,7 +46,7 @@ from igb.jobs.identity import (
     load_saved_config,
 )
 from igb.jobs.integrity import BLOCKS, TRACES, folder_damage, recorded_hashes
-from igb.jobs.lock import JobBusy, JobLock
+from igb.jobs.lock import JobBusy, JobLock, NoLocking
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import DIVERGED, INTERRUPTED, JobFolder, cluster_env, is_rank_zero
 
@@ -190,7 +190,7 @@ def run_job(
         return math.nan
     try:
         lock = JobLock(out).acquire()
-    except JobBusy as exc:
+    except (JobBusy, NoLocking) as exc:
         if in_multirun():  # the grid goes on; the report at its end names this job
             log.error("%s", exc)
             return math.nan
