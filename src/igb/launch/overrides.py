@@ -1,8 +1,8 @@
 """Checks of the command line's overrides themselves, before any job is composed.
 
-Hydra accepts some overrides that then fail late or silently: a key given twice (the last
-wins), a grid of millions of jobs (the pre-flight would compose each), ``key=null`` for a
-key the job needs (a TypeError deep in a constructor), ``+key=value`` for a key nothing
+Hydra accepts some overrides that then fail late or silently: a grid's values given twice
+for one key, a grid of millions of jobs (the pre-flight would compose each), ``key=null``
+for a key the job needs (a TypeError deep in a constructor), ``+key=value`` for a key nothing
 reads (it joins the job's identity and changes nothing, or reaches a constructor as a
 TypeError). Each is one line here, naming the key and what is allowed.
 """
@@ -56,16 +56,19 @@ def parse(overrides: Sequence[str]) -> list[Override]:
 
 
 def given_twice(parsed: Sequence[Override]) -> str | None:
-    """``model.width=8 model.width=16``: Hydra keeps the last silently."""
-    seen: dict[str, str] = {}
+    """A key given twice where one of the two lists values (``seed=0,1 seed=2``): which
+    grid was meant cannot be told. A plain value given twice is Hydra's rule, the last
+    wins (``[*defaults, key=value]`` command lines rely on it)."""
+    seen: dict[str, Override] = {}
     for o in parsed:
         key = o.key_or_group + (f"@{o.package}" if o.package else "")
-        if key in seen:
+        first = seen.get(key)
+        if first is not None and (first.is_sweep_override() or o.is_sweep_override()):
             return (
-                f"{key} is given twice ({seen[key]}, {o.input_line}); give each key "
-                "once (a grid lists its values in one override: key=a,b)"
+                f"{key} is given twice ({first.input_line}, {o.input_line}); list a grid's "
+                "values in one override: key=a,b"
             )
-        seen[key] = o.input_line or key
+        seen[key] = o
     return None
 
 
