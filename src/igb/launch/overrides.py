@@ -150,6 +150,8 @@ def added_key_problem(parsed: Sequence[Override], cfg: DictConfig) -> str | None
         if key in groups or key.split(".")[0] in FREE_NODES or "/" in key:
             continue
         parent, _, name = key.rpartition(".")
+        if name.startswith("_"):  # Hydra's own keys: _target_, _partial_, _args_
+            continue
         node = OmegaConf.select(cfg, parent) if parent else cfg
         target = node.get("_target_") if isinstance(node, DictConfig) else None
         where, skip = (f"'{parent}'" if parent else "the config"), ("hydra", name)
@@ -158,13 +160,16 @@ def added_key_problem(parsed: Sequence[Override], cfg: DictConfig) -> str | None
                 f"+{key}: nothing reads {key}, it would only change the job's identity; "
                 f"keys of {where}: {', '.join(sorted(str(k) for k in node if k not in skip))}"
             )
-        cls = get_object(str(target))
+        try:
+            cls = get_object(str(target))
+            names, free = _signature_keys(cls)
+        except Exception:  # noqa: BLE001 - an unimportable target is reported where it is built
+            continue
         if is_external(cls):
             return (
                 f"+{key}: model={node.get('name')} passes its constructor's arguments "
                 f"under model.kwargs; write +model.kwargs.{name}=..."
             )
-        names, free = _signature_keys(cls)
         if not free and name not in names:
             allowed = [n for n in names if n not in ("self", "input_shape", "num_classes",
                                                      "norm_act")]  # fmt: skip
