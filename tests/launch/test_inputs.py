@@ -10,6 +10,7 @@ import errno
 import fcntl
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import time
@@ -120,6 +121,9 @@ def _mnist(root: Path, damage: str) -> MNISTDataModule:
     images, labels = raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"
     if damage == "truncated":
         images.write_bytes(images.read_bytes()[:1000])
+    elif damage == "shape":  # a valid IDX file of 27x27 images
+        n = int.from_bytes(images.read_bytes()[4:8], "big")
+        images.write_bytes(struct.pack(">IIII", 2051, n, 27, 27) + bytes(n * 27 * 27))
     elif damage == "labels":
         data = bytearray(labels.read_bytes())
         data[8 + 3] = 77  # the fourth label: 77 of 10 classes
@@ -148,7 +152,13 @@ def _cifar(root: Path, damage: str) -> CIFAR10DataModule:
         (_mnist, "truncated", "MNIST files cannot be read ("),
         (_mnist, "labels", "MNIST train files hold labels 0..77; expected 0..9"),
         (_cifar, "garbage", "CIFAR10 files cannot be read (UnpicklingError: "),
-        (_cifar, "shape", "CIFAR10 train files hold inputs"),
+        (_cifar, "shape", "CIFAR10 files cannot be read (ValueError: all the input array"),
+        (
+            _mnist,
+            "shape",
+            "MNIST train files hold inputs (30, 1, 27, 27) and labels (30,); "
+            "expected (N, 1, 28, 28) and (N,)",
+        ),
         (_cifar, "labels", "CIFAR10 train files hold labels -1..9; expected 0..9"),
     ],
 )
