@@ -105,6 +105,8 @@ def check_run(
     if pid == 0:  # the child: never returns
         os.close(read)
         try:
+            # one thread: an intra-op pool the parent had is not usable after a fork
+            torch.set_num_threads(1)
             message = _one_batch(build, input_shape, num_classes)
             os.write(write, (message or "ok").encode(errors="replace")[:4000])
         finally:
