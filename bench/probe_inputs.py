@@ -139,7 +139,6 @@ CASES: list[tuple[str, str, list[str], object]] = [
     ("n_boot", E, ["ensemble.n_boot=100000000000"], None),
     ("huge-custom", T, _custom("Huge"), None),
     ("huge-custom-ens", E, _custom("Huge"), None),
-    ("batch", T, ["dataset.batch_size=1000000000000"], None),
     # pre-flight hangs
     ("depth", T, ["model.depth=100000000"], None),
     ("depth-cnn", T, ["model=cnn", "model.depth=10000000"], None),
@@ -254,7 +253,7 @@ def verdict(proc: subprocess.CompletedProcess[str], cwd: Path, before: set[str])
     return None
 
 
-def run_one(name: str, cmd: list[str], setup: object, timeout: int = 180) -> tuple[str | None, str]:
+def run_one(name: str, cmd: list[str], setup: object, timeout: int = 150) -> tuple[str | None, str]:
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
         (cwd / "probe_models.py").write_text(MODELS)
