@@ -110,9 +110,20 @@ def _build(
     kwargs = {k: v for k, v in cfg.items() if k not in _BUILD_KEYS}
     spec = InitSpec.from_config(cfg)
     with torch.device("meta"):
-        model = cls(
-            input_shape=tuple(input_shape), num_classes=num_classes, norm_act=norm_act, **kwargs
-        )
+        try:
+            model = cls(
+                input_shape=tuple(input_shape), num_classes=num_classes, norm_act=norm_act,
+                **kwargs,
+            )  # fmt: skip
+        except TypeError as exc:  # a key the class does not take (``+model.foo=1``)
+            bad = next((k for k in kwargs if f"'{k}'" in str(exc)), None)
+            if bad is None:
+                raise
+            raise ConfigError(
+                f"model.{bad}",
+                f"model.{bad} is not a key of model={name}; its keys: "
+                f"{', '.join(k for k in cfg if k != bad and k != '_target_')}",
+            ) from None
     if torch.device(device).type == "meta":
         return model
     model = model.to_empty(device=device)
