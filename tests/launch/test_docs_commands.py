@@ -140,6 +140,8 @@ PLAN: dict[str, Plan] = {
     "--norms none --widths 32 --depths 5 --inits 50": Plan(
         skip="a measurement script (bench/); its pieces are tested in tests/theory"
     ),
+    # docs/scaling.md
+    "python -m multirun_analysis.wandb_replay outputs/train/multiruns/<time>": AS_WRITTEN,
     # docs/studies.md
     "python -m multirun_analysis outputs/<study>/multiruns/<study>_<time>": AS_WRITTEN,
     "python ensemble.py -m model=resnet9 model.width=16 norm=post,pre norm.kind=batch,center "
