@@ -36,7 +36,7 @@ from igb.jobs.identity import config_hash, run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import JobInterrupted, SignalGuard
 from igb.jobs.status import DIVERGED, FINISHED, JobFolder, is_rank_zero
-from igb.logging.loggers import finish_loggers
+from igb.logging.loggers import finish_loggers, log_final_checkpoint
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
 from igb.training.datamodule import LightningData, as_lightning
@@ -173,6 +173,7 @@ def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> Ou
     except BaseException:
         finish_loggers(loggers, exit_code=1)
         raise
+    log_final_checkpoint(loggers, last_checkpoint(cfg.paths.output_dir))
     finish_loggers(loggers)
     return objective
 
