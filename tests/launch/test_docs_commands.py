@@ -54,8 +54,13 @@ PLAN: dict[str, Plan] = {
         skip="installs packages (network); its last part, `python train.py`, runs as written "
         "in tests/training/test_default_run.py"
     ),
-    "python3 -m venv .venv && .venv/bin/pip install torch torchvision --index-url "
-    "https://download.pytorch.org/whl/cpu && .venv/bin/pip install -e .": INSTALL,
+    "python3 -m venv .venv && .venv/bin/pip install torch==2.14.1 torchvision==0.29.1 "
+    "--index-url https://download.pytorch.org/whl/cpu && .venv/bin/pip install -e .": INSTALL,
+    '.venv/bin/python -c "import torch, torchvision; from torchvision.ops import nms; '
+    "print(torch.__version__, torchvision.__version__, nms(torch.zeros(1, 4), torch.zeros(1), "
+    '0.5))"': Plan(
+        skip="checks the .venv of the line above; tests/test_install.py runs the same check"
+    ),
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest': (
         Plan(skip="installs packages (network) and runs this suite itself")
     ),
