@@ -182,7 +182,10 @@ def _decode_json(text: str) -> Any:
 
 
 def _history_value(item: Any) -> Any:
-    kind = item.WhichOneof("value")
+    try:
+        kind = item.WhichOneof("value")
+    except ValueError:  # a wandb whose HistoryItem has no typed values: JSON only
+        kind = None
     if kind is None:
         return _decode_json(item.value_json)
     if kind == "none":
