@@ -125,7 +125,7 @@ def test_offline_wandb_run_read_back_from_disk(make_cfg, monkeypatch, tmp_path, 
     assert "igb/class_table" in last and "test/acc" in last and "test/acc_class/0" in last
 
     # two independent files agree: metrics.csv holds the same values at the same steps
-    csv = pd.read_csv(out / "metrics.csv")
+    csv = pd.read_csv(out / "metrics.csv", float_precision="round_trip")  # exact on pandas 2.0
     csv_stats = csv[csv["igb/train/f_max"].notna()].set_index("step")
     assert sorted(csv_stats.index) == stat_steps
     for step in (0, *epoch_ends):
