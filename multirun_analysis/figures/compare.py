@@ -91,7 +91,11 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
     fig, ax = plt.subplots(figsize=(7.5, fig_h))
     theory = numeric(jobs, "gamma_theory")
     has_theory = theory is not None and theory.notna().any()
-    values = np.concatenate([lo, hi, theory.dropna().clip(lower=floor) if has_theory else []])
+    finite = numeric(jobs, "gamma_theory_finite")
+    has_finite = finite is not None and finite.notna().any()
+    shown = [t.dropna().clip(lower=floor) for t, ok in ((theory, has_theory),
+                                                        (finite, has_finite)) if ok]  # fmt: skip
+    values = np.concatenate([lo, hi, *shown])
     gamma_log_axis(ax, values)
     edge = ax.get_xlim()[0]  # a value left of the axis is a triangle on its edge, not a point
     raw = jobs["gamma"].to_numpy()
@@ -105,6 +109,12 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
         ax.scatter(np.where(t >= edge, t, np.nan), y, lw=1.5, label="infinite-width theory",
                    **style)  # fmt: skip
         below = mark_below_floor(ax, y, t, edge, "tab:green", vertical=False, size=30) or below
+    if has_finite:
+        t = finite.to_numpy(dtype=float)
+        ax.scatter(np.where(t >= edge, t, np.nan), y, marker="x", s=44, lw=1.6,
+                   color="tab:purple", label="theory at the network's width",
+                   zorder=4)  # fmt: skip
+        below = mark_below_floor(ax, y, t, edge, "tab:purple", vertical=False, size=30) or below
     ax.set_xlim(left=edge)
     ax.set_yticks(y, [textwrap.fill(t, 45) for t in labels], fontsize=8)
     ax.set_ylim(len(jobs) - 0.5, -0.5)
@@ -124,6 +134,8 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
         "scale), over the regimes' bands (neutral, prejudiced, deeply prejudiced)"
         + (", with the infinite-width prediction (open diamonds) where the theory covers "
            "the model" if has_theory else "")
+        + (" and the prediction at the network's width (crosses), the one the measurement "
+           "is held against" if has_finite else "")
         + ("; open triangles on the left edge: below the axis" if below else "") + ".",
         bottom=0.32 / fig_h,
     )  # fmt: skip
