@@ -46,8 +46,13 @@ PLAN: dict[str, Plan] = {
         skip="installs packages (network); its last part, `python train.py`, runs as written "
         "in tests/training/test_default_run.py"
     ),
-    "python3 -m venv .venv && .venv/bin/pip install torch torchvision --index-url "
-    "https://download.pytorch.org/whl/cpu && .venv/bin/pip install -e .": INSTALL,
+    "python3 -m venv .venv && .venv/bin/pip install torch==2.14.1 torchvision==0.29.1 "
+    "--index-url https://download.pytorch.org/whl/cpu && .venv/bin/pip install -e .": INSTALL,
+    '.venv/bin/python -c "import torch, torchvision; from torchvision.ops import nms; '
+    "print(torch.__version__, torchvision.__version__, nms(torch.zeros(1, 4), torch.zeros(1), "
+    '0.5))"': Plan(
+        skip="checks the .venv of the line above; tests/test_install.py runs the same check"
+    ),
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest': (
         Plan(skip="installs packages (network) and runs this suite itself")
     ),
@@ -149,6 +154,8 @@ PLAN: dict[str, Plan] = {
     "--norms none --widths 32 --depths 5 --inits 50": Plan(
         skip="a measurement script (bench/); its pieces are tested in tests/theory"
     ),
+    # docs/scaling.md
+    "python -m multirun_analysis.wandb_replay outputs/train/multiruns/<time>": AS_WRITTEN,
     # docs/meanfield.md
     "python -m igb.theory.meanfield model.activation=tanh model.init=normal "
     "model.weight_var=1.0,1.76,4.0 model.bias_var=0.05": AS_WRITTEN,

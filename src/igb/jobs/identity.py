@@ -86,7 +86,8 @@ def norm_label(placement: Any, kind: Any) -> str:
 
 
 def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
-    """W&B ``job_type`` (``[ensemble-]model-kind-placement``), tags and sweep group of a job.
+    """W&B ``job_type`` (``[ensemble-]model-kind-placement``), run ``name`` (the job type and
+    the seed: ``mlp-batch-pre-seed3``; an ensemble's seed range), tags and sweep group of a job.
 
     ``kind`` is ``train`` or ``ensemble``; an ensemble's job type and tags say so."""
     placement = cfg.norm.placement
@@ -108,10 +109,14 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
     if kind == "ensemble":
         job_type = f"ensemble-{job_type}"
         tags.insert(0, "ensemble")
-    elif cfg.get("optimizer") is not None:
-        tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
+        first = int(cfg.ensemble.seed0)
+        name = f"{job_type}-seeds{first}-{first + int(cfg.ensemble.n_inits) - 1}"
+    else:
+        name = f"{job_type}-seed{cfg.seed}"
+        if cfg.get("optimizer") is not None:
+            tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
     tags += [str(t) for t in cfg.get("tags", [])]
-    return {"job_type": job_type, "tags": tags, "group": sweep_group()}
+    return {"job_type": job_type, "name": name, "tags": tags, "group": sweep_group()}
 
 
 def init_tags(model_cfg: Any) -> list[str]:
