@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
 
 from igb.compat import drop_unset_wandb_init_key, logger_run
 from igb.logging.wandb_mode import resolve_mode
@@ -17,37 +17,35 @@ from igb.logging.wandb_mode import resolve_mode
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class WandbRun:
-    """What names one job's W&B run, built by the job (not in ``conf/logger``).
-
-    ``config`` is the resolved job configuration (W&B's run config); ``run_id`` comes from
-    the job folder, so a resumed job continues the same W&B run."""
-
-    group: str | None = None
-    job_type: str | None = None
-    tags: list[str] | None = None
-    config: dict[str, Any] | None = None
-    run_id: str | None = None
-
-
 def wandb_logger(
     save_dir: str,
     project: str = "igb",
     entity: str | None = None,
     mode: str = "auto",
-    run: WandbRun | None = None,
+    group: str | None = None,
+    job_type: str | None = None,
+    tags: list[str] | None = None,
+    run_config: dict[str, Any] | None = None,
+    run_id: str | None = None,
+    system_metrics: bool | str = "auto",
+    log_model: bool | str = False,
     **kwargs: Any,
 ) -> WandbLogger | None:
-    """A WandbLogger whose mode is decided without network (see ``resolve_mode``), for the
-    job ``run`` names. Returns None when W&B is disabled.
+    """A WandbLogger whose mode is decided without network (see ``resolve_mode``).
+
+    ``run_config`` is the resolved Hydra config (named so because ``instantiate`` owns
+    ``config``). ``run_id`` comes from the job folder, so a resumed job continues the same W&B run.
+    ``system_metrics``: W&B's CPU/memory/GPU charts; ``auto`` turns them on where a CUDA GPU
+    is visible. ``log_model``: Lightning's (``true``/``all``); igb's own ``last.ckpt`` is
+    logged by :func:`log_final_checkpoint`. Returns None when W&B is disabled.
     """
-    run = run if run is not None else WandbRun()
     resolved, message = resolve_mode(mode, save_dir=str(Path(save_dir) / "wandb"))
     if message:
         log.info(message)
     if resolved == "disabled":
         return None
+    if isinstance(run_config, DictConfig):  # instantiate hands nested dicts over as DictConfig
+        run_config = OmegaConf.to_container(run_config, resolve=True)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
@@ -56,20 +54,53 @@ def wandb_logger(
         save_dir=save_dir,
         project=project,
         entity=entity,
-        id=run.run_id or secrets.token_hex(4),
+        id=run_id or secrets.token_hex(4),
         resume="allow",
-        group=run.group,
-        job_type=run.job_type,
-        tags=run.tags,
-        config=run.config,
+        group=group,
+        job_type=job_type,
+        tags=tags,
+        config=run_config,
         mode=resolved,
-        settings=wandb.Settings(console="off", x_disable_stats=True, init_timeout=60),
+        settings=wandb.Settings(
+            console="off", x_disable_stats=not stats_on(system_metrics), init_timeout=60
+        ),
+        log_model=log_model,
         **kwargs,
     )
     # Lightning always passes `anonymous` (None by default) and wandb 0.31 warns about
     # any value of it ("has no effect"): drop the key unless the user set it
     drop_unset_wandb_init_key(logger, "anonymous")
+    logger.igb_log_model = log_model  # read by log_final_checkpoint
     return logger
+
+
+def stats_on(system_metrics: bool | str) -> bool:
+    """Whether W&B samples system metrics: ``auto`` = a CUDA GPU is visible."""
+    if system_metrics == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    if not isinstance(system_metrics, bool):
+        raise ValueError(
+            f"logger.wandb.system_metrics={system_metrics!r}; allowed: auto, true, false"
+        )
+    return system_metrics
+
+
+def log_final_checkpoint(loggers: list[Any], checkpoint: Path) -> None:
+    """``logger.wandb.log_model=true|all``: the job's final ``last.ckpt`` as a W&B model
+    artifact ``model-<run id>`` (aliases ``latest``, ``final``). Lightning logs only the
+    checkpoints of a ModelCheckpoint callback, and igb writes last.ckpt itself."""
+    if not checkpoint.is_file():
+        return
+    for lg in loggers:
+        if getattr(lg, "igb_log_model", False) and logger_run(lg) is not None:
+            import wandb
+
+            run = lg.experiment
+            artifact = wandb.Artifact(f"model-{run.id}", type="model")
+            artifact.add_file(str(checkpoint), name="last.ckpt")
+            run.log_artifact(artifact, aliases=["latest", "final"])
 
 
 def finish_loggers(loggers: list[Any], exit_code: int = 0) -> None:
