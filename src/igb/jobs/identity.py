@@ -59,6 +59,10 @@ DEFAULTED_KEYS = {
     "model.unit_pool": "none",
     "model.unit_pool_size": 2,
 }
+#: the keys of :data:`DEFAULTED_KEYS` added after configuration hashes were first recorded:
+#: at their default they stay out of the hash, so a folder recorded before they existed keeps
+#: its hash (``model.neutralize`` was hashed from the start)
+HASHED_ONLY_OFF_DEFAULT = tuple(k for k in DEFAULTED_KEYS if k != "model.neutralize")
 #: keys that only say how long a run trains: with ``skip_finished=false`` a finished or
 #: interrupted run continues from its checkpoint to the new length
 LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps")
@@ -216,7 +220,11 @@ def config_hash(cfg: DictConfig | Mapping[str, Any]) -> str:
     """A short hash of what a job computes (:func:`comparable`, training length left out,
     so that extending a run keeps it). Recorded in ``status.json`` and in the checkpoint,
     so that the loss of one file (``config.yaml``) cannot erase the folder's identity."""
-    flat = {k: v for k, v in comparable(cfg).items() if k not in LENGTH_KEYS}
+    flat = {
+        k: v
+        for k, v in comparable(cfg).items()
+        if k not in LENGTH_KEYS and not (k in HASHED_ONLY_OFF_DEFAULT and v == DEFAULTED_KEYS[k])
+    }
     text = json.dumps(flat, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
