@@ -158,13 +158,13 @@ def test_keys_added_later_keep_an_older_folders_hash(make_cfg) -> None:
     folder relaunches as the same job; a key moved off its default is another job."""
     import hashlib
 
-    from igb.jobs.identity import HASHED_ONLY_OFF_DEFAULT, LENGTH_KEYS, comparable, config_hash
+    from igb.jobs.identity import HASHED_ONLY_OFF_DEFAULT, RULES, comparable, config_hash
 
     launched = make_cfg()
     older = {
         k: v
         for k, v in comparable(launched).items()
-        if k not in LENGTH_KEYS and k not in HASHED_ONLY_OFF_DEFAULT
+        if k not in RULES.length and k not in HASHED_ONLY_OFF_DEFAULT
     }
     recorded = hashlib.sha256(json.dumps(older, sort_keys=True, default=str).encode())
     assert config_hash(launched) == recorded.hexdigest()[:16]
