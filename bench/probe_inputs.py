@@ -96,7 +96,7 @@ def _cifar(cwd: Path, damage: str) -> None:
     from helpers.dataset_files import write_cifar10
 
     write_cifar10(cwd / "data")
-    folder = cwd / "data" / "c-10-batches-py"
+    folder = cwd / "data" / "cifar-10-batches-py"
     batch = folder / "data_batch_1"
     if damage == "garbage":
         batch.write_bytes(os.urandom(3000))
