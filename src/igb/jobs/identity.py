@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 #: config keys that say where and how a job runs or is observed, not what it computes: a
 #: relaunch may change them freely (``paths``: folders; ``logger``, ``callbacks``, progress:
-#: what is recorded about the run; ensemble device, method, workers, chunking: the same
+#: what is recorded about the run; ensemble device, method, workers, chunking, shards: the same
 #: initializations evaluated another way; the profile: more recorded about the same ones)
 OPERATIONAL_KEYS = (
     "paths",
@@ -37,6 +37,8 @@ OPERATIONAL_KEYS = (
     "callbacks",
     "trainer.enable_progress_bar",
     "ensemble.progress",
+    "ensemble.shards",
+    "ensemble.shard",
     "ensemble.theory",
     "ensemble.theory_points",
     "ensemble.device",
@@ -48,7 +50,19 @@ OPERATIONAL_KEYS = (
 )
 #: keys added after jobs were run, with the value those jobs had: a folder whose saved
 #: config lacks one holds the same job as a launch that sets it to this value
-DEFAULTED_KEYS = {"model.neutralize": "none"}
+DEFAULTED_KEYS = {
+    "model.neutralize": "none",
+    "model.weight_var": None,
+    "model.bias_var": 0.0,
+    "model.head_weight_var": None,
+    "model.head_bias_var": None,
+    "model.unit_pool": "none",
+    "model.unit_pool_size": 2,
+}
+#: the keys of :data:`DEFAULTED_KEYS` added after configuration hashes were first recorded:
+#: at their default they stay out of the hash, so a folder recorded before they existed keeps
+#: its hash (``model.neutralize`` was hashed from the start)
+HASHED_ONLY_OFF_DEFAULT = tuple(k for k in DEFAULTED_KEYS if k != "model.neutralize")
 #: keys that only say how long a run trains: with ``skip_finished=false`` a finished or
 #: interrupted run continues from its checkpoint to the new length
 LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps")
@@ -76,7 +90,8 @@ def norm_label(placement: Any, kind: Any) -> str:
 
 
 def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
-    """W&B ``job_type`` (``[ensemble-]model-kind-placement``), tags and sweep group of a job.
+    """W&B ``job_type`` (``[ensemble-]model-kind-placement``), run ``name`` (the job type and
+    the seed: ``mlp-batch-pre-seed3``; an ensemble's seed range), tags and sweep group of a job.
 
     ``kind`` is ``train`` or ``ensemble``; an ensemble's job type and tags say so."""
     placement = cfg.norm.placement
@@ -94,13 +109,33 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
     ]
     if neutralize != "none":
         tags.append(f"neutralize:{neutralize}")
+    tags += init_tags(cfg.model)
     if kind == "ensemble":
         job_type = f"ensemble-{job_type}"
         tags.insert(0, "ensemble")
-    elif cfg.get("optimizer") is not None:
-        tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
+        first = int(cfg.ensemble.seed0)
+        name = f"{job_type}-seeds{first}-{first + int(cfg.ensemble.n_inits) - 1}"
+    else:
+        name = f"{job_type}-seed{cfg.seed}"
+        if cfg.get("optimizer") is not None:
+            tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
     tags += [str(t) for t in cfg.get("tags", [])]
-    return {"job_type": job_type, "tags": tags, "group": sweep_group()}
+    return {"job_type": job_type, "name": name, "tags": tags, "group": sweep_group()}
+
+
+def init_tags(model_cfg: Any) -> list[str]:
+    """Tags of a non-default initialization or pooling: ``init:normal``, ``weight_var:2.0``,
+    ``bias_var:0.05``, ``unit_pool:max2`` (none for the defaults)."""
+    tags = []
+    if model_cfg.get("init") == "normal":
+        tags.append("init:normal")
+    for key in ("weight_var", "bias_var", "head_weight_var", "head_bias_var"):
+        value = model_cfg.get(key)
+        if value not in (None, DEFAULTED_KEYS[f"model.{key}"]):
+            tags.append(f"{key}:{value}")
+    if model_cfg.get("unit_pool", "none") != "none":
+        tags.append(f"unit_pool:{model_cfg.unit_pool}{model_cfg.get('unit_pool_size', 2)}")
+    return tags
 
 
 def sweep_group() -> str | None:
@@ -185,7 +220,11 @@ def config_hash(cfg: DictConfig | Mapping[str, Any]) -> str:
     """A short hash of what a job computes (:func:`comparable`, training length left out,
     so that extending a run keeps it). Recorded in ``status.json`` and in the checkpoint,
     so that the loss of one file (``config.yaml``) cannot erase the folder's identity."""
-    flat = {k: v for k, v in comparable(cfg).items() if k not in LENGTH_KEYS}
+    flat = {
+        k: v
+        for k, v in comparable(cfg).items()
+        if k not in LENGTH_KEYS and not (k in HASHED_ONLY_OFF_DEFAULT and v == DEFAULTED_KEYS[k])
+    }
     text = json.dumps(flat, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

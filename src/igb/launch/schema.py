@@ -129,6 +129,12 @@ class Model(Group):
     depth: Annotated[int, Field(gt=0, le=MAX_DEPTH)] = FROM_YAML
     width: PosInt = FROM_YAML
     residual_scale: PosFloat | None = FROM_YAML
+    weight_var: PosFloat | None = FROM_YAML
+    bias_var: NonNegFloat = FROM_YAML
+    head_weight_var: PosFloat | None = FROM_YAML
+    head_bias_var: NonNegFloat | None = FROM_YAML
+    unit_pool: Literal["none", "max", "avg"] = FROM_YAML
+    unit_pool_size: PosInt = FROM_YAML
 
 
 class Ensemble(Group):
@@ -140,6 +146,8 @@ class Ensemble(Group):
     eval_samples: int | None = FROM_YAML  # >= 2 and within the split: validate_ensemble
     ci_level: Annotated[float, Field(gt=0, lt=1)] = FROM_YAML
     progress: bool = FROM_YAML
+    shards: PosInt = FROM_YAML
+    shard: NonNegInt = FROM_YAML
     theory: bool = FROM_YAML
     theory_points: int | str | None = FROM_YAML  # >= 100, all or null: igb.launch.validate_ensemble
     profile: bool = FROM_YAML
