@@ -22,7 +22,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 #: config keys that say where and how a job runs or is observed, not what it computes: a
-#: relaunch may change them freely (``paths``: folders; ``logger``, ``callbacks``, progress:
+#: relaunch may change them freely (``paths``: folders; ``optimized_metric``: what a sweeper
+#: reads of the finished run; ``logger``, ``callbacks``, progress:
 #: what is recorded about the run; ensemble device, method, workers, chunking: the same
 #: initializations evaluated another way; the profile: more recorded about the same ones)
 OPERATIONAL_KEYS = (
@@ -33,6 +34,7 @@ OPERATIONAL_KEYS = (
     "skip_finished",
     "restart",
     "checkpoint_every_s",
+    "optimized_metric",
     "logger",
     "callbacks",
     "trainer.enable_progress_bar",

@@ -121,8 +121,13 @@ class Ensemble(Group):
         return self
 
 
+#: the final metrics every training run records (status.json): what a sweeper may optimise
+FINAL_METRICS = tuple(f"{split}/{m}" for split in ("train", "val", "test") for m in ("acc", "loss"))
+
+
 class TopLevel(Group):
     seed: Seed = 0
+    optimized_metric: Literal[FINAL_METRICS] = "val/acc"
     skip_finished: bool = True
     restart: bool = False
     checkpoint_every_s: NonNegFloat = 0.0

@@ -1,7 +1,7 @@
 """run(cfg): instantiate data, model, module, loggers and callbacks from config; fit; test.
 
-Returns the value a Hydra sweeper would optimise (final validation accuracy when the
-statistics callback measured it, else test accuracy).
+Returns the value a Hydra sweeper optimises: the final ``optimized_metric`` (validation
+accuracy by default; test accuracy when the statistics callback measured no validation).
 """
 
 from __future__ import annotations
@@ -197,15 +197,24 @@ def _fit_and_test(
         return Outcome(DIVERGED, math.nan, info)
     # trainer.test resets callback_metrics: keep what fit measured (val/acc of the last epoch)
     metrics = _scalars(trainer.callback_metrics)
-    test = trainer.test(module, datamodule=dm, verbose=False)
+    trainer.test(module, datamodule=dm, verbose=False)
     metrics.update(_scalars(trainer.callback_metrics))
-    objective = metrics.get("val/acc", test[0].get("test/acc", math.nan) if test else math.nan)
+    objective = select_objective(metrics, cfg)
     info = {
         "metrics": metrics,
         "global_step": trainer.global_step,
         "initial": run_summary.initial_row(trainer.callbacks),  # step-0 statistics
     }
     return Outcome(FINISHED, objective, info)
+
+
+def select_objective(metrics: dict[str, Any], cfg: DictConfig) -> float:
+    """The final value of ``optimized_metric`` (``val/acc`` by default; ``test/acc`` when
+    the statistics callback measured no validation split): what a sweeper optimises."""
+    metric = str(cfg.get("optimized_metric") or "val/acc")
+    if metric == "val/acc" and metric not in metrics:
+        metric = "test/acc"
+    return float(metrics.get(metric, math.nan))
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -228,6 +237,8 @@ def run(cfg: DictConfig) -> float:
     before, started = job.read(), time.monotonic()
     objective = run_job(cfg, body, what="run", prepare=prepare)
     after = job.read()
+    if after.get("status") == FINISHED:  # also for a skipped job: this launch's metric
+        objective = select_objective(after.get("metrics", {}), cfg)
     # the end-of-run summary, for a run this process made (not a skipped, finished one)
     if is_rank_zero() and after != before and after.get("status") in (FINISHED, DIVERGED):
         run_summary.log_job(job.path, after, time.monotonic() - started)
