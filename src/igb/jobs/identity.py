@@ -80,7 +80,8 @@ def norm_label(placement: Any, kind: Any) -> str:
 def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
     """W&B ``job_type`` (``[ensemble-]model-kind-placement``), tags and sweep group of a job.
 
-    ``kind`` is ``train`` or ``ensemble``; an ensemble's job type and tags say so."""
+    ``kind`` is ``train``, ``ensemble`` or ``eval``; an ensemble's or an evaluation's job
+    type and tags say so."""
     placement = cfg.norm.placement
     norm_kind = cfg.norm.kind if placement != "none" else "none"
     job_type = f"{cfg.model.name}-{norm_label(placement, cfg.norm.kind)}"
@@ -96,9 +97,9 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
     ]
     if neutralize != "none":
         tags.append(f"neutralize:{neutralize}")
-    if kind == "ensemble":
-        job_type = f"ensemble-{job_type}"
-        tags.insert(0, "ensemble")
+    if kind in ("ensemble", "eval"):
+        job_type = f"{kind}-{job_type}"
+        tags.insert(0, kind)
     elif cfg.get("optimizer") is not None:
         tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
     tags += [str(t) for t in cfg.get("tags", [])]

@@ -128,6 +128,8 @@ FINAL_METRICS = tuple(f"{split}/{m}" for split in ("train", "val", "test") for m
 class TopLevel(Group):
     seed: Seed = 0
     optimized_metric: Literal[FINAL_METRICS] = "val/acc"
+    init_from: str | None = None
+    ckpt_path: str | None = None
     skip_finished: bool = True
     restart: bool = False
     checkpoint_every_s: NonNegFloat = 0.0

@@ -42,6 +42,7 @@ from igb.nn import build_model
 from igb.training.datamodule import LightningData, as_lightning
 from igb.training.init_filter import InitFilter, filter_init
 from igb.training.module import IGBModule
+from igb.training.weights import load_network, read_checkpoint, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +131,20 @@ def record_split_shares(dm: LightningData, job: JobFolder) -> dict[str, Any]:
 def _initial_model(
     cfg: DictConfig, dm: LightningData, job: JobFolder
 ) -> tuple[Any, dict[str, Any] | None]:
-    """The model from ``cfg.seed``, or, with ``init_filter.mode=high|low``, the first draw
-    whose step-0 imbalance on the first ``init_filter.samples`` train points passes
-    (:mod:`igb.training.init_filter`); the search is recorded in status.json."""
+    """The model from ``cfg.seed``, from the checkpoint ``init_from`` names, or, with
+    ``init_filter.mode=high|low``, the first draw whose step-0 imbalance on the first
+    ``init_filter.samples`` train points passes (:mod:`igb.training.init_filter`); the
+    search is recorded in status.json."""
 
     def build_seeded(seed: int) -> Any:
         return build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=seed)
 
+    if cfg.get("init_from"):  # warm start: the weights of another job's checkpoint
+        model = build_seeded(cfg.seed)
+        ckpt, _ = resolve_checkpoint(cfg.init_from, "init_from")
+        load_network(model, read_checkpoint(ckpt, "init_from"), "init_from", ckpt)
+        log.info("initialized from %s", ckpt)
+        return model, None
     settings = InitFilter.from_config(cfg.get("init_filter"))
     if not settings.active:
         return build_seeded(cfg.seed), None
