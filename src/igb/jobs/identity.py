@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 #: config keys that say where and how a job runs or is observed, not what it computes: a
 #: relaunch may change them freely (``paths``: folders; ``optimized_metric``: what a sweeper
-#: reads of the finished run; ``logger``, ``callbacks``, progress:
+#: reads of the finished run; ``cluster``: the SLURM site values of conf/local; ``logger``, ``callbacks``, progress:
 #: what is recorded about the run; ensemble device, method, workers, chunking: the same
 #: initializations evaluated another way; the profile: more recorded about the same ones)
 OPERATIONAL_KEYS = (
@@ -35,6 +35,7 @@ OPERATIONAL_KEYS = (
     "restart",
     "checkpoint_every_s",
     "optimized_metric",
+    "cluster",
     "logger",
     "callbacks",
     "trainer.enable_progress_bar",

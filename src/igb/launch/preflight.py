@@ -75,6 +75,12 @@ def compose_job(config_name: str, overrides: Sequence[str]) -> DictConfig:
     return cfg
 
 
+def search_path_override(folder: Path) -> str:
+    """The override adding ``folder`` to Hydra's config search path, after ``conf/``: what
+    ``--config-dir`` does (the folder's options add to igb's; igb's own files win)."""
+    return f"hydra.searchpath=['file://{folder}']"
+
+
 def is_multirun(cfg: DictConfig, flag: bool) -> bool:
     """``-m``, or ``hydra.mode: MULTIRUN`` in the config (a search preset sets it)."""
     return flag or OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN
@@ -159,6 +165,12 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
             "flags before or after all overrides, not between them"
         )
     overrides = list(args.overrides or [])
+    config_name = args.config_name or config_name
+    if args.config_dir is not None:  # composed from there too, as Hydra will
+        folder = Path(args.config_dir).expanduser().resolve()
+        if not folder.is_dir():
+            return f"--config-dir {args.config_dir}: no such folder"
+        overrides.append(search_path_override(folder))
     try:
         first = probe_jobs({}, overrides)[0]  # every sweep override at its first value
         cfg = compose_job(config_name, first)
