@@ -23,9 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 
 #: config keys that say where and how a job runs or is observed, not what it computes: a
 #: relaunch may change them freely (``paths``: folders; ``optimized_metric``: what a sweeper
-#: reads of the finished run; ``cluster``: the SLURM site values of conf/local; ``logger``, ``callbacks``, progress:
-#: what is recorded about the run; ensemble device, method, workers, chunking: the same
-#: initializations evaluated another way; the profile: more recorded about the same ones)
+#: reads of the finished run; ``cluster``: the SLURM site values of conf/local; ``logger``,
+#: ``callbacks``, progress: what is recorded about the run; ensemble device, method,
+#: workers, chunking: the same initializations evaluated another way; the profile: more
+#: recorded about the same ones)
 OPERATIONAL_KEYS = (
     "paths",
     "hydra",
