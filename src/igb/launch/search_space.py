@@ -31,7 +31,7 @@ def _structured(key: str, spec: Mapping[str, Any]) -> list[str]:
     """Points of a parameter given as a distribution mapping (the Optuna sweeper's other
     form: ``{type: float, low: 0.001, high: 1.0, log: true}`` or ``{choices: [...]}``)."""
     if "choices" in spec:
-        return [f"{key}={Override._get_value_element_as_str(c)}" for c in spec["choices"]]
+        return [f"{key}={c}" for c in spec["choices"]]
     return [f"{key}={spec[b]}" for b in ("low", "high") if b in spec]
 
 
