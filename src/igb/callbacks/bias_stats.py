@@ -303,8 +303,7 @@ class BiasStatsCallback(L.Callback):
                 lg.log_metrics(row, step=self.logged_step(trainer))
 
     def log_test(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Measure the test split once, per class (``test/acc``/``test/loss`` stay the
-        module's, measured in eval mode)."""
+        """Measure the test split once, per class (``test/acc``, ``test/loss``: the module's)."""
         if "test" not in self._data:
             return
         stats = self.measure(trainer, pl_module, "test")

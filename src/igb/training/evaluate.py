@@ -25,17 +25,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.callbacks.checkpoint_stats import CheckpointStatsCallback
-from igb.data.instantiate import instantiate_datamodule
 from igb.jobs.identity import load_saved_config, run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
 from igb.jobs.status import FINISHED, JobFolder
 from igb.logging.loggers import finish_loggers
-from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
-from igb.training.datamodule import as_lightning
 from igb.training.module import IGBModule
-from igb.training.run import instantiate_group, select_objective
+from igb.training.run import instantiate_group, prepared_data, select_objective
 from igb.training.weights import load_network, read_checkpoint, resolve_checkpoint
 
 log = logging.getLogger(__name__)
@@ -85,12 +82,7 @@ def measure(cfg: DictConfig, job: JobFolder) -> Outcome:
     """Rebuild, load and measure the model ``cfg.ckpt_path`` names."""
     ckpt, folder = resolve_checkpoint(cfg[KEY], KEY)
     cfg = with_job_config(cfg, folder)
-    quiet_lightning()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = as_lightning(instantiate_datamodule(cfg.dataset))
-    dm.check_available()
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = prepared_data(cfg)
     model = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
     data = read_checkpoint(ckpt, KEY)
     load_network(model, data, KEY, ckpt)

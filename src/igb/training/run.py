@@ -67,12 +67,7 @@ def build(
 ) -> tuple[L.Trainer, IGBModule, LightningData, list[Any]]:
     """The job's trainer, module, datamodule and loggers, exactly as :func:`fit` runs them
     (``bench/bench_train.py`` times this, so the benchmark is the default run)."""
-    quiet_lightning()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = as_lightning(instantiate_datamodule(cfg.dataset))
-    dm.check_available()
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = prepared_data(cfg)
     make_resumable(dm)  # a mid-epoch resume continues the epoch's batch order
     shares = record_split_shares(dm, job)
     model, filtered = _initial_model(cfg, dm, job)
@@ -115,6 +110,17 @@ def build(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra
     )
     return trainer, module, dm, loggers
+
+
+def prepared_data(cfg: DictConfig) -> LightningData:
+    """The job's data, set up for fitting, after seeding (as every run of a job starts)."""
+    quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = as_lightning(instantiate_datamodule(cfg.dataset))
+    dm.check_available()
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
 
 
 def record_split_shares(dm: LightningData, job: JobFolder) -> dict[str, Any]:
