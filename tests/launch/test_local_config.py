@@ -8,8 +8,9 @@ import textwrap
 from pathlib import Path
 
 import yaml
-from conftest import ROOT, TINY
+from conftest import ROOT
 from helpers.entry_points import run_entry
+from helpers.sizes import TINY
 
 from igb.launch.preflight import check, compose_job
 from igb.launch.validate import validate

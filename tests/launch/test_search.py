@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, run_train
+from conftest import run_train
+from helpers.sizes import TINY
 
 from igb.launch.search_space import probe_jobs
 

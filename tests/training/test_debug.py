@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY
 from helpers.entry_points import run_entry
+from helpers.sizes import TINY
 
 #: training batches of one epoch of the TINY data (240 points, 25% held out, batches of 32)
 BATCHES = 6

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import ROOT, TINY
+from conftest import ROOT
 from helpers.custom_models import DefaultBiases
 from helpers.entry_points import run_entry
+from helpers.sizes import TINY
 
 from igb.data.instantiate import instantiate_datamodule
 

@@ -37,6 +37,8 @@ from igb.metrics.measure import NORM_MODES, batch_norms, batch_stat_mode, batche
 
 log = logging.getLogger(__name__)
 
+#: the test split's keys the module logs itself (eval mode), not the callback
+MODULE_KEYS = ("test/acc", "test/loss")
 #: columns of the end-of-training per-class table (W&B)
 TABLE_COLUMNS = ("class", "name", "rank0", "f0_train", "train_acc", "val_acc", "test_acc")
 
@@ -71,6 +73,9 @@ def flatten_stats(split: str, stats: dict[str, Any], order: Sequence[int]) -> di
 class BiasStatsCallback(L.Callback):
     """Measure f, bias degree, accuracy and loss (overall and per class) over training.
 
+    Every argument is required: their values live in ``conf/callbacks/bias_stats.yaml``
+    alone, so a default here could only disagree with it.
+
     Args:
         splits: evaluation sets measured at step 0, after every epoch and at the
             log-spaced steps (``train``, ``val``).
@@ -95,16 +100,17 @@ class BiasStatsCallback(L.Callback):
 
     def __init__(
         self,
-        splits: Sequence[str] = ("train", "val"),
-        test_at_end: bool = True,
-        batch_size: int = 500,
-        norm_mode: str = "batch",
-        train_samples: int | None = 500,
-        subset_seed: int = 0,
-        log_steps: int = 0,
-        charts: bool = True,
-        progress_min_batches: int = 20,
-        weight_overlap: bool = True,
+        *,
+        splits: Sequence[str],
+        test_at_end: bool,
+        batch_size: int,
+        norm_mode: str,
+        train_samples: int | None,
+        subset_seed: int,
+        log_steps: int,
+        charts: bool,
+        progress_min_batches: int,
+        weight_overlap: bool,
     ) -> None:
         super().__init__()
         splits = tuple(splits)
@@ -141,7 +147,7 @@ class BiasStatsCallback(L.Callback):
         self.rank_order: list[int] | None = None
         self.f0_train: list[float] | None = None
         self.last_step = -1
-        #: [issue 12] the step-0 row (igb/*, acc, loss), for the end-of-run summary
+        #: the step-0 row (igb/*, acc, loss), for the end-of-run summary
         self.initial: dict[str, float] = {}
         #: latest computed statistics per split (for the final table and for tests)
         self.latest: dict[str, dict[str, Any]] = {}
@@ -307,19 +313,12 @@ class BiasStatsCallback(L.Callback):
         if "test" not in self._data:
             return
         stats = self.measure(trainer, pl_module, "test")
-        order = self.rank_order or list(range(self.num_classes))
-        row = {
-            k: v
-            for k, v in flatten_stats("test", stats, order).items()
-            if k not in ("test/acc", "test/loss")  # the module's (eval mode)
-        }
-        self._log_row(trainer, row)
+        row = flatten_stats("test", stats, self.rank_order or list(range(self.num_classes)))
+        self._log_row(trainer, {k: v for k, v in row.items() if k not in MODULE_KEYS})
 
     def log_class_table(self, trainer: L.Trainer) -> None:
         """W&B: the per-class table of the latest measurements (``charts``)."""
-        if not self.charts:
-            return
-        runs = wandb_panels.wandb_runs(trainer)
+        runs = wandb_panels.wandb_runs(trainer) if self.charts else []
         if runs:
             rows = self.class_table(self.latest)
             for run in runs:
@@ -341,7 +340,7 @@ class BiasStatsCallback(L.Callback):
         config = self.start(trainer, pl_module)
         log.info(
             "bias_stats: %s batch_size=%d eval sizes %s, %d log-spaced steps",
-            # [issue 12] norm_mode only means something for a model with BatchNorm
+            # norm_mode only means something for a model with BatchNorm
             f"norm_mode={self.norm_mode}" if batch_norms(pl_module) else "no BatchNorm,",
             self.batch_size,
             config["eval_sizes"],

@@ -225,7 +225,7 @@ def _fit_and_test(
 def select_objective(metrics: dict[str, Any], cfg: DictConfig) -> float:
     """The final value of ``optimized_metric`` (``val/acc`` by default; ``test/acc`` when
     the statistics callback measured no validation split): what a sweeper optimises."""
-    metric = str(cfg.get("optimized_metric") or "val/acc")
+    metric = str(cfg.optimized_metric)
     if metric == "val/acc" and metric not in metrics:
         metric = "test/acc"
     return float(metrics.get(metric, math.nan))
