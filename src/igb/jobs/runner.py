@@ -46,9 +46,17 @@ from igb.jobs.identity import (
     load_saved_config,
 )
 from igb.jobs.integrity import BLOCKS, TRACES, folder_damage, recorded_hashes
-from igb.jobs.lock import JobBusy, JobLock, NoLocking
+from igb.jobs.lock import SETUP_LOCK_FILE, JobBusy, JobLock, NoLocking, try_lock, unlock
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
-from igb.jobs.status import DIVERGED, INTERRUPTED, JobFolder, cluster_env, is_rank_zero
+from igb.jobs.status import (
+    DIVERGED,
+    INTERRUPTED,
+    RUNNING,
+    JobFolder,
+    cluster_env,
+    is_rank_zero,
+)
+from igb.jobs.threads import size_threads
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +181,7 @@ def run_job(
     *,
     what: str = "run",
     prepare: Callable[[JobFolder], None] | None = None,
+    shared: bool = False,
 ) -> float:
     """Run ``body`` as the job of ``cfg.paths.output_dir`` (see the module docstring).
 
@@ -180,6 +189,12 @@ def run_job(
     (e.g. checks that a checkpoint to resume from is readable); an exception there is
     recorded as ``failed``. Returns the objective (NaN when the job did not finish, in a
     multirun; outside one the error propagates).
+
+    ``shared``: several processes run this job together (the shards of an ensemble). Each
+    holds the folder's lock shared (``job.lock``: the body takes it alone to finish the
+    job, once the others are gone), checks, claims or skips the folder in turn with the
+    others (a second lock), and joins a job already running rather than starting another
+    attempt.
     """
     out = Path(cfg.paths.output_dir)
     job = JobFolder(out)
@@ -189,12 +204,13 @@ def run_job(
         log.warning("%s: not started, the grid is stopping (a stop signal)", out)
         return math.nan
     try:
-        lock = JobLock(out).acquire()
+        lock = JobLock(out).acquire(shared=shared)
     except (JobBusy, NoLocking) as exc:
         if in_multirun():  # the grid goes on; the report at its end names this job
             log.error("%s", exc)
             return math.nan
         raise SystemExit(f"error: {exc}") from None
+    setup = try_lock(out / SETUP_LOCK_FILE, wait=True) if shared else None
     try:
         problem = identity_problem(cfg, out)
         if problem:
@@ -210,20 +226,29 @@ def run_job(
                      "resuming from its last checkpoint)", out, job.status, what)  # fmt: skip
             return float(job.read().get("objective", math.nan))
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        job.start(pid=os.getpid(), config_hash=config_hash(cfg), **cluster_env())
-        if prepare is not None:
-            try:
-                prepare(job)
-            except Exception as exc:
-                return _failed(job, exc)
+        joining = shared and job.status == RUNNING and not restarting(cfg, out)
+        if not joining:
+            job.start(pid=os.getpid(), config_hash=config_hash(cfg), **cluster_env())
+            if prepare is not None:
+                try:
+                    prepare(job)
+                except Exception as exc:
+                    return _failed(job, exc)
+        if setup is not None:  # the next shard may check and join now
+            unlock(setup)
+            setup = None
+            job.lock = lock
         return _run_body(cfg, job, body)
     finally:
+        if setup is not None:
+            unlock(setup)
         lock.release()
 
 
 def _run_body(
     cfg: DictConfig, job: JobFolder, body: Callable[[JobFolder, SignalGuard], Outcome]
 ) -> float:
+    size_threads()  # the CPUs allocated to this job, not the machine's
     with SignalGuard() as guard:
         try:
             outcome = body(job, guard)
@@ -249,7 +274,8 @@ def _run_body(
             if guard.received is not None:  # e.g. Lightning's own SIGTERMException
                 raise JobInterrupted(guard.received) from exc
             raise
-    job.mark(outcome.status, objective=outcome.objective, **outcome.info)
+    if outcome.status != RUNNING:  # RUNNING: a shard whose job other processes finish
+        job.mark(outcome.status, objective=outcome.objective, **outcome.info)
     return outcome.objective
 
 

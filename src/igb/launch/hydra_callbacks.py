@@ -18,6 +18,7 @@ from igb.jobs.grid import job_overrides, match_grid, split_grid
 from igb.jobs.identity import group_name
 from igb.jobs.runner import STOP_MARKER
 from igb.jobs.status import ELSEWHERE, FINISHED, RUNNING, STATUS_FILE, JobFolder, job_order
+from igb.launch.shards import one_job_per_shard_set
 from igb.launch.stop_grid import install_stop_handlers
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def launched_jobs(config: DictConfig) -> list[list[str]] | None:
     if OmegaConf.is_config(params):
         params = OmegaConf.to_container(params, resolve=False)
     try:
-        return split_grid(params, list(OmegaConf.select(config, "hydra.overrides.task") or []))
+        jobs = split_grid(params, list(OmegaConf.select(config, "hydra.overrides.task") or []))
+        return one_job_per_shard_set(jobs)
     except Exception:  # noqa: BLE001 - an unreadable grid: report every folder
         return None

@@ -145,6 +145,8 @@ class Ensemble(Group):
     eval_samples: int | None = FROM_YAML  # >= 2 and within the split: validate_ensemble
     ci_level: Annotated[float, Field(gt=0, lt=1)] = FROM_YAML
     progress: bool = FROM_YAML
+    shards: PosInt = FROM_YAML
+    shard: NonNegInt = FROM_YAML
     theory: bool = FROM_YAML
     theory_points: int | str | None = FROM_YAML  # >= 100, all or null: igb.launch.validate_ensemble
     profile: bool = FROM_YAML

@@ -32,7 +32,13 @@ from igb.jobs.status import FINISHED, JobFolder
 from igb.logging.loggers import finish_loggers
 from igb.nn import build_model
 from igb.training.module import IGBModule
-from igb.training.run import instantiate_group, prepared_data, select_objective
+from igb.training.run import (
+    instantiate_group,
+    logger_kwargs,
+    mark_logger_runs,
+    prepared_data,
+    select_objective,
+)
 from igb.training.weights import load_network, read_checkpoint, resolve_checkpoint
 
 log = logging.getLogger(__name__)
@@ -92,8 +98,8 @@ def measure(cfg: DictConfig, job: JobFolder) -> Outcome:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["checkpoint"] = {"file": str(ckpt), "job": str(folder) if folder else None,
                               "global_step": stats.step, "epoch": stats.epoch}  # fmt: skip
-    kwargs = {"wandb": {**identity, "run_config": resolved, "run_id": job.read().get("wandb_id")}}
-    loggers = instantiate_group(cfg.get("logger"), **kwargs)
+    loggers = instantiate_group(cfg.get("logger"), **logger_kwargs(job, identity, resolved))
+    mark_logger_runs(job, loggers)
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=[stats], logger=loggers or False, enable_checkpointing=False
     )

@@ -36,7 +36,7 @@ from igb.jobs.identity import config_hash, run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import JobInterrupted, SignalGuard
 from igb.jobs.status import DIVERGED, FINISHED, JobFolder, is_rank_zero
-from igb.logging.loggers import finish_loggers
+from igb.logging.loggers import finish_loggers, log_final_checkpoint
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
 from igb.training.datamodule import LightningData, as_lightning
@@ -87,14 +87,8 @@ def build(
     resolved["split_shares"] = shares  # the splits' class shares, in the W&B run config
     if filtered:
         resolved["init_filter"] = filtered  # seeds tried and kept, in the W&B run config
-    logger_kwargs = {
-        "wandb": {**identity, "run_config": resolved, "run_id": job.read().get("wandb_id")}
-    }
-    loggers = instantiate_group(cfg.get("logger"), **logger_kwargs)
-    for lg in loggers:
-        run_id = getattr(lg, "version", None)
-        if type(lg).__name__ == "WandbLogger" and run_id:
-            job.mark("running", wandb_id=run_id)
+    loggers = instantiate_group(cfg.get("logger"), **logger_kwargs(job, identity, resolved))
+    mark_logger_runs(job, loggers)
     callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     # last, so that it acts on a stop signal after the other callbacks' batch-end work
     every_s = float(cfg.get("checkpoint_every_s", 0) or 0)
@@ -121,6 +115,31 @@ def prepared_data(cfg: DictConfig) -> LightningData:
     dm.prepare_data()
     dm.setup("fit")
     return dm
+
+
+#: the loggers (keys of ``cfg.logger``) whose run id status.json keeps as ``<name>_id``, so
+#: that a resumed job continues its run; they take the job's identity (name, tags, group)
+RESUMABLE_LOGGERS = ("wandb", "mlflow")
+
+
+def logger_kwargs(job: JobFolder, identity: dict[str, Any], resolved: Any) -> dict[str, Any]:
+    """What the resumable loggers are built with: the job's identity, its resolved
+    config, and the run id status.json kept (a resumed job continues its run)."""
+    record = job.read()
+    return {
+        name: {**identity, "run_config": resolved, "run_id": record.get(f"{name}_id")}
+        for name in RESUMABLE_LOGGERS
+    }
+
+
+def mark_logger_runs(job: JobFolder, loggers: Sequence[Any]) -> None:
+    """Record the W&B and MLflow run ids in status.json (the resume reads them back)."""
+    for lg in loggers:
+        kind = type(lg).__name__
+        if kind == "WandbLogger" and getattr(lg, "version", None):
+            job.mark("running", wandb_id=lg.version)
+        elif kind == "FileStoreMLFlowLogger":
+            job.mark("running", mlflow_id=lg.run_id)
 
 
 def record_split_shares(dm: LightningData, job: JobFolder) -> dict[str, Any]:
@@ -173,6 +192,7 @@ def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> Ou
     except BaseException:
         finish_loggers(loggers, exit_code=1)
         raise
+    log_final_checkpoint(loggers, last_checkpoint(cfg.paths.output_dir))
     finish_loggers(loggers)
     return objective
 
