@@ -22,9 +22,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 #: config keys that say where and how a job runs or is observed, not what it computes: a
-#: relaunch may change them freely (``paths``: folders; ``logger``, ``callbacks``, progress:
-#: what is recorded about the run; ensemble device, method, workers, chunking, shards: the same
-#: initializations evaluated another way; the profile: more recorded about the same ones)
+#: relaunch may change them freely (``paths``: folders; ``optimized_metric``: what a sweeper
+#: reads of the finished run; ``cluster``: the SLURM site values of conf/local; ``logger``,
+#: ``callbacks``, progress: what is recorded about the run; ensemble device, method,
+#: workers, chunking, shards: the same initializations evaluated another way; the profile:
+#: more recorded about the same ones)
 OPERATIONAL_KEYS = (
     "paths",
     "hydra",
@@ -33,6 +35,8 @@ OPERATIONAL_KEYS = (
     "skip_finished",
     "restart",
     "checkpoint_every_s",
+    "optimized_metric",
+    "cluster",
     "logger",
     "callbacks",
     "trainer.enable_progress_bar",
@@ -93,7 +97,8 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
     """W&B ``job_type`` (``[ensemble-]model-kind-placement``), run ``name`` (the job type and
     the seed: ``mlp-batch-pre-seed3``; an ensemble's seed range), tags and sweep group of a job.
 
-    ``kind`` is ``train`` or ``ensemble``; an ensemble's job type and tags say so."""
+    ``kind`` is ``train``, ``ensemble`` or ``eval``; an ensemble's or an evaluation's job
+    type and tags say so."""
     placement = cfg.norm.placement
     norm_kind = cfg.norm.kind if placement != "none" else "none"
     job_type = f"{cfg.model.name}-{norm_label(placement, cfg.norm.kind)}"
@@ -116,6 +121,9 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
         first = int(cfg.ensemble.seed0)
         name = f"{job_type}-seeds{first}-{first + int(cfg.ensemble.n_inits) - 1}"
     else:
+        if kind == "eval":
+            job_type = f"eval-{job_type}"
+            tags.insert(0, "eval")
         name = f"{job_type}-seed{cfg.seed}"
         if cfg.get("optimizer") is not None:
             tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")

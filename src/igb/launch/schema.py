@@ -165,12 +165,19 @@ class Ensemble(Group):
         return self
 
 
+#: the final metrics every training run records (status.json): what a sweeper may optimise
+FINAL_METRICS = tuple(f"{split}/{m}" for split in ("train", "val", "test") for m in ("acc", "loss"))
+
+
 class Launcher(Group):
     n_jobs: PosInt | Literal[-1] | None = FROM_YAML  # hydra/launcher=local: joblib's processes
 
 
 class TopLevel(Group):
     seed: Seed = FROM_YAML
+    optimized_metric: Literal[FINAL_METRICS] = FROM_YAML
+    init_from: str | None = FROM_YAML
+    ckpt_path: str | None = FROM_YAML
     skip_finished: bool = FROM_YAML
     restart: bool = FROM_YAML
     checkpoint_every_s: NonNegFloat = FROM_YAML
