@@ -39,6 +39,10 @@ class Plan:
 
 AS_WRITTEN = Plan()
 INSTALL = Plan(skip="installs packages (network)")
+TRAINED_JOB = Plan(
+    skip="needs a trained job's folder; tests/training/test_eval.py trains one, then runs "
+    "eval.py and init_from on it"
+)
 
 PLAN: dict[str, Plan] = {
     # README.md
@@ -57,6 +61,13 @@ PLAN: dict[str, Plan] = {
         Plan(skip="installs packages (network) and runs this suite itself")
     ),
     "python train.py norm=post model=cnn -m": Plan(DOCS_TRAIN),
+    "python eval.py ckpt_path=outputs/train/runs/<time>": TRAINED_JOB,
+    "python train.py init_from=outputs/train/runs/<time> optimizer.lr=0.01 seed=1": TRAINED_JOB,
+    "python eval.py ckpt_path=finetuned.pt model=torchvision model.arch=resnet18 norm=native "
+    "dataset=cifar10": Plan(skip="needs CIFAR-10 (network) and a fine-tuned ResNet-18 file"),
+    "python train.py hparams_search=placement_lr norm=post": Plan(
+        (*DOCS_TRAIN, "hydra.sweeper.n_trials=2")
+    ),
     "python train.py -m model=mlp,cnn,resnet,vit norm=none,pre,post": Plan(DOCS_TRAIN),
     "python ensemble.py model=mlp model.depth=10 norm=pre norm.kind=batch "
     "ensemble.n_inits=1000": Plan(DOCS_ENSEMBLE),

@@ -48,11 +48,11 @@ class IdentityRules:
 
 RULES = IdentityRules(
     runs=(
-        "callbacks", "checkpoint_every_s", "dataset.data_dir", "ensemble.chunk_size",
+        "callbacks", "checkpoint_every_s", "cluster", "dataset.data_dir", "ensemble.chunk_size",
         "ensemble.device", "ensemble.method", "ensemble.profile", "ensemble.profile_features",
         "ensemble.progress", "ensemble.shard", "ensemble.shards", "ensemble.theory",
-        "ensemble.theory_points", "ensemble.workers",
-        "hydra", "logger", "paths", "restart", "skip_finished", "trainer.default_root_dir",
+        "ensemble.theory_points", "ensemble.workers", "hydra", "logger", "optimized_metric",
+        "paths", "restart", "skip_finished", "trainer.default_root_dir",
         "trainer.enable_progress_bar",
     ),
     length=("trainer.max_epochs", "trainer.max_steps"),
@@ -99,7 +99,8 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
     """W&B ``job_type`` (``[ensemble-]model-kind-placement``), run ``name`` (the job type and
     the seed: ``mlp-batch-pre-seed3``; an ensemble's seed range), tags and sweep group of a job.
 
-    ``kind`` is ``train`` or ``ensemble``; an ensemble's job type and tags say so."""
+    ``kind`` is ``train``, ``ensemble`` or ``eval``; an ensemble's or an evaluation's job
+    type and tags say so."""
     placement = cfg.norm.placement
     norm_kind = cfg.norm.kind if placement != "none" else "none"
     job_type = f"{cfg.model.name}-{norm_label(placement, cfg.norm.kind)}"
@@ -122,6 +123,9 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
         first = int(cfg.ensemble.seed0)
         name = f"{job_type}-seeds{first}-{first + int(cfg.ensemble.n_inits) - 1}"
     else:
+        if kind == "eval":
+            job_type = f"eval-{job_type}"
+            tags.insert(0, "eval")
         name = f"{job_type}-seed{cfg.seed}"
         if cfg.get("optimizer") is not None:
             tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")

@@ -57,6 +57,7 @@ RUNS_GROUPS = {
     "hydra": "Hydra's own settings",
     "logger": "what is recorded about the run",
     "callbacks": "what is recorded about the run",
+    "cluster": "the SLURM site values of conf/local",
 }
 
 
@@ -129,6 +130,7 @@ class Trainer(Group):
     devices: PosInt | Literal["auto"] | list[NonNegInt] = FROM_YAML
     num_nodes: PosInt = FROM_YAML
     precision: Literal[PRECISIONS] = FROM_YAML
+    gradient_clip_val: NonNegFloat | None = FROM_YAML
     default_root_dir: Any = runs()
     enable_progress_bar: Any = runs()
 
@@ -216,12 +218,19 @@ class Ensemble(Group):
         return self
 
 
+#: the final metrics every training run records (status.json): what a sweeper may optimise
+FINAL_METRICS = tuple(f"{split}/{m}" for split in ("train", "val", "test") for m in ("acc", "loss"))
+
+
 class Launcher(Group):
     n_jobs: PosInt | Literal[-1] | None = FROM_YAML  # hydra/launcher=local: joblib's processes
 
 
 class TopLevel(Group):
     seed: Seed = FROM_YAML
+    optimized_metric: Literal[FINAL_METRICS] = runs()
+    init_from: str | None = FROM_YAML
+    ckpt_path: str | None = FROM_YAML
     skip_finished: bool = runs()
     restart: bool = runs()
     checkpoint_every_s: NonNegFloat = runs()

@@ -1,7 +1,7 @@
 """run(cfg): instantiate data, model, module, loggers and callbacks from config; fit; test.
 
-Returns the value a Hydra sweeper would optimise (final validation accuracy when the
-statistics callback measured it, else test accuracy).
+Returns the value a Hydra sweeper optimises: the final ``optimized_metric`` (validation
+accuracy by default; test accuracy when the statistics callback measured no validation).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from igb.nn import build_model
 from igb.training.datamodule import LightningData, as_lightning
 from igb.training.init_filter import InitFilter, filter_init
 from igb.training.module import IGBModule
+from igb.training.weights import load_network, read_checkpoint, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,7 @@ def build(
 ) -> tuple[L.Trainer, IGBModule, LightningData, list[Any]]:
     """The job's trainer, module, datamodule and loggers, exactly as :func:`fit` runs them
     (``bench/bench_train.py`` times this, so the benchmark is the default run)."""
-    quiet_lightning()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = as_lightning(instantiate_datamodule(cfg.dataset))
-    dm.check_available()
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = prepared_data(cfg)
     make_resumable(dm)  # a mid-epoch resume continues the epoch's batch order
     shares = record_split_shares(dm, job)
     model, filtered = _initial_model(cfg, dm, job)
@@ -91,12 +87,7 @@ def build(
     resolved["split_shares"] = shares  # the splits' class shares, in the W&B run config
     if filtered:
         resolved["init_filter"] = filtered  # seeds tried and kept, in the W&B run config
-    record = job.read()
-    logger_kwargs = {
-        name: {**identity, "run_config": resolved, "run_id": record.get(f"{name}_id")}
-        for name in RESUMABLE_LOGGERS
-    }
-    loggers = instantiate_group(cfg.get("logger"), **logger_kwargs)
+    loggers = instantiate_group(cfg.get("logger"), **logger_kwargs(job, identity, resolved))
     mark_logger_runs(job, loggers)
     callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     # last, so that it acts on a stop signal after the other callbacks' batch-end work
@@ -115,9 +106,30 @@ def build(
     return trainer, module, dm, loggers
 
 
+def prepared_data(cfg: DictConfig) -> LightningData:
+    """The job's data, set up for fitting, after seeding (as every run of a job starts)."""
+    quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = as_lightning(instantiate_datamodule(cfg.dataset))
+    dm.check_available()
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
 #: the loggers (keys of ``cfg.logger``) whose run id status.json keeps as ``<name>_id``, so
 #: that a resumed job continues its run; they take the job's identity (name, tags, group)
 RESUMABLE_LOGGERS = ("wandb", "mlflow")
+
+
+def logger_kwargs(job: JobFolder, identity: dict[str, Any], resolved: Any) -> dict[str, Any]:
+    """What the resumable loggers are built with: the job's identity, its resolved
+    config, and the run id status.json kept (a resumed job continues its run)."""
+    record = job.read()
+    return {
+        name: {**identity, "run_config": resolved, "run_id": record.get(f"{name}_id")}
+        for name in RESUMABLE_LOGGERS
+    }
 
 
 def mark_logger_runs(job: JobFolder, loggers: Sequence[Any]) -> None:
@@ -144,13 +156,20 @@ def record_split_shares(dm: LightningData, job: JobFolder) -> dict[str, Any]:
 def _initial_model(
     cfg: DictConfig, dm: LightningData, job: JobFolder
 ) -> tuple[Any, dict[str, Any] | None]:
-    """The model from ``cfg.seed``, or, with ``init_filter.mode=high|low``, the first draw
-    whose step-0 imbalance on the first ``init_filter.samples`` train points passes
-    (:mod:`igb.training.init_filter`); the search is recorded in status.json."""
+    """The model from ``cfg.seed``, from the checkpoint ``init_from`` names, or, with
+    ``init_filter.mode=high|low``, the first draw whose step-0 imbalance on the first
+    ``init_filter.samples`` train points passes (:mod:`igb.training.init_filter`); the
+    search is recorded in status.json."""
 
     def build_seeded(seed: int) -> Any:
         return build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=seed)
 
+    if cfg.get("init_from"):  # warm start: the weights of another job's checkpoint
+        model = build_seeded(cfg.seed)
+        ckpt, _ = resolve_checkpoint(cfg.init_from, "init_from")
+        load_network(model, read_checkpoint(ckpt, "init_from"), "init_from", ckpt)
+        log.info("initialized from %s", ckpt)
+        return model, None
     settings = InitFilter.from_config(cfg.get("init_filter"))
     if not settings.active:
         return build_seeded(cfg.seed), None
@@ -212,15 +231,24 @@ def _fit_and_test(
         return Outcome(DIVERGED, math.nan, info)
     # trainer.test resets callback_metrics: keep what fit measured (val/acc of the last epoch)
     metrics = _scalars(trainer.callback_metrics)
-    test = trainer.test(module, datamodule=dm, verbose=False)
+    trainer.test(module, datamodule=dm, verbose=False)
     metrics.update(_scalars(trainer.callback_metrics))
-    objective = metrics.get("val/acc", test[0].get("test/acc", math.nan) if test else math.nan)
+    objective = select_objective(metrics, cfg)
     info = {
         "metrics": metrics,
         "global_step": trainer.global_step,
         "initial": run_summary.initial_row(trainer.callbacks),  # step-0 statistics
     }
     return Outcome(FINISHED, objective, info)
+
+
+def select_objective(metrics: dict[str, Any], cfg: DictConfig) -> float:
+    """The final value of ``optimized_metric`` (``val/acc`` by default; ``test/acc`` when
+    the statistics callback measured no validation split): what a sweeper optimises."""
+    metric = str(cfg.optimized_metric)
+    if metric == "val/acc" and metric not in metrics:
+        metric = "test/acc"
+    return float(metrics.get(metric, math.nan))
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -243,6 +271,8 @@ def run(cfg: DictConfig) -> float:
     before, started = job.read(), time.monotonic()
     objective = run_job(cfg, body, what="run", prepare=prepare)
     after = job.read()
+    if after.get("status") == FINISHED:  # also for a skipped job: this launch's metric
+        objective = select_objective(after.get("metrics", {}), cfg)
     # the end-of-run summary, for a run this process made (not a skipped, finished one)
     if is_rank_zero() and after != before and after.get("status") in (FINISHED, DIVERGED):
         run_summary.log_job(job.path, after, time.monotonic() - started)
