@@ -25,9 +25,6 @@ NOT_STARTED = "not_started"
 
 FINISHED = "finished"
 
-#: a job that says ``finished`` but whose data do not hold the finished run
-DAMAGED = "damaged"
-
 
 def find_job_dirs(root: Path) -> list[Path]:
     """Every folder under ``root`` (itself included) that Hydra made for one job."""

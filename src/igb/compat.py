@@ -36,6 +36,9 @@ __all__ = [
     "broken_apis",
     "get_args_parser",
     "batch_norm_base",
+    "checkpoint_globals",
+    "load_checkpoint",
+    "safe_checkpoint_globals",
     "drop_unset_wandb_init_key",
     "hydra_missing_option",
     "hydra_unknown_key",
@@ -153,6 +156,13 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "draw the statistics pass in the live bar only while it is on screen",
     ),
     PrivateAPI(
+        "lightning",
+        "lightning.fabric.utilities.data",
+        "AttributeDict",
+        "igb.compat (checkpoint_globals): igb.jobs.integrity, igb.training.run",
+        "allow a checkpoint's saved hyper-parameters under torch.load(weights_only=True)",
+    ),
+    PrivateAPI(
         "torch",
         "torch.nn.modules.batchnorm",
         "_BatchNorm",
@@ -249,6 +259,35 @@ def wandb_record_module() -> Any:
     from wandb.proto import wandb_internal_pb2
 
     return wandb_internal_pb2
+
+
+# -- checkpoints: read with torch.load(weights_only=True) and an allow-list -----------------
+
+
+def checkpoint_globals() -> list[Any]:
+    """The classes beyond tensors and plain containers that a Lightning checkpoint may hold
+    and ``torch.load(weights_only=True)`` must therefore allow: Lightning's ``AttributeDict``
+    (a module's saved hyper-parameters). Nothing that runs code when unpickled."""
+    from lightning.fabric.utilities.data import AttributeDict
+
+    return [AttributeDict]
+
+
+def safe_checkpoint_globals() -> Any:
+    """Context in which ``torch.load(weights_only=True)`` (igb's, Lightning's resume) accepts
+    :func:`checkpoint_globals`."""
+    import torch
+
+    return torch.serialization.safe_globals(checkpoint_globals())
+
+
+def load_checkpoint(path: Any, mmap: bool = False) -> Any:
+    """A checkpoint read without unpickling code (``weights_only=True``): the one way igb
+    reads a ``.ckpt`` file from a job folder. ``mmap``: tensors are mapped, not read."""
+    import torch
+
+    with safe_checkpoint_globals():
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 # -- Hydra's error messages: the texts igb reads keys and options out of --------------------

@@ -107,8 +107,9 @@ def _load_block(out: Path, lo: int, hi: int) -> dict[str, np.ndarray] | None:
     try:
         with np.load(path) as data:
             block = {key: data[key] for key in ("seeds", *_ARRAYS)}
-    except (OSError, ValueError, KeyError) as exc:
-        log.warning("%s is unreadable (%s); evaluating its initializations again", path, exc)
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, EOFError, zlib.error: any damage
+        log.warning("%s is unreadable (%s: %s); evaluating its initializations again",
+                    path, type(exc).__name__, exc)  # fmt: skip
         return None
     if block["seeds"].tolist() != list(range(lo, hi)):
         log.warning("%s holds other seeds; evaluating its initializations again", path)

@@ -47,8 +47,17 @@ from igb.jobs.identity import (
 )
 from igb.jobs.integrity import BLOCKS, TRACES, folder_damage, recorded_hashes
 from igb.jobs.lock import JobBusy, JobLock
+from igb.jobs.records import RECORDS_KEY, fingerprints
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
-from igb.jobs.status import DIVERGED, INTERRUPTED, JobFolder, cluster_env, is_rank_zero
+from igb.jobs.status import (
+    DIVERGED,
+    INTERRUPTED,
+    LAUNCH_ENV,
+    TERMINAL,
+    JobFolder,
+    cluster_env,
+    is_rank_zero,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +104,13 @@ WAY_OUT = (
 )
 
 
-def identity_problem(cfg: DictConfig, folder: Path) -> str | None:
+def identity_problem(cfg: DictConfig, folder: Path, records: bool = True) -> str | None:
     """One line when ``folder`` holds a job of another configuration than ``cfg``, or one
     whose configuration cannot be established (a damaged or missing record: it is never
-    resumed, skipped or relabelled silently, :mod:`igb.jobs.integrity`)."""
-    if bool(cfg.get(RESTART_KEY, False)):
-        return None
-    damage = folder_damage(folder)
+    resumed, skipped or relabelled silently, :mod:`igb.jobs.integrity`). ``records``:
+    check the records too (a grid's pre-flight leaves that to each job, which reports a
+    damaged folder and lets the grid go on)."""
+    damage = folder_damage(folder) if records else None
     if damage:
         return f"{damage}, so the job in {folder} cannot be identified; {WAY_OUT}"
     saved = load_saved_config(folder)
@@ -196,21 +205,28 @@ def run_job(
             return math.nan
         raise SystemExit(f"error: {exc}") from None
     try:
-        problem = identity_problem(cfg, out)
+        restart = restarting(cfg, out)
+        problem = None if restart else identity_problem(cfg, out)
+        if problem and bool(cfg.get(RESTART_KEY, False)):  # damage found in a restarted job
+            restart, problem = True, None
         if problem:
+            if in_multirun():  # nothing is written; the grid's report lists the folder
+                log.error("%s", problem)
+                return math.nan
             refuse(problem)
         if not (out / "config.yaml").exists() and any((out / t).exists() for t in TRACES):
             log.warning("%s/config.yaml was missing; written again from the launched "
                         "configuration, whose hash the folder's records hold", out)  # fmt: skip
             atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        if restarting(cfg, out):
+        if restart:
             discard_results(out)
         elif cfg.get("skip_finished", True) and job.is_done():
             log.info("%s already holds a %s %s; skipping (skip_finished=false runs it again, "
                      "resuming from its last checkpoint)", out, job.status, what)  # fmt: skip
             return float(job.read().get("objective", math.nan))
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        job.start(pid=os.getpid(), config_hash=config_hash(cfg), **cluster_env())
+        launch = {"launch": os.environ[LAUNCH_ENV]} if LAUNCH_ENV in os.environ else {}
+        job.start(pid=os.getpid(), config_hash=config_hash(cfg), **launch, **cluster_env())
         if prepare is not None:
             try:
                 prepare(job)
@@ -249,6 +265,8 @@ def _run_body(
             if guard.received is not None:  # e.g. Lightning's own SIGTERMException
                 raise JobInterrupted(guard.received) from exc
             raise
+    if outcome.status in TERMINAL and is_rank_zero():  # what the job wrote, as it wrote it
+        outcome.info[RECORDS_KEY] = fingerprints(job.path, config_hash(cfg))
     job.mark(outcome.status, objective=outcome.objective, **outcome.info)
     return outcome.objective
 

@@ -103,9 +103,10 @@ def empty_folder_key(cfg: DictConfig, multirun: bool) -> str | None:
     return None
 
 
-def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
+def folder_problem(cfg: DictConfig, folder: Path, multirun: bool = False) -> str | None:
     """One line when the job cannot use ``folder``: it cannot be written, or it holds a
-    job of another configuration (:func:`igb.jobs.runner.identity_problem`)."""
+    job of another configuration (:func:`igb.jobs.runner.identity_problem`; damaged
+    records too for a single run: in a grid the job reports them, the others run)."""
     from igb.jobs.lock import live_holder
     from igb.jobs.runner import identity_problem
 
@@ -118,7 +119,7 @@ def folder_problem(cfg: DictConfig, folder: Path) -> str | None:
         )
     if not folder.is_dir() or live_holder(folder) is not None:
         return None  # a live process runs this folder: the job runner names it
-    return identity_problem(cfg, folder)
+    return identity_problem(cfg, folder, records=not multirun)
 
 
 def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:
@@ -160,8 +161,9 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
             if key not in seen:  # one validation per distinct configuration
                 seen.add(key)
                 validator(cfg)
-            problem = empty_folder_key(cfg, bool(args.multirun)) or folder_problem(
-                cfg, job_folder(cfg, num, bool(args.multirun))
+            multi = bool(args.multirun)
+            problem = empty_folder_key(cfg, multi) or folder_problem(
+                cfg, job_folder(cfg, num, multi), multi
             )
         except (ConfigError, FileNotFoundError) as exc:
             return one_line(exc)

@@ -100,6 +100,13 @@ class ResumableCSVLogger(CSVLogger):
         self._experiment = AppendingExperimentWriter(log_dir=self.log_dir)
         return self._experiment
 
+    @property
+    def metrics_path(self) -> str | None:
+        """The metrics file of this logger (None outside global rank 0, which writes it)."""
+        if rank_zero_only.rank != 0:
+            return None
+        return self.experiment.metrics_file_path
+
     @rank_zero_only
     def keep_rows_until(self, step: int | None) -> None:
         """On resume from a checkpoint at ``step``: drop the rows past it. ``None`` (a fit
