@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from igb.jobs.files import atomic_write  # noqa: E402
 from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
 from multirun_analysis.choices import config_order, label_value, varying_columns  # noqa: E402
 from multirun_analysis.collect import Collection  # noqa: E402
@@ -112,8 +113,10 @@ def grid_shape(n: int, most: int) -> tuple[int, int]:
 
 def save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    try:  # atomically: a full disk leaves the previous figure, never half a file
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return path
 
 
