@@ -114,8 +114,9 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
         row = _damaged_row(job_dir)
         row["error"] = broken or reason
         return row, pd.DataFrame(), pd.DataFrame()
-    if broken:
+    if broken:  # listed with the reason; its data are nobody's to analyse
         row.update(status=DAMAGED, error=broken)
+        return row, pd.DataFrame(), pd.DataFrame()
     return row, series, inits
 
 

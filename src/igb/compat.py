@@ -156,13 +156,6 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "draw the statistics pass in the live bar only while it is on screen",
     ),
     PrivateAPI(
-        "lightning",
-        "lightning.fabric.utilities.data",
-        "AttributeDict",
-        "igb.compat (checkpoint_globals): igb.jobs.integrity, igb.training.run",
-        "allow a checkpoint's saved hyper-parameters under torch.load(weights_only=True)",
-    ),
-    PrivateAPI(
         "torch",
         "torch.nn.modules.batchnorm",
         "_BatchNorm",
@@ -264,13 +257,18 @@ def wandb_record_module() -> Any:
 # -- checkpoints: read with torch.load(weights_only=True) and an allow-list -----------------
 
 
-def checkpoint_globals() -> list[Any]:
-    """The classes beyond tensors and plain containers that a Lightning checkpoint may hold
-    and ``torch.load(weights_only=True)`` must therefore allow: Lightning's ``AttributeDict``
-    (a module's saved hyper-parameters). Nothing that runs code when unpickled."""
-    from lightning.fabric.utilities.data import AttributeDict
+#: the classes beyond tensors and plain containers that ``torch.load(weights_only=True)``
+#: must accept in igb's checkpoints: none. What Lightning writes there (loops, callback and
+#: optimizer states, schedulers, the stateful loader's position) is plain data, checked on
+#: every optimizer, scheduler and callback set (tests/test_compat.py,
+#: tests/jobs/test_records.py). Lightning's saved hyper-parameters would need more
+#: (an AttributeDict, which weights_only cannot rebuild; an OmegaConf node): igb saves none.
+CHECKPOINT_GLOBALS: tuple[Any, ...] = ()
 
-    return [AttributeDict]
+
+def checkpoint_globals() -> list[Any]:
+    """:data:`CHECKPOINT_GLOBALS`, as ``torch.serialization.safe_globals`` takes them."""
+    return list(CHECKPOINT_GLOBALS)
 
 
 def safe_checkpoint_globals() -> Any:

@@ -110,6 +110,8 @@ def identity_problem(cfg: DictConfig, folder: Path, records: bool = True) -> str
     resumed, skipped or relabelled silently, :mod:`igb.jobs.integrity`). ``records``:
     check the records too (a grid's pre-flight leaves that to each job, which reports a
     damaged folder and lets the grid go on)."""
+    if bool(cfg.get(RESTART_KEY, False)):
+        return None
     damage = folder_damage(folder) if records else None
     if damage:
         return f"{damage}, so the job in {folder} cannot be identified; {WAY_OUT}"
@@ -206,9 +208,9 @@ def run_job(
         raise SystemExit(f"error: {exc}") from None
     try:
         restart = restarting(cfg, out)
+        if bool(cfg.get(RESTART_KEY, False)) and not restart and folder_damage(out):
+            restart = True  # a restarted job continued, but damaged since: over again
         problem = None if restart else identity_problem(cfg, out)
-        if problem and bool(cfg.get(RESTART_KEY, False)):  # damage found in a restarted job
-            restart, problem = True, None
         if problem:
             if in_multirun():  # nothing is written; the grid's report lists the folder
                 log.error("%s", problem)

@@ -25,6 +25,7 @@ from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key
 from igb.errors import ConfigError, one_line
 from igb.launch.conf_dir import find_conf_dir
 from igb.launch.grid import split_grid
+from igb.launch.output_paths import output_path_problem
 
 CONF_DIR = find_conf_dir()
 Validator = Callable[[DictConfig], object]
@@ -162,9 +163,11 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
                 seen.add(key)
                 validator(cfg)
             multi = bool(args.multirun)
-            problem = empty_folder_key(cfg, multi) or folder_problem(
-                cfg, job_folder(cfg, num, multi), multi
-            )
+            problem = empty_folder_key(cfg, multi)
+            if problem is None:
+                folder = job_folder(cfg, num, multi)
+                problem = output_path_problem(cfg.get("task_name"), folder, multi)
+                problem = problem or folder_problem(cfg, folder, multi)
         except (ConfigError, FileNotFoundError) as exc:
             return one_line(exc)
         if problem:
