@@ -144,3 +144,25 @@ def test_a_block_of_another_configuration_is_refused(stopped: Path) -> None:
         np.savez(fh, **arrays)
     line = _refused(_relaunch(folder), "name different configurations", "0123456789abcdef")
     assert path.name in line
+
+
+def test_a_truncated_block_is_evaluated_again(stopped: Path) -> None:
+    """As docs/ensemble.md promises: an unreadable block is logged and its initializations
+    evaluated again (not a BadZipFile); the result is the uninterrupted run's. The analysis
+    of the stopped folder with the cut block lists it, with no traceback."""
+    folder = _copy(stopped, "cut-block")
+    path = _blocks(folder)[0]
+    path.write_bytes(path.read_bytes()[:300])
+    analysis = subprocess.run([sys.executable, "-m", "multirun_analysis", str(folder)],
+                              capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert analysis.returncode == 0 and "Traceback" not in analysis.stderr, analysis.stderr
+    assert f"interrupted: {folder}" in analysis.stdout
+    proc = _relaunch(folder)
+    out = proc.stderr + proc.stdout
+    assert proc.returncode == 0, out[-2000:]
+    assert (
+        f"{path} is unreadable (BadZipFile" in out and "evaluating its initializations again" in out
+    )
+    found = 20 * (len(_blocks(stopped)) - 1)
+    assert f"{found} of 160 initializations found" in out or found == 0
+    assert json.loads((folder / "summary.json").read_text())["inits_resumed"] == found
