@@ -114,7 +114,7 @@ def identity_problem(cfg: DictConfig, folder: Path, records: bool = True) -> str
         return None
     damage = folder_damage(folder) if records else None
     if damage:
-        return f"{damage}, so the job in {folder} cannot be identified; {WAY_OUT}"
+        return f"{damage}: the job in {folder} is not resumed, skipped or relabelled; {WAY_OUT}"
     saved = load_saved_config(folder)
     status = JobFolder(folder).status
     if saved is None or status is None:
