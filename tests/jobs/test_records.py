@@ -57,7 +57,7 @@ def _relaunch(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
-            if p.is_file() and p.suffix != ".log"}  # fmt: skip
+            if p.is_file() and p.suffix != ".log" and p.name != ".igb.lock"}  # fmt: skip
 
 
 def _refused(folder: Path, *parts: str, extra: tuple[str, ...] = ()) -> str:
