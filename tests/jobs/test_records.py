@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY
 from helpers.entry_points import ROOT, run_entry
+from helpers.job_folders import copy_job, snapshot
 
 from igb.compat import load_checkpoint
 from igb.jobs.integrity import folder_damage
@@ -45,32 +46,21 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def _copy(source: Path, name: str) -> Path:
-    target = source.parent / name
-    shutil.copytree(source, target)
-    return target
-
-
 def _relaunch(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return run_entry("train.py", *ARGS, *extra, f"hydra.run.dir={folder}", cwd=folder.parent)
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
-            if p.is_file() and p.suffix != ".log" and p.name != ".igb.lock"}  # fmt: skip
 
 
 def _refused(folder: Path, *parts: str, extra: tuple[str, ...] = ()) -> str:
     """Relaunch into ``folder``: exit 2, one line holding ``parts`` and the way out, and
     not one byte of the folder changed."""
-    before = _snapshot(folder)
+    before = snapshot(folder)
     proc = _relaunch(folder, *extra)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(lines) == 1, lines
     for part in (*parts, "restart=true"):
         assert part in lines[0], (part, lines[0])
-    assert _snapshot(folder) == before
+    assert snapshot(folder) == before
     return lines[0]
 
 
@@ -91,7 +81,7 @@ def test_each_record_is_fingerprinted_with_the_config_hash(runs: dict[str, Path]
 def test_another_configurations_metrics_is_refused_then_restart_runs_it(
     runs: dict[str, Path],
 ) -> None:
-    folder = _copy(runs["finished"], "foreign")
+    folder = copy_job(runs["finished"], "foreign")
     shutil.copy(runs["other"] / "metrics.csv", folder / "metrics.csv")
     _refused(folder, f"{folder}/metrics.csv is not this job's", "status.json records")
     proc = _relaunch(folder, "restart=true")
@@ -105,21 +95,21 @@ def test_a_stopped_jobs_metrics_deleted_truncated_or_cut_is_refused_before_train
     runs: dict[str, Path],
 ) -> None:
     """Today's bug: a deleted metrics.csv resumed to ``finished`` with its first steps gone."""
-    deleted = _copy(runs["stopped"], "deleted")
+    deleted = copy_job(runs["stopped"], "deleted")
     (deleted / "metrics.csv").unlink()
     _refused(deleted, f"{deleted}/metrics.csv is missing (checkpoints/last.ckpt records it)")
-    truncated = _copy(runs["stopped"], "truncated")
+    truncated = copy_job(runs["stopped"], "truncated")
     lines = (truncated / "metrics.csv").read_bytes().splitlines(keepends=True)
     (truncated / "metrics.csv").write_bytes(b"".join(lines[:2]))
     _refused(truncated, f"{truncated}/metrics.csv holds 1 rows where checkpoints/last.ckpt")
-    cut = _copy(runs["stopped"], "cut")
+    cut = copy_job(runs["stopped"], "cut")
     (cut / "metrics.csv").write_bytes((runs["stopped"] / "metrics.csv").read_bytes()[:-9])
     _refused(cut, f"{cut}/metrics.csv is damaged (its last row is cut mid-line)")
 
 
 @pytest.mark.slow
 def test_a_damaged_checkpoint_exits_2_like_the_rest(runs: dict[str, Path]) -> None:
-    folder = _copy(runs["stopped"], "bad-ckpt")
+    folder = copy_job(runs["stopped"], "bad-ckpt")
     ckpt = folder / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:4000])
     _refused(folder, f"{ckpt} is damaged (BadZipFile")
@@ -141,14 +131,14 @@ def test_a_grid_reports_a_damaged_finished_job_and_runs_the_others(tmp_path: Pat
     assert "multirun: 2/2 jobs finished" in first.stderr + first.stdout
     metrics = sweep / "1" / "metrics.csv"
     metrics.write_bytes(metrics.read_bytes()[:-20])  # a finished job's record cut short
-    before = _snapshot(sweep / "1")
+    before = snapshot(sweep / "1")
     again = run_entry("train.py", *grid, cwd=tmp_path)
     out = again.stderr + again.stdout
     assert again.returncode == 1, out[-3000:]
     assert "multirun: 1/2 jobs finished" in out and "(0 run by this launch, 1 found" in out
     assert f"{metrics} is damaged (its last row is cut mid-line)" in out
     assert "1 of 2 jobs did not finish: 1 (seed=1)" in out and "restart=true" in out
-    assert _snapshot(sweep / "1") == before
+    assert snapshot(sweep / "1") == before
     analysis = subprocess.run([sys.executable, "-m", "multirun_analysis", str(sweep)],
                               capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert analysis.returncode == 0, analysis.stderr[-2000:]
