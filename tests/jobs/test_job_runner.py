@@ -87,6 +87,15 @@ def test_two_launchers_on_one_sweep_run_each_job_once(tmp_path: Path) -> None:
     pids = {str(p.pid) for p in procs}
     for line in (x for x in text.splitlines() if "is being run by pid" in x):
         assert line.split("is being run by pid ")[1].split()[0] in pids, line
+    # each report counts as run by it only the jobs it ran (a job's status holds its pid)
+    for proc, (out, err) in zip(procs, outs, strict=True):
+        ran = sum(status(sweep / job)["pid"] == proc.pid for job in ("0", "1"))
+        head = next(x for x in (out + err).splitlines() if "jobs finished in" in x)
+        done = int(head.split("multirun: ")[1].split("/")[0])
+        if done > ran:
+            assert f"({ran} run by this launch, {done - ran} found finished and skipped)" in head
+        else:
+            assert done == ran and "found finished" not in head, head
 
 
 def test_a_held_folder_is_reported_and_a_dead_holder_is_interrupted(tmp_path: Path) -> None:
