@@ -104,7 +104,8 @@ def test_a_stopped_jobs_metrics_deleted_truncated_or_cut_is_refused_before_train
     _refused(truncated, f"{truncated}/metrics.csv holds 1 rows where checkpoints/last.ckpt")
     cut = copy_job(runs["stopped"], "cut")
     (cut / "metrics.csv").write_bytes((runs["stopped"] / "metrics.csv").read_bytes()[:-9])
-    _refused(cut, f"{cut}/metrics.csv is damaged (its last row is cut mid-line)")
+    # a row cut past the checkpoint's would be dropped by the resume; this one is before it
+    _refused(cut, f"{cut}/metrics.csv ", "(truncated)")
 
 
 @pytest.mark.slow

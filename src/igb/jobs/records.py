@@ -50,12 +50,16 @@ def _step(row: Mapping[str, str]) -> float:
         return float("nan")
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
+def read_rows(path: Path, cut_tail: bool = False) -> list[dict[str, str]]:
     """The rows of a metrics.csv, each with its non-empty values only (a column added
-    later, which rewrites the header, does not change the rows before it)."""
+    later, which rewrites the header, does not change the rows before it). A last row cut
+    mid-line is :class:`Unreadable`, or, with ``cut_tail`` (a resume, which drops it: a
+    kill while it was written), left out."""
     data = Path(path).read_bytes()
     if data and not data.endswith(b"\n"):
-        raise Unreadable("its last row is cut mid-line")
+        if not cut_tail:
+            raise Unreadable("its last row is cut mid-line")
+        data = data[: data.rfind(b"\n") + 1]
     try:
         text = data.decode()
     except UnicodeDecodeError as exc:
@@ -114,8 +118,8 @@ def fingerprints(folder: Path, config_hash: str) -> dict[str, dict[str, Any]]:
 
 
 def _metrics_damage(path: Path, fp: Mapping[str, Any], source: str) -> str | None:
-    try:
-        rows = read_rows(path)
+    try:  # a row cut past the checkpoint's rows is what a resume drops
+        rows = read_rows(path, cut_tail=not fp.get("complete"))
     except (OSError, Unreadable) as exc:
         return f"{path} is damaged ({exc})"
     step, n = fp.get("step"), int(fp.get("rows", 0))
