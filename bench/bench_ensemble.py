@@ -1,6 +1,6 @@
 """Speed of initialization ensembles, measured side by side in one run.
 
-The issue's benchmark: 1000 initializations of an MLP (depth 10, width 100, BatchNorm
+The reference benchmark: 1000 initializations of an MLP (depth 10, width 100, BatchNorm
 post, ReLU) with 10 classes on 2000 centred Gaussian points of dimension 100.
 Prints, all measured by this script on this machine:
 
@@ -48,7 +48,7 @@ from igb.metrics.measure import predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: the issue's benchmark configuration, as ensemble.py overrides
+#: the reference benchmark configuration, as ensemble.py overrides
 BENCH = [
     "model=mlp",
     "model.depth=10",

@@ -1,4 +1,4 @@
-"""GPU figures, measured in one run on one CUDA device (issue: the GPU path, run and timed).
+"""GPU figures, measured in one run on one CUDA device.
 
 Sections (``--sections``, all by default):
 
@@ -42,7 +42,7 @@ from igb.nn import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: the issue's benchmark configuration (ensemble.py overrides), as bench_ensemble.py runs it
+#: the reference benchmark configuration (ensemble.py overrides), as bench_ensemble.py runs it
 MLP_BENCH = BENCH
 CNN_BENCH = [
     "model=cnn",

@@ -1,4 +1,4 @@
-"""Start-up of the ensemble and theory entries against ``import torch`` (issue goal: <= 1.2x).
+"""Start-up of the ensemble and theory entries against ``import torch`` (goal: <= 1.2x).
 
 Each case is a fresh interpreter, timed end to end, best of ``--repeat``; the ratio to
 ``import torch`` in the same run is what to compare (the machine is shared and noisy).

@@ -19,13 +19,14 @@ Other processes change every timing: the load average is printed before and afte
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import torch
-from common import parse_args  # bench/: on sys.path
+from common import compose_cfg, parse_args  # bench/: on sys.path
 
 from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
-from igb.launch.preflight import compose_job
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import architecture, predict_gamma
 from igb.theory.nngp.finite import correction
@@ -45,7 +46,7 @@ def mlp(depth: int, activation: str, width: int) -> dict:
 
 
 def default_inputs(n: int) -> torch.Tensor:
-    cfg = compose_job("ensemble", [f"ensemble.eval_samples={n}"])
+    cfg = compose_cfg("ensemble", [f"ensemble.eval_samples={n}"], Path(tempfile.mkdtemp()))
     return eval_set(cfg)[0]
 
 

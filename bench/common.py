@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     import torch
     from omegaconf import DictConfig
 
+#: the checkout's Hydra config tree (bench/ sits beside conf/)
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
 # torchvision's ResNet-18 with its own normalization and initialization (bench_heads, _profile)
 NATIVE = {"placement": "native", "kind": "native"}
 RESNET18 = {"_target_": "igb.nn.libraries.Torchvision", "name": "torchvision-resnet18",
@@ -81,16 +84,21 @@ def random_images(n: int) -> torch.Tensor:
 
 
 def compose_cfg(name: str, overrides: list[str], out: Path) -> DictConfig:
-    """``conf/<name>.yaml`` with ``overrides``, composed as Hydra would for one job
-    (:func:`igb.launch.preflight.compose_job`) whose output folder is ``out``."""
-    from hydra.core.hydra_config import HydraConfig  # here: see random_images
-    from omegaconf import OmegaConf, open_dict
+    """``conf/<name>.yaml`` with ``overrides``, composed as Hydra would for one job whose
+    output folder is ``out``. Composed here with Hydra's API, not through ``igb.launch``:
+    a benchmark measures the subsystems below the launch and must not depend on it."""
+    import os  # here: the benches that time start-up or the preflight import no torch
 
-    from igb.launch.preflight import compose_job
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
-    cfg = compose_job(name, overrides)
-    OmegaConf.set_readonly(cfg.hydra, False)  # compose_job's HydraConfig.set_config froze it
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(name, overrides=list(overrides), return_hydra_config=True)
     with open_dict(cfg):
+        cfg.hydra.runtime.cwd = os.getcwd()
         cfg.hydra.runtime.output_dir = str(out)
         cfg.paths.output_dir = str(out)
     HydraConfig.instance().set_config(cfg)

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
+from igb import PLACEMENTS
 from igb.jobs.identity import norm_label, optimizer_name
 from multirun_analysis.folders import override_key, override_value, select
 from multirun_analysis.results import missing, num
@@ -58,14 +59,12 @@ KIND_DISPLAY_ORDER = (
     "native",
 )
 
-PLACEMENT_DISPLAY_ORDER = ("none", "pre", "post")
-
 
 def norm_sort_key(label: Any) -> tuple:
     """Sort key of a norm label: none, batch-pre, batch-post, layer-pre, ..."""
     kind, _, placement = str(label).partition("-")
     k = KIND_DISPLAY_ORDER.index(kind) if kind in KIND_DISPLAY_ORDER else len(KIND_DISPLAY_ORDER)
-    p = PLACEMENT_DISPLAY_ORDER.index(placement) if placement in PLACEMENT_DISPLAY_ORDER else 0
+    p = PLACEMENTS.index(placement) if placement in PLACEMENTS else 0
     return (k, kind, p, placement)
 
 

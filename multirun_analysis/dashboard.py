@@ -139,7 +139,7 @@ def _on_grid(sections: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return sections
 
 
-def _keys(panel: Any) -> list[str]:
+def panel_keys(panel: Any) -> list[str]:
     """The W&B keys a panel shows (metrics, regexes, media, table)."""
     keys: list[str] = []
     for attr in ("y", "metrics", "media_keys"):
@@ -160,7 +160,9 @@ def listing(sections: dict[str, list[Any]]) -> str:
             lay = panel.layout
             title = getattr(panel, "title", None) or getattr(panel, "table_name", "")
             where = f"[{lay.x:>2},{lay.y:>2} {lay.w}x{lay.h}]"
-            lines.append(f"  {where} {type(panel).__name__}: {title}: {', '.join(_keys(panel))}")
+            lines.append(
+                f"  {where} {type(panel).__name__}: {title}: {', '.join(panel_keys(panel))}"
+            )
     return "\n".join(lines)
 
 

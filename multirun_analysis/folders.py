@@ -17,8 +17,8 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from igb.jobs.grid import job_overrides
 from igb.jobs.status import JobFolder, job_order
-from igb.launch.grid import job_overrides
 
 #: status of a job whose folder exists but holds no status.json and no result
 UNKNOWN = "unknown"

@@ -202,7 +202,7 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
             + "; ".join(f"`{key}` = {', '.join(values)}" for key, values in grid.items())
             + "."
         )
-    follow = [c for c in col.varying if not _set_by(c, grid)]
+    follow = [c for c in col.varying if not set_by_grid(c, grid)]
     if follow:
         report.p(
             ("Differ between jobs with them (not swept themselves): " if grid else
@@ -297,7 +297,7 @@ def grid_overrides(jobs: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
-def _set_by(column: str, grid: dict[str, list[str]]) -> bool:
+def set_by_grid(column: str, grid: dict[str, list[str]]) -> bool:
     """Whether a choice column is one the grid sets (its key, or its group's option)."""
     key = CHOICES.get(column, column)
     group = key.split(".")[0]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.sizes import TINY
 from helpers.slurm_cluster import cluster_fixture  # noqa: F401  (the module-scoped `slurm` fixture)
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -22,23 +23,6 @@ CONF = ROOT / "conf"
 # Never talk to a W&B server from the test suite, whatever credentials the machine has.
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-
-#: overrides that make any train config tiny and fast (CPU, seconds)
-TINY = [
-    "dataset.num_samples=240",
-    "dataset.shape=[3,8,8]",
-    "dataset.num_classes=4",
-    "dataset.batch_size=32",
-    "model.depth=2",
-    "model.width=16",
-    "trainer.max_epochs=2",
-    # IGB_TEST_ACCELERATOR=gpu runs the suite's training on a CUDA device (the GPU check)
-    f"trainer.accelerator={os.environ.get('IGB_TEST_ACCELERATOR', 'cpu')}",
-    "callbacks.progress=null",
-    # measurements at step 0 and epoch ends only (tests count them); tests of the
-    # log-spaced schedule set it
-    "callbacks.bias_stats.log_steps=0",
-]
 
 
 def run_train(cwd: Path, *argv: str) -> subprocess.CompletedProcess:
@@ -84,21 +68,9 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
 
 @pytest.fixture(scope="module")
-def single_intra_op_thread():
-    """One intra-op thread for a module's ensembles (their worker threads parallelise):
-    tiny models gain nothing from intra-op threads, and on a busy 2-core machine
-    OpenMP's barriers make them many times slower (see docs/ensemble.md)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def one_intra_op_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine
+    """One intra-op thread for a module's models (ensembles parallelise over worker
+    threads): tiny models gain nothing from intra-op threads, and on a busy machine
     OpenMP's barriers make them many times slower (see docs/ensemble.md)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY
 from helpers.entry_points import run_entry
+from helpers.sizes import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what ``pip install .`` reads (copied, so the build leaves nothing in the checkout)

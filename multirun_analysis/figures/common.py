@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from igb import PLACEMENTS  # noqa: E402
 from igb.jobs.files import atomic_write  # noqa: E402
 from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
 from multirun_analysis.choices import config_order, label_value, varying_columns  # noqa: E402
@@ -36,7 +37,8 @@ KIND_COLOR = {
     "instance": "tab:brown",
 }
 
-PLACEMENT_STYLE = {"none": ":", "pre": "--", "post": "-"}
+#: a line style per placement, in igb's order of placements
+PLACEMENT_STYLE = dict(zip(PLACEMENTS, (":", "--", "-"), strict=True))
 
 #: choice columns never used to split figures (the norm is on the panels, seeds pooled)
 POOLED = {"seed", "norm", "norm_placement", "norm_kind", "norm_variant", "n_inits"}

@@ -27,7 +27,7 @@ from multirun_analysis.figures.common import (  # noqa: E402
 )
 
 
-def _theory_curve(ax: plt.Axes, sel: pd.DataFrame, norm: str, floor: float) -> None:
+def theory_curve(ax: plt.Axes, sel: pd.DataFrame, norm: str, floor: float) -> None:
     """The predicted gamma of the jobs, where covered: infinite width (summary.json
     ``gamma_theory``, wide pale line) and at the network's width (``gamma_theory_finite``,
     thin line with crosses)."""
@@ -93,7 +93,7 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
                 agg.index, y, yerr=yerr, marker="o", ms=4, capsize=4, elinewidth=1.4,
                 capthick=1.4, label=norm, **norm_style(norm),
             )  # fmt: skip
-            _theory_curve(ax, sel, norm, floor)
+            theory_curve(ax, sel, norm, floor)
         ax.axhline(1.0, color="0.3", lw=0.8)
         ax.axhline(NEUTRAL_TOL, color="0.3", lw=0.8, ls=":")
         ax.set_yscale("log")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY
+from helpers.sizes import TINY
 
 from igb.launch.preflight import check
 from igb.launch.validate import validate
@@ -382,7 +382,7 @@ def test_dashboard_builds_without_network() -> None:
         "Favoured class vs the rest",
         "Per class",
     ]
-    keys = [k for s in view.sections for p in s.panels for k in dashboard._keys(p)]
+    keys = [k for s in view.sections for p in s.panels for k in dashboard.panel_keys(p)]
     assert "igb/val/f_max" in keys and "val/acc_rank/1" in keys
     assert {"gamma", "gamma_ci_lo", "ensemble/histogram", "ensemble/inits"} <= set(keys)
     lines = [p for s in view.sections[1:] for p in s.panels]

@@ -15,15 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
 from helpers.entry_points import ROOT, run_entry
+from helpers.sizes import TINY, TINY_ENSEMBLE
 
 GARBAGE = bytes(range(256)) * 4
-ENSEMBLE = [
-    "model.depth=2", "model.width=16", "dataset.num_samples=600", "dataset.num_classes=2",
-    "ensemble.n_inits=16", "ensemble.eval_samples=200", "ensemble.progress=false",
-    "ensemble.n_boot=50", "ensemble.theory=false", "logger=none",
-]  # fmt: skip
+ENSEMBLE = [*TINY_ENSEMBLE, "ensemble.theory=false", "logger=none"]
 
 
 def _garbage(path: Path) -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from igb.metrics import normalized_entropy
-from multirun_analysis.report import _set_by, grid_overrides
+from multirun_analysis.report import grid_overrides, set_by_grid
 
 
 def test_grid_overrides_and_the_choices_that_only_follow_them() -> None:
@@ -17,10 +17,10 @@ def test_grid_overrides_and_the_choices_that_only_follow_them() -> None:
     )
     grid = grid_overrides(jobs)
     assert grid == {"model": ["mlp", "cnn"]}
-    assert _set_by("model", grid)  # model.name: the option chosen
-    assert not _set_by("depth", grid) and not _set_by("width", grid)  # came with the model
+    assert set_by_grid("model", grid)  # model.name: the option chosen
+    assert not set_by_grid("depth", grid) and not set_by_grid("width", grid)  # came with the model
     norm_grid = grid_overrides(pd.DataFrame({"overrides": ["norm=pre", "norm=post"]}))
-    assert _set_by("norm_placement", norm_grid) and not _set_by("depth", norm_grid)
+    assert set_by_grid("norm_placement", norm_grid) and not set_by_grid("depth", norm_grid)
 
 
 def test_entropy_of_one_class_taking_all_is_plus_zero() -> None:

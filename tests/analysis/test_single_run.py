@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, run_train
+from conftest import run_train
+from helpers.sizes import TINY
 
 from igb.data.instantiate import instantiate_datamodule
 from multirun_analysis import single_run

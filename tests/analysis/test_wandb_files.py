@@ -127,7 +127,7 @@ def _same(a, b) -> bool:
 
 def test_offline_run_is_fast(written):
     t = written["timings"]
-    # init/finish are ~0.6 s / ~0.01 s here; generous bounds for a loaded 2-core machine
+    # generous bounds: the machine running the suite may be loaded
     assert t["init"] < 10 and t["finish"] < 10, t
     assert written["wall"] < 60
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 from helpers.entry_points import run_entry
 from helpers.model_configs import MODELS
+from helpers.sizes import TINY_ENSEMBLE
 from omegaconf import OmegaConf
 
 from igb import ensemble as ens
@@ -173,19 +174,6 @@ def test_auto_method_picks_loop_on_cpu_and_vmap_on_cuda() -> None:
 
 
 # -- the job: files, atomicity, W&B -------------------------------------------------------------
-TINY = [
-    "model.depth=2",
-    "model.width=16",
-    "dataset.num_samples=300",
-    "dataset.shape=[10]",
-    "dataset.separation=0.0",
-    "ensemble.n_inits=24",
-    "ensemble.eval_samples=200",
-    "ensemble.batch_size=50",
-    "ensemble.n_boot=100",
-    "ensemble.progress=false",
-]
-
 SUMMARY_KEYS = {
     "n_inits", "n_classes", "n_points", "gamma", "gamma_ci", "regime", "f_max_mean",
     "f_max_quantiles", "bias_degree_mean", "entropy_mean", "choices", "norm_mode",
@@ -222,7 +210,7 @@ def check_outputs(out: Path, n_inits: int, num_classes: int, seed0: int = 0) -> 
 def test_hydra_entry_writes_the_files(tmp_path: Path) -> None:
     """The real `python ensemble.py` entry (preflight, Hydra, run) with tiny sizes."""
     out = tmp_path / "run"
-    args = [*TINY, "norm=post", "dataset.num_classes=3", "ensemble.seed0=5"]
+    args = [*TINY_ENSEMBLE, "norm=post", "dataset.num_classes=3", "ensemble.seed0=5"]
     proc = run_entry("ensemble.py", *args, f"hydra.run.dir={out}", cwd=tmp_path, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = check_outputs(out, 24, 3, seed0=5)
@@ -244,7 +232,9 @@ def test_hydra_entry_bad_key_exits_with_one_line_and_no_folder(tmp_path: Path) -
 
 def test_binary_job_with_wandb_in_process(make_cfg, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = make_cfg(*TINY, "norm=none", "dataset.num_classes=2", "logger=wandb", name="ensemble")
+    cfg = make_cfg(
+        *TINY_ENSEMBLE, "norm=none", "dataset.num_classes=2", "logger=wandb", name="ensemble"
+    )
     out = Path(cfg.paths.output_dir)
     gamma = ens.run(cfg)
     summary = check_outputs(out, 24, 2)
@@ -268,7 +258,7 @@ def test_binary_job_with_wandb_in_process(make_cfg, monkeypatch) -> None:
 
 
 def test_interrupted_run_leaves_no_summary(make_cfg, monkeypatch) -> None:
-    cfg = make_cfg(*TINY, name="ensemble")
+    cfg = make_cfg(*TINY_ENSEMBLE, name="ensemble")
     out = Path(cfg.paths.output_dir)
     (out / "summary.json").write_text('{"gamma": 0.1}')  # a previous run's result
     (out / "status.json").write_text('{"status": "failed"}')
@@ -286,7 +276,7 @@ def test_interrupted_run_leaves_no_summary(make_cfg, monkeypatch) -> None:
 
 
 def test_finished_job_is_skipped(make_cfg, monkeypatch) -> None:
-    cfg = make_cfg(*TINY, "ensemble.n_inits=4", name="ensemble")
+    cfg = make_cfg(*TINY_ENSEMBLE, "ensemble.n_inits=4", name="ensemble")
     first = ens.run(cfg)
     monkeypatch.setattr(JOB_MODULE, "evaluate_ensemble", lambda *a, **k: pytest.fail("re-ran"))
     assert ens.run(cfg) == first
@@ -381,7 +371,7 @@ def test_an_error_in_a_worker_is_raised_not_hung(monkeypatch, workers: int) -> N
      ("f_max", 0.5, 10)],
 )  # fmt: skip
 def test_histogram_with_theory_overlay(tmp_path: Path, label, gamma, num_classes) -> None:
-    from igb.ensemble.plot import _x_range, plot_histogram, theory_curve
+    from igb.ensemble.plot import plot_histogram, theory_curve, x_range
 
     n = 400
     rng = np.random.default_rng(0)
@@ -389,7 +379,7 @@ def test_histogram_with_theory_overlay(tmp_path: Path, label, gamma, num_classes
         values = rng.binomial(n, theory.sample_f0(gamma, 300, seed=1)) / n
     else:
         values = theory.sample_f_max(gamma, num_classes, 300, n_points=n, seed=1)
-    low, high = _x_range(values, label, num_classes)
+    low, high = x_range(values, label, num_classes)
     assert low <= values.min() and values.max() <= high
     edges = np.linspace(low, high, 51)
     x, dens, legend, is_hist = theory_curve(label, gamma, num_classes, n, edges)

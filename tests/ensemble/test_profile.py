@@ -13,6 +13,7 @@ import pytest
 import torch
 from helpers.entry_points import run_entry
 from helpers.model_configs import mlp, norm
+from helpers.sizes import SMALL_PROFILED_ENSEMBLE
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -106,15 +107,11 @@ def test_last_entry_agrees_with_measured_gamma() -> None:
     assert logits["gamma"] == pytest.approx(res.gamma, rel=1e-6)  # the same logits, measured
 
 
-SMALL = ["dataset.shape=[12]", "dataset.num_classes=3", "dataset.num_samples=120",
-         "ensemble.n_inits=16", "ensemble.eval_samples=60", "ensemble.batch_size=30",
-         "ensemble.n_boot=50", "ensemble.progress=false", "ensemble.profile=true"]  # fmt: skip
-
-
 def test_ensemble_py_profile_files(tmp_path) -> None:
     out = tmp_path / "job"
-    proc = run_entry("ensemble.py", "model=mlp", "model.depth=2", "model.width=16", *SMALL,
-                     f"hydra.run.dir={out}", cwd=tmp_path, timeout=240)  # fmt: skip
+    proc = run_entry("ensemble.py", "model=mlp", "model.depth=2", "model.width=16",
+                     *SMALL_PROFILED_ENSEMBLE, f"hydra.run.dir={out}", cwd=tmp_path,
+                     timeout=240)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list(csv.DictReader((out / "profile.csv").open()))
     assert rows[0]["module"] == "(input)" and rows[-2]["kind"] == HEAD_INPUT
@@ -131,8 +128,8 @@ def test_default_biases_are_reported(tmp_path) -> None:
     out = tmp_path / "job"
     custom = ["model=custom", "model.cls=helpers.custom_models.DefaultBiases", "norm=native"]
     env = {"PYTHONPATH": str(Path(__file__).parents[1])}  # tests/: helpers.custom_models
-    proc = run_entry("ensemble.py", *custom, *SMALL, f"hydra.run.dir={out}", cwd=tmp_path,
-                     env=env, timeout=240)  # fmt: skip
+    proc = run_entry("ensemble.py", *custom, *SMALL_PROFILED_ENSEMBLE, f"hydra.run.dir={out}",
+                     cwd=tmp_path, env=env, timeout=240)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     prof = json.loads((out / "summary.json").read_text())["profile"]
     assert prof["nonzero_biases"] == ["net.body.1.bias", "net.body.3.bias", "net.fc.bias"]

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: an ensemble of 8 blocks of 20 initializations that a signal can stop once its first block
-#: is on disk: about 1.5 s of evaluation follow that block on one core, so the signal sent
+#: is on disk: the seven blocks left take long enough on one core that the signal sent
 #: then arrives while blocks remain even on a loaded machine
 STOPPABLE_ENSEMBLE = (
     "model.depth=4",

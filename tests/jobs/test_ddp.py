@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
 from helpers.entry_points import run_entry
+from helpers.sizes import TINY
 
 from igb.training.run import run
 from multirun_analysis.wandb_files import find_run_dirs, read_run

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY
 from helpers.entry_points import ROOT, run_entry
+from helpers.sizes import TINY
 
 
 @pytest.fixture

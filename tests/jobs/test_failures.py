@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
 from helpers.entry_points import run_entry
+from helpers.sizes import TINY
 from omegaconf import OmegaConf
 
 from igb.jobs.status import JobFolder

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY
 from helpers.entry_points import run_entry
+from helpers.sizes import TINY
 
 from igb.jobs.integrity import CHECKPOINT_KEY, folder_damage
 from igb.jobs.status import JobFolder

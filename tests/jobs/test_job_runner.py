@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY
 from helpers.entry_points import STOPPABLE_ENSEMBLE, run_entry
+from helpers.sizes import TINY
 from omegaconf import OmegaConf
 
 from igb import ensemble as ens

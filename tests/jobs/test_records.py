@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY
 from helpers.entry_points import ROOT, run_entry
 from helpers.job_folders import copy_job, snapshot
+from helpers.sizes import TINY
 
 from igb.compat import load_checkpoint
 from igb.jobs.integrity import folder_damage

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY
+from helpers.sizes import TINY
 
 from igb.data.loader import InMemoryLoader
 from igb.data.resumable import ResumableLoader

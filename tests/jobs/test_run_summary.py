@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY, run_train
+from conftest import run_train
+from helpers.sizes import TINY
 
-from igb.jobs.summary import _num, chance_record, chance_warning, multirun_lines
+from igb.jobs.summary import chance_record, chance_warning, multirun_lines, num
 from igb.launch.hydra_callbacks import status_pointer
 from igb.training.run import run
 
@@ -47,8 +48,8 @@ def test_summary_of_a_real_run_matches_its_files(make_cfg, caplog) -> None:
 
 
 def test_numbers_never_print_negative_zero() -> None:
-    assert _num(-0.0) == "0.000" and _num(-1e-9) == "0.000" and _num(-0.5) == "-0.500"
-    assert _num(None) == "-" and _num(float("nan")) == "nan"
+    assert num(-0.0) == "0.000" and num(-1e-9) == "0.000" and num(-0.5) == "-0.500"
+    assert num(None) == "-" and num(float("nan")) == "nan"
 
 
 def test_multirun_lines_name_every_job_and_the_next_command(tmp_path: Path) -> None:

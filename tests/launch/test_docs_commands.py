@@ -21,18 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers.sizes import DOCS_DIGITS, DOCS_ENSEMBLE, DOCS_ENSEMBLE_OWN_DATA, DOCS_TRAIN
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-
-#: small sizes for a long training command (the command's own keys win where they differ)
-TINY = ("dataset.num_samples=240", "trainer.max_epochs=1", "callbacks.progress=null")
-#: small sizes for a long ensemble command
-TINY_ENSEMBLE = ("ensemble.n_inits=8", "dataset.num_samples=240", "ensemble.eval_samples=100")
-#: small sizes for an ensemble command on a dataset of its own (no dataset.num_samples)
-SMALL_ENSEMBLE = ("ensemble.n_inits=4", "ensemble.eval_samples=64", "ensemble.batch_size=64")
-#: small sizes for a training grid on the bundled digits: one seed, one short epoch
-DIGITS = ("seed=0", "+dataset.subset=300", "trainer.max_epochs=1", "callbacks.progress=null")
 
 
 @dataclass(frozen=True)
@@ -59,10 +51,10 @@ PLAN: dict[str, Plan] = {
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest': (
         Plan(skip="installs packages (network) and runs this suite itself")
     ),
-    "python train.py norm=post model=cnn -m": Plan(TINY),
-    "python train.py -m model=mlp,cnn,resnet,vit norm=none,pre,post": Plan(TINY),
+    "python train.py norm=post model=cnn -m": Plan(DOCS_TRAIN),
+    "python train.py -m model=mlp,cnn,resnet,vit norm=none,pre,post": Plan(DOCS_TRAIN),
     "python ensemble.py model=mlp model.depth=10 norm=pre norm.kind=batch "
-    "ensemble.n_inits=1000": Plan(TINY_ENSEMBLE),
+    "ensemble.n_inits=1000": Plan(DOCS_ENSEMBLE),
     "python -m igb.theory.nngp model.depth=1,5,10,20 norm=none,pre,post "
     "norm.kind=batch,layer,rms": Plan(("ensemble.eval_samples=20", "model.depth=1,5")),
     # docs/theory.md
@@ -81,54 +73,58 @@ PLAN: dict[str, Plan] = {
         skip="needs a file of pretrained ResNet-50 weights (/path/resnet50.pth)"
     ),
     "python train.py model=custom model.cls=mypackage.nets.MyNet +model.kwargs.hidden=64 "
-    "norm=native": Plan(TINY),  # mypackage/nets.py: written by the test (MY_NET)
+    "norm=native": Plan(DOCS_TRAIN),  # mypackage/nets.py: written by the test (MY_NET)
     "python train.py model=vit norm=none": AS_WRITTEN,
     "python bench/bench_architectures.py": Plan(skip="a benchmark (minutes); bench/ says how"),
     # docs/ensemble.md
     "python ensemble.py model.depth=10 model.width=100 norm=pre dataset.separation=0 "
-    "ensemble.n_inits=1000": Plan(TINY_ENSEMBLE),
+    "ensemble.n_inits=1000": Plan(DOCS_ENSEMBLE),
     "python ensemble.py model.depth=10 model.width=100 norm=post dataset.separation=0 "
-    "ensemble.n_inits=1000": Plan(TINY_ENSEMBLE),
+    "ensemble.n_inits=1000": Plan(DOCS_ENSEMBLE),
     "python ensemble.py dataset.num_classes=2 norm=none ensemble.n_inits=5000 logger=wandb": Plan(
-        TINY_ENSEMBLE
+        DOCS_ENSEMBLE
     ),  # W&B offline (WANDB_MODE)
     "python ensemble.py experiment=placement_ensembles -m": Plan(
-        (*TINY_ENSEMBLE, "norm_variant=none", "model.activation=relu", "model.depth=1")
+        (*DOCS_ENSEMBLE, "norm_variant=none", "model.activation=relu", "model.depth=1")
     ),  # one job of its 105-job grid
     # docs/scaling.md
-    "python train.py -m norm=none,pre,post seed=0,1,2": Plan(TINY),
+    "python train.py -m norm=none,pre,post seed=0,1,2": Plan(DOCS_TRAIN),
     "python train.py -m hydra/launcher=local hydra.launcher.n_jobs=4 norm=none,pre,post "
-    "seed=0,1,2": Plan((*TINY, "hydra.launcher.n_jobs=2")),
+    "seed=0,1,2": Plan((*DOCS_TRAIN, "hydra.launcher.n_jobs=2")),
     "python train.py -m hydra/launcher=slurm experiment=placement_mlp_dynamics "
     "hydra.launcher.partition=gpu hydra.launcher.gpus_per_node=1 trainer=gpu "
     "hydra.launcher.timeout_min=240 hydra.launcher.cpus_per_task=8 "
     "'hydra.launcher.setup=[\"source /path/to/venv/bin/activate\"]'": Plan(
         skip="SLURM with GPUs (tests/slurm/ runs the slurm launcher on a local cluster)"
     ),
-    "python train.py trainer=ddp trainer.accelerator=cpu trainer.devices=2": Plan(TINY),
+    "python train.py trainer=ddp trainer.accelerator=cpu trainer.devices=2": Plan(DOCS_TRAIN),
     "python train.py trainer=ddp trainer.accelerator=gpu trainer.devices=4": Plan(
         skip="needs 4 GPUs"
     ),
     # README.md: where a network becomes prejudiced
     "python ensemble.py model=cnn model.depth=3 model.width=16 norm=none ensemble.n_inits=16 "
-    "ensemble.eval_samples=200 ensemble.batch_size=200 ensemble.profile=true": Plan(SMALL_ENSEMBLE),
+    "ensemble.eval_samples=200 ensemble.batch_size=200 ensemble.profile=true": Plan(
+        DOCS_ENSEMBLE_OWN_DATA
+    ),
     "python ensemble.py model=cnn model.depth=3 model.width=16 norm=none ensemble.n_inits=16 "
-    "ensemble.eval_samples=200 ensemble.batch_size=200 model.neutralize=head": Plan(SMALL_ENSEMBLE),
+    "ensemble.eval_samples=200 ensemble.batch_size=200 model.neutralize=head": Plan(
+        DOCS_ENSEMBLE_OWN_DATA
+    ),
     "python ensemble.py model=torchvision model.arch=resnet18 norm=native "
     "model.head_init=torch_default ensemble.vary=head ensemble.n_inits=200 "
-    "ensemble.eval_samples=200 ensemble.batch_size=100": Plan(SMALL_ENSEMBLE),
+    "ensemble.eval_samples=200 ensemble.batch_size=100": Plan(DOCS_ENSEMBLE_OWN_DATA),
     # docs/architectures.md: neutralize grids, the authors' Swin and ResNet101 layouts
     "python train.py -m model=cnn model.depth=3 model.width=16 norm=none "
-    "model.neutralize=none,head seed=0,1,2 dataset=digits trainer.max_epochs=5": Plan(DIGITS),
+    "model.neutralize=none,head seed=0,1,2 dataset=digits trainer.max_epochs=5": Plan(DOCS_DIGITS),
     "python train.py -m model=torchvision model.arch=resnet18 norm=native "
-    "model.neutralize=none,head seed=0,1,2 dataset=digits trainer.max_epochs=3": Plan(DIGITS),
-    "python ensemble.py experiment=authors_swin_offline -m": Plan(TINY_ENSEMBLE),
+    "model.neutralize=none,head seed=0,1,2 dataset=digits trainer.max_epochs=3": Plan(DOCS_DIGITS),
+    "python ensemble.py experiment=authors_swin_offline -m": Plan(DOCS_ENSEMBLE),
     "python ensemble.py model=swin norm=pre,post norm.kind=layer dataset=digits "
     "ensemble.n_inits=100 ensemble.eval_samples=500 ensemble.batch_size=500 -m": Plan(
-        SMALL_ENSEMBLE
+        DOCS_ENSEMBLE_OWN_DATA
     ),
     "python ensemble.py experiment=authors_resnet101_offline model.width=8,16 -m": Plan(
-        (*TINY_ENSEMBLE, "model.width=8")
+        (*DOCS_ENSEMBLE, "model.width=8")
     ),
     "python ensemble.py experiment=authors_resnet101_offline model.width=32,64 -m": Plan(
         skip="the same command as the widths 8,16 one above at larger widths (9 minutes)"

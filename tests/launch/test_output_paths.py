@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TINY
 from helpers.entry_points import run_entry
+from helpers.sizes import TINY
 
 from igb.launch.output_paths import system_folder, task_name_problem
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 import yaml
+from helpers.sizes import TINY_IMAGES, TINY_IMAGES_ENSEMBLE
 from torch import nn
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
@@ -34,27 +35,6 @@ pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 ROOT = Path(__file__).resolve().parents[2]
 NATIVE = {"placement": "native", "kind": "native"}
-#: tiny data for the subprocess runs: 16x16 images, a few batches
-TINY = [
-    "dataset.num_samples=80",
-    "dataset.shape=[3,16,16]",
-    "dataset.num_classes=3",
-    "dataset.batch_size=16",
-    "trainer.max_epochs=1",
-    "trainer.accelerator=cpu",
-    "callbacks.progress=null",
-    "callbacks.bias_stats.log_steps=0",
-]
-TINY_ENSEMBLE = [
-    "dataset.num_samples=80",
-    "dataset.shape=[3,16,16]",
-    "dataset.num_classes=3",
-    "ensemble.n_inits=4",
-    "ensemble.eval_samples=48",
-    "ensemble.batch_size=24",
-    "ensemble.n_boot=50",
-    "ensemble.progress=false",
-]
 
 
 class TinyNet(nn.Module):
@@ -377,7 +357,7 @@ def test_torchvision_resnet_trains_from_a_file_in_a_multirun(r18_file, tmp_path)
 
     sweep = tmp_path / "sweep"
     _run("train.py", ["-m", "model=torchvision", "norm=native", f"model.weights={r18_file[0]}",
-                      *TINY, f"hydra.sweep.dir={sweep}"], tmp_path)  # fmt: skip
+                      *TINY_IMAGES, f"hydra.sweep.dir={sweep}"], tmp_path)  # fmt: skip
     job = sweep / "0"
     assert json.loads((job / "status.json").read_text())["status"] == "finished"
     run = read_run(find_run_dirs(job)[0])
@@ -396,12 +376,12 @@ def test_timm_vit_trains_and_its_ensemble_runs(tmp_path) -> None:
     """timm's test_vit on 1-channel 8x8 images resized to 16: train.py, then ensemble.py."""
     data = ["dataset.shape=[1,8,8]"]
     _run("train.py", ["model=timm", "model.arch=test_vit", "model.input_size=16", "norm=native",
-                      *TINY, *data, "logger=csv", f"hydra.run.dir={tmp_path / 'train'}"],
+                      *TINY_IMAGES, *data, "logger=csv", f"hydra.run.dir={tmp_path / 'train'}"],
          tmp_path)  # fmt: skip
     assert json.loads((tmp_path / "train" / "status.json").read_text())["status"] == "finished"
     out = tmp_path / "ens"
     vit = ["model=timm", "model.arch=test_vit", "model.input_size=16", "norm=native"]
-    _run("ensemble.py", [*vit, *TINY_ENSEMBLE, *data, f"hydra.run.dir={out}"], tmp_path)
+    _run("ensemble.py", [*vit, *TINY_IMAGES_ENSEMBLE, *data, f"hydra.run.dir={out}"], tmp_path)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_inits"] == 4 and summary["choices"]["model"] == "timm-test_vit"
     assert summary["choices"]["norm_placement"] == "native"
@@ -431,12 +411,13 @@ def test_custom_module_trains_and_its_head_only_ensemble_runs(tmp_path) -> None:
     (tmp_path / "user_nets.py").write_text(CUSTOM_MODULE)
     model = ["model=custom", "model.cls=user_nets.UserNet", "+model.kwargs.hidden=6",
              "norm=native"]  # fmt: skip
-    train = [*model, *TINY, "logger=csv", f"hydra.run.dir={tmp_path / 'train'}"]
+    train = [*model, *TINY_IMAGES, "logger=csv", f"hydra.run.dir={tmp_path / 'train'}"]
     _run("train.py", train, tmp_path, tmp_path)
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
     out = tmp_path / "ens"
-    _run("ensemble.py", [*model, f"model.weights={ckpt}", "ensemble.vary=head", *TINY_ENSEMBLE,
-                         f"hydra.run.dir={out}"], tmp_path, tmp_path)  # fmt: skip
+    _run("ensemble.py", [*model, f"model.weights={ckpt}", "ensemble.vary=head",
+                         *TINY_IMAGES_ENSEMBLE, f"hydra.run.dir={out}"],
+         tmp_path, tmp_path)  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["choices"]["vary"] == "head" and summary["n_inits"] == 4
     # the log and summary.json name the class and the weights loaded

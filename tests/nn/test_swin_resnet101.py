@@ -10,7 +10,7 @@ from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn import build_model
-from igb.nn.swin import PostLNSwinBlock
+from igb.nn.swin import PlacedSwinBlock
 
 SWIN = {
     "_target_": "igb.nn.swin.Swin",
@@ -45,9 +45,13 @@ def test_pre_is_timms_own_swin_with_the_same_weights() -> None:
     assert tables and all(0.005 < t.std().item() < 0.04 for t in tables)  # N(0, 0.02^2)
 
 
+def _post_block(module: torch.nn.Module) -> bool:
+    return isinstance(module, PlacedSwinBlock) and module.placement == "post"
+
+
 def test_post_blocks_are_ln_of_the_residual_sum() -> None:
     model = _swin("post").eval()
-    blocks = [m for m in model.modules() if isinstance(m, PostLNSwinBlock)]
+    blocks = [m for m in model.modules() if _post_block(m)]
     assert len(blocks) == 4
     block = blocks[0]
     x = torch.randn(2, 8, 8, 16)
@@ -59,7 +63,7 @@ def test_post_blocks_are_ln_of_the_residual_sum() -> None:
         out = block(x)
         assert torch.allclose(out.mean(-1), torch.zeros(2, 8, 8), atol=1e-5)
     pre = _swin("pre")
-    assert not any(isinstance(m, PostLNSwinBlock) for m in pre.modules())
+    assert not any(_post_block(m) for m in pre.modules())
     assert torch.equal(
         torch.cat([p.flatten() for p in pre.parameters()]),
         torch.cat([p.flatten() for p in _swin("post").parameters()]),

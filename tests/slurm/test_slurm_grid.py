@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY
+from helpers.sizes import TINY
 from helpers.slurm_cluster import SlurmCluster
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -35,17 +35,11 @@ from igb.metrics import gamma_bootstrap_ci
 from igb.theory import gaussian as theory
 
 N_INITS = 300
+#: two worker threads with one intra-op thread each: fast, and robust to a busy CPU
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
+
 N_POINTS = 500
 DEPTH, WIDTH, DIM = 10, 100, 100
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    """Two worker threads with one intra-op thread each: fast, and robust to a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from igb.theory.nngp.finite import (
 )
 from igb.theory.nngp.kernel import final_kernel
 
-pytestmark = pytest.mark.usefixtures("single_intra_op_thread")
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 # -- closed-form pieces on hand-made inputs ---------------------------------------------------

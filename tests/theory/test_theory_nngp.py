@@ -23,9 +23,9 @@ from igb.nn.norm_act import ACTIVATIONS
 from igb.theory.nngp import predict_gamma
 from igb.theory.nngp.activations import activation_kernel, mehler_kernel, relu_kernel
 from igb.theory.nngp.kernel import Units, batch_norm, gamma_from_kernel, layer_norm, rms_norm
-from multirun_analysis.figures.gamma import _theory_curve
+from multirun_analysis.figures.gamma import theory_curve
 
-pytestmark = pytest.mark.usefixtures("single_intra_op_thread")
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 def mlp(depth: int, activation: str = "relu", width: int = 1024, init="kaiming_normal") -> dict:
@@ -270,9 +270,9 @@ def test_prediction_matches_measurement_at_width_1024(activation, norm, depth, e
 def test_gamma_vs_depth_draws_the_predicted_curve_where_covered():
     fig, ax = plt.subplots()
     sel = pd.DataFrame({"depth": [1, 1, 5], "gamma_theory": [0.4, 0.4, 2.0]})
-    _theory_curve(ax, sel, "layer-pre", floor=1e-6)
+    theory_curve(ax, sel, "layer-pre", floor=1e-6)
     np.testing.assert_allclose(ax.lines[-1].get_xydata(), [[1, 0.4], [5, 2.0]])
     uncovered = pd.DataFrame({"depth": [1, 5], "gamma_theory": [None, None]})
-    _theory_curve(ax, uncovered, "layer-pre", floor=1e-6)
+    theory_curve(ax, uncovered, "layer-pre", floor=1e-6)
     assert len(ax.lines) == 1
     plt.close(fig)

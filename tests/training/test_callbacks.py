@@ -12,28 +12,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers.conf_values import bias_stats_callback
+from helpers.sizes import SMALL_CSV_TRAIN
 from torch import nn
 
-from igb.callbacks import BiasStatsCallback, log_spaced_steps
+from igb.callbacks import log_spaced_steps
 from igb.data.instantiate import instantiate_datamodule
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
 from igb.training.datamodule import as_lightning
 from igb.training.run import run
 
-#: tiny but not trivial: 300 points (240 train), 4 classes, two epochs of 8 steps
-SMALL = [
-    "logger=csv",
-    "dataset.num_samples=300",
-    "dataset.shape=[20]",
-    "dataset.num_classes=4",
-    "model.depth=3",
-    "model.width=32",
-]
-
 
 def _run(make_cfg, *overrides: str, job: str):
-    cfg = make_cfg(*SMALL, *overrides, job=job)
+    cfg = make_cfg(*SMALL_CSV_TRAIN, *overrides, job=job)
     run(cfg)
     out = Path(cfg.paths.output_dir)
     return cfg, pd.read_csv(out / "metrics.csv")
@@ -173,11 +165,11 @@ def test_batchnorm_post_is_neutral_and_none_is_prejudiced_at_step0(make_cfg, see
 
 def test_bad_options_are_rejected() -> None:
     with pytest.raises(ValueError, match="norm_mode"):
-        BiasStatsCallback(norm_mode="running")
+        bias_stats_callback(norm_mode="running")
     with pytest.raises(ValueError, match="splits"):
-        BiasStatsCallback(splits=["train", "holdout"])
+        bias_stats_callback(splits=["train", "holdout"])
     with pytest.raises(ValueError, match="batch_size"):
-        BiasStatsCallback(batch_size=1)
+        bias_stats_callback(batch_size=1)
 
 
 def test_log_spaced_steps_are_unique_increasing_and_end_at_total() -> None:

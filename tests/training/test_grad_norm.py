@@ -8,23 +8,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from helpers.sizes import SMALL_CSV_TRAIN_POST
 
 from igb.callbacks import log_spaced_steps
 from igb.data.instantiate import instantiate_datamodule
 from igb.nn import build_model
 from igb.training.run import run
-
-SMALL = [
-    "logger=csv",
-    "dataset.num_samples=300",
-    "dataset.shape=[20]",
-    "dataset.batch_size=30",
-    "model.depth=3",
-    "model.width=32",
-    "norm=post",
-    "optimizer.lr=0.05",
-    "callbacks.bias_stats.log_steps=6",
-]
 
 
 def _independent_grad_norm(cfg) -> float:
@@ -39,7 +28,7 @@ def _independent_grad_norm(cfg) -> float:
 
 
 def test_grad_norm_at_measurement_steps_matches_an_independent_gradient(make_cfg) -> None:
-    cfg = make_cfg(*SMALL, job="grad")
+    cfg = make_cfg(*SMALL_CSV_TRAIN_POST, job="grad")
     run(cfg)
     metrics = pd.read_csv(Path(cfg.paths.output_dir) / "metrics.csv")
     rows = metrics[metrics["train/grad_norm"].notna()].reset_index(drop=True)

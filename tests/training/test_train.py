@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import TINY
+from helpers.sizes import TINY
 
 from igb.data.instantiate import instantiate_datamodule
 from igb.nn import build_model

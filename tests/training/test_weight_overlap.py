@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers.conf_values import bias_stats_callback
 
-from igb.callbacks.bias_stats import BiasStatsCallback
 from igb.callbacks.overlap import parameter_vector
 from igb.data.instantiate import instantiate_datamodule
 from igb.nn import build_model
@@ -59,10 +59,10 @@ def test_overlap_starts_at_one_and_matches_the_final_weights(make_cfg) -> None:
 
 
 def test_step0_vector_is_kept_in_the_callback_state() -> None:
-    cb = BiasStatsCallback()
+    cb = bias_stats_callback()
     cb.w0 = torch.tensor([0.6, 0.8])
-    other = BiasStatsCallback()
+    other = bias_stats_callback()
     other.load_state_dict(cb.state_dict())
     assert torch.equal(other.w0, cb.w0)
-    off = BiasStatsCallback(weight_overlap=False)
+    off = bias_stats_callback(weight_overlap=False)
     assert off.weight_overlap is False

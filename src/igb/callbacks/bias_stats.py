@@ -71,6 +71,9 @@ def flatten_stats(split: str, stats: dict[str, Any], order: Sequence[int]) -> di
 class BiasStatsCallback(L.Callback):
     """Measure f, bias degree, accuracy and loss (overall and per class) over training.
 
+    Every argument is required: their values live in ``conf/callbacks/bias_stats.yaml``
+    alone, so a default here could only disagree with it.
+
     Args:
         splits: evaluation sets measured at step 0, after every epoch and at the
             log-spaced steps (``train``, ``val``).
@@ -95,16 +98,17 @@ class BiasStatsCallback(L.Callback):
 
     def __init__(
         self,
-        splits: Sequence[str] = ("train", "val"),
-        test_at_end: bool = True,
-        batch_size: int = 500,
-        norm_mode: str = "batch",
-        train_samples: int | None = 500,
-        subset_seed: int = 0,
-        log_steps: int = 0,
-        charts: bool = True,
-        progress_min_batches: int = 20,
-        weight_overlap: bool = True,
+        *,
+        splits: Sequence[str],
+        test_at_end: bool,
+        batch_size: int,
+        norm_mode: str,
+        train_samples: int | None,
+        subset_seed: int,
+        log_steps: int,
+        charts: bool,
+        progress_min_batches: int,
+        weight_overlap: bool,
     ) -> None:
         super().__init__()
         splits = tuple(splits)
@@ -141,7 +145,7 @@ class BiasStatsCallback(L.Callback):
         self.rank_order: list[int] | None = None
         self.f0_train: list[float] | None = None
         self.last_step = -1
-        #: [issue 12] the step-0 row (igb/*, acc, loss), for the end-of-run summary
+        #: the step-0 row (igb/*, acc, loss), for the end-of-run summary
         self.initial: dict[str, float] = {}
         #: latest computed statistics per split (for the final table and for tests)
         self.latest: dict[str, dict[str, Any]] = {}
@@ -302,7 +306,7 @@ class BiasStatsCallback(L.Callback):
                 wandb_panels.define_step_axis(run, SPLITS)
         log.info(
             "bias_stats: %s batch_size=%d eval sizes %s, %d log-spaced steps",
-            # [issue 12] norm_mode only means something for a model with BatchNorm
+            # norm_mode only means something for a model with BatchNorm
             f"norm_mode={self.norm_mode}" if batch_norms(pl_module) else "no BatchNorm,",
             self.batch_size,
             config["eval_sizes"],

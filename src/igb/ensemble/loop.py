@@ -24,9 +24,8 @@ def run_loop(
     """One initialization at a time; ``n_workers`` threads, each with its own replica.
 
     Initialization draws from the global RNG, so it happens under a lock (with the index
-    of the next seed). Measured alternatives: a producer thread initialising replicas
-    for the workers (no lock) was ~15% slower (three threads on two cores); initialising
-    without any lock (not reproducible) would be ~9% faster.
+    of the next seed): reproducible whatever the threads' interleaving, and no extra
+    producer thread competing for the cores (docs/ensemble.md compares the alternatives).
 
     ``profiler`` (:mod:`.profile`): hooks on every replica record each layer's features
     during the same forward passes.
@@ -46,10 +45,10 @@ def run_loop(
         if single_threaded:
             torch.set_num_threads(1)  # this thread only (OpenMP / MKL settings are per thread)
         # predict_logits' loop, with batch_stat_mode entered once per replica rather than
-        # once per initialization (its save/restore of every BatchNorm buffer cost ~5%);
+        # once per initialization (it saves and restores every BatchNorm buffer);
         # re-initialising inside it is safe: it restores the buffers on exit.
-        # inference_mode: no autograd bookkeeping at all (10% faster with whole-set
-        # batches); safe because the replicas are private to this call.
+        # inference_mode: no autograd bookkeeping at all; safe because the replicas are
+        # private to this call.
         with torch.inference_mode(), batch_stat_mode(model, norm_mode):
             while not stop.is_set():
                 with lock:

@@ -65,7 +65,7 @@ def theory_curve(
     return centres, dens, f"theory (Gaussian model, {where}, {draws} draws)", True
 
 
-def _x_range(values: np.ndarray, label: str, num_classes: int) -> tuple[float, float]:
+def x_range(values: np.ndarray, label: str, num_classes: int) -> tuple[float, float]:
     """The full range [0, 1] / [1/C, 1], zoomed in when every value sits in a small part
     of it (a neutral ensemble would otherwise be one or two bins wide)."""
     if label == "f_0":
@@ -92,7 +92,7 @@ def plot_histogram(
     values = np.asarray(values, dtype=np.float64)
     gamma = float(summary["gamma"])
     lo, hi = summary["gamma_ci"]
-    low, high = _x_range(values, label, num_classes)
+    low, high = x_range(values, label, num_classes)
     edges = np.linspace(low, high, bins + 1)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     ax.hist(values, bins=edges, density=True, color="#4c72b0", alpha=0.75,

@@ -15,7 +15,7 @@ def empty_model(
     With ``norm_mode="batch"`` its BatchNorm layers stop tracking running statistics
     (``torch.func.replace_all_batch_norm_modules_``): in batch-statistics mode they never
     use them, so the logits are bit-identical, and the model stops spending time on an
-    update that would be thrown away (~5%; under vmap there are no buffers to stack).
+    update that would be thrown away (and under vmap there are no buffers to stack).
     """
     meta = build_model(model_cfg, norm_cfg, input_shape, num_classes, seed=0, device="meta")
     model = meta.to_empty(device=device)

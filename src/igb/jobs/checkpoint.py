@@ -233,7 +233,7 @@ class ResumeCallback(L.Callback):
         """Write the checkpoint atomically (a kill while writing leaves the old one intact)."""
 
         def write(tmp: Path) -> None:
-            trainer.save_checkpoint(tmp, weights_only=False)  # [issue 12] full state; says so
+            trainer.save_checkpoint(tmp, weights_only=False)  # full state; says so
 
         if trainer.is_global_zero:
             atomic_write(self.checkpoint_path, write)

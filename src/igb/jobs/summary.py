@@ -33,7 +33,7 @@ _FILES = (
 )  # fmt: skip
 
 
-def _num(value: Any, digits: int = 3) -> str:
+def num(value: Any, digits: int = 3) -> str:
     """A number for a summary line: fixed digits, no ``-0.000``, ``-`` when missing."""
     if value is None:
         return "-"
@@ -87,9 +87,9 @@ def chance_warning(status: Mapping[str, Any]) -> str | None:
         return None
     low, high = chance["interval"]
     return (
-        f"learned nothing: final {chance['split']} acc {_num(chance['acc'])} is inside the "
-        f"chance interval [{_num(low)}, {_num(high)}] (always guessing the largest class: "
-        f"{_num(chance['level'])}, {chance['n']} points)"
+        f"learned nothing: final {chance['split']} acc {num(chance['acc'])} is inside the "
+        f"chance interval [{num(low)}, {num(high)}] (always guessing the largest class: "
+        f"{num(chance['level'])}, {chance['n']} points)"
     )
 
 
@@ -103,17 +103,17 @@ def job_lines(folder: Path, status: Mapping[str, Any], wall_s: float | None = No
         lines.append(f"  {state}: {status['error']}")
     if metrics:
         for what in ("acc", "loss"):
-            values = "  ".join(f"{s} {_num(metrics.get(f'{s}/{what}'))}" for s in SPLITS)
+            values = "  ".join(f"{s} {num(metrics.get(f'{s}/{what}'))}" for s in SPLITS)
             lines.append(f"  final {what:<5} {values}")
     warning = chance_warning(status)
     if warning:
         lines.append(f"  warning: {warning}")
     bias = initial_bias(status.get("initial") or {})
     if bias:
-        chance = f" (1/C = {_num(1 / bias['num_classes'])})" if "num_classes" in bias else ""
+        chance = f" (1/C = {num(1 / bias['num_classes'])})" if "num_classes" in bias else ""
         lines.append(
-            f"  step 0 ({INITIAL_SPLIT}): f_max {_num(bias.get('f_max'))}{chance}  "
-            f"entropy {_num(bias.get('entropy'))}  bias degree {_num(bias.get('bias_degree'))}"
+            f"  step 0 ({INITIAL_SPLIT}): f_max {num(bias.get('f_max'))}{chance}  "
+            f"entropy {num(bias.get('entropy'))}  bias degree {num(bias.get('bias_degree'))}"
         )
     files = [name for name in _FILES if (Path(folder) / name.rstrip("/")).exists()]
     if files:
@@ -137,12 +137,12 @@ def headline(status: Mapping[str, Any]) -> str:
     metrics = status.get("metrics") or {}
     bias = initial_bias(status.get("initial") or {})
     parts = [
-        f"{s} acc {_num(metrics[f'{s}/acc'])}" for s in ("val", "test") if f"{s}/acc" in metrics
+        f"{s} acc {num(metrics[f'{s}/acc'])}" for s in ("val", "test") if f"{s}/acc" in metrics
     ]
     if "f_max" in bias:
-        parts.append(f"step-0 f_max {_num(bias['f_max'])}")
+        parts.append(f"step-0 f_max {num(bias['f_max'])}")
     if "gamma" in status:  # an initialization ensemble (ensemble.py)
-        parts.append(f"gamma {_num(status['gamma'], 4)} ({status.get('regime', '?')})")
+        parts.append(f"gamma {num(status['gamma'], 4)} ({status.get('regime', '?')})")
     if chance_warning(status):
         parts.append("LEARNED NOTHING (chance level)")
     return "  ".join(parts) or "-"

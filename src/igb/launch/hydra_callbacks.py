@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from igb.jobs import summary as run_summary
+from igb.jobs.grid import job_overrides, match_grid, split_grid
 from igb.jobs.identity import group_name
 from igb.jobs.integrity import folder_damage
 from igb.jobs.runner import STOP_MARKER
@@ -30,7 +31,6 @@ from igb.jobs.status import (
     JobFolder,
     job_order,
 )
-from igb.launch.grid import job_overrides, match_grid, split_grid
 from igb.launch.stop_grid import install_stop_handlers
 
 log = logging.getLogger(__name__)

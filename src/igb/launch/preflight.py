@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key
 from igb.errors import ConfigError, one_line
+from igb.jobs.grid import split_grid
 from igb.launch.conf_dir import find_conf_dir
-from igb.launch.grid import split_grid
 from igb.launch.output_paths import output_path_problem
 
 CONF_DIR = find_conf_dir()

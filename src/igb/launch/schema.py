@@ -3,7 +3,9 @@
 Each group (``optimizer``, ``scheduler``, ``trainer``, ``dataset``, ``callbacks.bias_stats``,
 ``ensemble``, ``model``, the top level) is a pydantic model: the YAML files under
 ``conf/`` stay the one place for defaults and comments, and these models say what a value
-may be. :func:`check_schema` turns the first violation into one line naming the key and
+may be: a field's default is :data:`FROM_YAML` (never a value: an absent key is not
+checked, and the value a job uses is the YAML's). :func:`check_schema` turns the first
+violation into one line naming the key and
 the allowed values (a :class:`igb.errors.ConfigError`, exit 2 from the pre-flight).
 
 Why pydantic rather than Hydra structured configs (dataclasses): a structured config
@@ -30,6 +32,10 @@ from igb.metrics.measure import NORM_MODES
 #: seeds go to numpy's and torch's generators: unsigned 32-bit integers
 MAX_SEED = 2**32 - 1
 
+#: the default of every field: values live in ``conf/`` (README, Architecture); pydantic
+#: does not validate a default, so a key the config lacks passes and a given one is checked
+FROM_YAML: Any = None
+
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
@@ -46,72 +52,72 @@ class Group(BaseModel):
 
 class Optimizer(Group):
     lr: PosFloat
-    weight_decay: NonNegFloat = 0.0
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    nesterov: bool = False
+    weight_decay: NonNegFloat = FROM_YAML
+    momentum: Annotated[float, Field(ge=0, lt=1)] = FROM_YAML
+    nesterov: bool = FROM_YAML
 
 
 class Scheduler(Group):
-    warmup_steps: NonNegInt = 0
-    step_size: PosInt | None = None
-    gamma: PosFloat = 0.1
+    warmup_steps: NonNegInt = FROM_YAML
+    step_size: PosInt | None = FROM_YAML
+    gamma: PosFloat = FROM_YAML
 
 
 class Trainer(Group):
-    max_epochs: PosInt | Literal[-1] | None = None
-    max_steps: PosInt | Literal[-1] | None = None
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
-    devices: PosInt | Literal["auto"] | list[NonNegInt] = 1
-    num_nodes: PosInt = 1
+    max_epochs: PosInt | Literal[-1] | None = FROM_YAML
+    max_steps: PosInt | Literal[-1] | None = FROM_YAML
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = FROM_YAML
+    devices: PosInt | Literal["auto"] | list[NonNegInt] = FROM_YAML
+    num_nodes: PosInt = FROM_YAML
 
 
 class Dataset(Group):
-    num_samples: PosInt | None = None
-    num_classes: PosInt | None = None  # >= 2, with the reason: igb.launch.validate
-    shape: Annotated[list[PosInt], Field(min_length=1)] | None = None
+    num_samples: PosInt | None = FROM_YAML
+    num_classes: PosInt | None = FROM_YAML  # >= 2, with the reason: igb.launch.validate
+    shape: Annotated[list[PosInt], Field(min_length=1)] | None = FROM_YAML
     batch_size: PosInt
-    eval_batch_size: PosInt | None = None
-    val_fraction: Fraction | None = None
-    test_fraction: Fraction | None = None
-    separation: NonNegFloat | None = None
-    seed: Seed = 0
-    standardize: bool = True
+    eval_batch_size: PosInt | None = FROM_YAML
+    val_fraction: Fraction | None = FROM_YAML
+    test_fraction: Fraction | None = FROM_YAML
+    separation: NonNegFloat | None = FROM_YAML
+    seed: Seed = FROM_YAML
+    standardize: bool = FROM_YAML
 
 
 class BiasStats(Group):
-    splits: list[Literal[SPLITS]] = ["train", "val"]
-    test_at_end: bool = True
-    batch_size: PosInt = 500
-    norm_mode: Literal[NORM_MODES] = "batch"
-    train_samples: PosInt | None = None
-    subset_seed: Seed = 0
-    log_steps: NonNegInt = 0
-    charts: bool = True
-    progress_min_batches: NonNegInt = 0
+    splits: list[Literal[SPLITS]] = FROM_YAML
+    test_at_end: bool = FROM_YAML
+    batch_size: PosInt = FROM_YAML
+    norm_mode: Literal[NORM_MODES] = FROM_YAML
+    train_samples: PosInt | None = FROM_YAML
+    subset_seed: Seed = FROM_YAML
+    log_steps: NonNegInt = FROM_YAML
+    charts: bool = FROM_YAML
+    progress_min_batches: NonNegInt = FROM_YAML
 
 
 class Model(Group):
-    depth: PosInt | None = None
-    width: PosInt | None = None
-    residual_scale: PosFloat | None = None
+    depth: PosInt | None = FROM_YAML
+    width: PosInt | None = FROM_YAML
+    residual_scale: PosFloat | None = FROM_YAML
 
 
 class Ensemble(Group):
     n_inits: int  # >= 2, with the reason: igb.launch.validate_ensemble
-    seed0: Seed = 0
-    eval_split: Literal[SPLITS] = "train"
-    norm_mode: Literal[NORM_MODES] = "batch"
-    n_boot: PosInt = 1000
-    ci_level: Annotated[float, Field(gt=0, lt=1)] = 0.95
-    progress: bool = True
-    theory: bool = True
-    theory_points: int | str | None = 2000  # >= 100, all or null: igb.launch.validate_ensemble
-    profile: bool = False
-    profile_features: Literal[REDUCTIONS] = "pool"
+    seed0: Seed = FROM_YAML
+    eval_split: Literal[SPLITS] = FROM_YAML
+    norm_mode: Literal[NORM_MODES] = FROM_YAML
+    n_boot: PosInt = FROM_YAML
+    ci_level: Annotated[float, Field(gt=0, lt=1)] = FROM_YAML
+    progress: bool = FROM_YAML
+    theory: bool = FROM_YAML
+    theory_points: int | str | None = FROM_YAML  # >= 100, all or null: igb.launch.validate_ensemble
+    profile: bool = FROM_YAML
+    profile_features: Literal[REDUCTIONS] = FROM_YAML
 
     @model_validator(mode="after")
     def _seeds_fit(self) -> Ensemble:
-        last = self.seed0 + self.n_inits - 1
+        last = (self.seed0 or 0) + self.n_inits - 1  # seed0 absent: the first seed is 0
         if last > MAX_SEED:
             raise ValueError(
                 f"seed0 + n_inits - 1 = {last} exceeds {MAX_SEED}: seeds would wrap "
@@ -122,10 +128,10 @@ class Ensemble(Group):
 
 
 class TopLevel(Group):
-    seed: Seed = 0
-    skip_finished: bool = True
-    restart: bool = False
-    checkpoint_every_s: NonNegFloat = 0.0
+    seed: Seed = FROM_YAML
+    skip_finished: bool = FROM_YAML
+    restart: bool = FROM_YAML
+    checkpoint_every_s: NonNegFloat = FROM_YAML
 
 
 #: config path -> the model of its values ("" is the top level)

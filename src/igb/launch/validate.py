@@ -70,11 +70,11 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
     _check_accelerator(cfg)
     input_shape, num_classes = _shapes(cfg, check_data)
     model = build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device="meta")
-    batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # issue 15: external models
+    batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # external models too
     if batch_norm:
         for key in ("dataset.batch_size", "callbacks.bias_stats.batch_size"):
             if OmegaConf.select(cfg, key) == 1:
-                native = cfg.norm.placement == "native"  # issue 15: the architecture's BatchNorm
+                native = cfg.norm.placement == "native"  # the architecture's BatchNorm
                 where = "BatchNorm in the architecture" if native else f"norm.kind={cfg.norm.kind}"
                 raise ConfigError(
                     key,

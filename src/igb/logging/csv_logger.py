@@ -39,11 +39,11 @@ class AppendingExperimentWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         if self._fs.isfile(self.metrics_file_path):
             self.metrics_keys = self._read()[0]  # the file's column order
-        # [issue 12] one row per step, natural column order (igb.logging.csv_rows)
+        # one row per step, natural column order (igb.logging.csv_rows)
         self._rows = StepRowsFile(self.metrics_file_path, self.metrics_keys)
 
     def save(self) -> None:
-        """[issue 12] Write the buffered rows merged by step (see igb.logging.csv_rows)."""
+        """Write the buffered rows merged by step (see igb.logging.csv_rows)."""
         if self.metrics:
             self.metrics_keys = self._rows.write(self.metrics)
             self.metrics = []
@@ -69,7 +69,7 @@ class AppendingExperimentWriter(ExperimentWriter):
         if step is None:
             self._fs.rm_file(self.metrics_file_path)
             self.metrics_keys = []
-            self._rows = StepRowsFile(self.metrics_file_path)  # [issue 12]
+            self._rows = StepRowsFile(self.metrics_file_path)
             return len(rows)
         kept = [r for r in rows if _step(r) <= step]
         if len(kept) < len(rows) or self.cut_tail:
@@ -79,7 +79,7 @@ class AppendingExperimentWriter(ExperimentWriter):
                 writer.writeheader()
                 writer.writerows(kept)
             os.replace(tmp, self.metrics_file_path)
-        self._rows = StepRowsFile(self.metrics_file_path, fields)  # [issue 12] its new tail
+        self._rows = StepRowsFile(self.metrics_file_path, fields)  # its new tail
         return len(rows) - len(kept)
 
 

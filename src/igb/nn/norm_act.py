@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from igb import PLACEMENTS
 from igb.compat import batch_norm_base
 from igb.errors import ConfigError
 from igb.nn.centering import CenterInitNorm, CenterNorm
 
 LAYOUTS = ("dense", "conv", "token")
-PLACEMENTS = ("none", "pre", "post")
 
 #: Order of the parts of a hidden block for each placement. ``post`` puts the norm
 #: last, after the pooling too: a max-pool after a centring norm re-creates a
@@ -34,6 +35,21 @@ PLACEMENT_ORDER: dict[str, tuple[str, ...]] = {
     "none": ("layer", "act", "pool"),
     "pre": ("layer", "norm", "act", "pool"),
     "post": ("layer", "act", "pool", "norm"),
+}
+
+
+def _plain_sum(x: torch.Tensor, f: Callable, norm: Any, scale: float) -> torch.Tensor:
+    return x + f(x) if scale == 1.0 else x + scale * f(x)
+
+
+#: How a residual joins its input ``x``, its branch ``f`` and its norm for each placement:
+#: Pre-LN ``x + F(Norm(x))``, Post-LN ``Norm(x + F(x))``, and without a norm the plain sum
+#: (``scale`` multiplies the branch there). :class:`Residual` and the Swin blocks
+#: (:mod:`igb.nn.swin`) read it, so that a placement means the same residual everywhere.
+RESIDUAL_SUM: dict[str, Callable[[torch.Tensor, Callable, Any, float], torch.Tensor]] = {
+    "none": _plain_sum,
+    "pre": lambda x, f, norm, scale: x + f(norm(x)),
+    "post": lambda x, f, norm, scale: norm(x + f(x)),
 }
 
 
@@ -257,10 +273,4 @@ class Residual(nn.Module):
             self.norm = norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.placement == "pre":
-            return x + self.branch(self.norm(x))
-        if self.placement == "post":
-            return self.norm(x + self.branch(x))
-        if self.scale != 1.0:
-            return x + self.scale * self.branch(x)
-        return x + self.branch(x)
+        return RESIDUAL_SUM[self.placement](x, self.branch, getattr(self, "norm", None), self.scale)

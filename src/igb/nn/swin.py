@@ -20,17 +20,23 @@ from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn.cnn import require_image
+from igb.nn.norm_act import RESIDUAL_SUM
 from igb.nn.tokens import TokenClassifier, patch_grid
 
 
-class PostLNSwinBlock(SwinTransformerBlock):
-    """timm's block with Post-LN residuals: ``LN(x + Attn(x))``, then ``LN(x + MLP(x))``."""
+class PlacedSwinBlock(SwinTransformerBlock):
+    """timm's block whose two residuals (window attention, MLP) are joined as
+    :data:`igb.nn.norm_act.RESIDUAL_SUM` says for ``placement``: ``pre`` is timm's own
+    forward, ``post`` is ``LN(x + Attn(x))``, then ``LN(x + MLP(x))``."""
+
+    placement = "pre"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
-        x = self.norm1(x + self.drop_path1(self._attn(x)))
+        join = RESIDUAL_SUM[self.placement]
+        x = join(x, lambda y: self.drop_path1(self._attn(y)), self.norm1, 1.0)
         x = x.reshape(b, -1, c)
-        x = self.norm2(x + self.drop_path2(self.mlp(x)))
+        x = join(x, lambda y: self.drop_path2(self.mlp(y)), self.norm2, 1.0)
         return x.reshape(b, h, w, c)
 
 
@@ -71,10 +77,10 @@ class Swin(TokenClassifier):
             mlp_ratio=mlp_ratio, drop_path_rate=0.0,
         )  # fmt: skip
         self.placement = placement
-        if placement == "post":
-            for block in self.net.modules():
-                if type(block) is SwinTransformerBlock:
-                    block.__class__ = PostLNSwinBlock
+        for block in self.net.modules():  # timm builds its own blocks: give each the placement
+            if type(block) is SwinTransformerBlock:
+                block.__class__ = PlacedSwinBlock
+                block.placement = placement
 
     @torch.no_grad()
     def reset_parameters(self) -> None:

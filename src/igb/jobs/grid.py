@@ -4,7 +4,7 @@ Hydra's basic sweeper expands ``hydra.sweeper.params`` and the command line's ov
 into jobs; :func:`split_grid` does the same (the preflight checks every job with it).
 A job's folder holds its overrides in ``.hydra/overrides.yaml``; :func:`match_grid` pairs
 grid jobs with folders by those overrides (spaces and quotes ignored, order ignored), for
-the end-of-multirun summary (:mod:`igb.launch.hydra_callbacks`) and the analysis, which
+the end-of-multirun summary and the analysis, which
 lists the jobs of a grid that never got a folder.
 """
 
