@@ -54,7 +54,8 @@ _CLUSTER_ENV = {
 #: fields that describe one attempt (moved under ``previous`` when the next one starts)
 _ATTEMPT_KEYS = (
     "status", "error", "traceback", "signal", "global_step", "checkpoint", "updated",
-    "resumed_from_step", "objective", "metrics", "launch", *_CLUSTER_ENV,
+    "resumed_from_step", "objective", "metrics", "launch", "chance", "igb_records",
+    *_CLUSTER_ENV,
 )  # fmt: skip
 
 
