@@ -28,7 +28,9 @@ from igb.launch.output_paths import system_folder, task_name_problem
 def test_a_system_folder_or_a_climbing_task_name_is_refused(
     tmp_path: Path, argv: list[str], line: str
 ) -> None:
-    proc = run_entry("train.py", *TINY, *argv, cwd=tmp_path)
+    flags = [a for a in argv if a.startswith("-")]  # -m before every override
+    overrides = [a for a in argv if not a.startswith("-")]
+    proc = run_entry("train.py", *flags, *TINY, *overrides, cwd=tmp_path)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert len(lines) == 1 and line in lines[0], lines
