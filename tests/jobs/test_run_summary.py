@@ -90,9 +90,9 @@ def test_grid_with_a_diverged_job_exits_1_and_is_summarised(tmp_path: Path) -> N
     low, high = chance["interval"]
     assert chance["learned_nothing"] and chance["acc"] <= high
     assert not json.loads((sweep / "0" / "status.json").read_text())["chance"]["learned_nothing"]
-    assert "2 finished    optimizer.lr=1.0e-12" in output and "LEARNED NOTHING" in output
+    assert "2 finished    optimizer.lr=1e-12" in output and "LEARNED NOTHING" in output
     assert "multirun: 1 finished jobs learned nothing (final accuracy inside the chance " \
-        "interval): 2 (optimizer.lr=1.0e-12)" in output  # fmt: skip
+        "interval): 2 (optimizer.lr=1e-12)" in output  # fmt: skip
     assert "  warning: learned nothing: final val acc" in (sweep / "2" / "train.log").read_text()
     # each job's own summary is in its log file too
     assert "run finished in" in (sweep / "0" / "train.log").read_text()
