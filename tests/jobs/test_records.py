@@ -144,3 +144,24 @@ def test_a_grid_reports_a_damaged_finished_job_and_runs_the_others(tmp_path: Pat
                               capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert analysis.returncode == 0, analysis.stderr[-2000:]
     assert f"damaged: {sweep / '1'} - {metrics} is damaged" in analysis.stdout
+
+
+def test_a_row_cut_past_the_checkpoint_is_dropped_by_the_resume(tmp_path: Path) -> None:
+    """A kill while a row past the checkpoint was written: not damage, and the resume's
+    logger drops that row; a row cut before the checkpoint's step is damage."""
+    from igb.jobs.records import metrics_fingerprint, record_damage
+    from igb.logging.csv_logger import AppendingExperimentWriter
+
+    whole = b"epoch,step,x\r\n0,0,1\r\n0,6,2\r\n"
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(whole)
+    fp = metrics_fingerprint(path, "0123456789abcdef", step=8)
+    assert fp["rows"] == 2 and not fp["at_step"]
+    path.write_bytes(whole + b"1,1")  # the row of step 1x, cut
+    assert record_damage(tmp_path, {"metrics.csv": fp}, "checkpoints/last.ckpt") is None
+    AppendingExperimentWriter(str(tmp_path)).keep_rows_until(8)
+    assert path.read_bytes() == whole
+    path.write_bytes(whole[:-3])  # the step-6 row, before the checkpoint, cut
+    assert record_damage(tmp_path, {"metrics.csv": fp}, "checkpoints/last.ckpt") == (
+        f"{path} holds 1 rows where checkpoints/last.ckpt records 2 rows before step 8 (truncated)"
+    )

@@ -128,7 +128,7 @@ def _metrics_damage(path: Path, fp: Mapping[str, Any], source: str) -> str | Non
     else:
         kept = [r for r in rows if _step(r) < int(step)]
         reach = step if fp.get("at_step") else None
-    where = f"{source} records {n} rows" + (f" before step {step}" if reach is not None else "")
+    where = f"{source} records {n} rows" + ("" if fp.get("complete") else f" before step {step}")
     if len(kept) < n:
         return f"{path} holds {len(kept)} rows where {where} (truncated)"
     if _rows_digest(str(fp.get("config_hash", "")), kept[:n]) != fp.get("digest"):
