@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from igb.errors import OneLineParser
+
 if TYPE_CHECKING:
     import torch
     from omegaconf import DictConfig
@@ -70,7 +72,7 @@ def parse_args(doc: str | None, whole_doc: bool = False, **options: Any) -> argp
     """Parse ``sys.argv`` with one option per keyword (see the module docstring); the help
     text's description is the script docstring's first line (all of it with ``whole_doc``)."""
     text = doc or ""
-    parser = argparse.ArgumentParser(description=text if whole_doc else text.splitlines()[0])
+    parser = OneLineParser(description=text if whole_doc else text.splitlines()[0])
     for key, spec in options.items():
         _add(parser, key, spec)
     return parser.parse_args()

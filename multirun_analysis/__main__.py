@@ -23,6 +23,7 @@ import os
 import sys
 from pathlib import Path
 
+from igb.errors import OneLineParser, fraction
 from igb.jobs.status import DAMAGED
 from multirun_analysis.collect import Collection, collect
 from multirun_analysis.results import DEFAULT_TOL
@@ -57,7 +58,7 @@ def analyze(
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m multirun_analysis",
         description="Collect a multirun (or W&B runs) into tables, the paper's figures and a "
         "report.",
@@ -72,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tol",
-        type=float,
+        type=fraction,
         default=DEFAULT_TOL,
         help="time to neutrality: no class predicted more than tol above its share of the "
         f"split (default: {DEFAULT_TOL})",
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"error: no job folder (with .hydra/) or run found under {col.source}", file=sys.stderr
         )
-        return 1
+        return 2
     from multirun_analysis.single_run import is_job_folder
 
     one_run = args.source is not None and not args.wandb and is_job_folder(args.source)

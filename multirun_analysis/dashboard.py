@@ -35,6 +35,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from igb.errors import OneLineParser
+
+#: what the panels may group runs by, besides ``config.<key>``
+GROUP_BY = ("JobType", "Group")
+
 STEP = "trainer/global_step"
 INSTALL_HINT = "pip install wandb-workspaces  (or: pip install -e '.[wandb-report]')"
 
@@ -237,15 +242,25 @@ class View:
         )
 
 
+def group_by(text: str) -> str:
+    """An ``argparse`` type: what the panels group runs by."""
+    if text in GROUP_BY or (text.startswith("config.") and len(text) > len("config.")):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text} is not a grouping; allowed: {', '.join(GROUP_BY)}, config.<key>"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m multirun_analysis.dashboard", description=__doc__)
+    p = OneLineParser(prog="python -m multirun_analysis.dashboard", description=__doc__)
     p.add_argument("--entity", required=True)
     p.add_argument("--project", default="igb")
     p.add_argument("--group", help="only the runs of this W&B group (one sweep)")
     p.add_argument("--split", default="val", choices=("train", "val"))
     p.add_argument(
-        "--group-by", default="JobType", help="JobType (default), Group, or config.<key>"
-    )
+        "--group-by", default="JobType", type=group_by,
+        help="JobType (default), Group, or config.<key>",
+    )  # fmt: skip
     p.add_argument("--report", action="store_true", help="a report instead of a workspace view")
     p.add_argument("--dry-run", action="store_true", help="build it, print it, save nothing")
     args = p.parse_args(argv)

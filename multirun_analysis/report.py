@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from igb.jobs.files import atomic_write_text
+from igb.theory.compare import ZERO
 from igb.theory.gaussian import NEUTRAL_TOL
 from multirun_analysis.choices import CHOICES
 from multirun_analysis.collect import Collection
@@ -41,6 +42,7 @@ JOB_COLUMNS = (
     "gamma_ci_lo",
     "gamma_ci_hi",
     "gamma_theory",
+    "gamma_theory_finite",
     "gamma_ratio",
     "theory_in_ci",
     "regime",
@@ -234,10 +236,14 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
             "the initializations with its bootstrap 95% interval. The regime is read from "
             f"the interval: neutral when it lies below {NEUTRAL_TOL:g}, prejudiced between "
             "that and 1, deeply prejudiced above 1, and every regime it spans when it "
-            'straddles a threshold ("neutral or prejudiced"). Where the infinite-width '
-            "theory covers the model, `γ theory` is its prediction, `measured / theory` the "
-            "ratio and `theory in CI` how many jobs have the prediction inside their interval "
-            "(columns `gamma_theory`, `gamma_ratio`, `theory_in_ci` of `jobs.csv`)."
+            'straddles a threshold ("neutral or prejudiced"). Where the theory covers the '
+            "model, `γ theory` is its infinite-width prediction and `γ theory (width)` the "
+            "prediction at the network's width; the measurement is held against the latter "
+            "where there is one: `measured / theory` the ratio (1 where both are zero) and "
+            "`theory in CI` how many jobs have the prediction inside their interval, widened "
+            f"by {ZERO:g} so that a measured 1e-14 agrees with a predicted 0 (columns "
+            "`gamma_theory`, `gamma_theory_finite`, `gamma_predicted`, `gamma_ratio`, "
+            "`theory_in_ci` of `jobs.csv`)."
         )
 
     report.h2("Jobs that did not finish")

@@ -267,20 +267,25 @@ def interval_regimes(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def theory_columns(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Measured gamma against the infinite-width prediction, where the theory covers a job
-    (summary.json ``gamma_theory``): ``gamma_ratio`` = measured / predicted and
-    ``theory_in_ci``, whether the prediction lies in the measured interval (None where
-    there is no prediction)."""
+    """Measured gamma against the prediction, where the theory covers a job: at the
+    network's width where the finite-width walk gives one, else at infinite width
+    (:func:`igb.theory.compare.predicted`). ``gamma_predicted`` and ``gamma_predicted_at``
+    (``finite`` / ``infinite``), ``gamma_ratio`` = measured / predicted (1 where both are
+    zero) and ``theory_in_ci``, whether the prediction lies in the measured interval (a
+    measured 1e-14 against a predicted 0 agrees; None where there is no prediction)."""
+    from igb.theory import compare
+
     if "gamma_theory" not in jobs or "gamma" not in jobs:
         return jobs
-    theory = pd.to_numeric(jobs["gamma_theory"], errors="coerce")
-    gamma = pd.to_numeric(jobs["gamma"], errors="coerce")
     jobs = jobs.copy()
-    jobs["gamma_ratio"] = (gamma / theory).where(theory > 0)
+    rows = jobs.to_dict("records")
+    picked = [compare.predicted(r) for r in rows]
+    jobs["gamma_predicted"] = [p for p, _ in picked]
+    jobs["gamma_predicted_at"] = [w if p is not None else None for p, w in picked]
+    jobs["gamma_ratio"] = [compare.ratio(r.get("gamma"), p) for r, (p, _) in zip(rows, picked)]
     if "gamma_ci_lo" in jobs and "gamma_ci_hi" in jobs:
-        lo = pd.to_numeric(jobs["gamma_ci_lo"], errors="coerce")
-        hi = pd.to_numeric(jobs["gamma_ci_hi"], errors="coerce")
-        inside = (lo <= theory) & (theory <= hi)
-        ok = theory.notna() & lo.notna() & hi.notna()
-        jobs["theory_in_ci"] = [bool(i) if k else None for i, k in zip(inside, ok)]
+        jobs["theory_in_ci"] = [
+            compare.agrees(p, r.get("gamma_ci_lo"), r.get("gamma_ci_hi"))
+            for r, (p, _) in zip(rows, picked)
+        ]
     return jobs

@@ -42,6 +42,8 @@ def summarize(col: Collection) -> pd.DataFrame:
                 row["regime"] = _regime_ci(_mean(g, "gamma_ci_lo"), _mean(g, "gamma_ci_hi"))
             if "gamma_theory" in g and g["gamma_theory"].notna().any():
                 row["γ theory"] = _mean(g, "gamma_theory")
+                if "gamma_theory_finite" in g and g["gamma_theory_finite"].notna().any():
+                    row["γ theory (width)"] = _mean(g, "gamma_theory_finite")
                 row["measured / theory"] = _mean(g, "gamma_ratio")
                 inside = g["theory_in_ci"].dropna() if "theory_in_ci" in g else []
                 row["theory in CI"] = f"{int(sum(inside))}/{len(inside)}" if len(inside) else ""

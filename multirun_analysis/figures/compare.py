@@ -91,10 +91,17 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
                 elinewidth=1.4, label="measured γ (95% interval)", zorder=3)  # fmt: skip
     theory = numeric(jobs, "gamma_theory")
     has_theory = theory is not None and theory.notna().any()
+    finite = numeric(jobs, "gamma_theory_finite")
+    has_finite = finite is not None and finite.notna().any()
     if has_theory:
         style = {"marker": "D", "s": 36, "facecolor": "none", "edgecolor": "tab:green"}
         ax.scatter(theory.clip(lower=floor), y, lw=1.5, label="infinite-width theory", **style)
-    values = np.concatenate([lo, hi, theory.dropna().clip(lower=floor) if has_theory else []])
+    if has_finite:
+        ax.scatter(finite.clip(lower=floor), y, marker="x", s=44, lw=1.6, color="tab:purple",
+                   label="theory at the network's width", zorder=4)  # fmt: skip
+    shown = [t.dropna().clip(lower=floor) for t, ok in ((theory, has_theory),
+                                                        (finite, has_finite)) if ok]  # fmt: skip
+    values = np.concatenate([lo, hi, *shown])
     gamma_log_axis(ax, values)
     ax.set_yticks(y, [textwrap.fill(t, 45) for t in labels], fontsize=8)
     ax.set_ylim(len(jobs) - 0.5, -0.5)
@@ -108,5 +115,7 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
         "IGB strength γ of every finished ensemble with its bootstrap 95% interval (log "
         "scale), over the regimes' bands (neutral, prejudiced, deeply prejudiced)"
         + (", with the infinite-width prediction (open diamonds) where the theory covers "
-           "the model" if has_theory else "") + ".",
+           "the model" if has_theory else "")
+        + (" and the prediction at the network's width (crosses), the one the measurement "
+           "is held against" if has_finite else "") + ".",
     )  # fmt: skip

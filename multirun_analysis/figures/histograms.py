@@ -66,10 +66,12 @@ def hist_panel(
     gamma: float,
     n_points: int | None = None,
     predicted: float = math.nan,
+    predicted_finite: float = math.nan,
 ) -> str:
     """f_0 (C=2) or f_max over initializations or seeds, with the Gaussian model's law at
-    the measured ``gamma`` (red) and at the infinite-width ``predicted`` gamma (green,
-    dashed) where known, and a line at 1/C. Returns what was drawn: ``"histogram"``, or
+    the measured ``gamma`` (red), at the infinite-width ``predicted`` gamma (green, dashed)
+    and at the network's width ``predicted_finite`` (purple, dotted) where known, and a
+    line at 1/C. Returns what was drawn: ``"histogram"``, or
     ``"strip"`` when there are fewer than :data:`STRIP_BELOW` values (each value drawn,
     with the mean and its 95% interval; the laws then scaled to the panel's height).
 
@@ -86,6 +88,7 @@ def hist_panel(
     for g, style in (
         (gamma, {"color": "tab:red"}),
         (predicted, {"color": "tab:green", "ls": "--"}),
+        (predicted_finite, {"color": "tab:purple", "ls": ":"}),
     ):
         if np.isfinite(g) and g > 0:
             x, dens, is_hist = _law(label, g, num_classes, n_points, edges)
@@ -158,11 +161,13 @@ def _ensemble_hist_figure(
             regime = sel["regime"].iloc[0] if "regime" in sel else ""
             predicted = numeric(sel, "gamma_theory")
             predicted = float(predicted.mean()) if predicted is not None else math.nan
-            hist_panel(ax, values, C, gamma, n_points, predicted)
-            theory_line = f"\nγ∞={predicted:.2g}" if np.isfinite(predicted) else ""
             finite = numeric(sel, "gamma_theory_finite")
             finite = float(finite.mean()) if finite is not None else math.nan
+            hist_panel(ax, values, C, gamma, n_points, predicted, finite)
+            theory_line = f"\nγ∞={predicted:.2g}" if np.isfinite(predicted) else ""
             theory_line += f"\nγn={finite:.2g}" if np.isfinite(finite) else ""
+            inside = _agreement(sel)
+            theory_line += f" ({inside})" if inside else ""
             ax.text(
                 0.97,
                 0.93,
@@ -233,3 +238,14 @@ def fig_step0_f_max(col: Collection, out: Path) -> list[Figure]:
         "with the Gaussian-model law for γ estimated as the mean single-initialization "
         "bias degree g.",
     )
+
+
+def _agreement(sel: pd.DataFrame) -> str:
+    """``in CI`` / ``off CI`` for the prediction held against the measurement (at the
+    network's width where known; :func:`igb.theory.compare.agrees`), '' where unknown."""
+    if "theory_in_ci" not in sel:
+        return ""
+    inside = [v for v in sel["theory_in_ci"] if v is not None and not pd.isna(v)]
+    if not inside:
+        return ""
+    return "in CI" if all(inside) else f"off CI {len(inside) - sum(inside)}/{len(inside)}"

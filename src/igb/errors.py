@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 
 class ConfigError(ValueError):
@@ -45,3 +47,22 @@ def config_errors_unwrapped() -> Iterator[None]:
         if isinstance(exc.__cause__, ConfigError):
             raise exc.__cause__ from None
         raise
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """``argparse``'s parser whose errors are one line on stderr and exit 2 (argparse's own
+    prints the usage first), for every command-line tool of the project."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (--help lists the options)\n")
+
+
+def fraction(text: str) -> float:
+    """An ``argparse`` type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a number in (0, 1)")
+    return value

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,21 +28,16 @@ from multirun_analysis.wandb_files import (
 )
 
 WRITER = r"""
-import json, sys, time
-t0 = time.perf_counter()
+import json, sys
 import wandb
-t_import = time.perf_counter() - t0
 out = sys.argv[1]
 quiet = dict(console="off", x_disable_stats=True, x_disable_meta=True,
              x_disable_machine_info=True, save_code=False)
-timings = {"import": t_import}
 
 # run 1: the igb layout, default (JSON) value encoding, rows big enough to span blocks
-t = time.perf_counter()
 run = wandb.init(mode="offline", dir=out, project="p", group="g", job_type="cnn-batch-post",
                  tags=["igb", "batch-post"], settings=wandb.Settings(**quiet),
                  config={"lr": 0.1, "model": {"name": "cnn", "depth": 3}, "seeds": [0, 1]})
-timings["init"] = time.perf_counter() - t
 run.define_metric("trainer/global_step")
 run.define_metric("igb/*", step_metric="trainer/global_step")
 rows = []
@@ -60,9 +54,7 @@ for i in range(50):
     rows.append(row)
 run.config.update({"late": "x"})
 run.summary["best"] = 42
-t = time.perf_counter()
 run.finish()
-timings["finish"] = time.perf_counter() - t
 
 # run 2: typed history values too, and a non-zero exit code
 run2 = wandb.init(mode="offline", dir=out, project="p", group="g2", job_type="other",
@@ -71,10 +63,8 @@ rows2 = [{"f": 1.0, "i": 3, "s": "hi", "b": True, "n": None, "l": [1, 2]}, {"f":
 for row in rows2:
     run2.log(row)
 run2.finish(exit_code=3)
-timings["total"] = time.perf_counter() - t0
 with open(f"{out}/expected.json", "w") as f:
-    json.dump({"rows": rows, "rows2": rows2, "ids": [run.id, run2.id],
-               "timings": timings}, f)
+    json.dump({"rows": rows, "rows2": rows2, "ids": [run.id, run2.id]}, f)
 """
 
 
@@ -97,7 +87,6 @@ def _clean_env(home: Path) -> dict[str, str]:
 def written(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("wandb_runs")
     home = tmp_path_factory.mktemp("home")
-    t = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", WRITER, str(out)],
         env=_clean_env(home),
@@ -106,12 +95,10 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict:
         text=True,
         timeout=120,
     )
-    wall = time.perf_counter() - t
     assert proc.returncode == 0, proc.stderr[-3000:]
-    print(f"offline wandb writer: {wall:.2f} s wall", proc.stdout)
     expected = json.loads((out / "expected.json").read_text())
     dirs = {d.name.rsplit("-", 1)[-1]: d for d in find_run_dirs(out)}
-    return {"root": out, "wall": wall, "dirs": dirs, **expected}
+    return {"root": out, "dirs": dirs, **expected}
 
 
 def _same(a, b) -> bool:
@@ -123,13 +110,6 @@ def _same(a, b) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a == b
-
-
-def test_offline_run_is_fast(written):
-    t = written["timings"]
-    # generous bounds: the machine running the suite may be loaded
-    assert t["init"] < 10 and t["finish"] < 10, t
-    assert written["wall"] < 60
 
 
 def test_find_run_dirs(written):

@@ -16,19 +16,18 @@ or, in a test module / conftest.py, the module-scoped fixture ``slurm``::
 
     def test_grid(slurm): ...
 
-Needs root on a Debian-like Linux: ``slurm-wlm`` and ``munge`` are installed with apt-get
-when missing (once; a no-op when already there). Every piece of state (munge key and socket,
-slurm.conf, state/spool dirs, PID and log files) lives under the given temp dir (only the
-munge socket moves to a short /tmp/igb-munge-* dir if the path would be too long for a unix
-socket); nothing in /etc is written (the munge key is per cluster), the packages' own
-services are kept from starting, and the daemons run in the foreground as children of this
+Needs root and the ``slurm-wlm`` and ``munge`` binaries, which ``.ci/slurm_up.sh`` installs
+(CI runs it before the tests; nothing here installs or writes a system file). Every piece of
+state (munge key and socket, slurm.conf, state/spool dirs, PID and log files) lives under
+the given temp dir (only the munge socket moves to a short /tmp/igb-munge-* dir if the path
+would be too long for a unix socket); nothing in /etc is written (the munge key is per
+cluster), and the daemons run in the foreground as children of this
 process and are stopped by their PIDs, never by name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -43,7 +42,6 @@ from pathlib import Path
 
 import pytest
 
-APT_PACKAGES = ("slurm-wlm", "munge")
 REQUIRED_BINARIES = (
     "slurmctld",
     "slurmd",
@@ -59,14 +57,6 @@ REQUIRED_BINARIES = (
 )
 # sbin dirs are not on every PATH (e.g. non-login shells); the daemons live there.
 _EXTRA_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin")
-_INSTALL_LOCK = Path(tempfile.gettempdir()) / "igb-slurm-apt-install.lock"
-_POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
-# PID files the Debian packages' own services would use, if anything started them.
-_PACKAGE_PID_FILES = {
-    "munged": ("/run/munge/munged.pid", "/var/run/munge/munged.pid"),
-    "slurmctld": ("/run/slurmctld.pid", "/run/slurm/slurmctld.pid"),
-    "slurmd": ("/run/slurmd.pid", "/run/slurm/slurmd.pid"),
-}
 TERMINAL_JOB_STATES = frozenset(
     {
         "BOOT_FAIL",
@@ -170,15 +160,13 @@ def why_no_slurm() -> str | None:
     if not sys.platform.startswith("linux"):
         return f"a local SLURM cluster needs Linux (this is {sys.platform})"
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "a local SLURM cluster needs root (slurmd runs jobs as root; apt-get installs)"
+        return "a local SLURM cluster needs root (slurmd runs jobs as root)"
     missing = _missing_binaries()
-    if missing and which("apt-get") is None:
+    if missing:
         return (
-            f"SLURM/munge binaries missing ({', '.join(missing)}) and no apt-get to install "
-            f"{' '.join(APT_PACKAGES)}"
+            f"SLURM/munge binaries missing ({', '.join(missing)}); .ci/slurm_up.sh installs "
+            "slurm-wlm and munge (as root, with apt-get)"
         )
-    if missing and not Path("/etc/debian_version").exists():
-        return f"SLURM/munge binaries missing ({', '.join(missing)}) and this is not Debian"
     return None
 
 
@@ -229,100 +217,6 @@ def _mem_mib() -> int:
     return 1024
 
 
-# --------------------------------------------------------------------------- install
-
-
-def _stop_pid_from_file(pid_file: str, binary: str) -> None:
-    """Stop a package-started daemon by the PID in its PID file (if it is that binary)."""
-    try:
-        pid = int(Path(pid_file).read_text().split()[0])
-        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except (OSError, ValueError, IndexError):
-        return
-    if exe != binary:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid_alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def ensure_slurm_installed(timeout_s: float = 1200) -> float:
-    """Install ``slurm-wlm`` and ``munge`` with apt-get if any binary is missing.
-
-    Returns the seconds spent installing (0.0 when everything was already there). Idempotent
-    and serialised by a file lock, so concurrent test processes install only once. The
-    packages' own services are kept from starting (``policy-rc.d`` exiting 101) and, should
-    one have started anyway, it is stopped by the PID in its PID file.
-    """
-    if not _missing_binaries():
-        return 0.0
-    reason = why_no_slurm()
-    if reason is not None:
-        raise SlurmUnavailable(reason)
-    start = time.monotonic()
-    _INSTALL_LOCK.touch(exist_ok=True)
-    with open(_INSTALL_LOCK) as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _missing_binaries():  # someone else installed while we waited
-            return time.monotonic() - start
-        env = {
-            **os.environ,
-            "DEBIAN_FRONTEND": "noninteractive",
-            "NEEDRESTART_MODE": "a",
-            "PATH": _search_path(),
-        }
-        apt_opts = [
-            "-qq",
-            "-o",
-            "Dpkg::Use-Pty=0",
-            "-o",
-            "DPkg::Lock::Timeout=600",
-        ]
-        install = [
-            "apt-get",
-            *apt_opts,
-            "-y",
-            "--no-install-recommends",
-            "-o",
-            "Dpkg::Options::=--force-confdef",
-            "-o",
-            "Dpkg::Options::=--force-confold",
-            "install",
-            *APT_PACKAGES,
-        ]
-        own_policy = not _POLICY_RC_D.exists()
-        if own_policy:  # keep invoke-rc.d from starting the packages' services
-            _POLICY_RC_D.write_text(
-                "#!/bin/sh\n# temporary, igb tests/helpers/slurm_cluster.py\nexit 101\n"
-            )
-            _POLICY_RC_D.chmod(0o755)
-        try:
-            for cmd in (["apt-get", *apt_opts, "update"], install):
-                proc = subprocess.run(
-                    cmd, env=env, capture_output=True, text=True, timeout=timeout_s
-                )
-                if proc.returncode != 0:
-                    raise SlurmUnavailable(
-                        f"{' '.join(cmd)} failed ({proc.returncode}):\n"
-                        f"{(proc.stdout + proc.stderr)[-3000:]}"
-                    )
-        finally:
-            if own_policy:
-                _POLICY_RC_D.unlink(missing_ok=True)
-            for binary, pid_files in _PACKAGE_PID_FILES.items():
-                for pid_file in pid_files:
-                    _stop_pid_from_file(pid_file, binary)
-        missing = _missing_binaries()
-        if missing:
-            raise SlurmUnavailable(f"installed {APT_PACKAGES} but still missing: {missing}")
-    return time.monotonic() - start
-
-
 # --------------------------------------------------------------------------- cluster
 
 
@@ -336,7 +230,6 @@ class SlurmCluster:
     real_memory_mib: int
     partition: str = "debug"
     sacct_shim: bool = True
-    install_s: float = 0.0
     start_s: float = 0.0
     conf: Path = field(init=False)
     env: dict[str, str] = field(init=False)
@@ -640,7 +533,7 @@ def slurm_cluster(
     partition: str = "debug",
     sacct_shim: bool = True,
 ) -> Iterator[SlurmCluster]:
-    """Install SLURM if needed, start a single-node cluster under ``tmp_dir``, yield it.
+    """Start a single-node cluster under ``tmp_dir``, yield it.
 
     Raises :class:`SlurmUnavailable` if no cluster can be started here (call
     :func:`skip_or_fail_without_slurm` first in tests) and :class:`SlurmStartError` with the
@@ -653,7 +546,6 @@ def slurm_cluster(
     reason = why_no_slurm()
     if reason is not None:
         raise SlurmUnavailable(reason)
-    install_s = ensure_slurm_installed()
     cluster = SlurmCluster(
         root=Path(tmp_dir) / "slurm",
         node=socket.gethostname().split(".")[0],
@@ -661,7 +553,6 @@ def slurm_cluster(
         real_memory_mib=_mem_mib(),
         partition=partition,
         sacct_shim=sacct_shim,
-        install_s=install_s,
     )
     try:
         cluster.start(timeout=start_timeout)

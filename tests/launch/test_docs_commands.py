@@ -136,8 +136,26 @@ PLAN: dict[str, Plan] = {
     "--norms none --widths 32 --depths 5 --inits 50": Plan(
         skip="a measurement script (bench/); its pieces are tested in tests/theory"
     ),
+    # docs/meanfield.md
+    "python -m igb.theory.meanfield model.activation=tanh model.init=normal "
+    "model.weight_var=1.0,1.76,4.0 model.bias_var=0.05": AS_WRITTEN,
+    "python -m igb.theory.meanfield model.activation=tanh model.depth=10 --phase-diagram": Plan(
+        ("--weight-var=0.5:3:3", "--bias-var=0:0.2:3", "--points=16")
+    ),
     # docs/studies.md
     "python -m multirun_analysis outputs/<study>/multiruns/<study>_<time>": AS_WRITTEN,
+    "python ensemble.py experiment=trainability_ensembles -m": Plan(
+        (
+            *DOCS_ENSEMBLE,
+            "model.activation=tanh",
+            "model.bias_var=0.05",
+            "model.weight_var=2.0",
+            "model.width=32",
+        )
+    ),  # one job of its 24-job grid, narrow
+    "python train.py experiment=trainability_dynamics -m": Plan(
+        (*DOCS_DIGITS, "model.weight_var=1.76", "model.width=32")
+    ),  # one job of its 9-job grid, narrow
     "python ensemble.py -m model=resnet9 model.width=16 norm=post,pre norm.kind=batch,center "
     "model.global_pool=max,avg dataset.num_classes=2 dataset.shape=[3,32,32] "
     "dataset.separation=0 dataset.num_samples=1250 ensemble.n_inits=100 "

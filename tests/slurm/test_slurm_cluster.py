@@ -1,7 +1,8 @@
 """A real single-node SLURM cluster: bring it up, run sbatch and srun, tear it down.
 
-Skipped where no cluster can be started (not root, not Linux, nothing to install SLURM
-with); with ``CI`` set that becomes a failure. Select or deselect with ``-m slurm``.
+Skipped where no cluster can be started (not root, not Linux, SLURM not installed: CI
+installs it with ``.ci/slurm_up.sh``); with ``CI`` set that becomes a failure. Select or
+deselect with ``-m slurm``.
 """
 
 from __future__ import annotations

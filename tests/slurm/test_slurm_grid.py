@@ -1,9 +1,9 @@
 """A grid submitted through ``hydra/launcher=slurm`` to a real single-node SLURM cluster.
 
-The cluster comes from ``tests/helpers/slurm_cluster.py`` (the module-scoped ``slurm`` fixture: as
-root on Debian it installs slurm-wlm and munge, starts munged + slurmctld + slurmd with
-their state under a temp dir, and stops them by PID afterwards). Skipped with the reason
-where that cannot be done; with ``CI`` set, failing instead.
+The cluster comes from ``tests/helpers/slurm_cluster.py`` (the module-scoped ``slurm`` fixture:
+as root, with slurm-wlm and munge installed by ``.ci/slurm_up.sh``, it starts munged +
+slurmctld + slurmd with their state under a temp dir, and stops them by PID afterwards).
+Skipped with the reason where that cannot be done; with ``CI`` set, failing instead.
 """
 
 from __future__ import annotations

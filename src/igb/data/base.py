@@ -17,7 +17,7 @@ from igb import SPLITS
 from igb.data.classes import ClassSelection
 from igb.data.loader import InMemoryLoader
 from igb.data.shares import class_counts
-from igb.errors import ConfigError
+from igb.errors import ConfigError, JobError, one_line
 
 #: ``_load`` returns (x_train, y_train, x_test | None, y_test | None)
 Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
@@ -31,8 +31,9 @@ class DatasetNotFoundError(FileNotFoundError):
     """
 
 
-class DatasetCorruptedError(RuntimeError):
-    """The dataset's files are there but fail the published checksums (one-line message)."""
+class DatasetCorruptedError(JobError):
+    """The dataset's files are there but fail the published checksums, cannot be read, or
+    hold inputs or labels of the wrong shape or range (one-line message naming the key)."""
 
 
 def require_config(ok: bool, key: str, message: str) -> None:
@@ -172,6 +173,44 @@ class InMemoryDataModule:
     def _download(self) -> None:
         """Fetch the dataset into ``data_dir`` (real datasets only)."""
 
+    def verify_files(self) -> None:
+        """Raise :class:`DatasetCorruptedError` for files that fail their published
+        checksums (the pre-flight calls it; a no-op where there are none)."""
+
+    def _damaged(self, why: str) -> DatasetCorruptedError:
+        where = f"dataset.data_dir={self.data_dir}: " if self.expected_files() else ""
+        fix = (
+            "; delete the files and set dataset.download=true to fetch them again, or point "
+            "dataset.data_dir at a good copy"
+        )
+        return DatasetCorruptedError(f"{where}{self.dataset_name()} {why}{fix if where else ''}")
+
+    def _checked_load(self) -> Arrays:
+        """:meth:`_load`, with files that cannot be read and arrays of the wrong shape or
+        labels out of range turned into one line (:class:`DatasetCorruptedError`)."""
+        try:
+            arrays = self._load()
+        except (ConfigError, JobError, FileNotFoundError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a damaged file fails in the reader's own way
+            why = f"files cannot be read ({type(exc).__name__}: {one_line(exc)})"
+            raise self._damaged(why) from exc
+        shape, classes = self.expected_input_shape(), self.source_num_classes()
+        for part, (x, y) in zip(("train", "test"), (arrays[:2], arrays[2:])):
+            if x is None or y is None:
+                continue
+            if tuple(x.shape[1:]) != tuple(shape) or y.dim() != 1 or len(x) != len(y):
+                raise self._damaged(
+                    f"{part} files hold inputs {tuple(x.shape)} and labels {tuple(y.shape)}; "
+                    f"expected (N, {', '.join(map(str, shape))}) and (N,)"
+                )
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
+                raise self._damaged(
+                    f"{part} files hold labels {int(y.min())}..{int(y.max())}; expected "
+                    f"0..{classes - 1}"
+                )
+        return arrays
+
     # -- before loading ------------------------------------------------------------------
     def check_available(self) -> None:
         """Raise :class:`DatasetNotFoundError` (one line) if the files are missing and
@@ -233,9 +272,8 @@ class InMemoryDataModule:
             return
         self.check_available()
         self.prepare_data()  # no-op unless download=True and files are missing
-        x, y, x_test, y_test = self._load()
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"{type(self).__name__}: {x.shape[0]} inputs, {y.shape[0]} labels")
+        self.verify_files()
+        x, y, x_test, y_test = self._checked_load()
         x, y = self.selection.relabel(x, y)
         if x_test is not None and y_test is not None:
             x_test, y_test = self.selection.relabel(x_test, y_test)

@@ -64,6 +64,10 @@ class TorchvisionDataModule(InMemoryDataModule):
         """The torchvision class that reads the files (download off)."""
         return self.DATASET
 
+    def verify_files(self) -> None:
+        if self.verify:
+            self._verify()
+
     def _verify(self) -> None:
         """Raise DatasetCorruptedError if a file fails its published checksum."""
 
@@ -72,8 +76,6 @@ class TorchvisionDataModule(InMemoryDataModule):
             self.DATASET(self.data_dir, train=train, download=True)
 
     def _load(self) -> Arrays:
-        if self.verify:
-            self._verify()
         reader = self._reader()
         train, test = (reader(self.data_dir, train=t, download=False) for t in (True, False))
         self.source_class_names = [str(c) for c in train.classes]

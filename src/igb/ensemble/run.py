@@ -40,6 +40,7 @@ from igb.jobs.integrity import BLOCKS, CHECKPOINT_KEY
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
 from igb.jobs.status import FINISHED, JobFolder
+from igb.theory import compare
 from igb.theory.nngp import Prediction, predict_gamma
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ def run(cfg: DictConfig) -> float:
     def body(job: JobFolder, guard: SignalGuard) -> Outcome:
         quiet_lightning()
         summary = _run(cfg, job)
-        info = {"gamma": summary["gamma"], "regime": summary["regime"]}
+        info = {"gamma": summary["gamma"], "regime": summary["regime"],
+                "theory": compare.headline(summary)}  # fmt: skip
         return Outcome(FINISHED, float(summary["gamma"]), info)
 
     def prepare(job: JobFolder) -> None:
@@ -202,7 +204,13 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     if bool(ens.get("theory", True)):
         max_points = resolve_theory_points(ens)
         predicted = predict_gamma(
-            cfg.model, cfg.norm, x, int(ens.batch_size), ens.norm_mode, max_points=max_points
+            cfg.model,
+            cfg.norm,
+            x,
+            int(ens.batch_size),
+            ens.norm_mode,
+            max_points=max_points,
+            num_classes=dm.num_classes,
         )
         if predicted.gamma is not None:
             walked = (
@@ -215,6 +223,10 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
     else:
         predicted = Prediction(gamma=None, reason="not computed (ensemble.theory=false)")
     summary.update(predicted.summary_fields())
+    if bool(ens.get("theory", True)):
+        from igb.theory.meanfield import config_readout
+
+        summary["meanfield"] = config_readout(cfg.model, cfg.norm)
     label, values = histogram_values(result)
     write_inits_csv(result, out / "inits.csv")
     from igb.ensemble.plot import plot_histogram

@@ -94,6 +94,10 @@ def choices(cfg: DictConfig) -> dict[str, Any]:
         "vary": cfg.ensemble.get("vary", "all"),
         "norm_mode": cfg.ensemble.get("norm_mode"),
         "neutralize": cfg.model.get("neutralize", "none"),
+        "weight_var": cfg.model.get("weight_var"),
+        "bias_var": cfg.model.get("bias_var", 0.0),
+        "unit_pool": cfg.model.get("unit_pool", "none"),
+        "unit_pool_size": cfg.model.get("unit_pool_size"),
     }
     # external models: the class, loaded weights and input size, where set (the log too)
     for key, name in (("cls", "class"), ("weights", "weights"), ("input_size", "input_size")):
@@ -139,4 +143,9 @@ def title(cfg: DictConfig) -> str:
         extra.append(f"input {ch['input_size']}")
     tail = ", ".join(e for e in extra if e)
     centred = "" if ch["neutralize"] == "none" else f", neutralize={ch['neutralize']}"
+    if ch["init"] == "normal" or ch["bias_var"]:
+        wv = f" weight_var={ch['weight_var']}" if ch["weight_var"] is not None else ""
+        centred += f", init {ch['init']}{wv} bias_var={ch['bias_var']}"
+    if ch["unit_pool"] != "none":
+        centred += f", {ch['unit_pool']} over {ch['unit_pool_size']} units"
     return f"{model}{size}, {norm}, {ch['activation']}{centred}, {ch['dataset']}; {tail}"

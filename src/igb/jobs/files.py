@@ -10,6 +10,7 @@ old file is left as it was; a full disk (``ENOSPC``, ``EDQUOT``) becomes a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -57,14 +58,31 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[Path], None], sync: bool = False
+) -> None:
     """Call ``write(tmp)``, then rename ``tmp`` over ``path``; on any failure remove ``tmp``
-    and leave ``path`` as it was. Raises :class:`DiskFull` when the disk is full."""
+    and leave ``path`` as it was. Raises :class:`DiskFull` when the disk is full. ``sync``:
+    the file and the rename reach the disk before this returns (what a node crash must not
+    take back: a job's status)."""
     path = Path(path)
     tmp = temporary_path(path)
     try:
         write(tmp)
+        if sync:
+            _fsync(tmp)
         os.replace(tmp, path)
+        if sync:
+            with contextlib.suppress(OSError):  # a folder cannot be opened everywhere
+                _fsync(path.parent)
     except Exception as exc:
         if is_disk_full(exc) and not isinstance(exc, DiskFull):
             raise disk_full(path, exc) from exc
@@ -73,11 +91,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str, sync: bool = False) -> None:
     """:func:`atomic_write` of a text file."""
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda tmp: tmp.write_text(text), sync=sync)
 
 
-def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
+def atomic_write_json(path: str | os.PathLike[str], data: Any, sync: bool = False) -> None:
     """:func:`atomic_write` of ``data`` as indented JSON (``str`` of what JSON cannot hold)."""
-    atomic_write_text(path, json.dumps(data, indent=2, default=str))
+    atomic_write_text(path, json.dumps(data, indent=2, default=str), sync=sync)

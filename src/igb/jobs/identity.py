@@ -48,7 +48,15 @@ OPERATIONAL_KEYS = (
 )
 #: keys added after jobs were run, with the value those jobs had: a folder whose saved
 #: config lacks one holds the same job as a launch that sets it to this value
-DEFAULTED_KEYS = {"model.neutralize": "none"}
+DEFAULTED_KEYS = {
+    "model.neutralize": "none",
+    "model.weight_var": None,
+    "model.bias_var": 0.0,
+    "model.head_weight_var": None,
+    "model.head_bias_var": None,
+    "model.unit_pool": "none",
+    "model.unit_pool_size": 2,
+}
 #: keys that only say how long a run trains: with ``skip_finished=false`` a finished or
 #: interrupted run continues from its checkpoint to the new length
 LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps")
@@ -94,6 +102,7 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
     ]
     if neutralize != "none":
         tags.append(f"neutralize:{neutralize}")
+    tags += init_tags(cfg.model)
     if kind == "ensemble":
         job_type = f"ensemble-{job_type}"
         tags.insert(0, "ensemble")
@@ -101,6 +110,21 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
         tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
     tags += [str(t) for t in cfg.get("tags", [])]
     return {"job_type": job_type, "tags": tags, "group": sweep_group()}
+
+
+def init_tags(model_cfg: Any) -> list[str]:
+    """Tags of a non-default initialization or pooling: ``init:normal``, ``weight_var:2.0``,
+    ``bias_var:0.05``, ``unit_pool:max2`` (none for the defaults)."""
+    tags = []
+    if model_cfg.get("init") == "normal":
+        tags.append("init:normal")
+    for key in ("weight_var", "bias_var", "head_weight_var", "head_bias_var"):
+        value = model_cfg.get(key)
+        if value not in (None, DEFAULTED_KEYS[f"model.{key}"]):
+            tags.append(f"{key}:{value}")
+    if model_cfg.get("unit_pool", "none") != "none":
+        tags.append(f"unit_pool:{model_cfg.unit_pool}{model_cfg.get('unit_pool_size', 2)}")
+    return tags
 
 
 def sweep_group() -> str | None:

@@ -9,6 +9,7 @@ byte-range locks that all clients see.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -18,7 +19,34 @@ import time
 from pathlib import Path
 from typing import Any
 
+from igb.errors import JobError
+
 LOCK_FILE = ".igb.lock"
+#: what ``flock`` answers on a file system that does not implement it
+_NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+
+
+class NoLocking(JobError):
+    """The job folder's file system has no ``flock``: one writer cannot be guaranteed."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        super().__init__(
+            f"cannot lock {path}: its file system does not support flock ({exc.strerror}); "
+            "Lustre and GPFS need the 'flock' mount option: put the outputs (hydra.run.dir, "
+            "hydra.sweep.dir or $IGB_ROOT) on a file system that has it"
+        )
+
+
+def _flock(fd: int, path: Path, operation: int) -> None:
+    """``fcntl.flock``, with a file system that has none said in one line."""
+    try:
+        fcntl.flock(fd, operation)
+    except BlockingIOError:
+        raise
+    except OSError as exc:
+        if exc.errno in _NO_FLOCK:
+            raise NoLocking(path, exc) from None
+        raise
 
 
 class JobBusy(RuntimeError):
@@ -50,8 +78,11 @@ class JobLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         for attempt in range(attempts):
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _flock(fd, self.path, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
+            except NoLocking:
+                os.close(fd)
+                raise
             except BlockingIOError:
                 if attempt + 1 == attempts:
                     holder = _read_holder(self.path)
@@ -94,7 +125,7 @@ def live_holder(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        _flock(fd, path, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return _read_holder(path) or {"pid": "?", "host": "?"}
     else:

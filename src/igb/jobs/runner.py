@@ -46,7 +46,7 @@ from igb.jobs.identity import (
     load_saved_config,
 )
 from igb.jobs.integrity import BLOCKS, TRACES, folder_damage, recorded_hashes
-from igb.jobs.lock import JobBusy, JobLock
+from igb.jobs.lock import JobBusy, JobLock, NoLocking
 from igb.jobs.records import RECORDS_KEY, fingerprints
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import (
@@ -201,7 +201,7 @@ def run_job(
         return math.nan
     try:
         lock = JobLock(out).acquire()
-    except JobBusy as exc:
+    except (JobBusy, NoLocking) as exc:
         if in_multirun():  # the grid goes on; the report at its end names this job
             log.error("%s", exc)
             return math.nan
@@ -287,7 +287,10 @@ def _failed(job: JobFolder, exc: Exception) -> float:
         raise exc
     # one failing job must not take the grid down: record it, let the others run;
     # igb.launch.hydra_callbacks.FailureReport lists failures and exits non-zero at the end
-    log.exception("job failed; recorded in %s", job.status_file)
+    if isinstance(exc, JobError):  # one line says it all (damaged data, a checkpoint)
+        log.error("job failed: %s; recorded in %s", exc, job.status_file)
+    else:
+        log.exception("job failed; recorded in %s", job.status_file)
     return math.nan
 
 
@@ -298,7 +301,12 @@ def exit_if_diverged(cfg: DictConfig) -> None:
     if in_multirun() or not is_rank_zero() or job.status != DIVERGED:
         return
     error = job.read().get("error", "loss not finite")
+    fix = (
+        "the model is to fix"
+        if "at initialization" in error
+        else "a smaller optimizer.lr is the usual fix"
+    )
     raise SystemExit(
-        f"error: the run diverged ({error}); recorded in {job.status_file}; a smaller "
-        "optimizer.lr is the usual fix (skip_finished=false runs it again)"
+        f"error: the run diverged ({error}); recorded in {job.status_file}; {fix} "
+        "(skip_finished=false runs it again)"
     )

@@ -173,7 +173,7 @@ class JobFolder:
         data.update(status=status, updated=time.time(), host=socket.gethostname())
         data.setdefault("started", data["updated"])
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.status_file, data)
+        atomic_write_json(self.status_file, data, sync=True)
 
     def start(self, **info: Any) -> dict[str, Any]:
         """Mark a new attempt ``running``; returns the previous attempt's status file.
@@ -190,7 +190,7 @@ class JobFolder:
                 data["previous"].update(status=INTERRUPTED, error=_gone(before))
             data["attempt"] = int(before.get("attempt", 0)) + 1
             self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.status_file, data)
+            atomic_write_json(self.status_file, data, sync=True)
             self.mark(RUNNING, **info)
         return before
 

@@ -143,6 +143,8 @@ def headline(status: Mapping[str, Any]) -> str:
         parts.append(f"step-0 f_max {num(bias['f_max'])}")
     if "gamma" in status:  # an initialization ensemble (ensemble.py)
         parts.append(f"gamma {num(status['gamma'], 4)} ({status.get('regime', '?')})")
+        if status.get("theory"):  # the prediction beside it (igb.theory.compare.headline)
+            parts.append(str(status["theory"]))
     if chance_warning(status):
         parts.append("LEARNED NOTHING (chance level)")
     return "  ".join(parts) or "-"

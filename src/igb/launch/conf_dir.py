@@ -23,7 +23,7 @@ def candidates() -> list[Path]:
     script = getattr(sys.modules.get("__main__"), "__file__", None)
     if script:
         found.append(Path(script).resolve().parent / "conf")
-    found.append(Path(__file__).resolve().parents[2] / "conf")  # src/igb/ -> checkout
+    found.append(Path(__file__).resolve().parents[3] / "conf")  # src/igb/launch/ -> checkout
     found.append(Path.cwd() / "conf")
     return found
 

@@ -17,15 +17,23 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key
-from igb.errors import ConfigError, one_line
+from igb.errors import ConfigError, JobError, one_line
 from igb.jobs.grid import split_grid
 from igb.launch.conf_dir import find_conf_dir
 from igb.launch.output_paths import output_path_problem
+from igb.launch.overrides import (
+    added_key_problem,
+    given_twice,
+    grid_size,
+    parse,
+    too_many_jobs,
+    value_problem,
+)
 
 CONF_DIR = find_conf_dir()
 Validator = Callable[[DictConfig], object]
@@ -128,6 +136,10 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
     args, rest = get_args_parser().parse_known_args(list(argv))
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return None
+    flags = [a for a in rest if a.startswith("-")]
+    if flags:  # Hydra's parser would print its usage, then the error
+        known = [o for a in get_args_parser()._actions for o in a.option_strings]
+        return f"{flags[0]} is not a flag of this command; flags: {', '.join(known)}"
     stray = [a for a in rest if not a.startswith("-")]
     if stray:  # Hydra's own parser would stop on them only after the imports (minutes)
         return (
@@ -136,16 +148,26 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
         )
     overrides = list(args.overrides or [])
     try:
-        sweeps = _sweep_overrides(overrides)
+        parsed = parse(overrides)
+        sweeps = [o.input_line or "" for o in parsed if o.is_sweep_override()]
         if not args.multirun and sweeps:
             return f"{sweeps[0]} lists several values: add -m to run them as a grid"
+        problem = given_twice(parsed) or too_many_jobs(grid_size(parsed))
+        if problem:
+            return problem
+        problem = value_problem(parsed, _defaults(config_name, parsed))
+        if problem:
+            return problem
         jobs = expand_jobs(config_name, overrides, bool(args.multirun))
+        problem = too_many_jobs(len(jobs))  # with an experiment's own grid
     except OverrideParseException as exc:
-        return f"cannot parse overrides: {one_line(exc)}"
+        return one_line(exc)
     except ConfigCompositionException as exc:
         return _explain_composition(exc, overrides, config_name)
     except Exception as exc:  # noqa: BLE001 - a bad override must never print a traceback
         return one_line(exc)
+    if problem:
+        return problem
     # compose every job first (Hydra only, fast), so a bad key or option is reported
     # before the validator imports torch and Lightning (seconds)
     composed: list[DictConfig] = []
@@ -154,6 +176,11 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
             composed.append(compose_job(config_name, job))
         except ConfigCompositionException as exc:
             return _explain_composition(exc, job, config_name)
+        except Exception as exc:  # noqa: BLE001 - a bad override must never print a traceback
+            return one_line(exc)
+    problem = added_key_problem(parsed, composed[0])
+    if problem:
+        return problem
     seen: set[str] = set()
     for num, cfg in enumerate(composed):
         try:
@@ -168,17 +195,30 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
                 folder = job_folder(cfg, num, multi)
                 problem = output_path_problem(cfg.get("task_name"), folder, multi)
                 problem = problem or folder_problem(cfg, folder, multi)
-        except (ConfigError, FileNotFoundError) as exc:
+        except (ConfigError, FileNotFoundError, JobError) as exc:
             return one_line(exc)
+        except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback
+            return f"this configuration does not build: {type(exc).__name__}: {one_line(exc)}"
         if problem:
             return problem
     return None
 
 
-def _sweep_overrides(overrides: Sequence[str]) -> list[str]:
-    """The overrides (as typed) that list several values, e.g. ``model=mlp,cnn``."""
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
-    return [o.input_line or "" for o in parsed if o.is_sweep_override()]
+def _defaults(config_name: str, parsed: Sequence[Override]) -> Callable[[str], object]:
+    """``key -> value`` of the configuration that the command line's group choices give,
+    before its ``key=value`` overrides (None where it does not compose)."""
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    keep = [
+        f"{o.get_key_element()}={next(o.sweep_string_iterator())}"
+        if o.is_sweep_override() else o.input_line or ""
+        for o in parsed
+        if o.key_or_group in groups or o.key_or_group.startswith("hydra") or o.is_delete()
+    ]  # fmt: skip
+    try:
+        base = compose_job(config_name, keep)
+    except Exception:  # noqa: BLE001 - composition errors are reported with the whole list
+        return lambda key: None
+    return lambda key: OmegaConf.select(base, key, throw_on_resolution_failure=False)
 
 
 def preflight(config_name: str, validator: Validator, argv: Sequence[str] | None = None) -> None:

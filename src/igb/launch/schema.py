@@ -21,7 +21,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from igb import SPLITS
 from igb.errors import ConfigError
@@ -32,15 +39,28 @@ from igb.metrics.measure import NORM_MODES
 #: seeds go to numpy's and torch's generators: unsigned 32-bit integers
 MAX_SEED = 2**32 - 1
 
+#: the largest float32: a learning rate or decay above it overflows the parameters' dtype
+FLOAT32_MAX = 3.4028234663852886e38
+#: layers a model may stack: building one takes about 1.5 ms on the meta device, so the
+#: pre-flight of the deepest stays within seconds
+MAX_DEPTH = 10_000
+
 #: the default of every field: values live in ``conf/`` (README, Architecture); pydantic
 #: does not validate a default, so a key the config lacks passes and a given one is checked
 FROM_YAML: Any = None
 
+
+def _fits_float32(value: float) -> float:
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(f"must be at most {FLOAT32_MAX:.6g} (the largest float32)")
+    return value
+
+
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
-PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False), AfterValidator(_fits_float32)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_fits_float32)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
@@ -63,12 +83,19 @@ class Scheduler(Group):
     gamma: PosFloat = FROM_YAML
 
 
+#: Lightning's ``precision`` values
+PRECISIONS = (64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-true",
+              "bf16-true", "16-mixed", "bf16-mixed", "transformer-engine",
+              "transformer-engine-float16")  # fmt: skip
+
+
 class Trainer(Group):
-    max_epochs: PosInt | Literal[-1] | None = FROM_YAML
+    max_epochs: PosInt | None = FROM_YAML  # Lightning's -1 never ends a job: not allowed
     max_steps: PosInt | Literal[-1] | None = FROM_YAML
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = FROM_YAML
     devices: PosInt | Literal["auto"] | list[NonNegInt] = FROM_YAML
     num_nodes: PosInt = FROM_YAML
+    precision: Literal[PRECISIONS] = FROM_YAML
 
 
 class Dataset(Group):
@@ -97,9 +124,16 @@ class BiasStats(Group):
 
 
 class Model(Group):
-    depth: PosInt | None = FROM_YAML
-    width: PosInt | None = FROM_YAML
+    # absent from some models, never null where a model has them (no ``| None``)
+    depth: Annotated[int, Field(gt=0, le=MAX_DEPTH)] = FROM_YAML
+    width: PosInt = FROM_YAML
     residual_scale: PosFloat | None = FROM_YAML
+    weight_var: PosFloat | None = FROM_YAML
+    bias_var: NonNegFloat = FROM_YAML
+    head_weight_var: PosFloat | None = FROM_YAML
+    head_bias_var: NonNegFloat | None = FROM_YAML
+    unit_pool: Literal["none", "max", "avg"] = FROM_YAML
+    unit_pool_size: PosInt = FROM_YAML
 
 
 class Ensemble(Group):
@@ -108,6 +142,7 @@ class Ensemble(Group):
     eval_split: Literal[SPLITS] = FROM_YAML
     norm_mode: Literal[NORM_MODES] = FROM_YAML
     n_boot: PosInt = FROM_YAML
+    eval_samples: int | None = FROM_YAML  # >= 2 and within the split: validate_ensemble
     ci_level: Annotated[float, Field(gt=0, lt=1)] = FROM_YAML
     progress: bool = FROM_YAML
     theory: bool = FROM_YAML
@@ -127,6 +162,10 @@ class Ensemble(Group):
         return self
 
 
+class Launcher(Group):
+    n_jobs: PosInt | Literal[-1] | None = FROM_YAML  # hydra/launcher=local: joblib's processes
+
+
 class TopLevel(Group):
     seed: Seed = FROM_YAML
     skip_finished: bool = FROM_YAML
@@ -144,6 +183,7 @@ GROUPS: dict[str, type[Group]] = {
     "dataset": Dataset,
     "callbacks.bias_stats": BiasStats,
     "ensemble": Ensemble,
+    "hydra.launcher": Launcher,
 }
 #: groups every job needs (``~model`` removes one)
 REQUIRED = ("model", "norm", "dataset")
@@ -176,7 +216,8 @@ def _line(path: str, data: dict[str, Any], error: ValidationError) -> ConfigErro
         message = "is required"
     declared = _declared(GROUPS[path], field)
     message = _bound(first["type"], first.get("ctx") or {}, declared) or message
-    where = f"{key}={value}" if field and first["type"] != "missing" else key
+    shown = "null" if value is None else value
+    where = f"{key}={shown}" if field and first["type"] != "missing" else key
     if first["type"].startswith("literal") or first["type"].endswith("_type"):
         message = _allowed(GROUPS[path], field) or message
     return ConfigError(key or "config", f"{where} {message}")
@@ -251,7 +292,20 @@ def _allowed(model: type[Group], field: str) -> str | None:
     choices = _choices(info.annotation) if info is not None else []
     if not choices or len(choices) == 1:
         return None
-    return f"must be one of {', '.join(map(str, choices))}"
+    return f"must be one of {', '.join(dict.fromkeys(map(str, choices)))}"
+
+
+def accepts_null(key: str) -> bool:
+    """Whether the schema lists null as a value of ``key`` (``ensemble.eval_samples=null``:
+    every point); a key it does not declare, or declares without null, needs a value."""
+    path, _, field = key.rpartition(".")
+    model = GROUPS.get(path)
+    info = model.model_fields.get(field) if model is not None else None
+    return info is not None and _admits_none(info.annotation)
+
+
+def _admits_none(annotation: Any) -> bool:
+    return annotation is type(None) or any(_admits_none(a) for a in get_args(annotation))
 
 
 def check_schema(cfg: DictConfig) -> None:

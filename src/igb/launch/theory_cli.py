@@ -7,9 +7,10 @@ same pre-flight: a bad key or value is one line and exit code 2), builds each jo
 evaluation set exactly as the ensemble would (``ensemble.eval_split``,
 ``ensemble.eval_samples``, ``ensemble.batch_size``) and prints one row per job with the
 infinite-width gamma, the finite-width gamma at ``model.width`` and the regime predicted at
-that width (or why the theory does not cover the job). Past ``ensemble.theory_points``
-evaluation points the theory walks a subsample: ``points`` says how many, and
-``gamma_theory`` carries the subsample's standard error (``0.4666 ± 6.6e-06``).
+that width (or why the theory does not cover the job), beside the mean-field readout of
+the MLP's hidden layers (phase, chi1, c*, deep-network gamma: :mod:`igb.theory.meanfield`).
+Past ``ensemble.theory_points`` evaluation points the theory walks a subsample: ``points``
+says how many, and ``gamma_theory`` carries the subsample's standard error (``0.4666 ± 6.6e-06``).
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from igb.ensemble import choices, eval_set
 from igb.ensemble.resolve import resolve_theory_points
 from igb.launch.preflight import check, compose_job, expand_jobs
 from igb.launch.validate_ensemble import validate_ensemble
+from igb.theory.meanfield import config_readout
 from igb.theory.nngp import predict_gamma
 
-COLUMNS = ("model", "depth", "width", "activation", "init", "norm", "dataset", "N")
+COLUMNS = ("model", "depth", "width", "activation", "init", "weight_var", "bias_var", "norm",
+           "dataset", "N")  # fmt: skip
+#: the mean-field readout's columns (igb.theory.meanfield.config_readout; - where it declines)
+MEANFIELD = ("phase", "chi1", "c_star", "gamma_deep")
 
 
 def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
@@ -42,21 +47,31 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
         data_key = OmegaConf.to_yaml(cfg.dataset, resolve=True) + OmegaConf.to_yaml(
             cfg.ensemble, resolve=True
         )
-        key = (data_key, norm, *(ch[c] for c in ("model", "depth", "width", "activation", "init")))
+        key = (
+            data_key,
+            norm,
+            *(str(ch.get(c)) for c in (*COLUMNS[:7], "unit_pool", "unit_pool_size")),
+        )
         if key in seen:
             continue
         seen.add(key)
         if data_key not in inputs:
-            inputs[data_key] = eval_set(cfg)[0]
-        x = inputs[data_key]
+            x, dm = eval_set(cfg)
+            inputs[data_key] = (x, dm.num_classes)
+        x, num_classes = inputs[data_key]
         t0 = time.perf_counter()
         pred = predict_gamma(
             cfg.model, cfg.norm, x, int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode,
-            max_points=resolve_theory_points(cfg.ensemble),
+            max_points=resolve_theory_points(cfg.ensemble), num_classes=num_classes,
         )  # fmt: skip
+        readout = config_readout(
+            OmegaConf.to_container(cfg.model, resolve=True),
+            OmegaConf.to_container(cfg.norm, resolve=True),
+        )
         out.append(
             {
-                **{c: ch.get(c) for c in COLUMNS[:5]},
+                **{c: ch.get(c) for c in COLUMNS[:7]},
+                **{c: readout.get(c) for c in MEANFIELD},
                 "norm": norm,
                 "dataset": ch["dataset"],
                 "N": int(x.shape[0]),
@@ -79,10 +94,11 @@ def _number(value: object, stderr: object = None) -> str:
 
 
 def format_table(table: list[dict[str, object]]) -> str:
-    header = [*COLUMNS, "points", "gamma_theory", "gamma_finite", "regime", "time_s"]
+    header = [*COLUMNS, *MEANFIELD, "points", "gamma_theory", "gamma_finite", "regime", "time_s"]
     cells = [
         [
             *(str(r[c]) for c in COLUMNS),
+            *(_number(r[c]) if isinstance(r[c], float) else str(r[c] or "-") for c in MEANFIELD),
             "-" if r["points"] is None else str(r["points"]),
             _number(r["gamma_theory"], r["gamma_stderr"]),
             _number(r["gamma_finite"]),

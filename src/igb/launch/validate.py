@@ -13,9 +13,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from igb.errors import ConfigError, config_errors_unwrapped
+from igb.launch.model_check import checked_model
 from igb.launch.schema import check_schema
 from igb.metrics.measure import has_batch_norm
-from igb.nn import build_model
 from igb.training.init_filter import InitFilter
 
 #: norm kinds that normalise with the statistics of the batch (a batch of one is degenerate)
@@ -46,8 +46,20 @@ def _uses_batch_norm(cfg: DictConfig) -> bool:
 def _datamodule(dataset_cfg: DictConfig, make: Any) -> Any:
     """The datamodule, with a ConfigError its constructor raises (bad ``dataset.*``
     values) passed on as itself rather than wrapped in Hydra's InstantiationException."""
-    with config_errors_unwrapped():
-        return make(dataset_cfg)
+    from hydra.errors import InstantiationException
+
+    try:
+        with config_errors_unwrapped():
+            return make(dataset_cfg)
+    except InstantiationException as exc:  # a key the datamodule does not take
+        bad = next((k for k in dataset_cfg if f"'{k}'" in str(exc.__cause__)), None)
+        if not isinstance(exc.__cause__, TypeError) or bad is None:
+            raise
+        raise ConfigError(
+            f"dataset.{bad}",
+            f"dataset.{bad} is not a key of dataset={dataset_cfg.get('name')}; its keys: "
+            f"{', '.join(str(k) for k in dataset_cfg if k not in (bad, '_target_'))}",
+        ) from None
 
 
 def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
@@ -69,7 +81,7 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
         InitFilter.from_config(OmegaConf.to_container(init_filter, resolve=True))
     _check_accelerator(cfg)
     input_shape, num_classes = _shapes(cfg, check_data)
-    model = build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0, device="meta")
+    model = checked_model(cfg, input_shape, num_classes)
     batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # external models too
     if batch_norm:
         for key in ("dataset.batch_size", "callbacks.bias_stats.batch_size"):
@@ -91,6 +103,7 @@ def _shapes(cfg: DictConfig, check_data: bool) -> tuple[tuple[int, ...], int]:
     dm = _datamodule(cfg.dataset, instantiate_datamodule)
     if check_data:
         dm.check_available()
+        dm.verify_files()
     input_shape = tuple(dm.expected_input_shape())
     num_classes = int(dm.expected_num_classes())
     if num_classes < 2:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from omegaconf import DictConfig
@@ -15,6 +14,7 @@ from igb.ensemble.resolve import (
     resolve_workers,
 )
 from igb.errors import ConfigError
+from igb.launch.memory_plan import available_memory
 from igb.nn.reinit import check_vary
 
 
@@ -34,24 +34,23 @@ def bytes_per_init(num_classes: int) -> int:
     return (3 * num_classes + 4) * 8 * 2 + 3 * 8
 
 
-def available_memory() -> int | None:
-    """Bytes this machine can still give (``MemAvailable``; None where unknown)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+#: bytes one bootstrap resample holds: its ratio, and its copy in the quantile
+BYTES_PER_RESAMPLE = 2 * 8
 
 
-def check_memory_plan(n_inits: int, num_classes: int, available: int | None) -> None:
+def check_memory_plan(
+    n_inits: int, num_classes: int, available: int | None, n_boot: int = 0
+) -> None:
     """Refuse, before anything is allocated, an ensemble whose per-initialization results
-    do not fit in half of the memory available (the other half: models, evaluation)."""
+    or bootstrap resamples do not fit in half of the memory available (the other half:
+    models, evaluation)."""
+    if available is not None and n_boot * BYTES_PER_RESAMPLE > available // 2:
+        raise ConfigError(
+            "ensemble.n_boot",
+            f"ensemble.n_boot={n_boot} needs about {n_boot * BYTES_PER_RESAMPLE / 2**30:.3g} "
+            f"GiB for its resamples; this machine has {available / 2**30:.3g} GiB available: "
+            f"use ensemble.n_boot<={available // 2 // BYTES_PER_RESAMPLE}",
+        )
     per = bytes_per_init(num_classes)
     if available is None or n_inits * per <= available // 2:
         return
@@ -96,7 +95,7 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     facts = validate(cfg)
     ens = cfg.ensemble
     _int_at_least(ens, "n_inits", 2, ": gamma and its interval need two initializations")
-    check_memory_plan(int(ens.n_inits), facts["num_classes"], available_memory())
+    check_memory_plan(int(ens.n_inits), facts["num_classes"], available_memory(), int(ens.n_boot))
     if ens.chunk_size != "auto":
         _int_at_least(ens, "chunk_size", 1, " or auto")
     check_vary(ens.get("vary", "all"))

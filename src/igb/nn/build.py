@@ -14,12 +14,12 @@ from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn.external import build_external, check_norm, is_external
-from igb.nn.init import check_scheme, initialize
+from igb.nn.init import INIT_KEYS, InitSpec, initialize
 from igb.nn.neutralize import check_mode, head_owner, neutralize
 from igb.nn.norm_act import NormAct, NormConfig
 
 #: keys of a model config that are consumed here rather than passed to the model class.
-_BUILD_KEYS = ("_target_", "name", "activation", "init", "neutralize")
+_BUILD_KEYS = ("_target_", "name", "activation", "neutralize", *INIT_KEYS)
 
 
 def plain_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,10 +68,16 @@ def build_model(
     if mode == "none":
         return model
     name = cfg.get("name", cfg["_target_"])
-    owner = _head_owner(json.dumps(cfg, sort_keys=True, default=_plain),
-                        json.dumps(dict(norm_cfg), sort_keys=True, default=_plain),
-                        tuple(input_shape), num_classes)  # fmt: skip
-    return neutralize(model, owner, mode, str(name))
+    return neutralize(model, _owner(cfg, norm_cfg, input_shape, num_classes), mode, str(name))
+
+
+def _owner(
+    cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...], c: int
+) -> str:
+    """The module holding the head (cached per configuration: found by building on meta)."""
+    return _head_owner(json.dumps(dict(cfg), sort_keys=True, default=_plain),
+                       json.dumps(dict(norm_cfg), sort_keys=True, default=_plain),
+                       tuple(input_shape), c)  # fmt: skip
 
 
 def _plain(value: Any) -> Any:
@@ -102,12 +108,22 @@ def _build(
         return build_external(cls, cfg, tuple(input_shape), num_classes, seed, device)
     norm_act = NormAct(norm_config(norm_cfg), cfg.get("activation", "relu"), name)
     kwargs = {k: v for k, v in cfg.items() if k not in _BUILD_KEYS}
-    scheme = cfg.get("init", "kaiming_normal")
-    check_scheme(scheme)
+    spec = InitSpec.from_config(cfg)
     with torch.device("meta"):
-        model = cls(
-            input_shape=tuple(input_shape), num_classes=num_classes, norm_act=norm_act, **kwargs
-        )
+        try:
+            model = cls(
+                input_shape=tuple(input_shape), num_classes=num_classes, norm_act=norm_act,
+                **kwargs,
+            )  # fmt: skip
+        except TypeError as exc:  # a key the class does not take (``+model.foo=1``)
+            bad = next((k for k in kwargs if f"'{k}'" in str(exc)), None)
+            if bad is None:
+                raise
+            raise ConfigError(
+                f"model.{bad}",
+                f"model.{bad} is not a key of model={name}; its keys: "
+                f"{', '.join(k for k in cfg if k != bad and k != '_target_')}",
+            ) from None
     if torch.device(device).type == "meta":
         return model
     model = model.to_empty(device=device)
@@ -115,5 +131,16 @@ def _build(
         devices=[torch.device(device)] if torch.device(device).type == "cuda" else []
     ):
         torch.manual_seed(seed)
-        initialize(model, scheme)
+        initialize(model, spec, head_module(cfg, norm_cfg, input_shape, num_classes, spec))
     return model
+
+
+def head_module(
+    cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...],
+    num_classes: int, spec: InitSpec,
+) -> str | None:  # fmt: skip
+    """The module holding the head, where ``spec`` draws it apart from the hidden layers."""
+    if not spec.needs_head:
+        return None
+    cfg = {k: v for k, v in cfg.items() if k != "neutralize"}
+    return _owner(cfg, norm_cfg, input_shape, num_classes)

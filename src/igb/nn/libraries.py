@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from igb.errors import ConfigError
+from igb.errors import ConfigError, one_line
 
 #: suffixes that mark ``model.weights`` as a file rather than a library's weight name
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
@@ -102,12 +102,18 @@ class Library:
 
 def read_state_file(path: Path) -> dict[str, torch.Tensor]:
     """A state dict saved with ``torch.save`` (or safetensors), unwrapped and unprefixed."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state: Any = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+            state: Any = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file, in the reader's words
+        why = f"{type(exc).__name__}: {one_line(exc)}"
+        raise ConfigError(
+            "model.weights", f"model.weights={path} cannot be read as a state dict ({why})"
+        ) from exc
     for key in ("state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
@@ -328,5 +334,6 @@ def construct(spec: Spec, num_classes: int, _with_size: bool | None = None,
         kwargs.setdefault(library.size_kwarg, library.size_value(spec.image_size))
     try:
         return build(num_classes=num_classes, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - the library's own complaint, on one line
-        raise ConfigError(library.key, f"{library.key}={spec.arch} does not build: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the library's own complaint, one line
+        why = f"sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else exc
+        raise ConfigError(library.key, f"{library.key}={spec.arch} does not build: {why}") from exc

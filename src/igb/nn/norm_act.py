@@ -140,6 +140,25 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "identity": nn.Identity,
 }
 
+
+def has_norm(placement: str) -> bool:
+    """Whether a block of ``placement`` holds a norm."""
+    return "norm" in PLACEMENT_ORDER[placement]
+
+
+def norm_before_act(placement: str) -> bool:
+    """Whether the norm of ``placement`` reads the pre-activations (``pre``) rather than the
+    activations (``post``); False without a norm."""
+    order = PLACEMENT_ORDER[placement]
+    return has_norm(placement) and order.index("norm") < order.index("act")
+
+
+def norm_after_pool(placement: str) -> bool:
+    """Whether the norm of ``placement`` reads the pooled units."""
+    order = PLACEMENT_ORDER[placement]
+    return has_norm(placement) and order.index("norm") > order.index("pool")
+
+
 #: Whether a stack of residual blocks ends with a norm before the head (Pre-LN does).
 FINAL_NORM: dict[str, bool] = {"none": False, "pre": True, "post": False}
 
@@ -221,12 +240,17 @@ class NormAct:
         layout: str,
         pool: nn.Module | None = None,
         act: bool = True,
+        pooled: int | None = None,
     ) -> nn.Sequential:
         """``layer`` followed by norm, activation and pooling in placement order.
 
-        Module names are the part names (``layer``, ``norm``, ``act``, ``pool``) so the
-        structure can be read back (tests assert the order through them).
+        ``pooled``: the features the pool hands on, where it changes their number (a pool
+        over units); a norm placed after the pool is built for them. Module names are the
+        part names (``layer``, ``norm``, ``act``, ``pool``) so the structure can be read
+        back (tests assert the order through them).
         """
+        if pooled is not None and pool is not None and norm_after_pool(self.cfg.placement):
+            num_features = pooled
         parts: dict[str, nn.Module | None] = {
             "layer": layer,
             "norm": self.norm(num_features, layout) if self.cfg.placement != "none" else None,

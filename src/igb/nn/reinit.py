@@ -24,9 +24,9 @@ from hydra.utils import get_class
 from torch import nn
 
 from igb.errors import ConfigError
-from igb.nn.build import build_model
+from igb.nn.build import build_model, head_module
 from igb.nn.external import NATIVE, class_dependent, head_modules, is_external
-from igb.nn.init import initialize
+from igb.nn.init import InitSpec, initialize
 
 VARY = ("all", "head")
 Reinit = Callable[[nn.Module, int], None]
@@ -85,11 +85,12 @@ def reinitializer(
     input_shape = tuple(input_shape)
     external = is_external(get_class(model_cfg["_target_"]))
     if vary == "all" and not external:
-        scheme = model_cfg.get("init", "kaiming_normal")
+        spec = InitSpec.from_config(model_cfg)
+        head = head_module(model_cfg, norm_cfg, input_shape, num_classes, spec)
 
         def in_place(model: nn.Module, seed: int) -> None:
             torch.manual_seed(seed)
-            initialize(model, scheme)
+            initialize(model, spec, head)
 
         return in_place
 

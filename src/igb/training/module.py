@@ -22,6 +22,10 @@ from igb.training.schedules import SchedulerFactory
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
+#: how a run whose logits were never finite is recorded (its advice is not the rate's)
+AT_INIT = "the model's logits are not finite at initialization"
+
+
 class IGBModule(L.LightningModule):
     """Cross-entropy training of ``model``; the running train loss/accuracy per epoch."""
 
@@ -62,6 +66,11 @@ class IGBModule(L.LightningModule):
             self.diverged = (
                 f"loss is {value} at step {self.global_step} (epoch {self.current_epoch})"
             )
+            if self.global_step == 0 and not bool(torch.isfinite(logits).all()):
+                self.diverged = (  # no optimizer step has run: the learning rate is innocent
+                    f"{AT_INIT} (step 0, before any optimizer step): a fault of the model's "
+                    "initialization or forward, not of optimizer.lr"
+                )
             self.trainer.should_stop = True
             # None on purpose: no optimizer step with a NaN gradient; the run stops and is
             # recorded as diverged. Lightning's "training_step returned None" warning would

@@ -30,6 +30,7 @@ from igb.theory.nngp.finite import correction, gamma_with_correction
 from igb.theory.nngp.kernel import (
     INIT_SCHEMES,
     NORM_KINDS,
+    UNIT_POOLS,
     Architecture,
     Design,
     final_kernel,
@@ -38,7 +39,14 @@ from igb.theory.nngp.kernel import (
 )
 from igb.theory.nngp.subsample import Subsample, choose, couples_points, jackknife
 
-__all__ = ["Prediction", "architecture", "predict_gamma", "predict_layers"]
+__all__ = [
+    "Prediction",
+    "architecture",
+    "infinite_gamma",
+    "predict_gamma",
+    "predict_layers",
+    "walked_points",
+]
 
 #: the only model the theory walks (its blocks are Linear + norm + activation, nothing else)
 MLP_TARGET = "igb.nn.mlp.MLP"
@@ -49,7 +57,8 @@ Config = Mapping[str, Any]
 Inputs = torch.Tensor | np.ndarray
 #: defaults of igb.nn.mlp.MLP and NormConfig
 _DEFAULTS = {"depth": 3, "width": 256, "activation": "relu", "init": "kaiming_normal",
-             "neutralize": "none"}  # fmt: skip
+             "neutralize": "none", "weight_var": None, "bias_var": 0.0, "head_weight_var": None,
+             "head_bias_var": None, "unit_pool": "none", "unit_pool_size": 2}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -106,9 +115,10 @@ class Prediction:
 
 
 def architecture(
-    model_cfg: Config, norm_cfg: Config, norm_mode: str = "batch"
+    model_cfg: Config, norm_cfg: Config, norm_mode: str = "batch", num_classes: int = 10
 ) -> Architecture | str:
-    """The :class:`Architecture` of a config, or the reason it is not covered."""
+    """The :class:`Architecture` of a config, or the reason it is not covered
+    (``num_classes``: the head's fan_out, which xavier's head gain reads)."""
     target = model_cfg.get("_target_", MLP_TARGET)
     if target != MLP_TARGET:
         return f"the theory covers model=mlp only, not {model_cfg.get('name', target)}"
@@ -120,6 +130,13 @@ def architecture(
         return f"activation {cfg['activation']!r} is not one of {', '.join(ACTIVATIONS)}"
     if cfg["init"] not in INIT_SCHEMES:
         return f"init {cfg['init']!r} is not covered; covered: {', '.join(INIT_SCHEMES)}"
+    if cfg["unit_pool"] not in UNIT_POOLS:
+        return (
+            f"model.unit_pool={cfg['unit_pool']} is not covered by the kernel walk (the max over "
+            f"units couples 2 x unit_pool_size Gaussians per pair of points); covered: "
+            f"{', '.join(UNIT_POOLS)}; the one-pair mean-field readout covers it "
+            "(python -m igb.theory.meanfield)"
+        )
     placement = norm_cfg.get("placement", "none")
     kind = norm_cfg.get("kind", "batch")
     extra = sorted(set(norm_cfg) - _NORM_KEYS)
@@ -144,15 +161,26 @@ def architecture(
         norm_mode=norm_mode,
         groups=int(norm_cfg.get("groups", 8)),
         neutralize=str(cfg["neutralize"]),
+        weight_var=_float(cfg["weight_var"]),
+        bias_var=float(cfg["bias_var"] or 0.0),
+        head_weight_var=_float(cfg["head_weight_var"]),
+        head_bias_var=_float(cfg["head_bias_var"]),
+        unit_pool=str(cfg["unit_pool"]),
+        unit_pool_size=int(cfg["unit_pool_size"]),
+        num_classes=int(num_classes),
     )
 
 
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _walk_inputs(
-    model_cfg: Config, norm_cfg: Config, x: Inputs, norm_mode: str
+    model_cfg: Config, norm_cfg: Config, x: Inputs, norm_mode: str, num_classes: int = 10
 ) -> tuple[Architecture, np.ndarray] | str:
     """What both predictions walk: the covered architecture and ``x`` as float64 numpy, or
     why the configuration is not covered."""
-    arch = architecture(plain_config(model_cfg), plain_config(norm_cfg), norm_mode)
+    arch = architecture(plain_config(model_cfg), plain_config(norm_cfg), norm_mode, num_classes)
     if isinstance(arch, str):
         return arch
     if isinstance(x, torch.Tensor):
@@ -170,6 +198,24 @@ def _subsample(
     return choose(n_all, batch_size, max_points, couples_points(arch), seed)
 
 
+def walked_points(
+    arch: Architecture, x: np.ndarray, batch_size: int, max_points: int | None, seed: int = 0
+) -> tuple[np.ndarray, Design | None]:
+    """The points a walk takes (all of ``x``, or a subsample of about ``max_points``) and
+    their :class:`Design` (None: all)."""
+    sub = _subsample(arch, x.shape[0], batch_size, max_points, seed)
+    return (x[sub.index], sub.design) if sub else (x, None)
+
+
+def infinite_gamma(
+    arch: Architecture, x: np.ndarray, batch_size: int, design: Design | None = None
+) -> float:
+    """The infinite-width gamma of ``arch`` on the walked points ``x`` (ValueError where
+    every point gets the same logits)."""
+    k = final_kernel(x, arch, batch_size, design)
+    return gamma_from_kernel(k, design, arch.head_offset(arch.units_out))
+
+
 def predict_gamma(
     model_cfg: Config,
     norm_cfg: Config,
@@ -178,6 +224,7 @@ def predict_gamma(
     norm_mode: str = "batch",
     max_points: int | None = None,
     seed: int = 0,
+    num_classes: int = 10,
 ) -> Prediction:
     """Infinite-width gamma of ``model_cfg`` + ``norm_cfg`` on the evaluation inputs ``x``.
 
@@ -185,9 +232,10 @@ def predict_gamma(
     ``ensemble.norm_mode``): BatchNorm centres each batch with its own statistics. With more
     than ``max_points`` inputs (None: no limit) a subsample of about that many is walked
     (drawn with ``seed``) and ``stderr`` states its error (:mod:`.subsample`).
+    ``num_classes``: the head's fan_out (only xavier's head gain, beside a head bias, reads it).
     """
     t0 = time.perf_counter()
-    walk = _walk_inputs(model_cfg, norm_cfg, x, norm_mode)
+    walk = _walk_inputs(model_cfg, norm_cfg, x, norm_mode, num_classes)
     if isinstance(walk, str):
         return Prediction(gamma=None, reason=walk)
     arch, x = walk
@@ -195,6 +243,7 @@ def predict_gamma(
         return Prediction(gamma=None, reason="gamma needs at least 2 evaluation points")
     sub, stderr = _subsample(arch, x.shape[0], batch_size, max_points, seed), 0.0
     design = sub.design if sub else None
+    offset = arch.head_offset(arch.units_out)
     try:
         if sub is not None:
             x = x[sub.index]
@@ -202,12 +251,12 @@ def predict_gamma(
             stderr = jackknife(
                 sub,
                 k,
-                gamma_from_kernel,
+                lambda k, d: gamma_from_kernel(k, d, offset),
                 lambda keep, d: final_kernel(x[keep], arch, batch_size, d),
             )
         else:
             k = final_kernel(x, arch, batch_size)
-        gamma = gamma_from_kernel(k, design)
+        gamma = gamma_from_kernel(k, design, offset)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
     finite, why = _finite_width(x, arch, batch_size, k, design)
@@ -222,9 +271,13 @@ def _finite_width(
     """The finite-width gamma of :mod:`.finite`, or None and why not."""
     if arch.neutralize != "none":
         return None, "the finite-width walk does not follow model.neutralize (a centred head input)"
+    if arch.unit_pool != "none":
+        return None, "the finite-width walk does not follow model.unit_pool"
+    offset = arch.head_offset(arch.units_out)
     with np.errstate(all="ignore"):
         try:
-            return gamma_with_correction(kernel, correction(x, arch, batch_size), design), None
+            corr = correction(x, arch, batch_size)
+            return gamma_with_correction(kernel, corr, design, offset), None
         except (ValueError, np.linalg.LinAlgError) as exc:
             return None, str(exc)
 
@@ -250,8 +303,7 @@ def predict_layers(
     if isinstance(walk, str):
         return walk
     arch, x = walk
-    sub = _subsample(arch, x.shape[0], batch_size, max_points, seed)
-    x, design = (x[sub.index], sub.design) if sub else (x, None)
+    x, design = walked_points(arch, x, batch_size, max_points, seed)
     out: dict[str, float] = {}
     for name, k in layer_kernels(x, arch, batch_size, design):
         try:

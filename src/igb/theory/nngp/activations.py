@@ -116,7 +116,12 @@ def _nodes() -> tuple[np.ndarray, np.ndarray]:
 _Z, _W = _nodes()
 
 
-def _hermite(z: np.ndarray, order: int) -> np.ndarray:
+def normal_rule() -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of ``E[f(z)]``, ``z ~ N(0, 1)``, exact at a kink at 0."""
+    return _Z, _W
+
+
+def hermite(z: np.ndarray, order: int) -> np.ndarray:
     """Normalised probabilists' Hermite functions ``He_n(z) / sqrt(n!)``, n = 0..order."""
     h = np.empty((order + 1, z.size))
     h[0] = 1.0
@@ -127,17 +132,22 @@ def _hermite(z: np.ndarray, order: int) -> np.ndarray:
     return h
 
 
-_H = _hermite(_Z, MAX_ORDER)
+_H = hermite(_Z, MAX_ORDER)
+
+
+def hermite_coefficients(act: torch.nn.Module, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``c_n(a) = E[phi(a z) He_n(z)] / sqrt(n!)`` (len(scale), MAX_ORDER + 1) for each scale
+    ``a``, and ``E[phi(a z)^2]`` (exact, not the truncated series)."""
+    with torch.no_grad():
+        phi = act(torch.from_numpy(np.outer(scale, _Z))).numpy()  # (N, nodes)
+    weighted = phi * _W
+    return weighted @ _H.T, (weighted * phi).sum(axis=1)
 
 
 def mehler_kernel(k: np.ndarray, act: torch.nn.Module) -> ActivationKernel:
     """Kernel of a smooth activation by its Hermite (Mehler) series, vectorised over pairs."""
     scale = np.sqrt(np.clip(np.diag(k), 0.0, None))
-    with torch.no_grad():
-        phi = act(torch.from_numpy(np.outer(scale, _Z))).numpy()  # (N, nodes)
-    weighted = phi * _W
-    coef = weighted @ _H.T  # (N, MAX_ORDER + 1): c_n(a_x)
-    second = (weighted * phi).sum(axis=1)  # E[phi^2] per point, exact
+    coef, second = hermite_coefficients(act, scale)
     tail = second[:, None] - np.cumsum(coef**2, axis=1)
     rel = tail / np.where(second > 0, second, 1.0)[:, None]
     below = np.flatnonzero(rel.max(axis=0) <= TAIL_TOL)
@@ -186,3 +196,22 @@ def activation_kernel(name: str, k: np.ndarray) -> ActivationKernel:
     if name == "leaky_relu":
         return leaky_relu_kernel(k, float(act.negative_slope))
     return mehler_kernel(k, act.double())
+
+
+def pair_moments(name: str, k11: np.ndarray, k22: np.ndarray, k12: np.ndarray) -> np.ndarray:
+    """``(E phi_a^2, E phi_b^2, E phi_a phi_b, E phi_a, E phi_b)`` (..., 5) for pairs of
+    zero-mean Gaussians with these (co)variances: each pair walked as a 2 x 2 kernel."""
+    shape = np.shape(k11)
+    a, b, c = (np.ravel(v).astype(np.float64) for v in (k11, k22, k12))
+    m = a.size
+    big = np.zeros((2 * m, 2 * m))
+    idx = np.arange(m)
+    big[2 * idx, 2 * idx], big[2 * idx + 1, 2 * idx + 1] = a, b
+    big[2 * idx, 2 * idx + 1] = big[2 * idx + 1, 2 * idx] = c
+    out = activation_kernel(name, big)
+    q = out.q
+    s = np.stack(
+        [q[2 * idx, 2 * idx], q[2 * idx + 1, 2 * idx + 1], q[2 * idx, 2 * idx + 1],
+         out.m[2 * idx], out.m[2 * idx + 1]], axis=-1,
+    )  # fmt: skip
+    return s.reshape(*shape, 5)

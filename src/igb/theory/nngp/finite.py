@@ -34,9 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from igb.nn.norm_act import ACTIVATIONS
-from igb.theory.nngp.activations import activation_kernel
-from igb.theory.nngp.kernel import Architecture, Design, kernel_means, weight_gain
+from igb.nn.norm_act import ACTIVATIONS, has_norm, norm_before_act
+from igb.theory.nngp.activations import pair_moments
+from igb.theory.nngp.kernel import Architecture, Design, kernel_means
 
 #: representative off-diagonal pairs (quantiles of the input correlations)
 PAIRS = 12
@@ -79,24 +79,6 @@ def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.nda
     return mean[:, None, :] + steps, weights
 
 
-def _activation_means(act: str, k11, k22, k12) -> np.ndarray:
-    """Exact ``E f`` (..., 5) for pairs of pre-activations with these kernels."""
-    shape = k11.shape
-    a, b, c = k11.ravel(), k22.ravel(), k12.ravel()
-    m = a.size
-    big = np.zeros((2 * m, 2 * m))
-    idx = np.arange(m)
-    big[2 * idx, 2 * idx], big[2 * idx + 1, 2 * idx + 1] = a, b
-    big[2 * idx, 2 * idx + 1] = big[2 * idx + 1, 2 * idx] = c
-    out = activation_kernel(act, big)
-    q = out.q
-    s = np.stack(
-        [q[2 * idx, 2 * idx], q[2 * idx + 1, 2 * idx + 1], q[2 * idx, 2 * idx + 1],
-         out.m[2 * idx], out.m[2 * idx + 1]], axis=-1,
-    )  # fmt: skip
-    return s.reshape(*shape, 5)
-
-
 def _fourth_moments(act: str, k11, k22, k12) -> np.ndarray:
     """``Cov f`` (P, 5, 5) of one unit by 2-D Gauss-Hermite quadrature."""
     s1, s2 = np.sqrt(k11), np.sqrt(k22)
@@ -118,17 +100,23 @@ def _block_output(arch: Architecture, s: np.ndarray) -> np.ndarray:
     """R: unit averages S (..., 5) -> next state theta (..., 3)."""
     q11, q22, q12, m1, m2 = np.moveaxis(s, -1, 0)
     eps = arch.eps
-    if arch.placement == "post" and arch.kind in ("layer", "group"):
+    if not _norm_after_act(arch):
+        return _theta(q11, q22, q12)
+    if arch.kind in ("layer", "group"):
         v1, v2 = q11 - m1 * m1, q22 - m2 * m2
         c = (q12 - m1 * m2) / np.sqrt((v1 + eps) * (v2 + eps))
         return _theta(v1 / (v1 + eps), v2 / (v2 + eps), c)
-    if arch.placement == "post" and arch.kind == "rms":
+    if arch.kind == "rms":
         return _theta(
             q11 / (q11 + eps), q22 / (q22 + eps), q12 / np.sqrt((q11 + eps) * (q22 + eps))
         )
-    if arch.placement == "post" and arch.kind == "batch":  # eval mode: a constant scale
-        return _theta(q11 / (1 + eps), q22 / (1 + eps), q12 / (1 + eps))
-    return _theta(q11, q22, q12)
+    # batch (the walk of batch statistics after the activation has no correction: correction)
+    return _theta(q11 / (1 + eps), q22 / (1 + eps), q12 / (1 + eps))  # eval mode: a constant
+
+
+def _norm_after_act(arch: Architecture) -> bool:
+    """Whether the block's norm reads the activations (the placement table says where)."""
+    return has_norm(arch.placement) and not norm_before_act(arch.placement)
 
 
 def _derivatives(arch: Architecture, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,9 +152,10 @@ class _Walk:
     def preactivation(self, pts: np.ndarray, mean: np.ndarray, cov: np.ndarray, gain: float):
         """Kernel (k11, k22, k12) of what the activation reads, at each sigma point."""
         g11, g22, g12 = _kernel(pts)
-        k11, k22, k12 = gain * g11, gain * g22, gain * g12
+        bias = self.arch.bias_var
+        k11, k22, k12 = gain * g11 + bias, gain * g22 + bias, gain * g12 + bias
         arch = self.arch
-        if arch.placement != "pre":
+        if not norm_before_act(arch.placement):
             return k11, k22, k12
         if arch.kind == "batch" and arch.norm_mode == "eval":
             return k11 / (1 + arch.eps), k22 / (1 + arch.eps), k12 / (1 + arch.eps)
@@ -208,7 +197,7 @@ class _Walk:
         """One block: (mean, cov) of theta at its input -> at its output."""
         pts, w = _sigma_points(mean, cov)
         k = self.preactivation(pts, mean, cov, gain)
-        s = _activation_means(self.arch.activation, *k)
+        s = pair_moments(self.arch.activation, *k)
         out = _block_output(self.arch, s)  # (P, 2d + 1, 3)
         new_mean = np.einsum("k,pkd->pd", w, out)
         dev = out - new_mean[:, None, :]
@@ -229,8 +218,7 @@ class _Walk:
         mean = _theta(np.full(rho.size, q0), np.full(rho.size, q0), rho * q0)
         cov = np.zeros((rho.size, 3, 3))
         for layer in range(arch.depth):
-            gain = weight_gain(arch.init, fan_in, arch.width)
-            mean, cov = self.step(mean, cov, gain)
+            mean, cov = self.step(mean, cov, arch.gain(fan_in))
             fan_in = arch.width
             spread = (float(cov[:, :2, :2].max()), float(cov[:, 2, 2].max()))
             if not (spread[0] <= MAX_VAR_LOG and spread[1] <= MAX_VAR_RHO):
@@ -246,7 +234,7 @@ class _Walk:
 
 def correction(x: np.ndarray, arch: Architecture, batch_size: int) -> Correction:
     """Finite-width shift of ``E[G]`` of the last block, from the input kernel of ``x``."""
-    if arch.placement == "post" and arch.kind == "batch" and arch.norm_mode == "batch":
+    if _norm_after_act(arch) and arch.kind == "batch" and arch.norm_mode == "batch":
         return Correction(0.0, 0.0)  # every unit's batch means are removed at any width
     x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
     k0 = x @ x.T / x.shape[1]
@@ -259,14 +247,17 @@ def correction(x: np.ndarray, arch: Architecture, batch_size: int) -> Correction
     return Correction(finite[0] - infinite[0], float(np.mean(finite[1] - infinite[1])))
 
 
-def gamma_with_correction(k: np.ndarray, corr: Correction, design: Design | None = None) -> float:
+def gamma_with_correction(
+    k: np.ndarray, corr: Correction, design: Design | None = None, offset: float = 0.0
+) -> float:
     """gamma (:func:`igb.theory.nngp.kernel.gamma_from_kernel`) of ``k`` shifted by ``corr``:
     every diagonal entry by ``corr.diag``, every other entry by ``corr.off`` (``design``:
-    ``k`` is the kernel of some of the N points, :func:`~igb.theory.nngp.kernel.kernel_means`)."""
+    ``k`` is the kernel of some of the N points, :func:`~igb.theory.nngp.kernel.kernel_means`;
+    ``offset``: the head bias's, :meth:`~igb.theory.nngp.kernel.Architecture.head_offset`)."""
     n = design.n_points if design else k.shape[0]
     diag, mean_k = kernel_means(k, design)
     mean_all = mean_k + (1 - 1 / n) * corr.off + corr.diag / n
     spread = diag + corr.diag - mean_all
     if not spread > 0:
         raise ValueError("the finite-width kernel gives every point the same logits")
-    return max(mean_all, 0.0) / spread
+    return max(mean_all + offset, 0.0) / spread

@@ -5,9 +5,14 @@ hidden unit over the N evaluation points (all units are iid at infinite width) a
 mean ``m(x) = E[z_i(x)]``. Each operation of a block (:data:`igb.nn.norm_act.PLACEMENT_ORDER`)
 maps ``(K, m)`` to ``(K, m)``:
 
-- ``Linear(fan_in, fan_out)``, weights iid with variance ``v``, zero bias: the output is a
-  zero-mean Gaussian process with ``K' = v * fan_in * K`` (:func:`weight_gain` gives
-  ``v * fan_in`` for each ``model.init``);
+- ``Linear(fan_in, fan_out)``, weights iid with variance ``v``, biases iid ``N(0, s_b^2)``
+  (``model.bias_var``; one draw per unit, the same for every input): the output is a
+  zero-mean Gaussian process with ``K' = v * fan_in * K + s_b^2`` (:func:`weight_gain`
+  gives ``v * fan_in`` for each ``model.init``; ``model.init=normal``: ``model.weight_var``);
+- a pool over groups of ``g`` units (``model.unit_pool``): ``avg`` of ``g`` iid units has
+  ``Q' = Q / g + (1 - 1/g) m m^T`` and the same mean; ``max`` is declined (its pair map
+  is a ``2g``-dimensional integral per pair of points: :mod:`igb.theory.meanfield` has it
+  for one pair);
 - activation: :func:`igb.theory.nngp.activations.activation_kernel`;
 - norms, with weight 1 and bias 0 as at initialization (``eps`` kept):
 
@@ -43,7 +48,9 @@ from igb.theory.nngp.activations import activation_kernel
 
 #: norm kinds covered on dense layers (group: each group is infinitely wide, like layer)
 NORM_KINDS = ("batch", "layer", "rms", "group")
-INIT_SCHEMES = ("kaiming_normal", "xavier", "torch_default")
+INIT_SCHEMES = ("kaiming_normal", "xavier", "torch_default", "normal")
+#: unit pools the walk follows (the max over units is declined, with the reason)
+UNIT_POOLS = ("none", "avg")
 
 
 @dataclass
@@ -54,13 +61,16 @@ class Units:
     m: np.ndarray
 
 
-def weight_gain(init: str, fan_in: int, fan_out: int) -> float:
-    """``Var(W_ij) * fan_in`` of a Linear layer under ``model.init`` (biases are zero).
+def weight_gain(init: str, fan_in: int, fan_out: int, weight_var: float | None = None) -> float:
+    """``Var(W_ij) * fan_in`` of a Linear layer under ``model.init``.
 
-    kaiming_normal (ReLU gain): ``2 / fan_in``; xavier normal: ``2 / (fan_in + fan_out)``;
+    normal: ``weight_var``; kaiming_normal (ReLU gain): ``2 / fan_in``; xavier normal:
+    ``2 / (fan_in + fan_out)``;
     torch_default (``kaiming_uniform_(a=sqrt 5)``): uniform on ``+-1/sqrt(fan_in)``, i.e.
     variance ``1 / (3 fan_in)`` (the sum over ``fan_in`` units is Gaussian at infinite width).
     """
+    if init == "normal" and weight_var is not None:
+        return float(weight_var)
     if init == "kaiming_normal":
         return 2.0
     if init == "xavier":
@@ -161,6 +171,34 @@ class Architecture:
     #: ``model.neutralize``: ``head``/``head_frozen`` centre the head's input per batch (a
     #: measurement at initialization sees the batch means in both)
     neutralize: str = "none"
+    #: ``model.init=normal``'s variances (None: the scheme's) and the biases' variance
+    weight_var: float | None = None
+    bias_var: float = 0.0
+    head_weight_var: float | None = None
+    head_bias_var: float | None = None
+    #: ``model.unit_pool`` (``none`` or ``avg``) over groups of ``unit_pool_size`` units
+    unit_pool: str = "none"
+    unit_pool_size: int = 2
+    #: the number of classes (the head's fan_out: xavier's head gain reads it)
+    num_classes: int = 10
+
+    @property
+    def units_out(self) -> int:
+        """Units a block hands on (the pool reduces groups of units to one)."""
+        return self.width if self.unit_pool == "none" else self.width // self.unit_pool_size
+
+    def gain(self, fan_in: int) -> float:
+        """``Var(W) * fan_in`` of a hidden Linear layer."""
+        return weight_gain(self.init, fan_in, self.width, self.weight_var)
+
+    def head_offset(self, fan_in: int) -> float:
+        """The head bias's variance over the head's weight gain: the constant its bias adds
+        to the logits' kernel, in units of the kernel of the units it reads."""
+        bias = self.bias_var if self.head_bias_var is None else self.head_bias_var
+        if bias == 0:
+            return 0.0
+        wvar = self.weight_var if self.head_weight_var is None else self.head_weight_var
+        return bias / weight_gain(self.init, fan_in, self.num_classes, wvar)
 
 
 def apply_norm(
@@ -201,16 +239,20 @@ def layer_kernels(
     for i in range(arch.depth):
         for part in PLACEMENT_ORDER[arch.placement]:
             if part == "layer":
-                gain = weight_gain(arch.init, fan_in, arch.width)
-                u = Units(k=gain * u.k, m=np.zeros(n))
-                fan_in = arch.width
+                u = Units(k=arch.gain(fan_in) * u.k + arch.bias_var, m=np.zeros(n))
+                fan_in = arch.units_out
             elif part == "act":
                 a = activation_kernel(arch.activation, u.k)
                 u = Units(k=a.q, m=a.m)
             elif part == "norm":
                 u = apply_norm(u, arch, slices, sizes)
+            elif arch.unit_pool == "avg":
+                g = arch.unit_pool_size
+                u = Units(k=u.k / g + (1 - 1 / g) * np.outer(u.m, u.m), m=u.m)
+            elif arch.unit_pool != "none":
+                raise ValueError(f"model.unit_pool={arch.unit_pool} is not covered by the walk")
             else:
-                continue  # no pooling in an MLP
+                continue
             yield f"blocks.{i}.{part}", u.k
     if arch.neutralize != "none":  # the exact per-batch centring of batch_norm, no scaling
         col = _batch_means(u.k, slices, axis=1, sizes=sizes)
@@ -247,8 +289,12 @@ def kernel_means(k: np.ndarray, design: Design | None = None) -> tuple[float, fl
     return diag, total / n_all**2
 
 
-def gamma_from_kernel(k: np.ndarray, design: Design | None = None) -> float:
-    """gamma of the logits ``o = W h`` (W iid, zero bias) of units with kernel ``k``.
+def gamma_from_kernel(k: np.ndarray, design: Design | None = None, offset: float = 0.0) -> float:
+    """gamma of the logits ``o = W h + b`` (W iid) of units with kernel ``k``.
+
+    ``offset``: the head bias's variance over its weight gain
+    (:meth:`Architecture.head_offset`): the bias adds the same constant to every entry of
+    the logits' kernel, so it adds ``offset`` to ``mean(K)`` and nothing to the spread.
 
     The C logits are iid Gaussian processes with kernel ``s^2 K`` (s^2 the head's gain);
     the centred ``d_c = o_c - mean_k o_k`` have kernel ``(1 - 1/C) s^2 K``. The measured
@@ -267,4 +313,4 @@ def gamma_from_kernel(k: np.ndarray, design: Design | None = None) -> float:
     spread = diag - mean_all
     if not spread > 0:
         raise ValueError("the units give every evaluation point the same logits: gamma undefined")
-    return max(mean_all, 0.0) / spread
+    return max(mean_all + offset, 0.0) / spread
