@@ -4,10 +4,14 @@ Writes inits.csv, summary.json (gamma, its bootstrap CI, the regime) and histogr
 into the job folder; see docs/ensemble.md.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
+from igb.errors import ConfigError
 from igb.launch.preflight import preflight
+from igb.launch.shards import shard_argv
 
 
 def validate(cfg: DictConfig) -> object:
@@ -25,5 +29,10 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    try:  # -m ensemble.shards=K: K jobs of one job folder (igb.launch.shards)
+        sys.argv[1:] = shard_argv(sys.argv[1:])
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     preflight("ensemble", validate)
     main()

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
+from common import Opt, compose_cfg, load, parse_args  # bench/: on sys.path
 from omegaconf import DictConfig
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -66,11 +66,6 @@ BENCH = [
     "ensemble.eval_samples=2000",
     "ensemble.progress=false",
 ]
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
 def matmul_rate(m: int, k: int, n: int, seconds: float = 1.0, repeats: int = 5) -> float:

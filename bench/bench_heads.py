@@ -27,6 +27,7 @@ from common import NATIVE, RESNET18, Opt, parse_args, random_images  # bench/: o
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.ensemble.loop import run_loop
+from igb.ensemble.runtime import Runtime
 from igb.ensemble.statistics import StatisticsStore
 from igb.nn.reinit import reinitializer
 
@@ -36,9 +37,9 @@ def old_path(cfg: dict, x: torch.Tensor, seeds: list[int], batch: int) -> tuple[
     store = StatisticsStore(len(seeds), 10)
     t0 = time.perf_counter()
     reinit = reinitializer(cfg, NATIVE, x.shape[1:], 10, device, "head", seeds[0])
+    plan = EvaluationPlan(cfg, NATIVE, 10, batch, device=device, workers=1)
     with torch.random.fork_rng(devices=[]):
-        run_loop(cfg, NATIVE, x, 10, seeds, batch, "batch", device, 1, reinit, store,
-                 lambda n: None)  # fmt: skip
+        run_loop(plan, x, seeds, Runtime(reinit, store))
     return store.arrays, time.perf_counter() - t0
 
 

@@ -12,6 +12,12 @@ any other ``argparse`` setting where the default alone does not say enough.
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,3 +111,32 @@ def compose_cfg(name: str, overrides: list[str], out: Path) -> DictConfig:
         cfg.paths.output_dir = str(out)
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def load() -> str:
+    """The machine's load average, to print beside every timing (the machine is shared)."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def interleaved(
+    commands: Mapping[str, Callable[[int], Sequence[str]]],
+    repeats: int,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, float]:
+    """Median wall time of each command (a whole process; ``commands[name](round)`` is its
+    command line in that round), over ``repeats`` rounds that run every command once in
+    turn, so that a burst of load from elsewhere hits all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    run_env = {**os.environ, **(env or {})}
+    for r in range(repeats):
+        for name, argv in commands.items():
+            start = time.perf_counter()
+            subprocess.run(list(argv(r)), check=True, env=run_env, capture_output=True)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def python(*args: str) -> list[str]:
+    """A command line running this interpreter."""
+    return [sys.executable, *args]

@@ -11,7 +11,8 @@ Sources:
   (needs network and credentials; ``--wandb-group`` picks one sweep).
 
 Writes under ``--out`` (default ``<folder>/analysis``): ``jobs.csv``/``.parquet``,
-``series.*``, ``inits.*``, ``figures/*.png``, ``report.md`` and ``report.html``.
+``series.*``, ``inits.*``, ``figures/*.png`` (and ``.pdf``/``.svg`` with ``--format``),
+``report.md``, ``report.html`` and each report table as LaTeX (``tables/*.tex``, booktabs).
 Jobs that failed or never finished are listed on stdout and in the report.
 """
 
@@ -78,10 +79,43 @@ def parser() -> argparse.ArgumentParser:
         help="time to neutrality: no class predicted more than tol above its share of the "
         f"split (default: {DEFAULT_TOL})",
     )
+    p.add_argument(
+        "--format",
+        type=formats,
+        default=("png",),
+        help="figure formats, comma-separated, of png, pdf, svg (default: png; PNG is always "
+        "written, the report shows it)",
+    )
+    p.add_argument(
+        "--dpi", type=positive_int, default=90, help="resolution of PNG figures (default: 90)"
+    )
     p.add_argument("--wandb", action="store_true", help="read the offline W&B runs under source")
     p.add_argument("--wandb-project", metavar="ENTITY/PROJECT", help="read a W&B project online")
     p.add_argument("--wandb-group", help="with --wandb-project: only runs of this group")
     return p
+
+
+def formats(text: str) -> tuple[str, ...]:
+    """``--format pdf,svg,png`` -> ("pdf", "svg", "png"); argparse's one line otherwise."""
+    from multirun_analysis.figures.common import ALLOWED_FORMATS
+
+    chosen = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    bad = [f for f in chosen if f not in ALLOWED_FORMATS]
+    if bad or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: allowed formats {', '.join(ALLOWED_FORMATS)} (comma-separated)"
+        )
+    return chosen
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of at least 1")
+    return value
 
 
 def out_problem(out: Path) -> str | None:
@@ -111,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    from multirun_analysis.figures.common import output
+
+    output(args.format, args.dpi)
     col = load(args)
     if col.jobs.empty:
         print(
@@ -135,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         where = row.job_dir or row.overrides
         print(f"  {row.status}: {where}" + (f" - {row.error}" if row.error else ""))
     print(f"tables:  {', '.join(p.name for p in result['tables'])}")
-    print(f"figures: {', '.join(p.name for p in result['figures']) or '(none)'}")
+    also = f" (also as {', '.join(f for f in args.format if f != 'png')})"
+    also = also if any(f != "png" for f in args.format) else ""
+    print(f"figures: {', '.join(p.name for p in result['figures']) or '(none)'}{also}")
     print(f"report:  {result['report']}")
     print(f"html:    {result['html']}")
     return 0

@@ -74,19 +74,30 @@ class Collection:
         return self.jobs[self.jobs["status"] != FINISHED]
 
     def save(self, out: Path) -> list[Path]:
-        """jobs/series/inits as CSV and parquet under ``out``; returns the paths written."""
+        """jobs/series/inits as CSV under ``out``, and as parquet where pyarrow is installed
+        (``pip install -e ".[parquet]"``); returns the paths written."""
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for name in ("jobs", "series", "inits"):
             df: pd.DataFrame = getattr(self, name)
             if name != "jobs" and df.empty:
                 continue
-            csv, parquet = out / f"{name}.csv", out / f"{name}.parquet"
+            csv = out / f"{name}.csv"
             # atomically: a full disk leaves the previous table, never half a file
             atomic_write(csv, lambda tmp, df=df: df.to_csv(tmp, index=False))
-            atomic_write(parquet, lambda tmp, df=df: _to_parquet(df, tmp))
-            written += [csv, parquet]
+            written.append(csv)
+            if parquet_available():
+                parquet = out / f"{name}.parquet"
+                atomic_write(parquet, lambda tmp, df=df: _to_parquet(df, tmp))
+                written.append(parquet)
         return written
+
+
+def parquet_available() -> bool:
+    """Whether pandas can write parquet here (pyarrow, the ``parquet`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
 
 
 def _to_parquet(df: pd.DataFrame, path: Path) -> None:

@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from igb.jobs.files import atomic_write_text
 from igb.theory.compare import ZERO
 from igb.theory.gaussian import NEUTRAL_TOL
 from multirun_analysis.choices import CHOICES
-from multirun_analysis.collect import Collection
+from multirun_analysis.collect import Collection, parquet_available
 from multirun_analysis.figures.common import Figure
 from multirun_analysis.folders import FINISHED
 from multirun_analysis.results import reference_text
@@ -274,14 +275,16 @@ def build(col: Collection, figures: Sequence[Figure], split: str = "val") -> Rep
     if "error" in table:
         table["error"] = table["error"].map(lambda e: _short(e, 80))
     report.table(table)
+    copies = "/`.parquet`" if parquet_available() else ""
     report.p(
-        "Tables next to this report: `jobs.csv`/`jobs.parquet` (one row per job, one column "
-        "per config choice), `series.csv`/`.parquet` (every logged metric per job and step)"
+        f"Tables next to this report: `jobs.csv`{copies} (one row per job, one column "
+        f"per config choice), `series.csv`{copies} (every logged metric per job and step)"
         + (
-            ", `inits.csv`/`.parquet` (ensembles: one row per initialization)."
+            f", `inits.csv`{copies} (ensembles: one row per initialization)"
             if not col.inits.empty
-            else "."
+            else ""
         )
+        + "; this report's tables as LaTeX (booktabs) in `tables/*.tex`."
     )
     return report
 
@@ -319,4 +322,22 @@ def write(report: Report, out: Path) -> tuple[Path, Path]:
     md, htm = out / "report.md", out / "report.html"
     atomic_write_text(md, report.markdown(out))
     atomic_write_text(htm, report.html())
+    write_tex_tables(report, out / "tables")
     return md, htm
+
+
+def write_tex_tables(report: Report, out: Path) -> list[Path]:
+    """Every table of the report as ``<out>/<its section>.tex`` (booktabs), for a paper."""
+    from multirun_analysis.latex import booktabs
+
+    written: list[Path] = []
+    section = "table"
+    for b in report.blocks:
+        if b.kind == "h2":
+            section = re.sub(r"[^a-z0-9]+", "_", b.content.lower()).strip("_")
+        elif b.kind == "table" and not b.content.empty:
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"{section}.tex"
+            path.write_text(booktabs(b.content, _fmt))
+            written.append(path)
+    return written

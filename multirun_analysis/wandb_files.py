@@ -18,7 +18,8 @@ for it (the old ``wandb.sdk.internal.datastore`` is gone; the writer lives in th
 
 What ``read_run`` extracts: the ``run`` record (id, entity, project, group, job type, tags,
 name, initial config), ``config`` updates, ``history`` rows, ``summary`` updates, ``metric``
-records (``define_metric``), the ``exit`` record and wandb's version (``header`` record).
+records (``define_metric``), ``artifact`` records (name, type, aliases, file paths; logged
+tables are artifacts too), the ``exit`` record and wandb's version (``header`` record).
 
 Values: history, summary and config values are stored as JSON text (``value_json``) and, with
 ``x_history_value_encoding="json,typed"``, also as typed scalars for history; the typed value is
@@ -86,6 +87,8 @@ class WandbRun:
     #: define_metric records in order: name, glob_name, step_metric, step_sync, hidden,
     #: summary (aggregations), goal, expanded_from_glob
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    #: logged artifacts: name, type, aliases and the paths of their files
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
     #: None until the run has finished (no ``exit`` record yet)
     exit_code: int | None = None
     start_time: float | None = None
@@ -179,7 +182,10 @@ def _decode_json(text: str) -> Any:
 
 
 def _history_value(item: Any) -> Any:
-    kind = item.WhichOneof("value")
+    try:
+        kind = item.WhichOneof("value")
+    except ValueError:  # a wandb whose HistoryItem has no typed values: JSON only
+        kind = None
     if kind is None:
         return _decode_json(item.value_json)
     if kind == "none":
@@ -290,6 +296,12 @@ def read_run(path: str | os.PathLike[str], *, strict: bool = False) -> WandbRun:
                 run.start_time = r.start_time.seconds + r.start_time.nanos / 1e9
             _apply(run.config, r.config)
             _apply(run.summary, r.summary)
+        elif kind == "artifact":
+            a = record.artifact
+            files = sorted(e.path for e in a.manifest.contents)
+            run.artifacts.append(
+                {"name": a.name, "type": a.type, "aliases": list(a.aliases), "files": files}
+            )
         elif kind == "exit":
             run.exit_code = record.exit.exit_code
         elif kind == "header":

@@ -43,8 +43,31 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (target / "igb" / "launch" / "preflight.py").is_file()
+    assert (target / "igb" / "data" / "digits.csv.gz").is_file()  # package data: the digits
     assert not (target / "igb" / "conf").exists()
     return target
+
+
+#: the README's check of a torch/torchvision pair, as its line runs it
+PAIR_CHECK = (
+    "import torch, torchvision; from torchvision.ops import nms; "
+    "print(torch.__version__, torchvision.__version__, nms(torch.zeros(1, 4), torch.zeros(1), 0.5))"
+)
+
+
+def test_the_readmes_pair_check_passes_here() -> None:
+    """The README's one-line check runs as printed and names both versions (an unpaired
+    torchvision fails it: its compiled nms operator is missing)."""
+    readme = (ROOT / "README.md").read_text()
+    assert f'.venv/bin/python -c "{PAIR_CHECK}"' in readme
+    proc = subprocess.run(
+        [sys.executable, "-c", PAIR_CHECK], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import torch
+    import torchvision
+
+    assert proc.stdout.split() == [torch.__version__, torchvision.__version__, "tensor([0])"]
 
 
 def run_installed(installed: Path, tmp_path: Path, script: str, *argv: str):

@@ -28,6 +28,12 @@ from multirun_analysis.results import missing  # noqa: E402
 
 DPI = 90
 
+#: file formats every figure is written in besides PNG (``--format``; the report embeds the
+#: PNG) and the raster resolution (``--dpi``), set by :func:`output`
+FORMATS: tuple[str, ...] = ()
+#: the formats ``--format`` takes
+ALLOWED_FORMATS = ("png", "pdf", "svg")
+
 KIND_COLOR = {
     "none": "black",
     "batch": "tab:blue",
@@ -50,10 +56,20 @@ class Figure:
     caption: str
 
 
+#: how far a pre-activation norm's colour is mixed with white: the placements of one kind
+#: differ in colour (pale: pre, full: post), not only in dash (a dash is lost in a small
+#: print and a legend's short sample)
+PRE_TINT = 0.5
+
+
 def norm_style(label: str) -> dict[str, Any]:
+    """Colour by norm kind, shade and dash by placement (``batch-pre``: pale blue, dashed)."""
     kind, _, placement = str(label).partition("-")
+    color = np.array(matplotlib.colors.to_rgb(KIND_COLOR.get(kind, "grey")))
+    if placement == "pre":
+        color = color + (1.0 - color) * PRE_TINT
     return {
-        "color": KIND_COLOR.get(kind, "grey"),
+        "color": tuple(float(c) for c in color),
         "linestyle": PLACEMENT_STYLE.get(placement or "none", "-"),
     }
 
@@ -113,10 +129,20 @@ def grid_shape(n: int, most: int) -> tuple[int, int]:
     return rows, max(1, math.ceil(n / rows))
 
 
+def output(formats: Sequence[str] = ("png",), dpi: int = 90) -> None:
+    """Write the figures from now on in ``formats`` (PNG always) at ``dpi``."""
+    global FORMATS, DPI
+    FORMATS = tuple(f for f in formats if f != "png")
+    DPI = dpi
+
+
 def save(fig: plt.Figure, path: Path) -> Path:
+    """``path`` (a PNG) and its twins in the other formats of :func:`output`
+    (``x.pdf``, ``x.svg`` beside ``x.png``: vector text and lines for a paper)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:  # atomically: a full disk leaves the previous figure, never half a file
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight"))
+        for target in (path, *(path.with_suffix(f".{fmt}") for fmt in FORMATS)):
+            atomic_write(target, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight"))
     finally:
         plt.close(fig)
     return path
@@ -193,6 +219,38 @@ def gamma_log_axis(ax: plt.Axes, values: np.ndarray, vertical: bool = True) -> N
     (ax.set_xscale if vertical else ax.set_yscale)("log")
     (ax.set_xlim if vertical else ax.set_ylim)(lo, hi)
     regime_bands(ax, lo, hi, vertical=vertical)
+
+
+def mark_below_floor(
+    ax: plt.Axes,
+    at: np.ndarray,
+    values: np.ndarray,
+    floor: float,
+    color: Any = "black",
+    vertical: bool = True,
+    size: float = 60,
+) -> bool:
+    """Draw each value below the log axis' ``floor`` as an open triangle at the floor,
+    pointing off the axis (down when ``vertical``: values on y; left otherwise), so that
+    it is not read as the floor's value; ``at`` are the points' other coordinates.
+    Whether any was drawn (the caller then says so in the legend or caption)."""
+    below = np.asarray(values, dtype=float) < floor
+    if not below.any():
+        return False
+    where = np.asarray(at)[below]
+    fl = np.full(where.shape, floor)
+    xy = (where, fl) if vertical else (fl, where)
+    ax.scatter(*xy, marker="v" if vertical else "<", s=size, facecolor="white",
+               edgecolor=color, linewidth=1.5, zorder=5, clip_on=False)  # fmt: skip
+    return True
+
+
+def below_floor_handle(vertical: bool = True) -> Any:
+    """A legend entry for :func:`mark_below_floor`'s triangles."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], ls="none", marker="v" if vertical else "<", ms=7,
+                  markerfacecolor="white", markeredgecolor="black")  # fmt: skip
 
 
 def regime_bands(ax: plt.Axes, lo: float, hi: float, vertical: bool = True) -> None:

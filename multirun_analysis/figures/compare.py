@@ -20,10 +20,12 @@ from multirun_analysis.collect import Collection  # noqa: E402
 from multirun_analysis.figures.common import (  # noqa: E402
     GAMMA_FLOOR,
     Figure,
+    below_floor_handle,
     config_order,
     finish,
     finished_jobs,
     gamma_log_axis,
+    mark_below_floor,
     numeric,
 )
 
@@ -87,27 +89,43 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
     xerr = np.vstack([(gamma - lo).clip(lower=0), (hi - gamma).clip(lower=0)])
     fig_h = 0.42 * len(jobs) + 2.0
     fig, ax = plt.subplots(figsize=(7.5, fig_h))
-    ax.errorbar(gamma, y, xerr=xerr, fmt="o", ms=5, color="black", capsize=4,
-                elinewidth=1.4, label="measured γ (95% interval)", zorder=3)  # fmt: skip
     theory = numeric(jobs, "gamma_theory")
     has_theory = theory is not None and theory.notna().any()
     finite = numeric(jobs, "gamma_theory_finite")
     has_finite = finite is not None and finite.notna().any()
-    if has_theory:
-        style = {"marker": "D", "s": 36, "facecolor": "none", "edgecolor": "tab:green"}
-        ax.scatter(theory.clip(lower=floor), y, lw=1.5, label="infinite-width theory", **style)
-    if has_finite:
-        ax.scatter(finite.clip(lower=floor), y, marker="x", s=44, lw=1.6, color="tab:purple",
-                   label="theory at the network's width", zorder=4)  # fmt: skip
     shown = [t.dropna().clip(lower=floor) for t, ok in ((theory, has_theory),
                                                         (finite, has_finite)) if ok]  # fmt: skip
     values = np.concatenate([lo, hi, *shown])
     gamma_log_axis(ax, values)
+    edge = ax.get_xlim()[0]  # a value left of the axis is a triangle on its edge, not a point
+    raw = jobs["gamma"].to_numpy()
+    shown = np.where(raw >= edge, gamma, np.nan)
+    ax.errorbar(shown, y, xerr=xerr, fmt="o", ms=5, color="black", capsize=4,
+                elinewidth=1.4, label="measured γ (95% interval)", zorder=3)  # fmt: skip
+    below = mark_below_floor(ax, y, raw, edge, "black", vertical=False, size=110)
+    if has_theory:
+        style = {"marker": "D", "s": 36, "facecolor": "none", "edgecolor": "tab:green"}
+        t = theory.to_numpy(dtype=float)
+        ax.scatter(np.where(t >= edge, t, np.nan), y, lw=1.5, label="infinite-width theory",
+                   **style)  # fmt: skip
+        below = mark_below_floor(ax, y, t, edge, "tab:green", vertical=False, size=30) or below
+    if has_finite:
+        t = finite.to_numpy(dtype=float)
+        ax.scatter(np.where(t >= edge, t, np.nan), y, marker="x", s=44, lw=1.6,
+                   color="tab:purple", label="theory at the network's width",
+                   zorder=4)  # fmt: skip
+        below = mark_below_floor(ax, y, t, edge, "tab:purple", vertical=False, size=30) or below
+    ax.set_xlim(left=edge)
     ax.set_yticks(y, [textwrap.fill(t, 45) for t in labels], fontsize=8)
     ax.set_ylim(len(jobs) - 0.5, -0.5)
     ax.set_xlabel("γ (IGB strength, log scale)")
     ax.grid(alpha=0.3, axis="x", which="major")
-    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.14 - 1.2 / fig_h), ncol=2)
+    handles, names = ax.get_legend_handles_labels()
+    if below:
+        handles.append(below_floor_handle(vertical=False))
+        names.append(f"γ < {edge:g} (left of the axis)")
+    # a figure legend under the axes, with just its own height kept for it (no blank band)
+    fig.legend(handles, names, fontsize=7.5, loc="lower center", ncol=3, frameon=False)
     return finish(
         fig,
         titled("γ per ensemble", jobs),
@@ -117,5 +135,7 @@ def fig_gamma_compare(col: Collection, out: Path) -> list[Figure]:
         + (", with the infinite-width prediction (open diamonds) where the theory covers "
            "the model" if has_theory else "")
         + (" and the prediction at the network's width (crosses), the one the measurement "
-           "is held against" if has_finite else "") + ".",
+           "is held against" if has_finite else "")
+        + ("; open triangles on the left edge: below the axis" if below else "") + ".",
+        bottom=0.32 / fig_h,
     )  # fmt: skip

@@ -19,9 +19,11 @@ from multirun_analysis.collect import Collection  # noqa: E402
 from multirun_analysis.figures.common import (  # noqa: E402
     GAMMA_FLOOR,
     Figure,
+    below_floor_handle,
     finish,
     finished_jobs,
     grid_shape,
+    mark_below_floor,
     norm_style,
     split_groups,
 )
@@ -40,7 +42,10 @@ def theory_curve(ax: plt.Axes, sel: pd.DataFrame, norm: str, floor: float) -> No
         theory = pd.to_numeric(sel[key], errors="coerce").groupby(sel["depth"]).mean()
         theory = theory.dropna()
         if not theory.empty:
-            ax.plot(theory.index, theory.clip(lower=floor), **{**norm_style(norm), **style})
+            # a prediction below the floor (zero for a neutral placement) is left out, not
+            # drawn along the floor
+            shown = theory.where(theory >= floor)
+            ax.plot(theory.index, shown, **{**norm_style(norm), **style})
 
 
 def _with_depths(groups: list[tuple[str, str, pd.DataFrame]]) -> list[tuple[str, pd.DataFrame]]:
@@ -76,7 +81,7 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
     )
     for ax in axes.flat[len(groups) :]:
         ax.set_axis_off()
-    floor = GAMMA_FLOOR
+    floor, below = GAMMA_FLOOR, False
     for ax, (title, g) in zip(axes.flat, groups):
         for norm in sorted(g["norm"].unique(), key=norm_sort_key):
             sel = g[g["norm"] == norm]
@@ -85,7 +90,8 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
                 lo=("gamma_ci_lo", "mean") if "gamma_ci_lo" in sel else ("gamma", "mean"),
                 hi=("gamma_ci_hi", "mean") if "gamma_ci_hi" in sel else ("gamma", "mean"),
             )
-            y = agg["gamma"].clip(lower=floor)
+            # a gamma below the floor is not drawn at the floor: a triangle there says "less"
+            y = agg["gamma"].where(agg["gamma"] >= floor)
             yerr = np.vstack(
                 [(y - agg["lo"].clip(lower=floor)).clip(lower=0), (agg["hi"] - y).clip(lower=0)]
             )
@@ -93,16 +99,25 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
                 agg.index, y, yerr=yerr, marker="o", ms=4, capsize=4, elinewidth=1.4,
                 capthick=1.4, label=norm, **norm_style(norm),
             )  # fmt: skip
+            below = mark_below_floor(
+                ax, agg.index.to_numpy(), agg["gamma"].to_numpy(), floor,
+                norm_style(norm)["color"],
+            ) or below  # fmt: skip
             theory_curve(ax, sel, norm, floor)
         ax.axhline(1.0, color="0.3", lw=0.8)
         ax.axhline(NEUTRAL_TOL, color="0.3", lw=0.8, ls=":")
         ax.set_yscale("log")
+        if below:  # the triangles sit on the axis' edge, pointing off it
+            ax.set_ylim(bottom=floor)
         ax.set_xlabel("depth")
         ax.set_title(_panel_title(title, g), fontsize=9)
         ax.grid(alpha=0.3, which="major")
     for row in axes:
         row[0].set_ylabel("γ (IGB strength)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
+    if below:
+        handles.append(below_floor_handle())
+        labels.append(f"γ < {floor:g}")
     fig.legend(handles, labels, fontsize=7.5, loc="center right", frameon=False)
     return finish(
         fig,
@@ -113,6 +128,11 @@ def fig_gamma_vs_depth(col: Collection, out: Path) -> list[Figure]:
         "infinite-width prediction (wide pale lines) and the prediction at the network's "
         "width (crosses) where the theory covers the model; "
         f"above γ=1 (solid line) deeply prejudiced, below {NEUTRAL_TOL:g} (dotted line) "
-        f"neutral; γ below {floor:g} drawn at {floor:g}.",
+        f"neutral"
+        + (
+            f"; open triangles at the axis' floor: γ below {floor:g} (off the axis)."
+            if below
+            else "."
+        ),
         right=0.86,
     )

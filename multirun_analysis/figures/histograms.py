@@ -42,6 +42,22 @@ def n_bins(n_values: int) -> int:
     return int(min(30, max(5, math.ceil(2 * n_values ** (1 / 3)))))
 
 
+def bin_edges(values: np.ndarray, lo: float, strip: bool) -> tuple[np.ndarray, bool]:
+    """The histogram's bin edges and whether they zoom in: :func:`n_bins` bins over
+    ``[lo, 1]``, or, when the values span fewer than 3 of those bins (a neutral
+    placement's f_max within 0.001 of 1/C), as many bins over the values' own range, so
+    that a narrow law is resolved and not drawn as one bar."""
+    n = 30 if strip else n_bins(len(values))
+    full = np.linspace(lo, 1.0, n + 1)
+    if strip or len(values) < 2:
+        return full, False
+    span = float(np.max(values) - np.min(values))
+    if span >= 3 * (1.0 - lo) / n:
+        return full, False
+    pad = max(span * 0.15, 1e-6)
+    return np.linspace(float(np.min(values)) - pad, float(np.max(values)) + pad, n + 1), True
+
+
 def _law(
     label: str, gamma: float, num_classes: int, n_points: int | None, edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -83,7 +99,7 @@ def hist_panel(
     label = "f_0" if binary else "f_max"
     lo = 0.0 if binary else 1.0 / max(num_classes, 1)
     strip = len(values) < STRIP_BELOW
-    edges = np.linspace(lo, 1.0, 31 if strip else n_bins(len(values)) + 1)
+    edges, zoomed = bin_edges(values, lo, strip)
     laws = []
     for g, style in (
         (gamma, {"color": "tab:red"}),
@@ -115,9 +131,17 @@ def hist_panel(
             ax.plot(x, dens, **style)
         top = max(float(np.max(heights)) if len(heights) else 1.0, 1.0)
         ax.set_ylim(0, top * 1.35)
+        ax.set_ylabel("density", fontsize=7)
     if not binary and num_classes:
         ax.axvline(lo, color="0.3", lw=0.8, ls=":")
-    ax.set_xlim(lo - (0.02 if not binary else 0.0), 1.0)
+    if zoomed:  # the values' own range; the panel says so
+        ax.set_xlim(edges[0], edges[-1])
+        ax.ticklabel_format(axis="x", useOffset=False)
+        ax.locator_params(axis="x", nbins=3)
+        ax.text(0.03, 0.93, "zoomed x", transform=ax.transAxes, fontsize=6.5, va="top",
+                color="0.3")  # fmt: skip
+    else:
+        ax.set_xlim(lo - (0.02 if not binary else 0.0), 1.0)
     ax.tick_params(labelsize=7)
     return "strip" if strip else "histogram"
 
@@ -145,7 +169,6 @@ def _ensemble_hist_figure(
         len(depths),
         figsize=(max(1.9 * len(depths) + 0.8, 5.5), 1.35 * len(norms) + 1.0),
         squeeze=False,
-        sharex=True,
     )
     for i, norm in enumerate(norms):
         for j, depth in enumerate(depths):
@@ -178,12 +201,15 @@ def _ensemble_hist_figure(
                 fontsize=6.5,
                 bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.0},
             )
-            if j == 0:
-                ax.set_ylabel(norm, fontsize=8, rotation=0, ha="right", va="center")
+            if j == 0:  # the row's norm, left of the density axis
+                ax.annotate(norm, (0, 0.5), xycoords="axes fraction", xytext=(-34, 0),
+                            textcoords="offset points", ha="right", va="center",
+                            fontsize=8)  # fmt: skip
+            elif ax.get_ylabel():
+                ax.set_ylabel("")
             if i == 0 and depth is not None:
                 ax.set_title(f"depth {depth}", fontsize=8)
-            if i == len(norms) - 1:
-                ax.set_xlabel(var, fontsize=8)
+            ax.set_xlabel(var, fontsize=7)
     n_inits = int(pd.to_numeric(jobs.get("n_inits"), errors="coerce").max() or 0)
     title = f"{var} over {n_inits} initializations per panel"
     title += f", C={C}" if C else ""
@@ -202,7 +228,8 @@ def _ensemble_hist_figure(
         f"{' and depth' if depths != [None] else ''}{where}; "
         "the red curve is the Gaussian-model law for the measured γ, the green dashed one "
         "the law at the infinite-width γ where the theory covers the model; fewer than "
-        f"{STRIP_BELOW} values are drawn one by one with their mean and 95% interval."
+        f"{STRIP_BELOW} values are drawn one by one with their mean and 95% interval; "
+        "a panel marked 'zoomed x' shows a law too narrow for the full range on its own."
     )
     return [Figure(path, caption)]
 

@@ -320,6 +320,18 @@ def test_digits_offline() -> None:
     assert x.min() == 0.0 and x.max() == 1.0
 
 
+def test_shipped_digits_equal_scikit_learns() -> None:
+    """The shipped file read with numpy gives scikit-learn's load_digits, image for image
+    (scikit-learn is a dev dependency only, for this check)."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    from igb.data.digits import load_digits_table
+
+    table = load_digits_table()
+    bunch = sklearn_datasets.load_digits()
+    assert np.array_equal(table[:, :64].reshape(-1, 8, 8), bunch.images)
+    assert np.array_equal(table[:, 64], bunch.target)
+
+
 # -- datamodule behaviour ------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.ensemble.heads import METHOD, cached_heads
 from igb.ensemble.loop import run_loop
+from igb.ensemble.runtime import Runtime
 from igb.ensemble.statistics import StatisticsStore
 from igb.metrics import gamma_bootstrap_ci
 from igb.nn.reinit import reinitializer
@@ -72,9 +73,9 @@ def _backbone_per_head(model_cfg, norm_cfg, x, seeds, batch_size, seed0):
     """Today's path: the whole model (backbone of seed0, head of seed i) run for each seed."""
     store = StatisticsStore(len(seeds), 3)
     reinit = reinitializer(model_cfg, norm_cfg, x.shape[1:], 3, torch.device("cpu"), "head", seed0)
+    plan = EvaluationPlan(model_cfg, norm_cfg, 3, batch_size, workers=1)
     with torch.random.fork_rng(devices=[]):
-        run_loop(model_cfg, norm_cfg, x, 3, seeds, batch_size, "batch", torch.device("cpu"), 1,
-                 reinit, store, lambda n: None)  # fmt: skip
+        run_loop(plan, x, seeds, Runtime(reinit, store))
     return store.arrays
 
 
@@ -104,7 +105,7 @@ def test_closed_form_agrees_with_sampled_heads() -> None:
 
 def test_fallback_names_why() -> None:
     x = torch.randn(8, 3, 8, 8)
-    reason = cached_heads(custom(DoubledHead), NATIVE, x, 3, 8, "batch", torch.device("cpu"), 0)
+    reason = cached_heads(EvaluationPlan(custom(DoubledHead), NATIVE, 3, batch_size=8), x, 0)
     assert reason == "the output of the head net.fc is not the model's output"
     plan = EvaluationPlan(custom(DoubledHead), NATIVE, 3, batch_size=8, vary="head")
     res = evaluate_ensemble(plan, x, [0, 1])

@@ -255,6 +255,11 @@ def test_binary_job_with_wandb_in_process(make_cfg, monkeypatch) -> None:
     logged = {k for row in run.history for k in row}
     assert {"ensemble/f_0", "ensemble/histogram", "ensemble/inits"} <= logged
     assert summary["wandb"]["mode"] == "offline"
+    # readable name (job type and seed range) and the results as one artifact
+    assert run.name == "ensemble-mlp-none-seeds0-23"
+    (artifact,) = [a for a in run.artifacts if a["type"] != "run_table"]
+    assert (artifact["name"], artifact["type"]) == (f"ensemble-{run.run_id}", "ensemble-results")
+    assert artifact["files"] == ["histogram.png", "inits.csv", "summary.json"]
 
 
 def test_interrupted_run_leaves_no_summary(make_cfg, monkeypatch) -> None:

@@ -150,3 +150,22 @@ def test_a_moved_folder_is_the_same_job(finished: Path) -> None:
     proc = _relaunch(folder)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "already holds a finished run; skipping" in proc.stderr + proc.stdout
+
+
+def test_keys_added_later_keep_an_older_folders_hash(make_cfg) -> None:
+    """The hash an older igb recorded (its comparable keys had no init-scale or unit-pool
+    keys) is the hash of a launch that leaves those keys at their defaults, so an older
+    folder relaunches as the same job; a key moved off its default is another job."""
+    import hashlib
+
+    from igb.jobs.identity import HASHED_ONLY_OFF_DEFAULT, LENGTH_KEYS, comparable, config_hash
+
+    launched = make_cfg()
+    older = {
+        k: v
+        for k, v in comparable(launched).items()
+        if k not in LENGTH_KEYS and k not in HASHED_ONLY_OFF_DEFAULT
+    }
+    recorded = hashlib.sha256(json.dumps(older, sort_keys=True, default=str).encode())
+    assert config_hash(launched) == recorded.hexdigest()[:16]
+    assert config_hash(make_cfg("model.bias_var=0.05")) != config_hash(launched)

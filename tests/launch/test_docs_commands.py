@@ -39,6 +39,10 @@ class Plan:
 
 AS_WRITTEN = Plan()
 INSTALL = Plan(skip="installs packages (network)")
+TRAINED_JOB = Plan(
+    skip="needs a trained job's folder; tests/training/test_eval.py trains one, then runs "
+    "eval.py and init_from on it"
+)
 
 PLAN: dict[str, Plan] = {
     # README.md
@@ -46,12 +50,24 @@ PLAN: dict[str, Plan] = {
         skip="installs packages (network); its last part, `python train.py`, runs as written "
         "in tests/training/test_default_run.py"
     ),
-    "python3 -m venv .venv && .venv/bin/pip install torch torchvision --index-url "
-    "https://download.pytorch.org/whl/cpu && .venv/bin/pip install -e .": INSTALL,
+    "python3 -m venv .venv && .venv/bin/pip install torch==2.14.1 torchvision==0.29.1 "
+    "--index-url https://download.pytorch.org/whl/cpu && .venv/bin/pip install -e .": INSTALL,
+    '.venv/bin/python -c "import torch, torchvision; from torchvision.ops import nms; '
+    "print(torch.__version__, torchvision.__version__, nms(torch.zeros(1, 4), torch.zeros(1), "
+    '0.5))"': Plan(
+        skip="checks the .venv of the line above; tests/test_install.py runs the same check"
+    ),
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest': (
         Plan(skip="installs packages (network) and runs this suite itself")
     ),
     "python train.py norm=post model=cnn -m": Plan(DOCS_TRAIN),
+    "python eval.py ckpt_path=outputs/train/runs/<time>": TRAINED_JOB,
+    "python train.py init_from=outputs/train/runs/<time> optimizer.lr=0.01 seed=1": TRAINED_JOB,
+    "python eval.py ckpt_path=finetuned.pt model=torchvision model.arch=resnet18 norm=native "
+    "dataset=cifar10": Plan(skip="needs CIFAR-10 (network) and a fine-tuned ResNet-18 file"),
+    "python train.py hparams_search=placement_lr norm=post": Plan(
+        (*DOCS_TRAIN, "hydra.sweeper.n_trials=2")
+    ),
     "python train.py -m model=mlp,cnn,resnet,vit norm=none,pre,post": Plan(DOCS_TRAIN),
     "python ensemble.py model=mlp model.depth=10 norm=pre norm.kind=batch "
     "ensemble.n_inits=1000": Plan(DOCS_ENSEMBLE),
@@ -97,6 +113,19 @@ PLAN: dict[str, Plan] = {
     "'hydra.launcher.setup=[\"source /path/to/venv/bin/activate\"]'": Plan(
         skip="SLURM with GPUs (tests/slurm/ runs the slurm launcher on a local cluster)"
     ),
+    "python ensemble.py -m hydra/launcher=local ensemble.shards=4 ensemble.n_inits=20000": Plan(
+        (
+            "ensemble.shards=2",
+            "ensemble.n_inits=16",
+            "ensemble.eval_samples=100",
+            "ensemble.batch_size=50",
+        )  # fmt: skip
+    ),
+    "python ensemble.py -m hydra/launcher=slurm ensemble.shards=64 ensemble.n_inits=100000 "
+    "model=torchvision model.arch=resnet18 norm=native hydra.launcher.cpus_per_task=4 "
+    "'hydra.launcher.setup=[\"source /path/to/venv/bin/activate\"]'": Plan(
+        skip="a SLURM cluster (tests/slurm/test_slurm_shards.py runs shards on a local one)"
+    ),
     "python train.py trainer=ddp trainer.accelerator=cpu trainer.devices=2": Plan(DOCS_TRAIN),
     "python train.py trainer=ddp trainer.accelerator=gpu trainer.devices=4": Plan(
         skip="needs 4 GPUs"
@@ -136,6 +165,8 @@ PLAN: dict[str, Plan] = {
     "--norms none --widths 32 --depths 5 --inits 50": Plan(
         skip="a measurement script (bench/); its pieces are tested in tests/theory"
     ),
+    # docs/scaling.md
+    "python -m multirun_analysis.wandb_replay outputs/train/multiruns/<time>": AS_WRITTEN,
     # docs/meanfield.md
     "python -m igb.theory.meanfield model.activation=tanh model.init=normal "
     "model.weight_var=1.0,1.76,4.0 model.bias_var=0.05": AS_WRITTEN,

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hydra.core.hydra_config import HydraConfig
 
 from igb.training.run import run
@@ -124,9 +125,38 @@ def test_offline_wandb_run_read_back_from_disk(make_cfg, monkeypatch, tmp_path, 
     assert "igb/class_table" in last and "test/acc" in last and "test/acc_class/0" in last
 
     # two independent files agree: metrics.csv holds the same values at the same steps
-    csv = pd.read_csv(out / "metrics.csv")
+    csv = pd.read_csv(out / "metrics.csv", float_precision="round_trip")  # exact on pandas 2.0
     csv_stats = csv[csv["igb/train/f_max"].notna()].set_index("step")
     assert sorted(csv_stats.index) == stat_steps
     for step in (0, *epoch_ends):
         for key in ("igb/train/f_max", "igb/val/f/0", "train/acc", "val/loss", "val/acc_rank/1"):
             assert csv_stats.loc[step, key] == by_step[step][key], (step, key)
+
+
+def test_final_checkpoint_as_a_model_artifact_on_request(make_cfg, monkeypatch, tmp_path) -> None:
+    """``logger.wandb.log_model=true``: igb's last.ckpt becomes the model artifact of the
+    run (offline: recorded in the run's file, uploaded by ``wandb sync``)."""
+    _isolate_wandb(monkeypatch, tmp_path)
+    cfg = make_cfg("logger=wandb", "logger.wandb.log_model=true", "trainer.max_epochs=1")
+    run(cfg)
+    (run_dir,) = find_run_dirs(Path(cfg.paths.output_dir) / "wandb")
+    wb = read_run(run_dir)
+    assert wb.name == "mlp-batch-pre-seed0"
+    (artifact,) = [a for a in wb.artifacts if a["type"] == "model"]  # tables are run_table
+    assert artifact == {
+        "name": f"model-{wb.run_id}",
+        "type": "model",
+        "aliases": ["latest", "final"],
+        "files": ["last.ckpt"],
+    }
+
+
+def test_system_metrics_key() -> None:
+    import torch
+
+    from igb.logging.loggers import stats_on
+
+    assert stats_on("auto") is torch.cuda.is_available()
+    assert stats_on(True) and not stats_on(False)
+    with pytest.raises(ValueError, match="logger.wandb.system_metrics='yes'; allowed: auto"):
+        stats_on("yes")

@@ -37,6 +37,8 @@ from igb.metrics.measure import NORM_MODES, batch_norms, batch_stat_mode, batche
 
 log = logging.getLogger(__name__)
 
+#: the test split's keys the module logs itself (eval mode), not the callback
+MODULE_KEYS = ("test/acc", "test/loss")
 #: columns of the end-of-training per-class table (W&B)
 TABLE_COLUMNS = ("class", "name", "rank0", "f0_train", "train_acc", "val_acc", "test_acc")
 
@@ -221,7 +223,7 @@ class BiasStatsCallback(L.Callback):
         self._metrics = {
             s: BiasStatistics(self.num_classes).to(pl_module.device) for s in self._data
         }
-        total = trainer.estimated_stepping_batches
+        total = trainer.estimated_stepping_batches if self.log_steps else 0
         if self.log_steps and not math.isfinite(total):
             log.warning("bias_stats: log_steps needs a finite number of steps; ignored")
             total = 0
@@ -264,7 +266,7 @@ class BiasStatsCallback(L.Callback):
     def _measure_and_log(
         self, trainer: L.Trainer, pl_module: L.LightningModule, splits: Sequence[str]
     ) -> dict[str, dict[str, Any]]:
-        step = trainer.global_step
+        step = self.logged_step(trainer)
         measured = self.measure_splits(trainer, pl_module, [s for s in splits if s in self._data])
         if self.rank_order is None:  # step 0 (or a resumed run from before this callback)
             ref = "train" if "train" in measured else next(iter(measured))
@@ -289,14 +291,42 @@ class BiasStatsCallback(L.Callback):
         self.last_step = step
         if step == 0:
             self.initial = dict(row)
-        if trainer.is_global_zero and row:
-            row["epoch"] = trainer.current_epoch
-            for lg in trainer.loggers:
-                lg.log_metrics(row, step=step)
+        self._log_row(trainer, row)
         return measured
 
+    def logged_step(self, trainer: L.Trainer) -> int:
+        """The step a measurement is logged at: the trainer's optimizer step."""
+        return trainer.global_step
+
+    def logged_epoch(self, trainer: L.Trainer) -> int:
+        """The epoch a measurement's row carries."""
+        return trainer.current_epoch
+
+    def _log_row(self, trainer: L.Trainer, row: dict[str, float]) -> None:
+        if trainer.is_global_zero and row:
+            row["epoch"] = self.logged_epoch(trainer)
+            for lg in trainer.loggers:
+                lg.log_metrics(row, step=self.logged_step(trainer))
+
+    def log_test(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Measure the test split once, per class (``test/acc``, ``test/loss``: the module's)."""
+        if "test" not in self._data:
+            return
+        stats = self.measure(trainer, pl_module, "test")
+        row = flatten_stats("test", stats, self.rank_order or list(range(self.num_classes)))
+        self._log_row(trainer, {k: v for k, v in row.items() if k not in MODULE_KEYS})
+
+    def log_class_table(self, trainer: L.Trainer) -> None:
+        """W&B: the per-class table of the latest measurements (``charts``)."""
+        runs = wandb_panels.wandb_runs(trainer) if self.charts else []
+        if runs:
+            rows = self.class_table(self.latest)
+            for run in runs:
+                wandb_panels.log_class_table(run, TABLE_COLUMNS, rows, self.logged_step(trainer))
+
     # -- hooks --------------------------------------------------------------------------------
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """Choose the evaluation sets and tell the loggers how they are measured."""
         self._prepare(trainer, pl_module)
         config = self.measurement_config()
         if trainer.is_global_zero:
@@ -304,6 +334,10 @@ class BiasStatsCallback(L.Callback):
                 lg.log_hyperparams({"measurement": config})
             for run in wandb_panels.wandb_runs(trainer):
                 wandb_panels.define_step_axis(run, SPLITS)
+        return config
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        config = self.start(trainer, pl_module)
         log.info(
             "bias_stats: %s batch_size=%d eval sizes %s, %d log-spaced steps",
             # norm_mode only means something for a model with BatchNorm
@@ -345,24 +379,9 @@ class BiasStatsCallback(L.Callback):
         # a diverged run stopped at the step whose loss was not finite: nothing is measured
         # (or logged) past that step
         diverged = getattr(pl_module, "diverged", None) is not None
-        if self.test_at_end and "test" in self._data and not diverged:
-            stats = self.measure(trainer, pl_module, "test")
-            order = self.rank_order or list(range(self.num_classes))
-            row = {
-                k: v
-                for k, v in flatten_stats("test", stats, order).items()
-                if k not in ("test/acc", "test/loss")  # the module's (eval mode)
-            }
-            if trainer.is_global_zero:
-                row["epoch"] = trainer.current_epoch
-                for lg in trainer.loggers:
-                    lg.log_metrics(row, step=trainer.global_step)
-        if self.charts:
-            runs = wandb_panels.wandb_runs(trainer)
-            if runs:
-                rows = self.class_table(self.latest)
-                for run in runs:
-                    wandb_panels.log_class_table(run, TABLE_COLUMNS, rows, trainer.global_step)
+        if self.test_at_end and not diverged:
+            self.log_test(trainer, pl_module)
+        self.log_class_table(trainer)
 
     def class_table(self, final: dict[str, dict[str, Any]]) -> list[list[Any]]:
         """Rows of (class, name, step-0 rank, step-0 train f, final train/val/test acc)."""

@@ -1,6 +1,6 @@
 """Datasets held as in-memory tensors (no per-sample Python loading).
 
-The real-image datasets (torchvision: MNIST, Fashion-MNIST, CIFAR) and digits (sklearn)
+The real-image datasets (torchvision: MNIST, Fashion-MNIST, CIFAR) and digits (a file of its own)
 are loaded on first use: importing torchvision costs seconds that the default Gaussian
 data and the theory never need. ``igb.data.<Name>`` works as before (Hydra ``_target_``).
 

@@ -22,14 +22,14 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.progress import ProgressFn
-from igb.ensemble.replica import empty_model
+from igb.ensemble.replica import plan_replica
 from igb.ensemble.statistics import StatisticsStore
 from igb.metrics import feature_moments, logit_statistics
 from igb.metrics.measure import batch_stat_mode, batches
@@ -83,17 +83,17 @@ class CachedHeads:
             torch.set_num_threads(threads)
 
 
-def cached_heads(
-    model_cfg: dict[str, Any], norm_cfg: dict[str, Any], x: Tensor, num_classes: int,
-    batch_size: int, norm_mode: str, device: torch.device, backbone_seed: int,
-) -> CachedHeads | str:  # fmt: skip
-    """The backbone's features and head, or why the heads cannot run on cached features."""
-    built, head = seeded_states(model_cfg, norm_cfg, tuple(x.shape[1:]), num_classes, device)
+def cached_heads(plan: EvaluationPlan, x: Tensor, backbone_seed: int) -> CachedHeads | str:
+    """The features of ``plan``'s backbone (initialization ``backbone_seed``) on ``x`` and
+    its head, or why the heads cannot run on cached features."""
+    model_cfg, norm_cfg, device = plan.model, plan.norm, torch.device(plan.device)
+    shape = tuple(x.shape[1:])
+    built, head = seeded_states(model_cfg, norm_cfg, shape, plan.num_classes, device)
     owners = owner_modules(head)
     if len(owners) != 1:
         return f"the head is spread over {len(owners)} modules ({', '.join(owners)})"
     (owner,) = owners
-    model = empty_model(model_cfg, norm_cfg, x.shape[1:], num_classes, device, norm_mode)
+    model = plan_replica(plan, shape)
     module = model.get_submodule(owner)
     if type(module) is not nn.Linear:
         return f"the head {owner} is a {type(module).__name__}, not an nn.Linear"
@@ -104,8 +104,8 @@ def cached_heads(
     seen: list[tuple[Tensor, Tensor]] = []
     hook = module.register_forward_hook(lambda m, args, out: seen.append((args[0], out)))
     try:
-        with torch.inference_mode(), batch_stat_mode(model, norm_mode):
-            outputs = [model(x[s]) for s in batches(x.shape[0], batch_size)]
+        with torch.inference_mode(), batch_stat_mode(model, plan.norm_mode):
+            outputs = [model(x[s]) for s in batches(x.shape[0], plan.batch_size)]
     finally:
         hook.remove()
     if len(seen) != len(outputs) or not all(

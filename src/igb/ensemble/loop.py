@@ -3,42 +3,54 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from igb.ensemble.profile import Profiler, Tap
-from igb.ensemble.progress import ProgressFn
-from igb.ensemble.replica import empty_model
-from igb.ensemble.statistics import StatisticsStore
+from igb.ensemble.plan import EvaluationPlan
+from igb.ensemble.profile import Tap
+from igb.ensemble.replica import plan_replica
+from igb.ensemble.resolve import resolve_workers
+from igb.ensemble.runtime import Runtime
 from igb.metrics import logit_statistics
 from igb.metrics.measure import batch_stat_mode, batches
-from igb.nn.reinit import Reinit
+
+
+def loop_workers(plan: EvaluationPlan, n_seeds: int) -> int:
+    """The worker threads ``plan`` runs ``n_seeds`` initializations with."""
+    return min(resolve_workers(plan.workers, torch.device(plan.device)), max(1, n_seeds))
 
 
 def run_loop(
-    model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device, n_workers,
-    reinit: Reinit, store: StatisticsStore, progress: ProgressFn, profiler: Profiler | None = None,
-) -> None:  # fmt: skip
-    """One initialization at a time; ``n_workers`` threads, each with its own replica.
+    plan: EvaluationPlan,
+    x: Tensor,
+    seeds: Sequence[int],
+    rt: Runtime,
+    replicas: Sequence[nn.Module] | None = None,
+) -> int:
+    """One initialization at a time in :func:`loop_workers` threads, each with its own
+    replica (``replicas``: built by the caller once for many blocks; default: built here).
+    Returns the number of workers. ``plan.device`` is a resolved device.
 
     Initialization draws from the global RNG, so it happens under a lock (with the index
     of the next seed): reproducible whatever the threads' interleaving, and no extra
     producer thread competing for the cores (docs/ensemble.md compares the alternatives).
 
-    ``profiler`` (:mod:`.profile`): hooks on every replica record each layer's features
-    during the same forward passes.
+    ``rt.profiler`` (:mod:`.profile`): hooks on every replica record each layer's features
+    during the same forward passes (on replicas of their own: hooks stay on a module).
     """
-    replicas = [
-        empty_model(model_cfg, norm_cfg, x.shape[1:], num_classes, device, norm_mode)
-        for _ in range(n_workers)
-    ]
+    device = torch.device(plan.device)
+    n_workers = loop_workers(plan, len(seeds))
+    profiler = rt.profiler
+    if replicas is None or profiler is not None:
+        replicas = [plan_replica(plan, tuple(x.shape[1:])) for _ in range(n_workers)]
+    replicas = list(replicas)[:n_workers]
     order = iter(range(len(seeds)))
     lock = threading.Lock()  # the global RNG and the index iterator
     stop = threading.Event()
-    slices = batches(x.shape[0], batch_size)
-
+    slices = batches(x.shape[0], plan.batch_size)
     taps = [profiler.attach(m) if profiler else None for m in replicas]
 
     def work(model: nn.Module, single_threaded: bool, tap: Tap | None = None) -> None:
@@ -48,25 +60,25 @@ def run_loop(
         # once per initialization (it saves and restores every BatchNorm buffer);
         # re-initialising inside it is safe: it restores the buffers on exit.
         # inference_mode: no autograd bookkeeping at all; safe because the replicas are
-        # private to this call.
-        with torch.inference_mode(), batch_stat_mode(model, norm_mode):
+        # private to this evaluation.
+        with torch.inference_mode(), batch_stat_mode(model, plan.norm_mode):
             while not stop.is_set():
                 with lock:
                     k = next(order, None)
                     if k is None:
                         return
-                    reinit(model, seeds[k])
+                    rt.reinit(model, seeds[k])
                 if tap is not None:
                     tap.start()
                 logits = torch.cat([model(x[s]) for s in slices])
                 if profiler is not None and tap is not None:
                     profiler.finish(seeds[k], tap)
-                store.put(k, logit_statistics(logits.unsqueeze(0)))
-                progress(1)
+                rt.store.put(k, logit_statistics(logits.unsqueeze(0)))
+                rt.progress(1)
 
     if n_workers == 1:
         work(replicas[0], single_threaded=False, tap=taps[0])
-        return
+        return 1
     threads = torch.get_num_threads()
     pool = ThreadPoolExecutor(n_workers, thread_name_prefix="igb-ensemble")
     futures = [pool.submit(work, m, device.type == "cpu", t) for m, t in zip(replicas, taps)]
@@ -79,3 +91,4 @@ def run_loop(
         torch.set_num_threads(threads)
     for fut in futures:
         fut.result()  # raises a worker's error
+    return n_workers

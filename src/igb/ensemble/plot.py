@@ -9,10 +9,10 @@ theory covers the configuration; dotted, at the finite-width gamma
   Phi^{-1}(f_0)^2 / 2)``. When it is narrower than one bin (gamma -> 0, a point mass at
   1/2 for infinite data) the law on the N measured points is drawn instead:
   ``f_0 ~ Binomial(N, Phi(sqrt(gamma) z)) / N``, the binomial spread of a neutral net.
-- ``f_max`` (C classes): the Monte-Carlo law :func:`igb.theory.gaussian.f_max_density`, simulated
-  with the same number of evaluation points as the measurement (so the finite-sample
-  spread of a neutral network is part of the prediction) when that is cheap, else in
-  the infinite-data limit.
+- ``f_max`` (C classes): the law :func:`igb.theory.gaussian.f_max_density`, drawn over
+  initializations (their class centres) with the same number of evaluation points as the
+  measurement, so the finite-sample spread of a neutral network is part of the prediction
+  (the points' class counts are multinomial given the centres: no per-point simulation).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 
 from igb.theory import gaussian as theory  # noqa: E402
 
-#: most simulated (initialization x point x class) draws for the finite-N f_max curve
-_MC_BUDGET = 40_000_000
+#: most (initialization x class x quadrature node) values of the f_max law held at once
+_LAW_BUDGET = 3_200_000
 _THEORY_DRAWS = 20_000
 
 
@@ -40,7 +40,21 @@ def theory_curve(
 ) -> tuple[np.ndarray, np.ndarray, str, bool]:
     """(x, density, legend, is_histogram) of the predicted law at ``gamma``: a curve on a
     fine grid, or a simulated histogram on ``edges`` (bin centres). ``n_points=None``: the
-    number of evaluation points is unknown, the infinite-data law is drawn."""
+    number of evaluation points is unknown, the infinite-data law is drawn. Computed once
+    per set of arguments (a figure draws the measured and predicted gammas, often equal)."""
+    edges = np.asarray(edges, dtype=np.float64)
+    key = (label, float(gamma), int(num_classes), n_points, edges.tobytes())
+    if key not in _CURVES:
+        _CURVES[key] = _theory_curve(label, float(gamma), num_classes, n_points, edges)
+    return _CURVES[key]
+
+
+_CURVES: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, str, bool]] = {}
+
+
+def _theory_curve(
+    label: str, gamma: float, num_classes: int, n_points: int | None, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, str, bool]:
     width = float(np.min(np.diff(edges)))
     if label == "f_0":
         # p(f_0) has standard deviation ~ sqrt(gamma / (2 pi)) around 1/2 for small gamma
@@ -55,13 +69,11 @@ def theory_curve(
         centres = (edges[:-1] + edges[1:]) / 2
         dens = counts / (f0.size * np.diff(edges))
         return centres, dens, f"theory (Gaussian model, N={n_points}: binomial spread)", True
-    n = n_points or 1
-    draws = int(min(_THEORY_DRAWS, max(2000, _MC_BUDGET // max(1, n * num_classes))))
-    finite = n_points is not None and draws * n * num_classes <= 2 * _MC_BUDGET
+    draws = int(min(_THEORY_DRAWS, max(2000, _LAW_BUDGET // (num_classes * theory.LAW_NODES))))
     centres, dens = theory.f_max_density(
-        gamma, num_classes, edges, n_inits=draws, seed=0, n_points=n_points if finite else None
+        gamma, num_classes, edges, n_inits=draws, seed=0, n_points=n_points
     )
-    where = f"N={n_points}" if finite else "N=inf"
+    where = f"N={n_points}" if n_points is not None else "N=inf"
     return centres, dens, f"theory (Gaussian model, {where}, {draws} draws)", True
 
 

@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig
 
 from igb.ensemble.loop import run_loop
+from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.profile import (
     HEAD_INPUT,
     LOGITS,
@@ -28,6 +29,7 @@ from igb.ensemble.profile import (
     zero_biases,
 )
 from igb.ensemble.resolve import resolve_theory_points
+from igb.ensemble.runtime import Runtime
 from igb.ensemble.statistics import StatisticsStore
 from igb.ensemble.writers import atomic_write
 from igb.metrics import feature_moments, reduce_features
@@ -149,10 +151,11 @@ def bias_check(
                     p.copy_(kept[n])
 
     zeroed = Profiler(profiler.head, profiler.reduction)
+    plan = EvaluationPlan(model_cfg, norm_cfg, num_classes, int(ens.batch_size),
+                          str(ens.norm_mode), torch.device(device), workers=1)  # fmt: skip
+    rt = Runtime(without_biases, StatisticsStore(len(seeds), num_classes), profiler=zeroed)
     with torch.random.fork_rng(devices=[]):
-        run_loop(model_cfg, norm_cfg, x.to(device), num_classes, seeds, int(ens.batch_size),
-                 ens.norm_mode, torch.device(device), 1, without_biases,
-                 StatisticsStore(len(seeds), num_classes), lambda n: None, zeroed)  # fmt: skip
+        run_loop(plan, x.to(device), seeds, rt)
     with_b, without = profiler.table(n_boot=1), zeroed.table(n_boot=1)
     fields["gamma_profile_with_biases"] = _head_input(with_b).get("gamma")
     fields["gamma_profile_without_biases"] = _head_input(without).get("gamma")

@@ -17,6 +17,7 @@ import logging
 import math
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,19 @@ from igb.ensemble.evaluate import evaluate_ensemble
 from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import progress_bar
-from igb.ensemble.resolve import resolve_device, resolve_theory_points
+from igb.ensemble.resolve import resolve_device, resolve_method, resolve_theory_points
 from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import choices, histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
 from igb.ensemble.writers import write_inits_csv, write_summary
+from igb.errors import JobError
 from igb.jobs.files import atomic_write
 from igb.jobs.identity import config_hash, run_identity
 from igb.jobs.integrity import BLOCKS, CHECKPOINT_KEY
+from igb.jobs.lock import try_lock, unlock
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
-from igb.jobs.status import FINISHED, JobFolder
+from igb.jobs.status import FINISHED, RUNNING, JobFolder
 from igb.theory import compare
 from igb.theory.nngp import Prediction, predict_gamma
 
@@ -60,12 +63,15 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run(cfg: DictConfig) -> float:
-    """One ensemble job: returns gamma (NaN if the job failed inside a multirun)."""
+    """One ensemble job: returns gamma (NaN if the job failed inside a multirun, or if this
+    process is a shard whose job another shard finishes)."""
     from igb.logging.quiet import quiet_lightning
 
     def body(job: JobFolder, guard: SignalGuard) -> Outcome:
         quiet_lightning()
         summary = _run(cfg, job)
+        if summary is None:  # a shard: its blocks are done, another process finishes the job
+            return Outcome(RUNNING, math.nan)
         info = {"gamma": summary["gamma"], "regime": summary["regime"],
                 "theory": compare.headline(summary)}  # fmt: skip
         return Outcome(FINISHED, float(summary["gamma"]), info)
@@ -74,7 +80,8 @@ def run(cfg: DictConfig) -> float:
         for name in (*OUTPUT_FILES, *PROFILE_FILES):  # no earlier results outlive this start
             (job.path / name).unlink(missing_ok=True)
 
-    return run_job(cfg, body, what="ensemble", prepare=prepare)
+    shared = int(cfg.ensemble.get("shards", 1)) > 1
+    return run_job(cfg, body, what="ensemble", prepare=prepare, shared=shared)
 
 
 # -- blocks of initializations -------------------------------------------------------------
@@ -102,17 +109,25 @@ def _save_block(out: Path, lo: int, hi: int, result: EnsembleResult, config_id: 
     atomic_write(path, write)
 
 
-def _load_block(out: Path, lo: int, hi: int) -> dict[str, np.ndarray] | None:
+def _load_block(out: Path, lo: int, hi: int, config_id: str) -> dict[str, np.ndarray] | None:
+    """The block of seeds ``[lo, hi)`` on disk (None: absent or unreadable); one of another
+    configuration than ``config_id`` (written by a shard launched otherwise) is refused."""
     path = _block_path(out, lo, hi)
     if not path.is_file():
         return None
     try:
         with np.load(path) as data:
             block = {key: data[key] for key in ("seeds", *_ARRAYS)}
+            recorded = str(data[CHECKPOINT_KEY]) if CHECKPOINT_KEY in data else config_id
     except Exception as exc:  # noqa: BLE001 - BadZipFile, EOFError, zlib.error: any damage
         log.warning("%s is unreadable (%s: %s); evaluating its initializations again",
                     path, type(exc).__name__, exc)  # fmt: skip
         return None
+    if recorded != config_id:
+        raise JobError(
+            f"{path} records another configuration (hash {recorded}, launched {config_id}): "
+            "a shard of another launch wrote it; launch into another folder or add restart=true"
+        )
     if block["seeds"].tolist() != list(range(lo, hi)):
         log.warning("%s holds other seeds; evaluating its initializations again", path)
         return None
@@ -122,49 +137,104 @@ def _load_block(out: Path, lo: int, hi: int) -> dict[str, np.ndarray] | None:
 def evaluate_in_blocks(
     cfg: DictConfig, job: JobFolder, x: Any, num_classes: int, device: Any,
     profiler: Profiler | None = None,
-) -> EnsembleResult:  # fmt: skip
-    """All initializations of ``cfg.ensemble``, reusing the blocks already on disk."""
+) -> EnsembleResult | None:  # fmt: skip
+    """All initializations of ``cfg.ensemble``, reusing the blocks already on disk.
+
+    A shard (``ensemble.shards`` > 1, several processes on one job folder) evaluates the
+    blocks no other process holds (a lock per block), then finishes the job if it is the
+    only one left: the blocks that are still missing then belong to no live process (a
+    killed shard's), and it evaluates them. Returns None when another shard finishes (or
+    has finished) the job."""
     ens = cfg.ensemble
     n = int(ens.n_inits)
     largest = BLOCK.get(torch.device(device).type, BLOCK["cpu"])
     ranges = block_ranges(int(ens.seed0), n, max(1, min(largest, math.ceil(n / 8))))
-    blocks = {r: _load_block(job.path, *r) for r in ranges}
+    config_id = config_hash(cfg)  # what status.json records; the job runner checked the blocks
+    blocks = {r: _load_block(job.path, *r, config_id) for r in ranges}
     done = sum(hi - lo for (lo, hi), b in blocks.items() if b is not None)
-    resumed = done
     if done:
         log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / BLOCKS)
-    last: EnsembleResult | None = None
-    eval_time = 0.0
-    cache: dict[str, Any] = {}  # vary=head: the backbone's features, computed once
-    plan = EvaluationPlan.from_config(cfg, num_classes, device)  # one backbone: seed0's
-    config_id = config_hash(cfg)  # what status.json records; the job runner checked the blocks
+    state = _Blocks(plan=EvaluationPlan.from_config(cfg, num_classes, device), x=x,
+                    job=job, config_id=config_id, profiler=profiler, done=done)  # fmt: skip
     with progress_bar(n, enabled=bool(ens.get("progress", True))) as advance:
         advance(done)
-        for lo, hi in ranges:
-            if blocks[(lo, hi)] is not None:
-                continue
-            last = evaluate_ensemble(
-                plan, x, range(lo, hi), progress=advance, cache=cache, profiler=profiler
-            )
-            eval_time += last.eval_time_s
-            _save_block(job.path, lo, hi, last, config_id)
-            blocks[(lo, hi)] = {k: getattr(last, k) for k in ("seeds", *_ARRAYS)}
-            done += hi - lo
-            job.mark("running", inits_done=done)
+        state.advance = advance
+        state.evaluate(blocks, shared=job.lock is not None)
+        if job.lock is not None:  # a shard: finish the job only as the last one
+            if not job.lock.try_exclusive():
+                log.info("ensemble shard: %d inits evaluated here in %.2f s; the last shard "
+                         "writes the results", state.evaluated, state.eval_time)  # fmt: skip
+                return None
+            if job.status == FINISHED:
+                return None
+            blocks = {r: _load_block(job.path, *r, config_id) for r in ranges}
+            state.evaluate(blocks, shared=False)  # a killed shard's blocks
+    last = state.last
     parts = [blocks[r] for r in ranges]
     # how the blocks were evaluated (this attempt's last one; every block was, when resumed)
-    method = last.method if last else str(ens.method)
-    device_name = last.device if last else str(device)
     return EnsembleResult(
         **{k: np.concatenate([p[k] for p in parts]) for k in ("seeds", *_ARRAYS)},
-        method=method,
-        device=device_name,
+        method=last.method if last else resolve_method(str(ens.method), torch.device(device)),
+        device=last.device if last else str(device),
         workers=last.workers if last else 1,
         chunk_size=last.chunk_size if last else None,
-        eval_time_s=eval_time,
+        eval_time_s=state.eval_time,
         extra=last.extra if last else {},
-        n_resumed=resumed,
+        n_resumed=n - state.evaluated,  # read from blocks: earlier attempts', other shards'
     )
+
+
+@dataclass
+class _Blocks:
+    """The evaluation of one job's blocks of seeds, by one process."""
+
+    plan: EvaluationPlan
+    x: Any
+    job: JobFolder
+    config_id: str
+    profiler: Profiler | None = None
+    advance: Any = None
+    last: EnsembleResult | None = None
+    eval_time: float = 0.0
+    evaluated: int = 0  # initializations evaluated by this process
+    done: int = 0  # initializations on disk, as far as this process knows
+    cache: dict[str, Any] = field(default_factory=dict)  # vary=head features, replicas
+
+    def evaluate(self, blocks: dict[tuple[int, int], Any], shared: bool) -> None:
+        """Evaluate every block missing from ``blocks`` (filled in place); ``shared``: skip
+        the blocks another process holds, and those it saved meanwhile."""
+        for (lo, hi), block in blocks.items():
+            if block is not None:
+                continue
+            fd = None
+            if shared:
+                lock_path = _block_path(self.job.path, lo, hi).with_suffix(".lock")
+                lock_path.parent.mkdir(exist_ok=True)
+                fd = try_lock(lock_path)
+                if fd is None:
+                    continue  # another shard evaluates it
+            try:
+                if shared:
+                    blocks[(lo, hi)] = _load_block(self.job.path, lo, hi, self.config_id)
+                    if blocks[(lo, hi)] is not None:
+                        continue  # saved by another shard since this one looked
+                blocks[(lo, hi)] = self._one(lo, hi)
+            finally:
+                if fd is not None:
+                    unlock(fd)
+
+    def _one(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        result = evaluate_ensemble(
+            self.plan, self.x, range(lo, hi), progress=self.advance, cache=self.cache,
+            profiler=self.profiler,
+        )  # fmt: skip
+        self.last = result
+        self.eval_time += result.eval_time_s
+        _save_block(self.job.path, lo, hi, result, self.config_id)
+        self.evaluated += hi - lo
+        self.done += hi - lo
+        self.job.mark("running", inits_done=self.done)
+        return {k: getattr(result, k) for k in ("seeds", *_ARRAYS)}
 
 
 def timing(result: EnsembleResult) -> str:
@@ -178,7 +248,7 @@ def timing(result: EnsembleResult) -> str:
     return text
 
 
-def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
+def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any] | None:
     t_start = time.perf_counter()
     out = job.path
     ens = cfg.ensemble
@@ -196,6 +266,8 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any]:
 
         profiler = make_profiler(cfg, tuple(x.shape[1:]), dm.num_classes)
     result = evaluate_in_blocks(cfg, job, x, dm.num_classes, device, profiler)
+    if result is None:  # a shard whose job another process finishes
+        return None
     summary = summarize(
         result, cfg, n_points=int(x.shape[0]), n_boot=int(ens.n_boot), ci_level=ens.ci_level
     )

@@ -3,34 +3,33 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from igb.ensemble.progress import ProgressFn
-from igb.ensemble.replica import empty_model
+from igb.ensemble.plan import EvaluationPlan
+from igb.ensemble.replica import plan_replica
 from igb.ensemble.resolve import resolve_chunk_size
-from igb.ensemble.statistics import StatisticsStore
+from igb.ensemble.runtime import Runtime
 from igb.metrics import logit_statistics
 from igb.metrics.measure import batch_stat_mode, batches
-from igb.nn.reinit import Reinit
 
 log = logging.getLogger(__name__)
 
 
-def run_vmap(
-    model_cfg, norm_cfg, x, num_classes, seeds, batch_size, norm_mode, device, chunk_size,
-    reinit: Reinit, store: StatisticsStore, progress: ProgressFn,
-) -> int:  # fmt: skip
-    """Returns the chunk size used (smaller than asked if the GPU ran out of memory)."""
+def run_vmap(plan: EvaluationPlan, x: Tensor, seeds: Sequence[int], rt: Runtime) -> int:
+    """``plan.chunk_size`` initializations at once (``plan.device``: a resolved device).
+    Returns the chunk size used (smaller than asked if the GPU ran out of memory)."""
     from torch.func import functional_call, stack_module_state, vmap
 
-    model = empty_model(model_cfg, norm_cfg, x.shape[1:], num_classes, device, norm_mode)
-    slices = batches(x.shape[0], batch_size)
+    device = torch.device(plan.device)
+    model = plan_replica(plan, tuple(x.shape[1:]))
+    slices = batches(x.shape[0], plan.batch_size)
     if seeds:
         with torch.no_grad():
-            reinit(model, seeds[0])
-    chunk_size = resolve_chunk_size(chunk_size, model, x, slices, norm_mode, len(seeds))
+            rt.reinit(model, seeds[0])
+    chunk_size = resolve_chunk_size(plan.chunk_size, model, x, slices, plan.norm_mode, len(seeds))
     # stacked state: one slot per initialization of a chunk, refilled chunk after chunk
     params, buffers = stack_module_state([model] * chunk_size)
     params = {k: v.detach() for k, v in params.items()}
@@ -41,11 +40,11 @@ def run_vmap(
     batched = vmap(forward, in_dims=(0, 0, None), randomness="error")
     start = 0
     # eval mode, BatchNorm on batch statistics; inference_mode is safe on this private model
-    with torch.inference_mode(), batch_stat_mode(model, norm_mode):
+    with torch.inference_mode(), batch_stat_mode(model, plan.norm_mode):
         while start < len(seeds):
             chunk = seeds[start : start + chunk_size]
             for j, seed in enumerate(chunk):
-                reinit(model, seed)
+                rt.reinit(model, seed)
                 for name, value in model.named_parameters():
                     params[name][j].copy_(value)
                 for name, value in model.named_buffers():
@@ -63,7 +62,7 @@ def run_vmap(
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
-            store.put(slice(start, start + k), logit_statistics(logits))
-            progress(k)
+            rt.store.put(slice(start, start + k), logit_statistics(logits))
+            rt.progress(k)
             start += k
     return chunk_size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,12 +35,32 @@ def log_to_loggers(
         if logger is None:  # W&B disabled
             continue
         log_wandb(logger.experiment, summary, result, out)
+        log_results_artifact(logger.experiment, summary, out)
         summary["wandb"] = {
             "id": logger.experiment.id,
             "mode": "offline" if logger.experiment.offline else "online",
             "dir": str(logger.experiment.dir),
         }
         logger.experiment.finish()
+
+
+#: the ensemble's result files in its W&B artifact (those present), besides summary.json
+ARTIFACT_FILES = ("inits.csv", "histogram.png", "profile.csv", "profile.png")
+
+
+def log_results_artifact(run: Any, summary: Mapping[str, Any], out: Path) -> None:
+    """The ensemble's results as one W&B artifact ``ensemble-<run id>`` (type
+    ``ensemble-results``): summary.json, inits.csv and the figures, versioned with the run
+    and downloadable as files (``run.use_artifact(...).download()``)."""
+    import wandb
+
+    artifact = wandb.Artifact(f"ensemble-{run.id}", type="ensemble-results")
+    with artifact.new_file("summary.json", mode="w") as f:
+        json.dump(summary, f, indent=2, default=str)
+    for name in ARTIFACT_FILES:
+        if (out / name).is_file():
+            artifact.add_file(str(out / name), name=name)
+    run.log_artifact(artifact, aliases=["latest"])
 
 
 def log_wandb(run: Any, summary: dict, result: EnsembleResult, out: Path) -> None:

@@ -41,7 +41,11 @@ def grid_key(overrides: Iterable[str]) -> tuple[str, ...]:
     """What identifies a job among a grid's: its overrides, sorted, without spaces and
     quotes (``a='x y'`` on the command line is ``a=x y`` in overrides.yaml)."""
     return tuple(
-        sorted(str(o).replace(" ", "").replace("'", "").replace('"', "") for o in overrides)
+        sorted(
+            str(o).replace(" ", "").replace("'", "").replace('"', "")
+            for o in overrides
+            if not str(o).startswith("ensemble.shard=")  # shards of one job share its folder
+        )
     )
 
 

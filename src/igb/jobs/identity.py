@@ -22,9 +22,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 #: config keys that say where and how a job runs or is observed, not what it computes: a
-#: relaunch may change them freely (``paths``: folders; ``logger``, ``callbacks``, progress:
-#: what is recorded about the run; ensemble device, method, workers, chunking: the same
-#: initializations evaluated another way; the profile: more recorded about the same ones)
+#: relaunch may change them freely (``paths``: folders; ``optimized_metric``: what a sweeper
+#: reads of the finished run; ``cluster``: the SLURM site values of conf/local; ``logger``,
+#: ``callbacks``, progress: what is recorded about the run; ensemble device, method,
+#: workers, chunking, shards: the same initializations evaluated another way; the profile:
+#: more recorded about the same ones)
 OPERATIONAL_KEYS = (
     "paths",
     "hydra",
@@ -33,10 +35,14 @@ OPERATIONAL_KEYS = (
     "skip_finished",
     "restart",
     "checkpoint_every_s",
+    "optimized_metric",
+    "cluster",
     "logger",
     "callbacks",
     "trainer.enable_progress_bar",
     "ensemble.progress",
+    "ensemble.shards",
+    "ensemble.shard",
     "ensemble.theory",
     "ensemble.theory_points",
     "ensemble.device",
@@ -57,6 +63,10 @@ DEFAULTED_KEYS = {
     "model.unit_pool": "none",
     "model.unit_pool_size": 2,
 }
+#: the keys of :data:`DEFAULTED_KEYS` added after configuration hashes were first recorded:
+#: at their default they stay out of the hash, so a folder recorded before they existed keeps
+#: its hash (``model.neutralize`` was hashed from the start)
+HASHED_ONLY_OFF_DEFAULT = tuple(k for k in DEFAULTED_KEYS if k != "model.neutralize")
 #: keys that only say how long a run trains: with ``skip_finished=false`` a finished or
 #: interrupted run continues from its checkpoint to the new length
 LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps")
@@ -84,9 +94,11 @@ def norm_label(placement: Any, kind: Any) -> str:
 
 
 def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
-    """W&B ``job_type`` (``[ensemble-]model-kind-placement``), tags and sweep group of a job.
+    """W&B ``job_type`` (``[ensemble-]model-kind-placement``), run ``name`` (the job type and
+    the seed: ``mlp-batch-pre-seed3``; an ensemble's seed range), tags and sweep group of a job.
 
-    ``kind`` is ``train`` or ``ensemble``; an ensemble's job type and tags say so."""
+    ``kind`` is ``train``, ``ensemble`` or ``eval``; an ensemble's or an evaluation's job
+    type and tags say so."""
     placement = cfg.norm.placement
     norm_kind = cfg.norm.kind if placement != "none" else "none"
     job_type = f"{cfg.model.name}-{norm_label(placement, cfg.norm.kind)}"
@@ -106,10 +118,17 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
     if kind == "ensemble":
         job_type = f"ensemble-{job_type}"
         tags.insert(0, "ensemble")
-    elif cfg.get("optimizer") is not None:
-        tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
+        first = int(cfg.ensemble.seed0)
+        name = f"{job_type}-seeds{first}-{first + int(cfg.ensemble.n_inits) - 1}"
+    else:
+        if kind == "eval":
+            job_type = f"eval-{job_type}"
+            tags.insert(0, "eval")
+        name = f"{job_type}-seed{cfg.seed}"
+        if cfg.get("optimizer") is not None:
+            tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
     tags += [str(t) for t in cfg.get("tags", [])]
-    return {"job_type": job_type, "tags": tags, "group": sweep_group()}
+    return {"job_type": job_type, "name": name, "tags": tags, "group": sweep_group()}
 
 
 def init_tags(model_cfg: Any) -> list[str]:
@@ -209,7 +228,11 @@ def config_hash(cfg: DictConfig | Mapping[str, Any]) -> str:
     """A short hash of what a job computes (:func:`comparable`, training length left out,
     so that extending a run keeps it). Recorded in ``status.json`` and in the checkpoint,
     so that the loss of one file (``config.yaml``) cannot erase the folder's identity."""
-    flat = {k: v for k, v in comparable(cfg).items() if k not in LENGTH_KEYS}
+    flat = {
+        k: v
+        for k, v in comparable(cfg).items()
+        if k not in LENGTH_KEYS and not (k in HASHED_ONLY_OFF_DEFAULT and v == DEFAULTED_KEYS[k])
+    }
     text = json.dumps(flat, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

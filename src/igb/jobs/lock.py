@@ -22,6 +22,8 @@ from typing import Any
 from igb.errors import JobError
 
 LOCK_FILE = ".igb.lock"
+#: taken in turn by the shards of one ensemble to check and claim its folder
+SETUP_LOCK_FILE = ".igb.setup.lock"
 #: what ``flock`` answers on a file system that does not implement it
 _NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
@@ -72,13 +74,16 @@ class JobLock:
         self.path = self.folder / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self, attempts: int = 3) -> JobLock:
-        """Take the lock (retrying briefly: a reader may test it for a moment)."""
+    def acquire(self, attempts: int = 3, shared: bool = False) -> JobLock:
+        """Take the lock (retrying briefly: a reader may test it for a moment). ``shared``:
+        held together with the other shards of one ensemble, waiting while a process holds
+        it alone (a shard finishing the job); a launch that needs the folder alone is then
+        refused (:class:`JobBusy`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         for attempt in range(attempts):
             try:
-                _flock(fd, self.path, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _flock(fd, self.path, fcntl.LOCK_SH if shared else fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except NoLocking:
                 os.close(fd)
@@ -99,6 +104,20 @@ class JobLock:
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
         return self
+
+    def try_exclusive(self) -> bool:
+        """Let go of a shared hold and take the lock alone if no other process holds it;
+        False (and nothing held) when one does. Of shards that try at once, one succeeds:
+        each lets go before it tries, so the last to try finds the others gone."""
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        for attempt in range(3):  # a reader (live_holder) may test it for a moment
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                time.sleep(0.05 * (attempt + 1))
+        return False
 
     def release(self) -> None:
         if self._fd is not None:
@@ -133,3 +152,22 @@ def live_holder(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     finally:
         os.close(fd)
+
+
+def try_lock(path: Path, wait: bool = False) -> int | None:
+    """An exclusive lock on ``path`` (created): its file descriptor, to give to
+    :func:`unlock`, or None when another process holds it (``wait``: until it lets go). The
+    kernel drops it when the process dies, so a killed process's block is free for the next
+    one."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)

@@ -46,18 +46,20 @@ from igb.jobs.identity import (
     load_saved_config,
 )
 from igb.jobs.integrity import BLOCKS, TRACES, folder_damage, recorded_hashes
-from igb.jobs.lock import JobBusy, JobLock, NoLocking
+from igb.jobs.lock import SETUP_LOCK_FILE, JobBusy, JobLock, NoLocking, try_lock, unlock
 from igb.jobs.records import RECORDS_KEY, fingerprints
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import (
     DIVERGED,
     INTERRUPTED,
     LAUNCH_ENV,
+    RUNNING,
     TERMINAL,
     JobFolder,
     cluster_env,
     is_rank_zero,
 )
+from igb.jobs.threads import size_threads
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,7 @@ def run_job(
     *,
     what: str = "run",
     prepare: Callable[[JobFolder], None] | None = None,
+    shared: bool = False,
 ) -> float:
     """Run ``body`` as the job of ``cfg.paths.output_dir`` (see the module docstring).
 
@@ -191,6 +194,12 @@ def run_job(
     (e.g. checks that a checkpoint to resume from is readable); an exception there is
     recorded as ``failed``. Returns the objective (NaN when the job did not finish, in a
     multirun; outside one the error propagates).
+
+    ``shared``: several processes run this job together (the shards of an ensemble). Each
+    holds the folder's lock shared (``job.lock``: the body takes it alone to finish the
+    job, once the others are gone), checks, claims or skips the folder in turn with the
+    others (a second lock), and joins a job already running rather than starting another
+    attempt.
     """
     out = Path(cfg.paths.output_dir)
     job = JobFolder(out)
@@ -200,12 +209,13 @@ def run_job(
         log.warning("%s: not started, the grid is stopping (a stop signal)", out)
         return math.nan
     try:
-        lock = JobLock(out).acquire()
+        lock = JobLock(out).acquire(shared=shared)
     except (JobBusy, NoLocking) as exc:
         if in_multirun():  # the grid goes on; the report at its end names this job
             log.error("%s", exc)
             return math.nan
         raise SystemExit(f"error: {exc}") from None
+    setup = try_lock(out / SETUP_LOCK_FILE, wait=True) if shared else None
     try:
         restart = restarting(cfg, out)
         if bool(cfg.get(RESTART_KEY, False)) and not restart and folder_damage(out):
@@ -227,21 +237,30 @@ def run_job(
                      "resuming from its last checkpoint)", out, job.status, what)  # fmt: skip
             return float(job.read().get("objective", math.nan))
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        launch = {"launch": os.environ[LAUNCH_ENV]} if LAUNCH_ENV in os.environ else {}
-        job.start(pid=os.getpid(), config_hash=config_hash(cfg), **launch, **cluster_env())
-        if prepare is not None:
-            try:
-                prepare(job)
-            except Exception as exc:
-                return _failed(job, exc)
+        joining = shared and job.status == RUNNING and not restarting(cfg, out)
+        if not joining:
+            launch = {"launch": os.environ[LAUNCH_ENV]} if LAUNCH_ENV in os.environ else {}
+            job.start(pid=os.getpid(), config_hash=config_hash(cfg), **launch, **cluster_env())
+            if prepare is not None:
+                try:
+                    prepare(job)
+                except Exception as exc:
+                    return _failed(job, exc)
+        if setup is not None:  # the next shard may check and join now
+            unlock(setup)
+            setup = None
+            job.lock = lock
         return _run_body(cfg, job, body)
     finally:
+        if setup is not None:
+            unlock(setup)
         lock.release()
 
 
 def _run_body(
     cfg: DictConfig, job: JobFolder, body: Callable[[JobFolder, SignalGuard], Outcome]
 ) -> float:
+    size_threads()  # the CPUs allocated to this job, not the machine's
     with SignalGuard() as guard:
         try:
             outcome = body(job, guard)
@@ -269,7 +288,8 @@ def _run_body(
             raise
     if outcome.status in TERMINAL and is_rank_zero():  # what the job wrote, as it wrote it
         outcome.info[RECORDS_KEY] = fingerprints(job.path, config_hash(cfg))
-    job.mark(outcome.status, objective=outcome.objective, **outcome.info)
+    if outcome.status != RUNNING:  # RUNNING: a shard whose job other processes finish
+        job.mark(outcome.status, objective=outcome.objective, **outcome.info)
     return outcome.objective
 
 

@@ -16,12 +16,17 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from igb.jobs.files import atomic_write_json
+
+if TYPE_CHECKING:
+    from igb.jobs.lock import JobLock
 
 STATUS_FILE = "status.json"
 RUNNING = "running"
@@ -82,11 +87,33 @@ def cluster_env() -> dict[str, str]:
     return {key: os.environ[var] for key, var in _CLUSTER_ENV.items() if var in os.environ}
 
 
-def is_rank_zero() -> bool:
-    """Whether this process is global rank 0 (Lightning's view; True outside DDP)."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
+#: where a launcher puts the process's rank, in the order Lightning reads them: ``LOCAL_RANK``
+#: before ``SLURM_PROCID``, which SLURM sets even where it does not start the processes
+RANK_ENV = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+_LIGHTNING_RANK = "lightning.fabric.utilities.rank_zero"
 
-    return getattr(rank_zero_only, "rank", 0) == 0
+
+def process_rank(environ: Mapping[str, str] | None = None) -> int:
+    """This process's global rank: Lightning's own value once Lightning is loaded (a DDP
+    strategy sets it after start-up), else the first of :data:`RANK_ENV` that is set, as
+    Lightning reads it at import (0 outside a multi-process launch). Reading the
+    environment keeps an ensemble, which never needs Lightning, from importing it."""
+    if environ is None:
+        loaded = sys.modules.get(_LIGHTNING_RANK)
+        rank = getattr(getattr(loaded, "rank_zero_only", None), "rank", None)
+        if rank is not None:
+            return int(rank)
+        environ = os.environ
+    for key in RANK_ENV:
+        value = environ.get(key)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is global rank 0 (True outside DDP)."""
+    return process_rank() == 0
 
 
 def job_order(folder: Path) -> tuple[str, float, str]:
@@ -99,6 +126,8 @@ def job_order(folder: Path) -> tuple[str, float, str]:
 class JobFolder:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        #: the folder's lock while a job shared by several processes runs (:mod:`.runner`)
+        self.lock: JobLock | None = None
 
     @property
     def status_file(self) -> Path:

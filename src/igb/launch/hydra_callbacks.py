@@ -31,6 +31,7 @@ from igb.jobs.status import (
     JobFolder,
     job_order,
 )
+from igb.launch.shards import one_job_per_shard_set
 from igb.launch.stop_grid import install_stop_handlers
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ def launched_jobs(config: DictConfig) -> list[list[str]] | None:
     if OmegaConf.is_config(params):
         params = OmegaConf.to_container(params, resolve=False)
     try:
-        return split_grid(params, list(OmegaConf.select(config, "hydra.overrides.task") or []))
+        jobs = split_grid(params, list(OmegaConf.select(config, "hydra.overrides.task") or []))
+        return one_job_per_shard_set(jobs)
     except Exception:  # noqa: BLE001 - an unreadable grid: report every folder
         return None

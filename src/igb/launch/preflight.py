@@ -19,6 +19,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.types import Override
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key
@@ -34,9 +35,12 @@ from igb.launch.overrides import (
     too_many_jobs,
     value_problem,
 )
+from igb.launch.search_space import BASIC_SWEEPER, probe_jobs
 
 CONF_DIR = find_conf_dir()
 Validator = Callable[[DictConfig], object]
+#: the folder outputs and data go under (``paths.root_dir``); the launch directory if unset
+ROOT_ENV = "IGB_ROOT"
 
 
 def _options(group: str) -> list[str]:
@@ -80,13 +84,40 @@ def compose_job(config_name: str, overrides: Sequence[str]) -> DictConfig:
     return cfg
 
 
+def search_path_override(folder: Path) -> str:
+    """The override adding ``folder`` to Hydra's config search path, after ``conf/``: what
+    ``--config-dir`` does (the folder's options add to igb's; igb's own files win)."""
+    return f"hydra.searchpath=['file://{folder}']"
+
+
+def is_multirun(cfg: DictConfig, flag: bool) -> bool:
+    """``-m``, or ``hydra.mode: MULTIRUN`` in the config (a search preset sets it)."""
+    return flag or OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN
+
+
 def expand_jobs(config_name: str, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
-    """The override list of every job Hydra's basic sweeper would launch."""
-    first = split_grid({}, overrides)
+    """The override list of every job Hydra's basic sweeper would launch (the first job
+    and the bounds of the search space for another sweeper: :func:`launch_jobs`)."""
+    cfg = compose_job(config_name, probe_jobs({}, overrides)[0])
+    return launch_jobs(cfg, overrides, multirun)
+
+
+def launch_jobs(cfg: DictConfig, overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+    """The override list of every job the launch runs: all of them for Hydra's basic
+    sweeper (``cfg`` is the first job's composed config, which names the sweeper); for a
+    sweeper that picks its jobs as it runs, the first job and the bounds of its search
+    space (:func:`igb.launch.search_space.probe_jobs`)."""
     if not multirun:
         return [list(overrides)]
-    cfg = compose_job(config_name, first[0])
-    return split_grid(OmegaConf.select(cfg, "hydra.sweeper.params") or {}, overrides)
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    if not basic_sweeper(cfg):
+        return probe_jobs(OmegaConf.to_container(params, resolve=False), overrides)
+    return split_grid(params, overrides)
+
+
+def basic_sweeper(cfg: DictConfig) -> bool:
+    """Whether the launch runs on Hydra's basic sweeper (every job known in advance)."""
+    return str(OmegaConf.select(cfg, "hydra.sweeper._target_") or BASIC_SWEEPER) == BASIC_SWEEPER
 
 
 def job_folder(cfg: DictConfig, num: int, multirun: bool) -> Path:
@@ -112,10 +143,13 @@ def empty_folder_key(cfg: DictConfig, multirun: bool) -> str | None:
     return None
 
 
-def folder_problem(cfg: DictConfig, folder: Path, multirun: bool = False) -> str | None:
-    """One line when the job cannot use ``folder``: it cannot be written, or it holds a
-    job of another configuration (:func:`igb.jobs.runner.identity_problem`; damaged
-    records too for a single run: in a grid the job reports them, the others run)."""
+def folder_problem(
+    cfg: DictConfig, folder: Path, known: bool = True, multirun: bool = False
+) -> str | None:
+    """One line when the job cannot use ``folder``: it cannot be written, or (``known``:
+    ``cfg`` is the job that will run there) it holds a job of another configuration
+    (:func:`igb.jobs.runner.identity_problem`; damaged records too for a single run: in a
+    grid the job reports them, the others run)."""
     from igb.jobs.lock import live_holder
     from igb.jobs.runner import identity_problem
 
@@ -126,7 +160,7 @@ def folder_problem(cfg: DictConfig, folder: Path, multirun: bool = False) -> str
             f"cannot create the job folder {folder}: {existing} is {why}; choose another "
             "folder (hydra.run.dir, hydra.sweep.dir or paths.log_dir)"
         )
-    if not folder.is_dir() or live_holder(folder) is not None:
+    if not known or not folder.is_dir() or live_holder(folder) is not None:
         return None  # a live process runs this folder: the job runner names it
     return identity_problem(cfg, folder, records=not multirun)
 
@@ -147,19 +181,29 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
             "flags before or after all overrides, not between them"
         )
     overrides = list(args.overrides or [])
+    config_name = args.config_name or config_name
+    if args.config_dir is not None:  # composed from there too, as Hydra will
+        folder = Path(args.config_dir).expanduser().resolve()
+        if not folder.is_dir():
+            return f"--config-dir {args.config_dir}: no such folder"
+        overrides.append(search_path_override(folder))
     try:
         parsed = parse(overrides)
+        problem = given_twice(parsed) or value_problem(parsed, _defaults(config_name, parsed))
+        if problem:
+            return problem
+        first = probe_jobs({}, overrides)[0]  # every sweep override at its first value
+        cfg = compose_job(config_name, first)
+        multirun = is_multirun(cfg, bool(args.multirun))
+        known = not multirun or basic_sweeper(cfg)  # else the jobs are probes, not the grid
         sweeps = [o.input_line or "" for o in parsed if o.is_sweep_override()]
-        if not args.multirun and sweeps:
+        if not multirun and sweeps:
             return f"{sweeps[0]} lists several values: add -m to run them as a grid"
-        problem = given_twice(parsed) or too_many_jobs(grid_size(parsed))
+        problem = too_many_jobs(grid_size(parsed)) if known else None
         if problem:
             return problem
-        problem = value_problem(parsed, _defaults(config_name, parsed))
-        if problem:
-            return problem
-        jobs = expand_jobs(config_name, overrides, bool(args.multirun))
-        problem = too_many_jobs(len(jobs))  # with an experiment's own grid
+        jobs = launch_jobs(cfg, overrides, multirun)
+        problem = too_many_jobs(len(jobs)) if known else None  # with an experiment's own grid
     except OverrideParseException as exc:
         return one_line(exc)
     except ConfigCompositionException as exc:
@@ -189,12 +233,12 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
             if key not in seen:  # one validation per distinct configuration
                 seen.add(key)
                 validator(cfg)
-            multi = bool(args.multirun)
-            problem = empty_folder_key(cfg, multi)
-            if problem is None:
-                folder = job_folder(cfg, num, multi)
-                problem = output_path_problem(cfg.get("task_name"), folder, multi)
-                problem = problem or folder_problem(cfg, folder, multi)
+            folder = job_folder(cfg, num, multirun)
+            problem = (
+                empty_folder_key(cfg, multirun)
+                or output_path_problem(cfg.get("task_name"), folder, multirun)
+                or folder_problem(cfg, folder, known, multirun)
+            )
         except (ConfigError, FileNotFoundError, JobError) as exc:
             return one_line(exc)
         except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback
@@ -224,6 +268,7 @@ def _defaults(config_name: str, parsed: Sequence[Override]) -> Callable[[str], o
 def preflight(config_name: str, validator: Validator, argv: Sequence[str] | None = None) -> None:
     """Exit with status 2 and one line on stderr when the requested run cannot start."""
     argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault(ROOT_ENV, os.getcwd())  # paths.root_dir, for every job it starts
     error = check(config_name, argv, validator)
     GlobalHydra.instance().clear()
     if error:

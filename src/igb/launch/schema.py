@@ -145,6 +145,8 @@ class Ensemble(Group):
     eval_samples: int | None = FROM_YAML  # >= 2 and within the split: validate_ensemble
     ci_level: Annotated[float, Field(gt=0, lt=1)] = FROM_YAML
     progress: bool = FROM_YAML
+    shards: PosInt = FROM_YAML
+    shard: NonNegInt = FROM_YAML
     theory: bool = FROM_YAML
     theory_points: int | str | None = FROM_YAML  # >= 100, all or null: igb.launch.validate_ensemble
     profile: bool = FROM_YAML
@@ -162,12 +164,19 @@ class Ensemble(Group):
         return self
 
 
+#: the final metrics every training run records (status.json): what a sweeper may optimise
+FINAL_METRICS = tuple(f"{split}/{m}" for split in ("train", "val", "test") for m in ("acc", "loss"))
+
+
 class Launcher(Group):
     n_jobs: PosInt | Literal[-1] | None = FROM_YAML  # hydra/launcher=local: joblib's processes
 
 
 class TopLevel(Group):
     seed: Seed = FROM_YAML
+    optimized_metric: Literal[FINAL_METRICS] = FROM_YAML
+    init_from: str | None = FROM_YAML
+    ckpt_path: str | None = FROM_YAML
     skip_finished: bool = FROM_YAML
     restart: bool = FROM_YAML
     checkpoint_every_s: NonNegFloat = FROM_YAML

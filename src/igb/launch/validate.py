@@ -17,7 +17,10 @@ from igb.launch.model_check import checked_model
 from igb.launch.schema import check_schema
 from igb.metrics.measure import has_batch_norm
 from igb.training.init_filter import InitFilter
+from igb.training.weights import check_fit, read_checkpoint, resolve_checkpoint
 
+#: keys naming trained weights to load (train.py's warm start, eval.py's checkpoint)
+WEIGHT_KEYS = ("init_from", "ckpt_path")
 #: norm kinds that normalise with the statistics of the batch (a batch of one is degenerate)
 BATCH_STAT_KINDS = ("batch", "center", "center_init")
 
@@ -82,6 +85,8 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
     _check_accelerator(cfg)
     input_shape, num_classes = _shapes(cfg, check_data)
     model = checked_model(cfg, input_shape, num_classes)
+    for key in WEIGHT_KEYS:
+        _check_weights(cfg, key, model)
     batch_norm = _uses_batch_norm(cfg) or has_batch_norm(model)  # external models too
     if batch_norm:
         for key in ("dataset.batch_size", "callbacks.bias_stats.batch_size"):
@@ -95,6 +100,38 @@ def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
                     f"{'' if native else ' or norm.kind=layer|rms|group'}",
                 )
     return {"input_shape": input_shape, "num_classes": num_classes, "batch_norm": batch_norm}
+
+
+def _check_weights(cfg: DictConfig, key: str, model: Any) -> None:
+    """``key`` (``init_from``, ``ckpt_path``) names a readable checkpoint whose weights fit
+    the model; ``init_from`` replaces the drawn initialization, so filtering draws would be
+    thrown away."""
+    path = OmegaConf.select(cfg, key)
+    if not path:
+        return
+    ckpt, _ = resolve_checkpoint(path, key)
+    check_fit(model, read_checkpoint(ckpt, key), key, ckpt)
+    if key == "init_from" and OmegaConf.select(cfg, "init_filter.mode", default="none") != "none":
+        raise ConfigError(
+            "init_filter.mode",
+            f"init_filter.mode={cfg.init_filter.mode} with init_from={path}: the run starts "
+            "from the checkpoint's weights, not from a drawn initialization; use "
+            "init_filter.mode=none",
+        )
+
+
+def validate_eval(cfg: DictConfig) -> dict[str, Any]:
+    """:func:`validate` for ``eval.py``: ``ckpt_path`` names a job folder or checkpoint,
+    and the model it is measured with (the job's, unless overridden) builds."""
+    from igb.training.evaluate import KEY, with_job_config
+
+    path = OmegaConf.select(cfg, KEY)
+    if not path:
+        raise ConfigError(
+            KEY, f"{KEY} is required: a job folder or a checkpoint file ({KEY}=<path>)"
+        )
+    _, folder = resolve_checkpoint(path, KEY)
+    return validate(with_job_config(cfg, folder))
 
 
 def _shapes(cfg: DictConfig, check_data: bool) -> tuple[tuple[int, ...], int]:

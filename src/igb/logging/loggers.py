@@ -27,13 +27,17 @@ def wandb_logger(
     tags: list[str] | None = None,
     run_config: dict[str, Any] | None = None,
     run_id: str | None = None,
+    system_metrics: bool | str = "auto",
+    log_model: bool | str = False,
     **kwargs: Any,
 ) -> WandbLogger | None:
     """A WandbLogger whose mode is decided without network (see ``resolve_mode``).
 
     ``run_config`` is the resolved Hydra config (named so because ``instantiate`` owns
     ``config``). ``run_id`` comes from the job folder, so a resumed job continues the same W&B run.
-    Returns None when W&B is disabled.
+    ``system_metrics``: W&B's CPU/memory/GPU charts; ``auto`` turns them on where a CUDA GPU
+    is visible. ``log_model``: Lightning's (``true``/``all``); igb's own ``last.ckpt`` is
+    logged by :func:`log_final_checkpoint`. Returns None when W&B is disabled.
     """
     resolved, message = resolve_mode(mode, save_dir=str(Path(save_dir) / "wandb"))
     if message:
@@ -57,13 +61,46 @@ def wandb_logger(
         tags=tags,
         config=run_config,
         mode=resolved,
-        settings=wandb.Settings(console="off", x_disable_stats=True, init_timeout=60),
+        settings=wandb.Settings(
+            console="off", x_disable_stats=not stats_on(system_metrics), init_timeout=60
+        ),
+        log_model=log_model,
         **kwargs,
     )
     # Lightning always passes `anonymous` (None by default) and wandb 0.31 warns about
     # any value of it ("has no effect"): drop the key unless the user set it
     drop_unset_wandb_init_key(logger, "anonymous")
+    logger.igb_log_model = log_model  # read by log_final_checkpoint
     return logger
+
+
+def stats_on(system_metrics: bool | str) -> bool:
+    """Whether W&B samples system metrics: ``auto`` = a CUDA GPU is visible."""
+    if system_metrics == "auto":
+        import torch
+
+        return torch.cuda.is_available()
+    if not isinstance(system_metrics, bool):
+        raise ValueError(
+            f"logger.wandb.system_metrics={system_metrics!r}; allowed: auto, true, false"
+        )
+    return system_metrics
+
+
+def log_final_checkpoint(loggers: list[Any], checkpoint: Path) -> None:
+    """``logger.wandb.log_model=true|all``: the job's final ``last.ckpt`` as a W&B model
+    artifact ``model-<run id>`` (aliases ``latest``, ``final``). Lightning logs only the
+    checkpoints of a ModelCheckpoint callback, and igb writes last.ckpt itself."""
+    if not checkpoint.is_file():
+        return
+    for lg in loggers:
+        if getattr(lg, "igb_log_model", False) and logger_run(lg) is not None:
+            import wandb
+
+            run = lg.experiment
+            artifact = wandb.Artifact(f"model-{run.id}", type="model")
+            artifact.add_file(str(checkpoint), name="last.ckpt")
+            run.log_artifact(artifact, aliases=["latest", "final"])
 
 
 def finish_loggers(loggers: list[Any], exit_code: int = 0) -> None:

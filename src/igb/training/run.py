@@ -1,7 +1,7 @@
 """run(cfg): instantiate data, model, module, loggers and callbacks from config; fit; test.
 
-Returns the value a Hydra sweeper would optimise (final validation accuracy when the
-statistics callback measured it, else test accuracy).
+Returns the value a Hydra sweeper optimises: the final ``optimized_metric`` (validation
+accuracy by default; test accuracy when the statistics callback measured no validation).
 """
 
 from __future__ import annotations
@@ -37,12 +37,13 @@ from igb.jobs.identity import config_hash, run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import JobInterrupted, SignalGuard
 from igb.jobs.status import DIVERGED, FINISHED, JobFolder, is_rank_zero
-from igb.logging.loggers import finish_loggers
+from igb.logging.loggers import finish_loggers, log_final_checkpoint
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
 from igb.training.datamodule import LightningData, as_lightning
 from igb.training.init_filter import InitFilter, filter_init
 from igb.training.module import IGBModule
+from igb.training.weights import load_network, read_checkpoint, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,7 @@ def build(
 ) -> tuple[L.Trainer, IGBModule, LightningData, list[Any]]:
     """The job's trainer, module, datamodule and loggers, exactly as :func:`fit` runs them
     (``bench/bench_train.py`` times this, so the benchmark is the default run)."""
-    quiet_lightning()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = as_lightning(instantiate_datamodule(cfg.dataset))
-    dm.check_available()
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = prepared_data(cfg)
     make_resumable(dm)  # a mid-epoch resume continues the epoch's batch order
     shares = record_split_shares(dm, job)
     model, filtered = _initial_model(cfg, dm, job)
@@ -92,14 +88,8 @@ def build(
     resolved["split_shares"] = shares  # the splits' class shares, in the W&B run config
     if filtered:
         resolved["init_filter"] = filtered  # seeds tried and kept, in the W&B run config
-    logger_kwargs = {
-        "wandb": {**identity, "run_config": resolved, "run_id": job.read().get("wandb_id")}
-    }
-    loggers = instantiate_group(cfg.get("logger"), **logger_kwargs)
-    for lg in loggers:
-        run_id = getattr(lg, "version", None)
-        if type(lg).__name__ == "WandbLogger" and run_id:
-            job.mark("running", wandb_id=run_id)
+    loggers = instantiate_group(cfg.get("logger"), **logger_kwargs(job, identity, resolved))
+    mark_logger_runs(job, loggers)
     callbacks = [*instantiate_group(cfg.get("callbacks")), *extra_callbacks]
     # last, so that it acts on a stop signal after the other callbacks' batch-end work
     every_s = float(cfg.get("checkpoint_every_s", 0) or 0)
@@ -117,6 +107,42 @@ def build(
     return trainer, module, dm, loggers
 
 
+def prepared_data(cfg: DictConfig) -> LightningData:
+    """The job's data, set up for fitting, after seeding (as every run of a job starts)."""
+    quiet_lightning()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = as_lightning(instantiate_datamodule(cfg.dataset))
+    dm.check_available()
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+#: the loggers (keys of ``cfg.logger``) whose run id status.json keeps as ``<name>_id``, so
+#: that a resumed job continues its run; they take the job's identity (name, tags, group)
+RESUMABLE_LOGGERS = ("wandb", "mlflow")
+
+
+def logger_kwargs(job: JobFolder, identity: dict[str, Any], resolved: Any) -> dict[str, Any]:
+    """What the resumable loggers are built with: the job's identity, its resolved
+    config, and the run id status.json kept (a resumed job continues its run)."""
+    record = job.read()
+    return {
+        name: {**identity, "run_config": resolved, "run_id": record.get(f"{name}_id")}
+        for name in RESUMABLE_LOGGERS
+    }
+
+
+def mark_logger_runs(job: JobFolder, loggers: Sequence[Any]) -> None:
+    """Record the W&B and MLflow run ids in status.json (the resume reads them back)."""
+    for lg in loggers:
+        kind = type(lg).__name__
+        if kind == "WandbLogger" and getattr(lg, "version", None):
+            job.mark("running", wandb_id=lg.version)
+        elif kind == "FileStoreMLFlowLogger":
+            job.mark("running", mlflow_id=lg.run_id)
+
+
 def record_split_shares(dm: LightningData, job: JobFolder) -> dict[str, Any]:
     """The class counts and shares of every split, written once to the job folder's
     ``split_shares.json`` (rank 0; atomically) and returned for the run config. The
@@ -131,13 +157,20 @@ def record_split_shares(dm: LightningData, job: JobFolder) -> dict[str, Any]:
 def _initial_model(
     cfg: DictConfig, dm: LightningData, job: JobFolder
 ) -> tuple[Any, dict[str, Any] | None]:
-    """The model from ``cfg.seed``, or, with ``init_filter.mode=high|low``, the first draw
-    whose step-0 imbalance on the first ``init_filter.samples`` train points passes
-    (:mod:`igb.training.init_filter`); the search is recorded in status.json."""
+    """The model from ``cfg.seed``, from the checkpoint ``init_from`` names, or, with
+    ``init_filter.mode=high|low``, the first draw whose step-0 imbalance on the first
+    ``init_filter.samples`` train points passes (:mod:`igb.training.init_filter`); the
+    search is recorded in status.json."""
 
     def build_seeded(seed: int) -> Any:
         return build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=seed)
 
+    if cfg.get("init_from"):  # warm start: the weights of another job's checkpoint
+        model = build_seeded(cfg.seed)
+        ckpt, _ = resolve_checkpoint(cfg.init_from, "init_from")
+        load_network(model, read_checkpoint(ckpt, "init_from"), "init_from", ckpt)
+        log.info("initialized from %s", ckpt)
+        return model, None
     settings = InitFilter.from_config(cfg.get("init_filter"))
     if not settings.active:
         return build_seeded(cfg.seed), None
@@ -160,6 +193,7 @@ def fit(cfg: DictConfig, job: JobFolder, guard: SignalGuard | None = None) -> Ou
     except BaseException:
         finish_loggers(loggers, exit_code=1)
         raise
+    log_final_checkpoint(loggers, last_checkpoint(cfg.paths.output_dir))
     finish_loggers(loggers)
     return objective
 
@@ -189,9 +223,9 @@ def _fit_and_test(
         return Outcome(DIVERGED, math.nan, info)
     # trainer.test resets callback_metrics: keep what fit measured (val/acc of the last epoch)
     metrics = _scalars(trainer.callback_metrics)
-    test = trainer.test(module, datamodule=dm, verbose=False)
+    trainer.test(module, datamodule=dm, verbose=False)
     metrics.update(_scalars(trainer.callback_metrics))
-    objective = metrics.get("val/acc", test[0].get("test/acc", math.nan) if test else math.nan)
+    objective = select_objective(metrics, cfg)
     info = {
         "metrics": metrics,
         "global_step": trainer.global_step,
@@ -223,6 +257,15 @@ def _fit(
         stopper.stop(trainer)
 
 
+def select_objective(metrics: dict[str, Any], cfg: DictConfig) -> float:
+    """The final value of ``optimized_metric`` (``val/acc`` by default; ``test/acc`` when
+    the statistics callback measured no validation split): what a sweeper optimises."""
+    metric = str(cfg.optimized_metric)
+    if metric == "val/acc" and metric not in metrics:
+        metric = "test/acc"
+    return float(metrics.get(metric, math.nan))
+
+
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v.numel() == 1}
 
@@ -243,6 +286,8 @@ def run(cfg: DictConfig) -> float:
     before, started = job.read(), time.monotonic()
     objective = run_job(cfg, body, what="run", prepare=prepare)
     after = job.read()
+    if after.get("status") == FINISHED:  # also for a skipped job: this launch's metric
+        objective = select_objective(after.get("metrics", {}), cfg)
     # the end-of-run summary, for a run this process made (not a skipped, finished one)
     if is_rank_zero() and after != before and after.get("status") in (FINISHED, DIVERGED):
         run_summary.log_job(job.path, after, time.monotonic() - started)

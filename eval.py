@@ -1,0 +1,33 @@
+"""Measure a trained model: ``python eval.py ckpt_path=<job folder or checkpoint>``.
+
+The statistics callback measures it as the training run did (bias statistics, per-class
+accuracy and loss on the train subset, val and test splits); the rows go to this run's
+own folder (``outputs/eval/runs/<time>/metrics.csv``) and loggers. Only Hydra is imported
+before the pre-flight, as for ``train.py``.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from igb.launch.preflight import preflight
+
+
+def validate(cfg: DictConfig) -> object:
+    """The checks of :func:`igb.launch.validate.validate_eval` (they import torch)."""
+    import lightning  # noqa: F401  (before Hydra's logging: see train.py)
+
+    from igb.launch.validate import validate_eval
+
+    return validate_eval(cfg)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> float:
+    import igb.training.evaluate  # torch and Lightning: once the input is known to be good
+
+    return igb.training.evaluate.evaluate(cfg)
+
+
+if __name__ == "__main__":
+    preflight("eval", validate)
+    main()
