@@ -102,6 +102,11 @@ class MNISTDataModule(TorchvisionDataModule):
             raw / os.path.splitext(os.path.basename(url))[0] for url, _ in self.DATASET.resources
         ]
 
+    def verify_files(self) -> None:
+        """No published checksums: the files are read whole and checked (a second or less;
+        a damaged file then stops the pre-flight, not the job)."""
+        self._checked_load()
+
     def _is_present(self) -> bool:
         # torchvision also reads the legacy processed/{training,test}.pt caches
         processed = Path(self.data_dir) / self.DATASET.__name__ / "processed"

@@ -96,6 +96,7 @@ class Trainer(Group):
     devices: PosInt | Literal["auto"] | list[NonNegInt] = FROM_YAML
     num_nodes: PosInt = FROM_YAML
     precision: Literal[PRECISIONS] = FROM_YAML
+    gradient_clip_val: NonNegFloat | None = FROM_YAML
 
 
 class Dataset(Group):

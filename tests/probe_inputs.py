@@ -2,7 +2,9 @@
 
 An input escapes the promise when the entry point does not answer with exit 2, exactly one
 line on stderr starting ``error: ``, and nothing written in its working folder (besides the
-files the case set up). Run: ``python bench/probe_inputs.py [substring]``.
+files the case set up). Run: ``python tests/probe_inputs.py [substring]``, or with
+``--preflight`` every case through the entry points' pre-flight in one process (fast).
+Not collected by pytest (no test_ prefix).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def _cifar(cwd: Path, damage: str) -> None:
     from helpers.dataset_files import write_cifar10
 
     write_cifar10(cwd / "data")
-    folder = cwd / "data" / "c-10-batches-py"
+    folder = cwd / "data" / "cifar-10-batches-py"
     batch = folder / "data_batch_1"
     if damage == "garbage":
         batch.write_bytes(os.urandom(3000))
