@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from igb.errors import OneLineParser, fraction
-from igb.jobs.status import TWIN
+from igb.jobs.status import DAMAGED, TWIN
 from multirun_analysis.collect import Collection, collect
 from multirun_analysis.results import DEFAULT_TOL
 
@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     from multirun_analysis.single_run import is_job_folder
 
     one_run = args.source is not None and not args.wandb and is_job_folder(args.source)
+    if one_run and (col.jobs["status"] == DAMAGED).all():  # its own figures: from its files
+        one_run = False
     try:
         result = analyze(col, out, split=args.split, job_dir=args.source if one_run else None)
     except OSError as exc:  # a full disk, a folder that became unwritable

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from igb.jobs.files import atomic_write
 from igb.jobs.integrity import folder_damage
-from igb.jobs.status import TWIN
+from igb.jobs.status import DAMAGED, TWIN
 from multirun_analysis.choices import (
     CHOICES,
     choice_columns,
@@ -33,8 +34,8 @@ from multirun_analysis.choices import (
 )
 from multirun_analysis.damage import damage
 from multirun_analysis.folders import (
-    DAMAGED,
     FINISHED,
+    RecordError,
     find_job_dirs,
     job_status,
     load_config,
@@ -88,11 +89,13 @@ class Collection:
             if name != "jobs" and df.empty:
                 continue
             csv = out / f"{name}.csv"
-            df.to_csv(csv, index=False)
+            # atomically: a full disk leaves the previous table, never half a file
+            atomic_write(csv, lambda tmp, df=df: df.to_csv(tmp, index=False))
             written.append(csv)
             if parquet_available():
-                _to_parquet(df, out / f"{name}.parquet")
-                written.append(out / f"{name}.parquet")
+                parquet = out / f"{name}.parquet"
+                atomic_write(parquet, lambda tmp, df=df: _to_parquet(df, tmp))
+                written.append(parquet)
         return written
 
 
@@ -115,7 +118,36 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """(jobs row, series rows, inits rows) of one job folder."""
+    """(jobs row, series rows, inits rows) of one job folder. A folder whose files cannot be
+    read is one ``damaged`` row naming the file and the reason; it never stops the others."""
+    broken = folder_damage(job_dir, crc=False)  # records damaged or naming another config
+    try:
+        row, series, inits = _read_job(job_dir, tol)
+    except Exception as exc:  # noqa: BLE001 - one damaged job never sinks the analysis
+        reason = (
+            str(exc) if isinstance(exc, RecordError)
+            else f"{job_dir} cannot be read ({type(exc).__name__}: {exc})"
+        )  # fmt: skip
+        row = _damaged_row(job_dir)
+        row["error"] = broken or reason
+        return row, pd.DataFrame(), pd.DataFrame()
+    if broken:  # listed with the reason; its data are nobody's to analyse
+        row.update(status=DAMAGED, error=broken)
+        return row, pd.DataFrame(), pd.DataFrame()
+    return row, series, inits
+
+
+def _damaged_row(job_dir: Path) -> dict:
+    """What can be said of a job whose files cannot be read: where it is, what it was."""
+    try:
+        overrides = read_overrides(job_dir)
+    except Exception:  # noqa: BLE001 - the overrides file may be the damaged one
+        overrides = []
+    return {"job": job_dir.name, "sweep": job_dir.parent.name, "job_dir": str(job_dir),
+            "status": DAMAGED, "overrides": " ".join(overrides)}  # fmt: skip
+
+
+def _read_job(job_dir: Path, tol: float) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     summary = read_json(job_dir / "summary.json")
     cfg = load_config(job_dir, summary)
     overrides = read_overrides(job_dir)
@@ -141,9 +173,6 @@ def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFram
         row["kind"] = "train"
         shares = read_split_shares(job_dir)
         row.update(train_results(series, as_int(row.get("num_classes")), tol, shares))
-    broken = folder_damage(job_dir)  # records damaged or naming another configuration
-    if broken:
-        row.update(status=DAMAGED, error=broken)
     finished = row["status"] == FINISHED
     why = damage(cfg, status, row["kind"], series, summary, inits) if finished else None
     if why:  # kept in the tables with the reason; the figures and summary use finished jobs

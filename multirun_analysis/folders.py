@@ -8,6 +8,8 @@ else the ``config`` of an ensemble's ``summary.json``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,6 @@ NOT_STARTED = "not_started"
 
 FINISHED = "finished"
 
-#: a job that says ``finished`` but whose data do not hold the finished run
-DAMAGED = "damaged"
-
 
 def find_job_dirs(root: Path) -> list[Path]:
     """Every folder under ``root`` (itself included) that Hydra made for one job."""
@@ -38,18 +37,53 @@ def find_job_dirs(root: Path) -> list[Path]:
     return sorted(set(found), key=job_order)
 
 
-def read_yaml(path: Path) -> Any:
+class RecordError(Exception):
+    """A job's file that cannot be read; the message names it. The analysis lists the job
+    ``damaged`` with it and goes on with the others."""
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn any failure to read ``path`` into a :class:`RecordError` naming it."""
     try:
-        return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        yield
+    except RecordError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RecordError(f"{path} is unreadable ({type(exc).__name__}: {reason})") from exc
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file (None when it is absent; :class:`RecordError` when it is damaged)."""
+    if not path.is_file():
         return None
+    with reading(path):
+        return yaml.safe_load(path.read_text())
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    """A JSON object ({} when it is absent; :class:`RecordError` when it is damaged)."""
+    if not path.is_file():
         return {}
+    with reading(path):
+        data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise RecordError(f"{path} is damaged (not a JSON object but {type(data).__name__})")
+    return data
+
+
+def read_csv(path: Path) -> pd.DataFrame | None:
+    """A CSV table (None when it is absent or empty; :class:`RecordError` when it is
+    damaged, a last row cut mid-line included: a job killed while writing it)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    with reading(path):
+        with path.open("rb") as fh:
+            fh.seek(-1, 2)
+            if fh.read(1) != b"\n":
+                raise RecordError(f"{path} is damaged (its last row is cut mid-line)")
+        return pd.read_csv(path)
 
 
 def load_config(job_dir: Path, summary: dict[str, Any]) -> DictConfig:
@@ -108,12 +142,10 @@ def job_status(job_dir: Path) -> dict[str, Any]:
 def read_metrics(job_dir: Path) -> pd.DataFrame:
     """metrics.csv with one row per step (CSVLogger writes several rows for one step)."""
     path = job_dir / "metrics.csv"
-    if not path.is_file() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+    df = read_csv(path)
+    if df is None:
         return pd.DataFrame()
     if "step" not in df:
-        return pd.DataFrame()
-    return df.groupby("step", sort=True).first().copy().reset_index()
+        raise RecordError(f"{path} is damaged (no 'step' column)")
+    with reading(path):
+        return df.groupby("step", sort=True).first().copy().reset_index()

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from igb.jobs.files import atomic_write_text
 from igb.theory.compare import ZERO
 from igb.theory.gaussian import NEUTRAL_TOL
 from multirun_analysis.choices import CHOICES
@@ -321,8 +322,8 @@ def set_by_grid(column: str, grid: dict[str, list[str]]) -> bool:
 def write(report: Report, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     md, htm = out / "report.md", out / "report.html"
-    md.write_text(report.markdown(out))
-    htm.write_text(report.html())
+    atomic_write_text(md, report.markdown(out))
+    atomic_write_text(htm, report.html())
     write_tex_tables(report, out / "tables")
     return md, htm
 

@@ -14,7 +14,7 @@ from scipy import stats
 
 from igb.data.shares import SHARES_FILE
 from igb.theory.gaussian import regime_of_interval
-from multirun_analysis.folders import read_json
+from multirun_analysis.folders import read_csv, read_json
 
 #: default tolerance of the time-to-neutrality criterion ``max_c (f_c - share_c) <= tol``
 DEFAULT_TOL = 0.1
@@ -226,15 +226,9 @@ def ensemble_results(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_inits(job_dir: Path) -> pd.DataFrame | None:
-    """An ensemble's inits.csv (one row per initialization); None when it is missing,
-    empty or unreadable."""
-    path = job_dir / "inits.csv"
-    if not path.is_file() or not path.stat().st_size:
-        return None
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError):
-        return None
+    """An ensemble's inits.csv (one row per initialization); None when it is missing or
+    empty (:class:`multirun_analysis.folders.RecordError` when it is damaged)."""
+    return read_csv(job_dir / "inits.csv")
 
 
 def missing(v: Any) -> bool:

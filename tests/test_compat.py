@@ -123,3 +123,44 @@ def test_private_attribute_helpers_on_real_objects() -> None:
         assert isinstance(norm, base)
     assert not isinstance(torch.nn.LayerNorm(3), base)
     assert hasattr(compat.wandb_record_module(), "Record")
+
+
+class _RunsCode:
+    """What a hostile checkpoint holds: unpickling it would call ``marker.write_text``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        from pathlib import Path
+
+        return (Path(self.marker).write_text, ("code ran",))
+
+
+def test_checkpoints_are_read_without_running_code(tmp_path) -> None:
+    """A .ckpt in a job folder is data: ``load_checkpoint`` (and so the integrity check)
+    refuses a pickled callable; model, optimizer and scheduler states load."""
+    import torch
+
+    from igb.jobs.integrity import checkpoint_meta
+
+    marker = tmp_path / "marker"
+    hostile = tmp_path / "checkpoints" / "last.ckpt"
+    hostile.parent.mkdir()
+    torch.save({"state_dict": {}, "igb_config_hash": "x", "payload": _RunsCode(str(marker))},
+               hostile)  # fmt: skip
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        compat.load_checkpoint(hostile)
+    assert checkpoint_meta(hostile) == {}
+    assert not marker.exists()
+
+    fine = tmp_path / "fine.ckpt"
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 4)
+    torch.save({"state_dict": model.state_dict(), "optimizer_states": [opt.state_dict()],
+                "lr_schedulers": [sched.state_dict()], "loops": {"epoch": 1}}, fine)  # fmt: skip
+    loaded = compat.load_checkpoint(fine, mmap=True)
+    assert loaded["state_dict"]["weight"].equal(model.weight.detach())

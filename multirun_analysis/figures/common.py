@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from igb import PLACEMENTS  # noqa: E402
+from igb.jobs.files import atomic_write  # noqa: E402
 from igb.theory.gaussian import NEUTRAL_TOL  # noqa: E402
 from multirun_analysis.choices import config_order, label_value, varying_columns  # noqa: E402
 from multirun_analysis.collect import Collection  # noqa: E402
@@ -139,10 +140,11 @@ def save(fig: plt.Figure, path: Path) -> Path:
     """``path`` (a PNG) and its twins in the other formats of :func:`output`
     (``x.pdf``, ``x.svg`` beside ``x.png``: vector text and lines for a paper)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    for fmt in FORMATS:
-        fig.savefig(path.with_suffix(f".{fmt}"), dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    try:  # atomically: a full disk leaves the previous figure, never half a file
+        for target in (path, *(path.with_suffix(f".{fmt}") for fmt in FORMATS)):
+            atomic_write(target, lambda tmp: fig.savefig(tmp, dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -36,6 +36,9 @@ __all__ = [
     "broken_apis",
     "get_args_parser",
     "batch_norm_base",
+    "checkpoint_globals",
+    "load_checkpoint",
+    "safe_checkpoint_globals",
     "drop_unset_wandb_init_key",
     "hydra_missing_option",
     "hydra_unknown_key",
@@ -249,6 +252,40 @@ def wandb_record_module() -> Any:
     from wandb.proto import wandb_internal_pb2
 
     return wandb_internal_pb2
+
+
+# -- checkpoints: read with torch.load(weights_only=True) and an allow-list -----------------
+
+
+#: the classes beyond tensors and plain containers that ``torch.load(weights_only=True)``
+#: must accept in igb's checkpoints: none. What Lightning writes there (loops, callback and
+#: optimizer states, schedulers, the stateful loader's position) is plain data, checked on
+#: every optimizer, scheduler and callback set (tests/test_compat.py,
+#: tests/jobs/test_records.py). Lightning's saved hyper-parameters would need more
+#: (an AttributeDict, which weights_only cannot rebuild; an OmegaConf node): igb saves none.
+CHECKPOINT_GLOBALS: tuple[Any, ...] = ()
+
+
+def checkpoint_globals() -> list[Any]:
+    """:data:`CHECKPOINT_GLOBALS`, as ``torch.serialization.safe_globals`` takes them."""
+    return list(CHECKPOINT_GLOBALS)
+
+
+def safe_checkpoint_globals() -> Any:
+    """Context in which ``torch.load(weights_only=True)`` (igb's, Lightning's resume) accepts
+    :func:`checkpoint_globals`."""
+    import torch
+
+    return torch.serialization.safe_globals(checkpoint_globals())
+
+
+def load_checkpoint(path: Any, mmap: bool = False) -> Any:
+    """A checkpoint read without unpickling code (``weights_only=True``): the one way igb
+    reads a ``.ckpt`` file from a job folder. ``mmap``: tensors are mapped, not read."""
+    import torch
+
+    with safe_checkpoint_globals():
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 # -- Hydra's error messages: the texts igb reads keys and options out of --------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.entry_points import ROOT, STOPPABLE_ENSEMBLE, run_entry
+from helpers.job_folders import copy_job, snapshot
 
 from igb.jobs.integrity import CHECKPOINT_KEY, folder_damage
 
@@ -52,12 +52,6 @@ def stopped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _copy(stopped: Path, name: str) -> Path:
-    target = stopped.parent / name
-    shutil.copytree(stopped, target)
-    return target
-
-
 def _relaunch(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return run_entry(
         "ensemble.py", *ARGS, *extra, f"hydra.run.dir={folder}", cwd=folder.parent, timeout=300
@@ -73,11 +67,6 @@ def _refused(proc: subprocess.CompletedProcess[str], *parts: str) -> str:
     return lines[0]
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()
-            and ".hydra" not in p.parts and p.suffix != ".log"}  # fmt: skip
-
-
 def test_every_block_records_the_hash_of_status_json(stopped: Path) -> None:
     recorded = json.loads((stopped / "status.json").read_text())["config_hash"]
     blocks = _blocks(stopped)
@@ -89,11 +78,11 @@ def test_every_block_records_the_hash_of_status_json(stopped: Path) -> None:
 
 
 def test_a_damaged_status_is_refused_then_restart_moves_it_aside(stopped: Path) -> None:
-    folder = _copy(stopped, "damaged")
+    folder = copy_job(stopped, "damaged")
     (folder / "status.json").write_text("{{{")
-    before = _snapshot(folder)
+    before = snapshot(folder)
     _refused(_relaunch(folder), f"{folder}/status.json is damaged (not JSON")
-    assert _snapshot(folder) == before  # nothing written
+    assert snapshot(folder) == before  # nothing written
     # the way out: the results (blocks included) move aside and the job runs from seed 0
     proc = _relaunch(folder, "restart=true")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -106,12 +95,12 @@ def test_a_damaged_status_is_refused_then_restart_moves_it_aside(stopped: Path) 
 
 
 def test_another_seed0_is_refused_by_every_record_left(stopped: Path) -> None:
-    folder = _copy(stopped, "seed0")
-    before = _snapshot(folder)
+    folder = copy_job(stopped, "seed0")
+    before = snapshot(folder)
     _refused(
         _relaunch(folder, "ensemble.seed0=5"), "another configuration", "ensemble.seed0: 0 -> 5"
     )
-    assert _snapshot(folder) == before
+    assert snapshot(folder) == before
     # without status.json the blocks still name seed0=0
     (folder / "status.json").unlink()
     first = _blocks(folder)[0]
@@ -135,7 +124,7 @@ def test_another_seed0_is_refused_by_every_record_left(stopped: Path) -> None:
 
 
 def test_a_block_of_another_configuration_is_refused(stopped: Path) -> None:
-    folder = _copy(stopped, "other-block")
+    folder = copy_job(stopped, "other-block")
     path = _blocks(folder)[0]
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}
@@ -144,3 +133,25 @@ def test_a_block_of_another_configuration_is_refused(stopped: Path) -> None:
         np.savez(fh, **arrays)
     line = _refused(_relaunch(folder), "name different configurations", "0123456789abcdef")
     assert path.name in line
+
+
+def test_a_truncated_block_is_evaluated_again(stopped: Path) -> None:
+    """As docs/ensemble.md promises: an unreadable block is logged and its initializations
+    evaluated again (not a BadZipFile); the result is the uninterrupted run's. The analysis
+    of the stopped folder with the cut block lists it, with no traceback."""
+    folder = copy_job(stopped, "cut-block")
+    path = _blocks(folder)[0]
+    path.write_bytes(path.read_bytes()[:300])
+    analysis = subprocess.run([sys.executable, "-m", "multirun_analysis", str(folder)],
+                              capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert analysis.returncode == 0 and "Traceback" not in analysis.stderr, analysis.stderr
+    assert f"interrupted: {folder}" in analysis.stdout
+    proc = _relaunch(folder)
+    out = proc.stderr + proc.stdout
+    assert proc.returncode == 0, out[-2000:]
+    assert (
+        f"{path} is unreadable (BadZipFile" in out and "evaluating its initializations again" in out
+    )
+    found = 20 * (len(_blocks(stopped)) - 1)
+    assert f"{found} of 160 initializations found" in out or found == 0
+    assert json.loads((folder / "summary.json").read_text())["inits_resumed"] == found

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
-from igb.ensemble.profile import HEAD_INPUT, Profiler
+from igb.ensemble.profile import HEAD_INPUT, LOGITS, Profiler
 from igb.ensemble.profile_report import profile_rows
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import predict_layers
@@ -51,8 +51,11 @@ def test_hand_made_network_exact() -> None:
     weights = [torch.tensor([[1.0, 0.0], [1.0, -1.0], [0.5, 2.0]]),
                torch.tensor([[-1.0, 1.0], [2.0, 0.0], [0.0, 1.0]])]  # fmt: skip
     profiler = Profiler("head")
-    expected = {"lin": ([], []), "act": ([], [])}
+    expected: dict[str, tuple[list[float], list[float]]] = {
+        "lin": ([], []), "act": ([], []), "logits": ([], [])
+    }  # fmt: skip
     for seed, a in enumerate(weights):
+        torch.manual_seed(seed)  # the head: PyTorch's default draw, its bias included
         model = HandMade(a).double()
         tap = profiler.attach(model)
         tap.start()
@@ -61,14 +64,16 @@ def test_hand_made_network_exact() -> None:
                 model(x[rows])
         profiler.finish(seed, tap)
         pre = (x @ a.double().T).numpy()
-        for name, h in (("lin", pre), ("act", np.maximum(pre, 0))):
+        with torch.no_grad():
+            logits = model.head(torch.from_numpy(np.maximum(pre, 0))).numpy()
+        for name, h in (("lin", pre), ("act", np.maximum(pre, 0)), ("logits", logits)):
             m, s = _moments(h)
             expected[name][0].append(m)
             expected[name][1].append(s)
     table = profiler.table(n_boot=20)
-    assert [r["module"] for r in table] == ["lin", "act", "head:input"]
-    assert table[-1]["kind"] == HEAD_INPUT
-    for row, name in zip(table, ["lin", "act", "act"], strict=True):
+    assert [r["module"] for r in table] == ["lin", "act", "head:input", "logits"]
+    assert table[-2]["kind"] == HEAD_INPUT and table[-1]["kind"] == LOGITS
+    for row, name in zip(table, ["lin", "act", "act", "logits"], strict=True):
         a, b = expected[name]
         assert row["gamma"] == pytest.approx(np.mean(a) / np.mean(b), rel=1e-12)
         assert row["n_inits"] == 2
@@ -95,10 +100,11 @@ def test_last_entry_agrees_with_measured_gamma() -> None:
     res = evaluate_ensemble(
         EvaluationPlan(model_cfg, norm_cfg, 3, 50), x, range(300), profiler=profiler
     )
-    last = profiler.table(n_boot=200)[-1]
+    *_, head_input, logits = profiler.table(n_boot=200)
     lo, hi = gamma_bootstrap_ci(res.mu, res.s2, n_boot=200)
-    assert lo < last["gamma"] < hi
-    assert last["gamma_lo"] < res.gamma < last["gamma_hi"]
+    assert lo < head_input["gamma"] < hi
+    assert head_input["gamma_lo"] < res.gamma < head_input["gamma_hi"]
+    assert logits["gamma_lo"] < res.gamma < logits["gamma_hi"]  # the same logits, measured
 
 
 def test_ensemble_py_profile_files(tmp_path) -> None:
@@ -108,12 +114,14 @@ def test_ensemble_py_profile_files(tmp_path) -> None:
                      timeout=240)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list(csv.DictReader((out / "profile.csv").open()))
-    assert rows[0]["module"] == "(input)" and rows[-1]["kind"] == HEAD_INPUT
-    assert all(r["gamma_theory"] for r in rows[1:])  # built-in MLP: the theory column
+    assert rows[0]["module"] == "(input)" and rows[-2]["kind"] == HEAD_INPUT
+    assert rows[-1]["kind"] == LOGITS
+    assert all(r["gamma_theory"] for r in rows[1:-1])  # built-in MLP: the theory column
     assert (out / "profile.png").stat().st_size > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["profile"]["nonzero_biases"] == []
-    assert summary["profile"]["head_input_gamma"] == pytest.approx(float(rows[-1]["gamma"]))
+    assert summary["profile"]["head_input_gamma"] == pytest.approx(float(rows[-2]["gamma"]))
+    assert summary["profile"]["logits_gamma"] == pytest.approx(float(rows[-1]["gamma"]))
 
 
 def test_default_biases_are_reported(tmp_path) -> None:
@@ -124,8 +132,23 @@ def test_default_biases_are_reported(tmp_path) -> None:
                      cwd=tmp_path, env=env, timeout=240)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     prof = json.loads((out / "summary.json").read_text())["profile"]
-    assert prof["nonzero_biases"] == ["net.body.1.bias", "net.body.3.bias"]
+    assert prof["nonzero_biases"] == ["net.body.1.bias", "net.body.3.bias", "net.fc.bias"]
     assert prof["gamma_profile_without_biases"] < prof["gamma_profile_with_biases"]
+
+
+def test_neutralize_head_on_a_users_head_with_a_bias_ends_neutral_at_the_logits() -> None:
+    """A user's head keeping PyTorch's default bias: model.neutralize=head removes it, so
+    the profile's last entry, the logits, is as neutral as the head's input, and the
+    ensemble's own gamma agrees."""
+    cfg = {"_target_": "igb.nn.libraries.Custom", "name": "custom",
+           "cls": "helpers.custom_models.DefaultBiases", "neutralize": "head"}  # fmt: skip
+    native = {"placement": "native", "kind": "native"}
+    x = torch.rand(40, 12, generator=torch.Generator().manual_seed(0))
+    profiler = Profiler("net.fc")
+    res = evaluate_ensemble(EvaluationPlan(cfg, native, 3, 40, method="loop"), x, range(6),
+                            profiler=profiler)  # fmt: skip
+    *_, head_input, logits = profiler.table(n_boot=20)
+    assert head_input["gamma"] < 1e-10 and logits["gamma"] < 1e-10 and res.gamma < 1e-6
 
 
 def test_bad_profile_features_is_one_line(tmp_path) -> None:
@@ -147,7 +170,7 @@ def test_torchvision_entries_are_named_modules_and_repeated_calls() -> None:
     rows = {r["module"]: r for r in profiler.table(n_boot=20)}
     assert {"net.conv1", "net.layer1.0.relu", "net.layer1.0.relu#2", "net.avgpool"} <= set(rows)
     assert rows["net.bn1"]["gamma"] < 1e-8 < rows["net.relu"]["gamma"]
-    assert list(rows)[-1] == "net.fc:input"
+    assert list(rows)[-2:] == ["net.fc:input", "logits"]
     assert rows["net.layer4"]["gamma"] == rows["net.layer4.1"]["gamma"]
     assert rows["net.fc:input"]["gamma"] == pytest.approx(rows["net.avgpool"]["gamma"])
 
@@ -159,8 +182,8 @@ def test_neutralized_head_input_is_centred() -> None:
     evaluate_ensemble(EvaluationPlan(model_cfg, norm_cfg, 3, 40), x, range(5), profiler=profiler)
     table = profiler.table(n_boot=20)
     names = [r["module"] for r in table]
-    assert names[-3:] == ["blocks", "head.center", "head:input"]  # the centring is an entry
-    assert table[-3]["gamma"] > 0.1 and table[-1]["gamma"] < 1e-10
+    assert names[-4:] == ["blocks", "head.center", "head:input", "logits"]  # centring: an entry
+    assert table[-4]["gamma"] > 0.1 and table[-2]["gamma"] < 1e-10 and table[-1]["gamma"] < 1e-10
     assert predict_layers(model_cfg, norm_cfg, x, 40)["head:input"] == pytest.approx(0, abs=1e-9)
 
 

@@ -71,11 +71,19 @@ def test_the_analysis_says_when_it_cannot_write(small_disk: Path, tmp_path: Path
     assert bad.returncode == 2
     assert bad.stderr.strip() == f"error: --out {a_file} is a file, not a folder; name a " \
         "folder (it is created)"  # fmt: skip
+    first = subprocess.run([*analysis, str(small_disk / "an")], capture_output=True, text=True,
+                           cwd=ROOT)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    written = {p: p.read_bytes() for p in (small_disk / "an").rglob("*") if p.is_file()}
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     (small_disk / "fill").write_bytes(b"\0" * (free - 8 * 1024))
     full = subprocess.run([*analysis, str(small_disk / "an")], capture_output=True, text=True,
                           cwd=ROOT)  # fmt: skip
     assert full.returncode == 1
+    # written atomically: every earlier output is whole (none truncated), no temporary left
+    after = {p: p.read_bytes() for p in (small_disk / "an").rglob("*") if p.is_file()}
+    assert set(after) == set(written) and all(after[p] == written[p] for p in after
+                                              if p.suffix != ".md")  # fmt: skip
     lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and f"cannot write the analysis under {small_disk / 'an'}" in lines[0]
     assert "No space left on device" in lines[0] and "Traceback" not in full.stderr

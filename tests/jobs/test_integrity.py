@@ -14,10 +14,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from helpers.entry_points import run_entry
 from helpers.sizes import TINY
 
+from igb.compat import load_checkpoint
 from igb.jobs.integrity import CHECKPOINT_KEY, folder_damage
 from igb.jobs.status import JobFolder
 
@@ -44,7 +44,7 @@ def _relaunch(folder: Path, *extra: str):
 
 def test_the_config_hash_is_in_status_and_checkpoint(finished: Path) -> None:
     status = json.loads((finished / "status.json").read_text())
-    ckpt = torch.load(finished / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = load_checkpoint(finished / "checkpoints" / "last.ckpt")
     assert len(status["config_hash"]) == 16
     assert ckpt[CHECKPOINT_KEY] == status["config_hash"]
     assert folder_damage(finished) is None

@@ -20,6 +20,7 @@ import pytest
 import torch
 from helpers.sizes import TINY
 
+from igb.compat import load_checkpoint
 from igb.data.loader import InMemoryLoader, LoaderSpec
 from igb.data.resumable import ResumableLoader
 from igb.jobs.checkpoint import ResumeCallback
@@ -103,7 +104,7 @@ def test_sigterm_mid_run_then_same_command_resumes_same_wandb_run(tmp_path: Path
     step = first["global_step"]
     assert first["status"] == "interrupted" and first["signal"] == "SIGTERM"
     assert STEPS_PER_EPOCH <= step < LAST, first
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == step  # the checkpoint is at the step the signal stopped
     wandb_id = first["wandb_id"]
 
@@ -208,7 +209,7 @@ def test_finished_job_run_again_with_skip_finished_false_extends_it(make_cfg) ->
     cfg = make_cfg("logger=csv", "trainer.max_epochs=1")
     run(cfg)
     out = Path(cfg.paths.output_dir)
-    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 6
+    assert load_checkpoint(out / "checkpoints" / "last.ckpt")["global_step"] == 6
     run(make_cfg("logger=csv", "trainer.max_epochs=2", "skip_finished=false"))
     st = status(out)
     assert st["status"] == "finished" and st["attempt"] == 2
@@ -319,4 +320,4 @@ def test_last_checkpoint_policy(make_cfg, monkeypatch, overrides, saved_at) -> N
     run(cfg)
     assert saves == saved_at
     ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    assert torch.load(ckpt, weights_only=False)["global_step"] == saved_at[-1]
+    assert load_checkpoint(ckpt)["global_step"] == saved_at[-1]

@@ -10,7 +10,8 @@ import pytest
 from conftest import run_train
 from helpers.sizes import TINY
 
-from igb.jobs.summary import multirun_lines, num
+from igb.jobs.summary import chance_record, chance_warning, multirun_lines, num
+from igb.launch.hydra_callbacks import status_pointer
 from igb.training.run import run
 
 
@@ -72,19 +73,73 @@ def test_multirun_lines_name_every_job_and_the_next_command(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_grid_with_a_diverged_job_exits_1_and_is_summarised(tmp_path: Path) -> None:
+    """... and a job that learned nothing (a learning rate of 1e-12) is flagged."""
     sweep = tmp_path / "sweep"
     argv = [*TINY, "trainer.max_epochs=1", "logger=csv", f"hydra.sweep.dir={sweep}"]
-    proc = run_train(tmp_path, "-m", "optimizer.lr=0.05,1e8", *argv)
+    proc = run_train(tmp_path, "-m", "optimizer.lr=0.05,1e8,1e-12", *argv)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-3000:]
-    assert f"multirun: 1/2 jobs finished in {sweep}" in output
+    assert f"multirun: 2/3 jobs finished in {sweep}" in output
     val_acc = json.loads((sweep / "0" / "status.json").read_text())["metrics"]["val/acc"]
     assert f"0 finished    optimizer.lr=0.05         val acc {val_acc:.3f}" in output
     # (Hydra records the override as optimizer.lr=100000000.0)
     assert "1 diverged    optimizer.lr=100000000.0  loss is " in output
     assert f"next: python -m multirun_analysis {sweep}" in output
-    assert "1 of 2 jobs did not finish: 1 (optimizer.lr=100000000.0)" in output
+    assert "1 of 3 jobs did not finish: 1 (optimizer.lr=100000000.0)" in output
+    chance = json.loads((sweep / "2" / "status.json").read_text())["chance"]
+    low, high = chance["interval"]
+    assert chance["learned_nothing"] and chance["acc"] <= high
+    assert not json.loads((sweep / "0" / "status.json").read_text())["chance"]["learned_nothing"]
+    assert "2 finished    optimizer.lr=1e-12" in output and "LEARNED NOTHING" in output
+    assert "multirun: 1 finished jobs learned nothing (final accuracy inside the chance " \
+        "interval): 2 (optimizer.lr=1e-12)" in output  # fmt: skip
+    assert "  warning: learned nothing: final val acc" in (sweep / "2" / "train.log").read_text()
     # each job's own summary is in its log file too
     assert "run finished in" in (sweep / "0" / "train.log").read_text()
     assert "run diverged in" in (sweep / "1" / "train.log").read_text()
     assert "returned `None`" not in output and "weights_only" not in output
+
+
+def test_the_chance_interval_on_hand_made_numbers() -> None:
+    """10 balanced classes, 1000 points: 1/C = 0.1 +- 2.576 sqrt(0.1 * 0.9 / 1000)."""
+    shares = {"splits": {"val": {"size": 1000, "shares": [0.1] * 10}}}
+    half = 2.576 * (0.09 / 1000) ** 0.5
+    at = chance_record({"val/acc": 0.085}, shares)
+    assert at["interval"] == pytest.approx([0.1 - half, 0.1 + half], abs=1e-12)
+    assert at["learned_nothing"] and at["level"] == 0.1 and at["n"] == 1000
+    assert not chance_record({"val/acc": 0.13}, shares)["learned_nothing"]  # 0.1245 < 0.13
+    # an unbalanced split: always guessing its largest class (0.7) is the chance level
+    unbalanced = {"splits": {"val": {"size": 100, "shares": [0.7, 0.3]}}}
+    assert chance_record({"val/acc": 0.8}, unbalanced)["learned_nothing"]  # 0.7 + 0.118
+    assert chance_record({}, shares) is None and chance_record({"val/acc": 0.5}, {}) is None
+    line = chance_warning({"chance": at})
+    assert line == (
+        "learned nothing: final val acc 0.085 is inside the chance interval "
+        "[0.076, 0.124] (always guessing the largest class: 0.100, 1000 points)"
+    )
+
+
+def test_the_report_tells_jobs_it_ran_from_jobs_it_found_finished(tmp_path: Path) -> None:
+    statuses = {
+        "0": {"status": "finished", "ran_here": True},
+        "1": {"status": "finished", "ran_here": False},
+        "2": {"status": "damaged", "error": "x/metrics.csv is missing (status.json records it)"},
+    }
+    lines = multirun_lines(tmp_path, statuses, {"0": "seed=0", "1": "seed=1", "2": "seed=2"})
+    assert lines[:4] == [
+        f"multirun: 2/3 jobs finished in {tmp_path} (1 run by this launch, 1 found finished "
+        "and skipped)",
+        "    0 finished    seed=0  -",
+        "    1 skipped     seed=1  -",
+        "    2 damaged     seed=2  x/metrics.csv is missing (status.json records it)",
+    ]
+
+
+def test_the_report_points_only_to_status_files_that_exist(tmp_path: Path) -> None:
+    (tmp_path / "0").mkdir()
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "status.json").write_text("{}")
+    assert status_pointer(tmp_path / "0") == f"{tmp_path / '0'} holds no status.json (the " \
+        "job never started)"  # fmt: skip
+    assert status_pointer(tmp_path / "1") == f"see {tmp_path / '1' / 'status.json'}"
+    assert status_pointer(tmp_path / "<not started: seed=3>") == "no folder (the job never started)"

@@ -27,7 +27,8 @@ def test_same_parameters_plus_a_centring() -> None:
     centred = build_model({**CNN, "neutralize": "head"}, {"placement": "none"}, (3, 8, 8), 3, 5)
     a, b = plain.state_dict(), centred.state_dict()
     assert set(b) - set(a) == {"head.center.running_mean"}
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert set(a) - set(b) == {"head.bias"} and centred.head.bias is None  # removed
+    assert all(torch.equal(a[k], b[k]) for k in b if k in a)
     assert isinstance(centred.head.center, CenterNorm)
     frozen = build_model({**CNN, "neutralize": "head_frozen"}, {"placement": "none"}, (3, 8, 8),
                          3, 5)  # fmt: skip
@@ -37,6 +38,7 @@ def test_same_parameters_plus_a_centring() -> None:
 @pytest.mark.parametrize(("model_cfg", "norm_cfg", "shape"), [
     (CNN, {"placement": "none"}, (3, 8, 8)),
     (CUSTOM, NATIVE, (12,)),
+    ({**CUSTOM, "cls": "helpers.custom_models.DefaultBiases"}, NATIVE, (12,)),  # a head bias
 ])  # fmt: skip
 def test_centred_head_input_is_neutral(model_cfg, norm_cfg, shape) -> None:
     x = torch.rand(40, *shape, generator=torch.Generator().manual_seed(0))

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from helpers.sizes import TINY
 from helpers.slurm_cluster import SlurmCluster
+
+from igb.compat import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]
@@ -151,7 +152,7 @@ def test_job_signalled_before_its_time_limit_is_requeued_and_resumes(
     metrics = pd.read_csv(job / "metrics.csv")
     stats = metrics.loc[metrics["igb/train/f_max"].notna(), "step"].astype(int).tolist()
     assert stats == [steps_per_epoch * e for e in range(epochs + 1)]
-    ckpt = torch.load(job / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(job / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] == epochs * steps_per_epoch
     logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_log.*"))
     assert "Requeued job" in logs, logs[-3000:]

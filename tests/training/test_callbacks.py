@@ -17,6 +17,7 @@ from helpers.sizes import SMALL_CSV_TRAIN
 from torch import nn
 
 from igb.callbacks import log_spaced_steps
+from igb.compat import load_checkpoint
 from igb.data.instantiate import instantiate_datamodule
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
@@ -109,8 +110,8 @@ def test_rows_ranking_and_exact_step0_f_and_no_trace_on_training(make_cfg) -> No
     plain, _ = _run(
         make_cfg, "norm=post", "dataset.batch_size=30", "callbacks.bias_stats=null", job="plain"
     )
-    a = torch.load(Path(cfg.paths.output_dir) / "checkpoints/last.ckpt", weights_only=False)
-    b = torch.load(Path(plain.paths.output_dir) / "checkpoints/last.ckpt", weights_only=False)
+    a = load_checkpoint(Path(cfg.paths.output_dir) / "checkpoints/last.ckpt")
+    b = load_checkpoint(Path(plain.paths.output_dir) / "checkpoints/last.ckpt")
     assert any("running_mean" in k for k in a["state_dict"])
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k, v in a["state_dict"].items():
@@ -128,7 +129,7 @@ def test_resumed_run_keeps_the_step0_ranking(make_cfg) -> None:
     f0 = _stat_rows(metrics).loc[0, _cols("igb/train/f", c)].to_numpy(dtype="float64")
     order = sorted(range(c), key=lambda k: (-f0[k], k))
     ckpt = Path(cfg.paths.output_dir) / "checkpoints/last.ckpt"
-    state = torch.load(ckpt, weights_only=False)["callbacks"]
+    state = load_checkpoint(ckpt)["callbacks"]
     (saved,) = [v for k, v in state.items() if k.startswith("BiasStatsCallback")]
     assert saved["rank_order"] == order and saved["last_step"] == 8
 

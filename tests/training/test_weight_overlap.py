@@ -10,6 +10,7 @@ import torch
 from helpers.conf_values import bias_stats_callback
 
 from igb.callbacks.overlap import parameter_vector
+from igb.compat import load_checkpoint
 from igb.data.instantiate import instantiate_datamodule
 from igb.nn import build_model
 from igb.training.run import run
@@ -44,7 +45,7 @@ def test_overlap_starts_at_one_and_matches_the_final_weights(make_cfg) -> None:
     dm = instantiate_datamodule(cfg.dataset)
     w0 = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
     wt = build_model(cfg.model, cfg.norm, dm.input_shape, dm.num_classes, seed=cfg.seed)
-    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    state = load_checkpoint(out / "checkpoints" / "last.ckpt")["state_dict"]
     wt.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     expected = torch.dot(_unit_vector(w0), _unit_vector(wt)).item()
     assert overlap.iloc[-1] == pytest.approx(expected, abs=1e-5)

@@ -13,7 +13,8 @@ Feature maps: ``(N, C, H, W)`` channel means over positions (what a global-avera
 head reads), ``(N, T, D)`` the token mean, or every position with
 ``ensemble.profile_features=flatten``. The head-input entry is exactly what the head
 reads. Entries after the head (the head itself and the containers that end with it)
-are left out: their output is the logits.
+are left out; the last entry is the model's output, the logits (a head's bias shows
+there, not at the head's input).
 
 A module called several times in one forward (torchvision's ResNet reuses one ReLU)
 gives one entry per call, ``name#2``, ``name#3``. Modules whose output is not one
@@ -36,6 +37,8 @@ from igb.metrics.head_gamma import reduce_features, sums_moments
 from igb.nn.external import owner_modules
 
 HEAD_INPUT = "head input"
+#: the kind (and name) of the profile's last entry: the model's output
+LOGITS = "logits"
 
 
 @dataclass
@@ -68,7 +71,7 @@ class Tap:
     def record(self, name: str, kind: str, out: Any, chain: bool = False) -> None:
         """``chain``: the module is an ``nn.Sequential``, whose output is its last child's
         output tensor untouched: the same tensor as the previous entry is not reduced again."""
-        if self.past_head or not isinstance(out, Tensor) or out.dim() < 2:
+        if (self.past_head and kind != LOGITS) or not isinstance(out, Tensor) or out.dim() < 2:
             return
         idx = self.calls
         self.calls += 1
@@ -129,6 +132,9 @@ class Profiler:
             tap.handles.append(module.register_forward_hook(
                 lambda m, a, out, name=name, kind=kind, chain=chain: tap.record(
                     name, kind, out, chain)))  # fmt: skip
+        # last: the model's output, the logits the ensemble's gamma is measured on
+        tap.handles.append(model.register_forward_hook(
+            lambda m, a, out: tap.record(LOGITS, LOGITS, out)))  # fmt: skip
         return tap
 
     @staticmethod

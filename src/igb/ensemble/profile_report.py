@@ -20,7 +20,14 @@ from omegaconf import DictConfig
 
 from igb.ensemble.loop import run_loop
 from igb.ensemble.plan import EvaluationPlan
-from igb.ensemble.profile import Profiler, head_module, nonzero_biases, zero_biases
+from igb.ensemble.profile import (
+    HEAD_INPUT,
+    LOGITS,
+    Profiler,
+    head_module,
+    nonzero_biases,
+    zero_biases,
+)
 from igb.ensemble.resolve import resolve_theory_points
 from igb.ensemble.runtime import Runtime
 from igb.ensemble.statistics import StatisticsStore
@@ -125,8 +132,9 @@ def bias_check(
     shape = tuple(x.shape[1:])
     head = head_names(model_cfg, norm_cfg, shape, num_classes)
     model = build_model(model_cfg, norm_cfg, shape, num_classes, seeds[0], device="cpu")
-    found = [n for n in nonzero_biases(model) if n not in head]
-    fields: dict[str, Any] = {"nonzero_biases": found}
+    every = nonzero_biases(model)
+    fields: dict[str, Any] = {"nonzero_biases": every}  # the head's included
+    found = [n for n in every if n not in head]  # what the head's input sees
     if not found:
         return fields
     ens = cfg.ensemble
@@ -149,9 +157,14 @@ def bias_check(
     with torch.random.fork_rng(devices=[]):
         run_loop(plan, x.to(device), seeds, rt)
     with_b, without = profiler.table(n_boot=1), zeroed.table(n_boot=1)
-    fields["gamma_profile_with_biases"] = with_b[-1]["gamma"] if with_b else None
-    fields["gamma_profile_without_biases"] = without[-1]["gamma"] if without else None
+    fields["gamma_profile_with_biases"] = _head_input(with_b).get("gamma")
+    fields["gamma_profile_without_biases"] = _head_input(without).get("gamma")
     return fields
+
+
+def _head_input(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The profile's head-input row ({} when there is none)."""
+    return next((r for r in rows if r["kind"] == HEAD_INPUT), {})
 
 
 def report(
@@ -165,12 +178,14 @@ def report(
     from igb.ensemble.profile_plot import plot_profile
 
     atomic_write(out / "profile.png", lambda tmp: plot_profile(rows, tmp, title=title))
+    head = _head_input(rows)
     fields: dict[str, Any] = {
         "entries": len(rows),
         "features": profiler.reduction,
         "n_inits": len(profiler.rows),
-        "head_input_gamma": rows[-1]["gamma"] if len(rows) > 1 else None,
-        "head_input_gamma_ci": [rows[-1]["gamma_lo"], rows[-1]["gamma_hi"]] if rows else None,
+        "head_input_gamma": head.get("gamma"),
+        "head_input_gamma_ci": [head["gamma_lo"], head["gamma_hi"]] if head else None,
+        "logits_gamma": rows[-1]["gamma"] if rows and rows[-1]["kind"] == LOGITS else None,
         "largest_rise": largest_rise(rows),
     }
     seeds = sorted(profiler.rows)

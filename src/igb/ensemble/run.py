@@ -119,8 +119,9 @@ def _load_block(out: Path, lo: int, hi: int, config_id: str) -> dict[str, np.nda
         with np.load(path) as data:
             block = {key: data[key] for key in ("seeds", *_ARRAYS)}
             recorded = str(data[CHECKPOINT_KEY]) if CHECKPOINT_KEY in data else config_id
-    except (OSError, ValueError, KeyError) as exc:
-        log.warning("%s is unreadable (%s); evaluating its initializations again", path, exc)
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, EOFError, zlib.error: any damage
+        log.warning("%s is unreadable (%s: %s); evaluating its initializations again",
+                    path, type(exc).__name__, exc)  # fmt: skip
         return None
     if recorded != config_id:
         raise JobError(

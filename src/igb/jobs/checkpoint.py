@@ -27,7 +27,6 @@ import logging
 import os
 import signal
 import time
-import zipfile
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,8 @@ import lightning as L
 from igb.compat import logger_run
 from igb.errors import JobError
 from igb.jobs.files import atomic_write, temporary_path
+from igb.jobs.integrity import CHECKPOINT_KEY, checkpoint_zip_damage
+from igb.jobs.records import METRICS, RECORDS_KEY, metrics_fingerprint
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import JobFolder
 
@@ -57,19 +58,10 @@ class DamagedCheckpoint(JobError):
 
 def check_checkpoint(path: Path) -> None:
     """Raise :class:`DamagedCheckpoint` (one line naming the file and the way out) when
-    ``path`` exists but is not a complete checkpoint.
-
-    ``torch.save`` writes a zip archive whose directory is at its end: a truncated or
-    overwritten file fails to open, and ``testzip`` checks every member's CRC, without
-    unpickling anything (cheap next to the resume that loads it)."""
-    if not path.exists():
-        return
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-        reason = f"member {bad} fails its CRC check" if bad else None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
+    ``path`` exists but is not a complete checkpoint (the job runner refuses such a folder
+    before this, :func:`igb.jobs.integrity.checkpoint_zip_damage`; this guards a file
+    damaged since)."""
+    reason = checkpoint_zip_damage(path)
     if reason:
         raise DamagedCheckpoint(
             f"{path} is damaged ({reason}); restart=true moves the job's results aside "
@@ -132,10 +124,20 @@ class ResumeCallback(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         # rows logged before a checkpoint are on disk with it: a hard kill loses none of them
-        if self.config_hash is not None:
-            checkpoint["igb_config_hash"] = self.config_hash
         for lg in trainer.loggers:
             lg.save()
+        if self.config_hash is None:
+            return
+        checkpoint[CHECKPOINT_KEY] = self.config_hash
+        # the rows a resume from this checkpoint keeps (igb.jobs.records)
+        records = {}
+        for lg in trainer.loggers:
+            path = getattr(lg, "metrics_path", None)
+            if trainer.is_global_zero and path is not None and Path(path).is_file():
+                records[METRICS] = metrics_fingerprint(
+                    Path(path), self.config_hash, trainer.global_step
+                )
+        checkpoint[RECORDS_KEY] = records
 
     # -- safe points -----------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -223,7 +225,8 @@ class ResumeCallback(L.Callback):
         step = trainer.global_step
         if self._trained and self._saved_step != step:
             self.save(trainer)
-        saved = self.checkpoint_path if self.checkpoint_path.exists() else None
+        # named relative to the job folder: a copied or moved folder still names its own
+        saved = Path(CHECKPOINT_DIR) / LAST if self.checkpoint_path.exists() else None
         raise JobInterrupted(signum, step=step, checkpoint=str(saved) if saved else None)
 
     def save(self, trainer: L.Trainer) -> None:

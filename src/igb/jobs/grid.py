@@ -32,7 +32,7 @@ def job_overrides(folder: Path) -> list[str]:
     """The job's overrides, from its ``.hydra/overrides.yaml`` ([] when unreadable)."""
     try:
         overrides = OmegaConf.load(Path(folder) / ".hydra" / "overrides.yaml")
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - binary garbage, a YAML error: the job has no overrides
         return []
     return [str(o) for o in overrides] if isinstance(overrides, ListConfig) else []
 

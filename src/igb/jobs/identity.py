@@ -260,6 +260,7 @@ def load_saved_config(folder: Path) -> dict[str, Any] | None:
         return None
     try:
         data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    except Exception:  # noqa: BLE001 - an unreadable file is reported as different
-        return {"<config.yaml>": "unreadable"}
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is reported as different
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return {"<config.yaml>": f"unreadable: {type(exc).__name__}: {reason}"[:200]}
     return data if isinstance(data, dict) else {"<config.yaml>": "not a mapping"}

@@ -7,16 +7,24 @@ of initializations ``partial/<first>-<last>.npz`` (:func:`igb.jobs.identity.conf
 Losing or damaging one of them must not let a relaunch resume, skip or relabel the folder as
 another configuration: :func:`folder_damage` says, in one line naming the file, when the
 records are damaged or disagree, and :func:`recorded_hashes` gives what a launch is checked
-against when ``config.yaml`` is gone. The job runner refuses such a folder (the way out is
-``restart=true``); ``multirun_analysis`` lists it as ``damaged``.
+against when ``config.yaml`` is gone. Each record the job wrote must also match the
+fingerprint that ``last.ckpt`` or a finished job's ``status.json`` holds of it
+(:mod:`igb.jobs.records`). The job runner refuses such a folder before touching it (the way
+out is ``restart=true``); ``multirun_analysis`` lists it as ``damaged``. Checkpoints are read
+with ``weights_only=True`` (:func:`igb.compat.load_checkpoint`): nothing in a job folder is
+unpickled as code.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
+from typing import Any
 
+from igb.compat import load_checkpoint
 from igb.jobs.identity import config_hash, load_saved_config
-from igb.jobs.status import JobFolder
+from igb.jobs.records import RECORDS_KEY, record_damage
+from igb.jobs.status import TERMINAL, JobFolder
 
 #: the key under which the checkpoint and each block of an ensemble record the config hash
 CHECKPOINT_KEY = "igb_config_hash"
@@ -29,18 +37,40 @@ TRACES = (
 )  # fmt: skip
 
 
-def checkpoint_hash(path: Path) -> str | None:
-    """The configuration hash a checkpoint records (None: no checkpoint, an unreadable one
-    (the resume's own check reports it) or one written before hashes were recorded)."""
-    if not path.is_file():
-        return None
-    import torch
+def checkpoint_zip_damage(path: Path, crc: bool = True) -> str | None:
+    """Why ``path`` is not a complete checkpoint (None: it is, or there is none).
 
-    try:  # mmap: only the pickled dict is read, not the tensors
-        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:  # noqa: BLE001 - a damaged checkpoint is reported by check_checkpoint
+    ``torch.save`` writes a zip archive whose directory is at its end: a truncated or
+    overwritten file fails to open; ``crc`` also checks every member's CRC (reads the
+    whole file, nothing is unpickled)."""
+    if not path.exists():
         return None
-    value = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip() if crc else None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return f"member {bad} fails its CRC check" if bad else None
+
+
+def checkpoint_meta(path: Path) -> dict[str, Any]:
+    """What igb records in a checkpoint: ``igb_config_hash`` and ``igb_records`` ({}: no
+    checkpoint, an unreadable one (:func:`checkpoint_zip_damage` says why) or one written
+    before they were recorded). Read with ``weights_only=True``, tensors mapped, not read."""
+    if not path.is_file():
+        return {}
+    try:
+        ckpt = load_checkpoint(path, mmap=True)
+    except Exception:  # noqa: BLE001 - a damaged checkpoint is reported by checkpoint_zip_damage
+        return {}
+    if not isinstance(ckpt, dict):
+        return {}
+    return {k: ckpt[k] for k in (CHECKPOINT_KEY, RECORDS_KEY) if k in ckpt}
+
+
+def checkpoint_hash(path: Path) -> str | None:
+    """The configuration hash a checkpoint records (None: none, see :func:`checkpoint_meta`)."""
+    value = checkpoint_meta(path).get(CHECKPOINT_KEY)
     return value if isinstance(value, str) else None
 
 
@@ -55,7 +85,7 @@ def block_hashes(folder: Path) -> dict[str, str]:
         try:
             with np.load(path) as data:
                 value = str(data[CHECKPOINT_KEY][()]) if CHECKPOINT_KEY in data else None
-        except (OSError, ValueError, KeyError):
+        except Exception:  # noqa: BLE001 - BadZipFile, EOFError, ...: evaluated again
             continue
         if value and value not in out.values():
             out[str(path)] = value
@@ -80,9 +110,10 @@ def recorded_hashes(folder: Path) -> dict[str, str]:
     return out
 
 
-def folder_damage(folder: Path) -> str | None:
+def folder_damage(folder: Path, crc: bool = True) -> str | None:
     """One line when the folder's records are damaged or disagree (None: they agree, or
-    no job ran here). It names the file; the caller adds the way out."""
+    no job ran here). It names the file; the caller adds the way out. ``crc``: check every
+    byte of ``last.ckpt`` (a relaunch that resumes from it), not only its zip directory."""
     folder = Path(folder)
     if not any((folder / name).exists() for name in TRACES):
         return None
@@ -93,6 +124,10 @@ def folder_damage(folder: Path) -> str | None:
     saved = load_saved_config(folder)
     if saved is not None and "<config.yaml>" in saved:
         return f"{folder / 'config.yaml'} is damaged ({saved['<config.yaml>']})"
+    ckpt = folder / "checkpoints" / "last.ckpt"
+    broken = checkpoint_zip_damage(ckpt, crc=crc and not job.is_done())
+    if broken:
+        return f"{ckpt} is damaged ({broken})"
     hashes = recorded_hashes(folder)
     if len(set(hashes.values())) > 1:
         listed = ", ".join(f"{Path(f).name} {h}" for f, h in hashes.items())
@@ -103,4 +138,18 @@ def folder_damage(folder: Path) -> str | None:
             f"{folder / 'config.yaml'} is missing and no other record (status.json, "
             "last.ckpt, partial/ blocks) says which configuration ran here"
         )
+    return fingerprint_damage(folder, job)
+
+
+def fingerprint_damage(folder: Path, job: JobFolder) -> str | None:
+    """The first record that does not match the fingerprint the job keeps of it: a finished
+    job's ``status.json`` (every record, none added), else ``last.ckpt`` (metrics.csv up to
+    the step a resume continues from)."""
+    status = job.read()
+    records = status.get(RECORDS_KEY)
+    if isinstance(records, dict) and status.get("status") in TERMINAL:
+        return record_damage(folder, records, "status.json", exclusive=True)
+    in_ckpt = checkpoint_meta(folder / "checkpoints" / "last.ckpt").get(RECORDS_KEY)
+    if isinstance(in_ckpt, dict):
+        return record_damage(folder, in_ckpt, "checkpoints/last.ckpt")
     return None

@@ -49,11 +49,14 @@ from igb.jobs.identity import (
 )
 from igb.jobs.integrity import BLOCKS, TRACES, folder_damage, recorded_hashes
 from igb.jobs.lock import SETUP_LOCK_FILE, JobBusy, JobLock, NoLocking, try_lock, unlock
+from igb.jobs.records import RECORDS_KEY, fingerprints
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import (
     DIVERGED,
     INTERRUPTED,
+    LAUNCH_ENV,
     RUNNING,
+    TERMINAL,
     JobFolder,
     cluster_env,
     is_rank_zero,
@@ -106,15 +109,17 @@ WAY_OUT = (
 )
 
 
-def identity_problem(cfg: DictConfig, folder: Path) -> str | None:
+def identity_problem(cfg: DictConfig, folder: Path, records: bool = True) -> str | None:
     """One line when ``folder`` holds a job of another configuration than ``cfg``, or one
     whose configuration cannot be established (a damaged or missing record: it is never
-    resumed, skipped or relabelled silently, :mod:`igb.jobs.integrity`)."""
+    resumed, skipped or relabelled silently, :mod:`igb.jobs.integrity`). ``records``:
+    check the records too (a grid's pre-flight leaves that to each job, which reports a
+    damaged folder and lets the grid go on)."""
     if bool(cfg.get(RESTART_KEY, False)):
         return None
-    damage = folder_damage(folder)
+    damage = folder_damage(folder) if records else None
     if damage:
-        return f"{damage}, so the job in {folder} cannot be identified; {WAY_OUT}"
+        return f"{damage}: the job in {folder} is not resumed, skipped or relabelled; {WAY_OUT}"
     saved = load_saved_config(folder)
     status = JobFolder(folder).status
     if saved is None or status is None:
@@ -215,8 +220,14 @@ def run_job(
         raise SystemExit(f"error: {exc}") from None
     setup = try_lock(out / SETUP_LOCK_FILE, wait=True) if shared else None
     try:
-        problem = identity_problem(cfg, out)
+        restart = restarting(cfg, out)
+        if bool(cfg.get(RESTART_KEY, False)) and not restart and folder_damage(out):
+            restart = True  # a restarted job continued, but damaged since: over again
+        problem = None if restart else identity_problem(cfg, out)
         if problem:
+            if in_multirun():  # nothing is written; the grid's report lists the folder
+                log.error("%s", problem)
+                return math.nan
             refuse(problem)
         if not (out / "config.yaml").exists() and any((out / t).exists() for t in TRACES):
             log.warning("%s/config.yaml was missing; written again from the launched "
@@ -228,7 +239,7 @@ def run_job(
             log.info("%s repeats the job of %s (keys that cannot change it differ); not run "
                      "again", out, twin)  # fmt: skip
             return record_twin(out, twin, config_hash(cfg))
-        if restarting(cfg, out):
+        if restart:
             discard_results(out)
         elif cfg.get("skip_finished", True) and job.is_done():
             log.info("%s already holds a %s %s; skipping (skip_finished=false runs it again, "
@@ -237,7 +248,8 @@ def run_job(
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         joining = shared and job.status == RUNNING and not restarting(cfg, out)
         if not joining:
-            job.start(pid=os.getpid(), config_hash=config_hash(cfg), **cluster_env())
+            launch = {"launch": os.environ[LAUNCH_ENV]} if LAUNCH_ENV in os.environ else {}
+            job.start(pid=os.getpid(), config_hash=config_hash(cfg), **launch, **cluster_env())
             if prepare is not None:
                 try:
                     prepare(job)
@@ -283,6 +295,8 @@ def _run_body(
             if guard.received is not None:  # e.g. Lightning's own SIGTERMException
                 raise JobInterrupted(guard.received) from exc
             raise
+    if outcome.status in TERMINAL and is_rank_zero():  # what the job wrote, as it wrote it
+        outcome.info[RECORDS_KEY] = fingerprints(job.path, config_hash(cfg))
     if outcome.status != RUNNING:  # RUNNING: a shard whose job other processes finish
         job.mark(outcome.status, objective=outcome.objective, **outcome.info)
     return outcome.objective

@@ -37,6 +37,12 @@ INTERRUPTED = "interrupted"
 TWIN = "twin"
 #: what :meth:`JobFolder.current` says of a ``running`` job whose lock a live process holds
 ELSEWHERE = "running elsewhere"
+#: what a grid's report and the analysis say of a folder whose records do not hold what its
+#: status says (:func:`igb.jobs.integrity.folder_damage`); never written to status.json
+DAMAGED = "damaged"
+#: the environment variable naming the launch of a grid (set by its launcher, recorded by
+#: every job it runs as ``launch``): the report tells the jobs it ran from those it found done
+LAUNCH_ENV = "IGB_LAUNCH"
 #: every status a job records
 STATUSES = (RUNNING, FINISHED, "failed", DIVERGED, INTERRUPTED, TWIN)
 #: outcomes of a job's configuration: a relaunch skips them (``skip_finished``)
@@ -55,7 +61,8 @@ _CLUSTER_ENV = {
 #: fields that describe one attempt (moved under ``previous`` when the next one starts)
 _ATTEMPT_KEYS = (
     "status", "error", "traceback", "signal", "global_step", "checkpoint", "updated",
-    "resumed_from_step", "objective", "metrics", *_CLUSTER_ENV,
+    "resumed_from_step", "objective", "metrics", "launch", "chance", "igb_records",
+    *_CLUSTER_ENV,
 )  # fmt: skip
 
 

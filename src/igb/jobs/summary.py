@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from igb import SPLITS
-from igb.jobs.status import DIVERGED, FINISHED, STATUS_FILE, TWIN
+from igb.jobs.status import DAMAGED, DIVERGED, FINISHED, STATUS_FILE, TWIN
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,41 @@ def initial_bias(initial: Mapping[str, float], split: str = INITIAL_SPLIT) -> di
     return out
 
 
+#: z of the two-sided 99% interval of a binomial proportion (the chance interval)
+CHANCE_Z = 2.576
+
+
+def chance_record(
+    metrics: Mapping[str, float], shares: Mapping[str, Any], split: str = "val"
+) -> dict[str, Any] | None:
+    """Whether the final accuracy on ``split`` is no better than guessing: at or below the
+    99% interval around the accuracy of always predicting the split's largest class
+    (``1/C`` on a balanced split), given the split's size. None: nothing to judge by."""
+    acc = metrics.get(f"{split}/acc")
+    part = (shares.get("splits") or {}).get(split) or {}
+    n, split_shares = part.get("size"), part.get("shares")
+    if acc is None or not n or not split_shares or math.isnan(float(acc)):
+        return None
+    level = max(split_shares)
+    half = CHANCE_Z * math.sqrt(level * (1 - level) / n)
+    low, high = max(0.0, level - half), min(1.0, level + half)
+    return {"split": split, "acc": float(acc), "level": level, "interval": [low, high],
+            "n": int(n), "learned_nothing": float(acc) <= high}  # fmt: skip
+
+
+def chance_warning(status: Mapping[str, Any]) -> str | None:
+    """The run summary's line for a job that learned nothing (None: it learned)."""
+    chance = status.get("chance")
+    if not isinstance(chance, Mapping) or not chance.get("learned_nothing"):
+        return None
+    low, high = chance["interval"]
+    return (
+        f"learned nothing: final {chance['split']} acc {num(chance['acc'])} is inside the "
+        f"chance interval [{num(low)}, {num(high)}] (always guessing the largest class: "
+        f"{num(chance['level'])}, {chance['n']} points)"
+    )
+
+
 def job_lines(folder: Path, status: Mapping[str, Any], wall_s: float | None = None) -> list[str]:
     """The end-of-run summary of one job, as lines (no trailing newline)."""
     state = status.get("status", "no status")
@@ -70,6 +105,9 @@ def job_lines(folder: Path, status: Mapping[str, Any], wall_s: float | None = No
         for what in ("acc", "loss"):
             values = "  ".join(f"{s} {num(metrics.get(f'{s}/{what}'))}" for s in SPLITS)
             lines.append(f"  final {what:<5} {values}")
+    warning = chance_warning(status)
+    if warning:
+        lines.append(f"  warning: {warning}")
     bias = initial_bias(status.get("initial") or {})
     if bias:
         chance = f" (1/C = {num(1 / bias['num_classes'])})" if "num_classes" in bias else ""
@@ -109,6 +147,8 @@ def headline(status: Mapping[str, Any]) -> str:
         parts.append(f"gamma {num(status['gamma'], 4)} ({status.get('regime', '?')})")
         if status.get("theory"):  # the prediction beside it (igb.theory.compare.headline)
             parts.append(str(status["theory"]))
+    if chance_warning(status):
+        parts.append("LEARNED NOTHING (chance level)")
     return "  ".join(parts) or "-"
 
 
@@ -119,15 +159,29 @@ def multirun_lines(
 
     ``labels`` names each job by what tells it apart (its own overrides). A twin
     (:mod:`igb.jobs.twins`) is listed but counted once, as the job it repeats."""
-    done = sum(1 for st in statuses.values() if st.get("status") == FINISHED)
+    finished = [n for n, st in statuses.items() if st.get("status") == FINISHED]
     twins = sum(1 for st in statuses.values() if st.get("status") == TWIN)
     also = f" ({twins} more repeating one of them)" if twins else ""
-    lines = [f"multirun: {done}/{len(statuses) - twins} jobs finished{also} in {sweep_dir}"]
+    head = f"multirun: {len(finished)}/{len(statuses) - twins} jobs finished{also} in {sweep_dir}"
+    found = [n for n in finished if statuses[n].get("ran_here") is False]
+    if found:  # finished by an earlier or a concurrent launch: this one skipped them
+        head += (
+            f" ({len(finished) - len(found)} run by this launch, {len(found)} found "
+            "finished and skipped)"
+        )
+    lines = [head]
     width = max((len(labels.get(n, "")) for n in statuses), default=0)
     for name, st in statuses.items():
         state = st.get("status") or "not started"
+        if name in found:
+            state = "skipped"
         label = labels.get(name, "-")
         lines.append(f"  {name:>3} {state:<11} {label:<{width}}  {headline(st)}")
+    at_chance = [n for n in finished if chance_warning(statuses[n])]
+    if at_chance:
+        listed = ", ".join(f"{n} ({labels.get(n, '-')})" for n in at_chance)
+        lines.append(f"multirun: {len(at_chance)} finished jobs learned nothing (final "
+                     f"accuracy inside the chance interval): {listed}")  # fmt: skip
     lines.append(f"next: python -m multirun_analysis {sweep_dir}")
     return lines
 
@@ -150,7 +204,13 @@ def failure_message(
     """The one-line reason a grid exits 1, with what a relaunch would do."""
     listed = ", ".join(f"{n} ({labels.get(n, '-')})" for n in names)
     diverged = [n for n in names if statuses[n].get("status") == DIVERGED]
+    damaged = [n for n in names if statuses[n].get("status") == DAMAGED]
     hint = "relaunching the same command resumes the failed ones and skips the finished ones"
+    if damaged:
+        hint += (
+            "; damaged jobs are left as they are (run one again alone with hydra.run.dir=<its "
+            "folder> restart=true, which moves its results aside)"
+        )
     if diverged:
         hint += (
             "; diverged jobs are kept as outcomes (change their settings, e.g. a smaller "

@@ -7,6 +7,9 @@ The report covers the jobs of this launch only (its grid, matched to folders by 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 from igb.jobs import summary as run_summary
 from igb.jobs.grid import job_overrides, match_grid, split_grid
 from igb.jobs.identity import group_name
+from igb.jobs.integrity import folder_damage
 from igb.jobs.runner import STOP_MARKER
 from igb.jobs.status import (
+    DAMAGED,
     ELSEWHERE,
     FINISHED,
+    LAUNCH_ENV,
     RUNNING,
     STATUS_FILE,
     TWIN,
@@ -46,10 +52,33 @@ def collect_statuses(
     missing: list[list[str]] = []
     if grid is not None:  # folders of earlier launches into this sweep folder are left out
         folders, missing = match_grid(grid, folders)
-    out: dict[str, dict[str, Any]] = {f.name: JobFolder(f).current() for f in folders}
+    out: dict[str, dict[str, Any]] = {f.name: folder_status(f) for f in folders}
     for job in missing:
         out[f"<not started: {' '.join(job)}>"] = {"overrides": job}
     return out
+
+
+def folder_status(folder: Path) -> dict[str, Any]:
+    """A job folder's status as the grid's report gives it: ``damaged`` (with the one line
+    of :func:`igb.jobs.integrity.folder_damage`) when its records do not hold what its
+    status says, ``ran_here`` when this launch ran it (:data:`LAUNCH_ENV`)."""
+    status = JobFolder(folder).current()
+    if status.get("status") not in (ELSEWHERE, RUNNING):
+        broken = folder_damage(folder, crc=False)
+        if broken:
+            status = {**status, "status": DAMAGED, "error": broken}
+    launch = os.environ.get(LAUNCH_ENV)
+    status["ran_here"] = launch is not None and status.get("launch") == launch
+    return status
+
+
+def status_pointer(folder: Path) -> str:
+    """Where to read more about a job of the report: its status file, or why there is none."""
+    if (folder / STATUS_FILE).is_file():
+        return f"see {folder / STATUS_FILE}"
+    if folder.is_dir():
+        return f"{folder} holds no {STATUS_FILE} (the job never started)"
+    return "no folder (the job never started)"
 
 
 class FailureReport(Callback):
@@ -65,6 +94,8 @@ class FailureReport(Callback):
         still reports (:mod:`igb.launch.stop_grid`)."""
         sweep_dir = Path(config.hydra.sweep.dir)
         (sweep_dir / STOP_MARKER).unlink(missing_ok=True)  # an earlier launch's stop
+        # every job this launch runs records it (local workers and SLURM jobs inherit it)
+        os.environ[LAUNCH_ENV] = f"{socket.gethostname()}:{os.getpid()}:{time.time():.6f}"
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_") or "").lower()
         if "joblib" not in launcher:
             return
@@ -111,12 +142,12 @@ class FailureReport(Callback):
             if name in elsewhere:
                 continue
             log.error(
-                "job %s (%s): %s%s; see %s",
+                "job %s (%s): %s%s; %s",
                 name,
                 own[name],
                 st.get("status", "no status"),
                 f" - {st['error']}" if st.get("error") else "",
-                sweep_dir / name / STATUS_FILE,
+                status_pointer(sweep_dir / name),
             )
         failed = [k for k in run_summary.unsuccessful(statuses) if k not in elsewhere]
         if failed:

@@ -26,6 +26,7 @@ from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key
 from igb.errors import ConfigError, JobError, one_line
 from igb.jobs.grid import split_grid
 from igb.launch.conf_dir import find_conf_dir
+from igb.launch.output_paths import output_path_problem
 from igb.launch.overrides import (
     added_key_problem,
     given_twice,
@@ -142,10 +143,13 @@ def empty_folder_key(cfg: DictConfig, multirun: bool) -> str | None:
     return None
 
 
-def folder_problem(cfg: DictConfig, folder: Path, known: bool = True) -> str | None:
+def folder_problem(
+    cfg: DictConfig, folder: Path, known: bool = True, multirun: bool = False
+) -> str | None:
     """One line when the job cannot use ``folder``: it cannot be written, or (``known``:
     ``cfg`` is the job that will run there) it holds a job of another configuration
-    (:func:`igb.jobs.runner.identity_problem`)."""
+    (:func:`igb.jobs.runner.identity_problem`; damaged records too for a single run: in a
+    grid the job reports them, the others run)."""
     from igb.jobs.lock import live_holder
     from igb.jobs.runner import identity_problem
 
@@ -158,7 +162,7 @@ def folder_problem(cfg: DictConfig, folder: Path, known: bool = True) -> str | N
         )
     if not known or not folder.is_dir() or live_holder(folder) is not None:
         return None  # a live process runs this folder: the job runner names it
-    return identity_problem(cfg, folder)
+    return identity_problem(cfg, folder, records=not multirun)
 
 
 def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:
@@ -230,7 +234,11 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
                 seen.add(key)
                 validator(cfg)
             folder = job_folder(cfg, num, multirun)
-            problem = empty_folder_key(cfg, multirun) or folder_problem(cfg, folder, known)
+            problem = (
+                empty_folder_key(cfg, multirun)
+                or output_path_problem(cfg.get("task_name"), folder, multirun)
+                or folder_problem(cfg, folder, known, multirun)
+            )
         except (ConfigError, FileNotFoundError, JobError) as exc:
             return one_line(exc)
         except Exception as exc:  # noqa: BLE001 - the promise: one line, never a traceback

@@ -14,6 +14,7 @@ and the logger: they are listed, with the version they were checked against, in
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 class AppendingExperimentWriter(ExperimentWriter):
     """Lightning's writer, minus deleting an existing metrics file: its header is reused."""
 
+    #: whether the file's last row was cut mid-line when last read (dropped on resume)
+    cut_tail = False
+
     def _check_log_dir_exists(self) -> None:
         if self._fs.isfile(self.metrics_file_path):
             self.metrics_keys = self._read()[0]  # the file's column order
@@ -45,10 +49,16 @@ class AppendingExperimentWriter(ExperimentWriter):
             self.metrics = []
 
     def _read(self) -> tuple[list[str], list[dict[str, str]]]:
+        """The file's header and rows; a last row cut mid-line (a kill while it was being
+        written, after the last checkpoint) is left out, and :attr:`cut_tail` says so."""
         with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-            reader = csv.DictReader(file)
-            rows = list(reader)
-            return list(reader.fieldnames or []), rows
+            text = file.read()
+        self.cut_tail = bool(text) and not text.endswith("\n")
+        if self.cut_tail:
+            text = text[: text.rfind("\n") + 1]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
 
     def keep_rows_until(self, step: int | None) -> int:
         """Drop the on-disk rows past ``step`` (all rows when ``step`` is None); returns how
@@ -62,7 +72,7 @@ class AppendingExperimentWriter(ExperimentWriter):
             self._rows = StepRowsFile(self.metrics_file_path)
             return len(rows)
         kept = [r for r in rows if _step(r) <= step]
-        if len(kept) < len(rows):
+        if len(kept) < len(rows) or self.cut_tail:
             tmp = self.metrics_file_path + ".tmp"
             with self._fs.open(tmp, "w", newline="") as file:
                 writer = csv.DictWriter(file, fieldnames=fields)
@@ -99,6 +109,13 @@ class ResumableCSVLogger(CSVLogger):
         self._fs.makedirs(self.root_dir, exist_ok=True)
         self._experiment = AppendingExperimentWriter(log_dir=self.log_dir)
         return self._experiment
+
+    @property
+    def metrics_path(self) -> str | None:
+        """The metrics file of this logger (None outside global rank 0, which writes it)."""
+        if rank_zero_only.rank != 0:
+            return None
+        return self.experiment.metrics_file_path
 
     @rank_zero_only
     def keep_rows_until(self, step: int | None) -> None:

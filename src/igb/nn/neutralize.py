@@ -10,11 +10,13 @@ The head is found as everywhere else (the parameters whose shape depends on the 
 of classes, :func:`igb.nn.external.class_dependent`); it must be one ``nn.Linear``. The
 centring module becomes its child ``center`` and runs as its forward pre-hook, so the
 head's own parameter names (checkpoints, ``ensemble.vary=head``) do not change. It has
-no random draws: initialization ``i`` is the same model with the centring in front.
+no random draws: initialization ``i`` is the same model with the centring in front. The
+head's bias is removed (it would add a class preference after the centring).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -22,6 +24,8 @@ from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn.centering import CenterInitNorm, CenterNorm
+
+log = logging.getLogger(__name__)
 
 MODES = ("none", "head", "head_frozen")
 _LAYERS = {"head": CenterNorm, "head_frozen": CenterInitNorm}
@@ -63,6 +67,11 @@ def neutralize(model: nn.Module, owner: str, mode: str, model_name: str) -> nn.M
             f"model.neutralize={mode} cannot apply to model={model_name}: its head {owner} is "
             f"a {type(head).__name__}, not an nn.Linear; use model.neutralize=none",
         )
+    if head.bias is not None:
+        # a bias after the centring would put back the class preference the centring
+        # removes (PyTorch's default Linear draws one): the head has none
+        head.register_parameter("bias", None)
+        log.info("model.neutralize=%s: removed the bias of the head %s", mode, owner)
     device = head.weight.device
     center = _LAYERS[mode](head.in_features, "dense").to(device)
     if device.type != "meta":

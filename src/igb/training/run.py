@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from igb.compat import safe_checkpoint_globals
 from igb.data.instantiate import instantiate_datamodule
 from igb.data.resumable import make_resumable
 from igb.data.shares import SHARES_FILE, shares_record
@@ -209,17 +210,8 @@ def _fit_and_test(
     resume = str(ckpt) if ckpt.exists() else None
     if resume:
         log.info("resuming from %s", resume)
-    if guard is None:
-        trainer.fit(module, datamodule=dm, ckpt_path=resume)
-    else:
-        # from the first training step on, ResumeCallback defers a stop signal to a safe
-        # point of training; before it (setup, step-0 statistics) nothing is lost by
-        # stopping at once. DDP ranks must stop together: they defer from the start.
-        with guard.deferred() if trainer.world_size > 1 else nullcontext():
-            trainer.fit(module, datamodule=dm, ckpt_path=resume)
-        stopper = next(cb for cb in trainer.callbacks if isinstance(cb, ResumeCallback))
-        if stopper.stop_requested(trainer):  # it came after the last safe point of fit
-            stopper.stop(trainer)
+    with safe_checkpoint_globals():  # the resume reads last.ckpt with weights_only=True
+        _fit(trainer, module, dm, resume, guard)
     if module.diverged:
         log.error("training diverged: %s", module.diverged)
         # the step whose loss was not finite (Lightning counts the skipped update too)
@@ -239,7 +231,30 @@ def _fit_and_test(
         "global_step": trainer.global_step,
         "initial": run_summary.initial_row(trainer.callbacks),  # step-0 statistics
     }
+    chance = run_summary.chance_record(metrics, shares_record(dm.class_counts()))
+    if chance is not None:  # a run that learned nothing is flagged by its summaries
+        info["chance"] = chance
     return Outcome(FINISHED, objective, info)
+
+
+def _fit(
+    trainer: L.Trainer,
+    module: IGBModule,
+    dm: LightningData,
+    resume: str | None,
+    guard: SignalGuard | None,
+) -> None:
+    if guard is None:
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+        return
+    # from the first training step on, ResumeCallback defers a stop signal to a safe
+    # point of training; before it (setup, step-0 statistics) nothing is lost by
+    # stopping at once. DDP ranks must stop together: they defer from the start.
+    with guard.deferred() if trainer.world_size > 1 else nullcontext():
+        trainer.fit(module, datamodule=dm, ckpt_path=resume, weights_only=True)
+    stopper = next(cb for cb in trainer.callbacks if isinstance(cb, ResumeCallback))
+    if stopper.stop_requested(trainer):  # it came after the last safe point of fit
+        stopper.stop(trainer)
 
 
 def select_objective(metrics: dict[str, Any], cfg: DictConfig) -> float:
