@@ -23,7 +23,16 @@ from omegaconf import OmegaConf
 
 from igb.ensemble import eval_set
 from igb.jobs.identity import norm_label
-from igb.theory.meanfield.phase import BIAS_GRID, POINTS, WEIGHT_GRID, compute_panel, draw, grid
+from igb.theory.meanfield.phase import (
+    BIAS_GRID,
+    POINTS,
+    WEIGHT_GRID,
+    Plane,
+    WalkedData,
+    compute_panel,
+    draw,
+    grid,
+)
 
 SETTINGS = {
     "one panel (no norm)": [{"placement": "none"}],
@@ -33,20 +42,19 @@ SETTINGS = {
         {"placement": "post", "kind": "layer"},
     ],
 }
-WEIGHT_VARS, BIAS_VARS = grid(WEIGHT_GRID, "weight"), grid(BIAS_GRID, "bias")
+PLANE = Plane(grid(WEIGHT_GRID, "weight"), grid(BIAS_GRID, "bias"), POINTS)
 
 
 def diagram(cfg, norms: list[dict], out: Path) -> None:
     x, dm = eval_set(cfg)
     model = OmegaConf.to_container(cfg.model, resolve=True)
+    data = WalkedData(
+        x.double().numpy(), int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode, dm.num_classes
+    )
     panels = [
-        compute_panel(
-            model, norm, norm_label(norm["placement"], norm.get("kind")),
-            x.double().numpy(), int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode,
-            dm.num_classes, WEIGHT_VARS, BIAS_VARS, POINTS,
-        )
+        compute_panel(model, norm, norm_label(norm["placement"], norm.get("kind")), data, PLANE)
         for norm in norms
-    ]  # fmt: skip
+    ]
     draw(panels, out)
 
 

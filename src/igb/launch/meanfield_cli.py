@@ -124,7 +124,7 @@ def measured_points(sweep: Path) -> list[dict[str, Any]]:
 
 def phase_diagram(overrides: Sequence[str], opts: argparse.Namespace) -> str:
     """Draw the diagram; the line to print. Declined / ValueError: nothing written."""
-    from igb.theory.meanfield.phase import compute_panel, draw, grid
+    from igb.theory.meanfield.phase import Plane, WalkedData, compute_panel, draw, grid
 
     weight_vars = grid(opts.weight_var, "--weight-var")
     if weight_vars[0] <= 0:
@@ -132,6 +132,7 @@ def phase_diagram(overrides: Sequence[str], opts: argparse.Namespace) -> str:
     bias_vars = grid(opts.bias_var, "--bias-var")
     if opts.points < 4:
         raise ValueError(f"--points={opts.points} must be at least 4")
+    plane = Plane(weight_vars, bias_vars, opts.points)
     sweep = Path(opts.sweep) if opts.sweep else None
     if sweep is not None and not sweep.is_dir():
         raise ValueError(f"--sweep={opts.sweep} is not a folder")
@@ -145,10 +146,11 @@ def phase_diagram(overrides: Sequence[str], opts: argparse.Namespace) -> str:
             continue
         seen.add(norm)
         x, dm = eval_set(cfg)
-        panel = compute_panel(
-            model, norm_cfg, norm, x.detach().double().numpy(), int(cfg.ensemble.batch_size),
-            cfg.ensemble.norm_mode, dm.num_classes, weight_vars, bias_vars, opts.points,
+        data = WalkedData(
+            x.detach().double().numpy(), int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode,
+            dm.num_classes,
         )  # fmt: skip
+        panel = compute_panel(model, norm_cfg, norm, data, plane)
         if sweep is not None:
             ch = choices(cfg)
             panel.measured = [

@@ -54,17 +54,28 @@ class Panel:
     measured: list[tuple[float, float, float]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Plane:
+    """The weight- x bias-variance grid of a diagram, and how many evaluation points the
+    kernel walk follows at each cell."""
+
+    weight_vars: Sequence[float]
+    bias_vars: Sequence[float]
+    points: int
+
+
+@dataclass(frozen=True)
+class WalkedData:
+    """The evaluation inputs and how the network is measured on them (the ensemble's)."""
+
+    x: np.ndarray
+    batch_size: int
+    norm_mode: str
+    num_classes: int
+
+
 def compute_panel(
-    model_cfg: dict[str, Any],
-    norm_cfg: dict[str, Any],
-    norm: str,
-    x: np.ndarray,
-    batch_size: int,
-    norm_mode: str,
-    num_classes: int,
-    weight_vars: Sequence[float],
-    bias_vars: Sequence[float],
-    points: int,
+    model_cfg: dict[str, Any], norm_cfg: dict[str, Any], norm: str, data: WalkedData, plane: Plane
 ) -> Panel:
     """The panel of one placement, or :class:`Declined` where the kernel walk does not
     cover the model."""
@@ -72,13 +83,13 @@ def compute_panel(
 
     cfg = {**model_cfg, "init": "normal", "weight_var": 1.0, "bias_var": 0.0,
            "head_weight_var": None, "head_bias_var": None}  # fmt: skip
-    arch = architecture(cfg, norm_cfg, norm_mode, num_classes)
+    arch = architecture(cfg, norm_cfg, data.norm_mode, data.num_classes)
     if isinstance(arch, str):
         raise Declined(arch)
-    wv, bv = np.asarray(weight_vars, float), np.asarray(bias_vars, float)
+    wv, bv = np.asarray(plane.weight_vars, float), np.asarray(plane.bias_vars, float)
     gamma = np.full((wv.size, bv.size), np.nan)
     c_star = np.full_like(gamma, np.nan)
-    xs, design = walked_points(arch, x, batch_size, points)
+    xs, design = walked_points(arch, data.x, data.batch_size, plane.points)
     pool = (arch.unit_pool, arch.unit_pool_size)
     reason = None
     # small matrices: one BLAS thread is faster than several competing for the cores
@@ -87,7 +98,7 @@ def compute_panel(
             for j, b in enumerate(bv):
                 cell = dataclasses.replace(arch, weight_var=float(w), bias_var=float(b))
                 try:
-                    gamma[i, j] = infinite_gamma(cell, xs, batch_size, design)
+                    gamma[i, j] = infinite_gamma(cell, xs, data.batch_size, design)
                 except ValueError:
                     pass
                 if reason is None:
