@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from igb.errors import OneLineParser, fraction
+from igb.jobs.files import DiskFull
 from igb.jobs.status import DAMAGED, TWIN
 from multirun_analysis.collect import Collection, collect
 from multirun_analysis.results import DEFAULT_TOL
@@ -161,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         one_run = False
     try:
         result = analyze(col, out, split=args.split, job_dir=args.source if one_run else None)
-    except OSError as exc:  # a full disk, a folder that became unwritable
-        print(f"error: cannot write the analysis under {out} ({exc.strerror or exc}); free "
+    except (OSError, DiskFull) as exc:  # a full disk, a folder that became unwritable
+        cause = exc.__cause__ if isinstance(exc, DiskFull) and exc.__cause__ else exc
+        reason = getattr(cause, "strerror", None) or cause
+        print(f"error: cannot write the analysis under {out} ({reason}); free "
               "space there or choose another folder with --out", file=sys.stderr)  # fmt: skip
         return 1
     jobs = col.jobs

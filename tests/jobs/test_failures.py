@@ -86,10 +86,13 @@ def test_non_finite_loss_stops_cleanly_as_diverged(make_cfg) -> None:
 
 
 def _fake_job(sweep: Path, num: int, overrides: list[str], st: dict | None) -> None:
+    """A job folder as a launch leaves it; a started job has its config.yaml (a finished
+    job without one is damaged: nothing says which configuration ran there)."""
     folder = sweep / str(num)
     (folder / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
     if st is not None:
+        OmegaConf.save(OmegaConf.create({"overrides": overrides}), folder / "config.yaml")
         JobFolder(folder).mark(**st)
 
 
