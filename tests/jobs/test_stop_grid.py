@@ -84,7 +84,10 @@ def test_sigterm_stops_the_workers_and_reports(tmp_path: Path, to_group: bool) -
     statuses = _statuses(sweep)
     assert sorted(statuses.values()) == ["interrupted", "interrupted"], statuses
     assert "jobs did not finish" in output and "not started" in output, output[-3000:]
-    assert "Traceback" not in output, output[-3000:]
+    # no traceback of igb's; joblib's resource tracker (loky), signalled with the process
+    # group, may print its own when it dies, which is not the grid's report
+    tracebacks = output.split("Traceback (most recent call last):")[1:]
+    assert all("/loky/" in t.splitlines()[1] for t in tracebacks), output[-3000:]
     for name in statuses:  # each stopped at a checkpoint it resumes from
         assert (sweep / name / "checkpoints" / "last.ckpt").is_file()
     deadline = time.monotonic() + 15
