@@ -87,7 +87,7 @@ def _one_batch(build: Callable[[], nn.Module], shape: tuple[int, ...], classes: 
     except SystemExit as exc:
         return f"exits the process (sys.exit({exc.code!r})) while being built or run"
     except ConfigError as exc:
-        return f"\0{exc}"  # already one line naming its key
+        return f"\0{exc.key}\0{exc.message}"  # the parent raises it as it was
     except BaseException as exc:  # noqa: BLE001 - the user's code: anything at all
         return f"fails while being built or run on one batch: {type(exc).__name__}: {one_line(exc)}"
 
@@ -136,8 +136,9 @@ def check_run(
         )
     if message == "ok":
         return
-    if message.startswith("\0"):
-        raise ConfigError(key, message[1:])
+    if message.startswith("\0"):  # a ConfigError of the build: its own key and line
+        child_key, _, child_message = message[1:].partition("\0")
+        raise ConfigError(child_key, child_message)
     raise ConfigError(key, f"{key} {message}")
 
 

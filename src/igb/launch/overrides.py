@@ -152,6 +152,8 @@ def added_key_problem(parsed: Sequence[Override], cfg: DictConfig) -> str | None
         parent, _, name = key.rpartition(".")
         if name.startswith("_"):  # Hydra's own keys: _target_, _partial_, _args_
             continue
+        if parent == "model.kwargs" or parent.startswith("model.kwargs."):
+            continue  # an external model's own arguments: its build in check_run reads them
         node = OmegaConf.select(cfg, parent) if parent else cfg
         target = node.get("_target_") if isinstance(node, DictConfig) else None
         where, skip = (f"'{parent}'" if parent else "the config"), ("hydra", name)
