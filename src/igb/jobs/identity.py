@@ -126,7 +126,8 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
         if kind == "eval":
             job_type = f"eval-{job_type}"
             tags.insert(0, "eval")
-        name = f"{job_type}-seed{cfg.seed}"
+        seed = cfg.get("seed")
+        name = job_type if seed is None else f"{job_type}-seed{seed}"
         if cfg.get("optimizer") is not None:
             tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
     tags += [str(t) for t in cfg.get("tags", [])]
