@@ -9,11 +9,12 @@ lines up with the training run's final row.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import lightning as L
 
-from igb.callbacks.bias_stats import BiasStatsCallback
+from igb.callbacks.bias_stats import BiasStatsCallback, BiasStatsSpec
 
 
 class CheckpointStatsCallback(BiasStatsCallback):
@@ -24,10 +25,13 @@ class CheckpointStatsCallback(BiasStatsCallback):
     weights), or None for a model trained elsewhere (ranked by this measurement)."""
 
     def __init__(
-        self, step: int = 0, epoch: int = 0, state: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        spec: BiasStatsSpec,
+        step: int = 0,
+        epoch: int = 0,
+        state: dict[str, Any] | None = None,
     ) -> None:
-        kwargs["log_steps"] = 0  # one measurement, no schedule
-        super().__init__(**kwargs)
+        super().__init__(dataclasses.replace(spec, log_steps=0))  # one measurement, no schedule
         self.step, self.epoch = int(step), int(epoch)
         if state:
             self.load_state_dict(state)

@@ -24,6 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from igb.callbacks.bias_stats import BiasStatsSpec
 from igb.callbacks.checkpoint_stats import CheckpointStatsCallback
 from igb.jobs.identity import load_saved_config, run_identity
 from igb.jobs.runner import Outcome, run_job
@@ -79,8 +80,8 @@ def _stats_callback(cfg: DictConfig, data: dict[str, Any]) -> CheckpointStatsCal
         None,
     )
     return CheckpointStatsCallback(
-        step=int(data.get("global_step", 0)), epoch=int(data.get("epoch", 0)), state=state,
-        **settings,
+        BiasStatsSpec(**settings), step=int(data.get("global_step", 0)),
+        epoch=int(data.get("epoch", 0)), state=state,
     )  # fmt: skip
 
 
