@@ -132,8 +132,10 @@ class ResumeCallback(L.Callback):
         # the rows a resume from this checkpoint keeps (igb.jobs.records)
         records = {}
         for lg in trainer.loggers:
-            path = getattr(lg, "metrics_path", None)
-            if trainer.is_global_zero and path is not None and Path(path).is_file():
+            path = getattr(lg, "metrics_path", None)  # a DummyLogger (fast_dev_run) answers
+            if not isinstance(path, (str, os.PathLike)):  # any name with a function
+                continue
+            if trainer.is_global_zero and Path(path).is_file():
                 records[METRICS] = metrics_fingerprint(
                     Path(path), self.config_hash, trainer.global_step
                 )
