@@ -21,7 +21,6 @@ from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from igb.launch.conf_dir import find_conf_dir
-from igb.launch.schema import accepts_null
 
 #: jobs one launch may hold: the pre-flight composes and checks each (tens of ms a job)
 MAX_GRID_JOBS = 5000
@@ -122,8 +121,11 @@ def value_problem(parsed: Sequence[Override], default: Callable[[str], Any]) -> 
                 f"{key}={o.value()}: {key} is a node of keys ({keys}); set one of them, "
                 f"{key}.<key>=<value>, or null to remove it"
             )
-        if value is None and before is not None and not accepts_null(key):
-            return f"{key}=null: {key} is required here (default {before}); give it a value"
+        if value is None and before is not None:
+            from igb.launch.schema import accepts_null  # it loads torch: only for a null
+
+            if not accepts_null(key):
+                return f"{key}=null: {key} is required here (default {before}); give it a value"
     return None
 
 
