@@ -36,20 +36,17 @@ import lightning as L
 from igb.compat import logger_run
 from igb.errors import JobError
 from igb.jobs.files import atomic_write, temporary_path
-from igb.jobs.integrity import CHECKPOINT_KEY, checkpoint_zip_damage
+from igb.jobs.integrity import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_KEY,
+    LAST,
+    checkpoint_zip_damage,
+)
 from igb.jobs.records import METRICS, RECORDS_KEY, metrics_fingerprint
 from igb.jobs.signals import JobInterrupted, SignalGuard, signal_name
 from igb.jobs.status import JobFolder
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.ckpt"
-
-
-def last_checkpoint(output_dir: str | os.PathLike[str]) -> Path:
-    """The checkpoint a job resumes from: ``<job folder>/checkpoints/last.ckpt``."""
-    return Path(output_dir) / CHECKPOINT_DIR / LAST
 
 
 class DamagedCheckpoint(JobError):

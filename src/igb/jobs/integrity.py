@@ -17,6 +17,7 @@ unpickled as code.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from igb.jobs.status import TERMINAL, JobFolder
 
 #: the key under which the checkpoint and each block of an ensemble record the config hash
 CHECKPOINT_KEY = "igb_config_hash"
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
 #: the folder of an unfinished ensemble's blocks of initializations (``<first>-<last>.npz``)
 BLOCKS = "partial"
 #: files whose presence means a job ran here (a folder with only config.yaml never started);
@@ -35,6 +38,11 @@ BLOCKS = "partial"
 TRACES = (
     "status.json", "checkpoints/last.ckpt", "metrics.csv", "inits.csv", "summary.json", BLOCKS,
 )  # fmt: skip
+
+
+def last_checkpoint(output_dir: str | os.PathLike[str]) -> Path:
+    """The checkpoint a job resumes from: ``<job folder>/checkpoints/last.ckpt``."""
+    return Path(output_dir) / CHECKPOINT_DIR / LAST
 
 
 def checkpoint_zip_damage(path: Path, crc: bool = True) -> str | None:
@@ -102,7 +110,7 @@ def recorded_hashes(folder: Path) -> dict[str, str]:
     status_hash = JobFolder(folder).read().get("config_hash")
     if status_hash:
         out[str(folder / "status.json")] = status_hash
-    ckpt = folder / "checkpoints" / "last.ckpt"
+    ckpt = last_checkpoint(folder)
     ckpt_hash = checkpoint_hash(ckpt)
     if ckpt_hash:
         out[str(ckpt)] = ckpt_hash
@@ -124,7 +132,7 @@ def folder_damage(folder: Path, crc: bool = True) -> str | None:
     saved = load_saved_config(folder)
     if saved is not None and "<config.yaml>" in saved:
         return f"{folder / 'config.yaml'} is damaged ({saved['<config.yaml>']})"
-    ckpt = folder / "checkpoints" / "last.ckpt"
+    ckpt = last_checkpoint(folder)
     broken = checkpoint_zip_damage(ckpt, crc=crc and not job.is_done())
     if broken:
         return f"{ckpt} is damaged ({broken})"
@@ -149,7 +157,7 @@ def fingerprint_damage(folder: Path, job: JobFolder) -> str | None:
     records = status.get(RECORDS_KEY)
     if isinstance(records, dict) and status.get("status") in TERMINAL:
         return record_damage(folder, records, "status.json", exclusive=True)
-    in_ckpt = checkpoint_meta(folder / "checkpoints" / "last.ckpt").get(RECORDS_KEY)
+    in_ckpt = checkpoint_meta(last_checkpoint(folder)).get(RECORDS_KEY)
     if isinstance(in_ckpt, dict):
         return record_damage(folder, in_ckpt, "checkpoints/last.ckpt")
     return None

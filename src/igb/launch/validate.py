@@ -17,6 +17,7 @@ from igb.launch.model_check import checked_model
 from igb.launch.schema import check_schema
 from igb.metrics.measure import has_batch_norm
 from igb.training.init_filter import InitFilter
+from igb.training.weights import check_fit, read_checkpoint, resolve_checkpoint
 
 #: keys naming trained weights to load (train.py's warm start, eval.py's checkpoint)
 WEIGHT_KEYS = ("init_from", "ckpt_path")
@@ -108,9 +109,6 @@ def _check_weights(cfg: DictConfig, key: str, model: Any) -> None:
     path = OmegaConf.select(cfg, key)
     if not path:
         return
-    # only here: reading a checkpoint loads Lightning, which an ensemble never needs
-    from igb.training.weights import check_fit, read_checkpoint, resolve_checkpoint
-
     ckpt, _ = resolve_checkpoint(path, key)
     check_fit(model, read_checkpoint(ckpt, key), key, ckpt)
     if key == "init_from" and OmegaConf.select(cfg, "init_filter.mode", default="none") != "none":
@@ -126,7 +124,6 @@ def validate_eval(cfg: DictConfig) -> dict[str, Any]:
     """:func:`validate` for ``eval.py``: ``ckpt_path`` names a job folder or checkpoint,
     and the model it is measured with (the job's, unless overridden) builds."""
     from igb.training.evaluate import KEY, with_job_config
-    from igb.training.weights import resolve_checkpoint
 
     path = OmegaConf.select(cfg, KEY)
     if not path:

@@ -28,12 +28,12 @@ from igb.jobs import summary as run_summary
 from igb.jobs.checkpoint import (
     ResumeCallback,
     check_checkpoint,
-    last_checkpoint,
     mark_wandb_preempting,
     trainer_plugins,
 )
 from igb.jobs.files import atomic_write_json
 from igb.jobs.identity import config_hash, run_identity
+from igb.jobs.integrity import last_checkpoint
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import JobInterrupted, SignalGuard
 from igb.jobs.status import DIVERGED, FINISHED, JobFolder, is_rank_zero

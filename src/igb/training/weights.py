@@ -14,9 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from igb.compat import load_checkpoint
 from igb.errors import ConfigError
-from igb.jobs.checkpoint import last_checkpoint
 from igb.jobs.identity import load_saved_config
+from igb.jobs.integrity import last_checkpoint
 
 #: the attribute under which igb.training.module.IGBModule holds the network
 MODULE_PREFIX = "model."
@@ -42,7 +43,7 @@ def read_checkpoint(ckpt: Path, key: str) -> dict[str, Any]:
     come from anywhere, and unpickling it could run code; igb's and Lightning's
     checkpoints (tensors, numbers, strings, the callbacks' states) load this way."""
     try:
-        data = torch.load(ckpt, map_location="cpu", weights_only=True)
+        data = load_checkpoint(ckpt)
     except Exception as exc:  # noqa: BLE001 - any unreadable file: one line
         raise ConfigError(key, f"{key}={ckpt}: not a readable checkpoint ({exc})") from None
     if not isinstance(data, dict):
