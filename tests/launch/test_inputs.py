@@ -60,6 +60,25 @@ def test_the_memory_plan_counts_parameters_data_and_a_batch() -> None:
     check_job_memory(model, (10,), data, 8, False, "model.width", available=4600 - 220)
 
 
+@pytest.mark.parametrize("path", ["real", "meta"])
+def test_activations_are_counted_per_sample_on_either_path(monkeypatch, path: str) -> None:
+    """Hand counts: 5 + 5 + 3 values for the MLP; for the conv net 4x8x8 three times
+    (conv, norm, ReLU), 4 after pooling and flattening, 2 logits: 778. The small-model path
+    (a forward on uninitialized CPU memory) and the meta device's path count the same."""
+    from igb.launch import memory_plan
+
+    if path == "meta":
+        monkeypatch.setattr(memory_plan, "REAL_FORWARD_BYTES", -1)
+    mlp = nn.Sequential(nn.Linear(10, 5), nn.ReLU(), nn.Linear(5, 3)).to("meta")
+    conv = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+    ).to("meta")  # fmt: skip
+    assert memory_plan.activation_values(mlp, (10,)) == 13
+    assert memory_plan.activation_values(conv, (3, 8, 8)) == 778
+    assert all(p.is_meta for p in conv.parameters())  # the caller's model stays on meta
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "argv", "says"),
