@@ -232,6 +232,10 @@ def test_a_weights_file_that_is_not_one_is_one_line(tmp_path: Path) -> None:
             "nope is not a grouping; allowed: JobType, Group, config.<key>",
         ),
         (["-m", "igb.theory.nngp", "model.depth=-3"], "model.depth=-3 must be"),
+        (
+            ["-m", "igb.theory.nngp", "model.depth=2", "model.depth=3"],
+            "model.depth is given twice (model.depth=2, model.depth=3); give each key once",
+        ),
         ([str(ROOT / "bench" / "bench_train.py"), "--nope"], "unrecognized arguments: --nope"),
     ],
 )
