@@ -59,17 +59,28 @@ def _explain_composition(exc: Exception, overrides: Sequence[str], config_name: 
             return f"{group}={option} is not an option of '{group}'; allowed: {', '.join(allowed)}"
     key = hydra_unknown_key(text)
     if key:
-        parent = key.rsplit(".", 1)[0] if "." in key else ""
         rest = [o for o in overrides if not o.lstrip("+~").startswith(key)]
         try:
-            cfg = compose_job(config_name, rest)
-            node = OmegaConf.select(cfg, parent) if parent else cfg
-            keys = sorted(k for k in node.keys()) if isinstance(node, DictConfig) else []
+            parent, node = _deepest_node(compose_job(config_name, rest), key)
+            keys = sorted(k for k in node.keys())
         except Exception:  # noqa: BLE001 - best effort for the message only
-            keys = []
+            parent, keys = (key.rsplit(".", 1)[0] if "." in key else ""), []
         where = f"'{parent}'" if parent else "the config"
         return f"{key} is not a config key; keys of {where}: {', '.join(map(str, keys))}"
     return one_line(exc)
+
+
+def _deepest_node(cfg: DictConfig, key: str) -> tuple[str, DictConfig]:
+    """The deepest node of ``cfg`` on the way to ``key`` (``trainer.max_epochs`` in a config
+    without ``trainer``: the config itself), and its path."""
+    path, node = "", cfg
+    parts = key.split(".")
+    for i in range(1, len(parts)):
+        sub = OmegaConf.select(cfg, ".".join(parts[:i]))
+        if not isinstance(sub, DictConfig):
+            break
+        path, node = ".".join(parts[:i]), sub
+    return path, node
 
 
 def compose_job(config_name: str, overrides: Sequence[str]) -> DictConfig:

@@ -140,6 +140,14 @@ class Trainer(Group):
     default_root_dir: Any = runs()
     enable_progress_bar: Any = runs()
 
+    @field_validator("max_steps", mode="before")
+    @classmethod
+    def _steps(cls, value: Any) -> Any:
+        # null: a TypeError inside Lightning; -1: no limit of steps
+        if not isinstance(value, int) or isinstance(value, bool) or (value < 1 and value != -1):
+            raise ValueError("must be an integer >= 1, or -1 (trainer.max_epochs ends the run)")
+        return value
+
     @field_validator("max_epochs")
     @classmethod
     def _ends(cls, value: int | None, info: ValidationInfo) -> int | None:
