@@ -23,9 +23,9 @@ def validate(cfg: DictConfig) -> object:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="ensemble")
 def main(cfg: DictConfig) -> float:
-    import igb.ensemble  # torch: once the input is known to be good
+    from igb.launch.ensemble_job import run  # torch: once the input is known to be good
 
-    return igb.ensemble.run(cfg)
+    return run(cfg)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import torch
-from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
+from common import Opt, compose_cfg, ensemble_spec, eval_inputs, parse_args  # bench/: on sys.path
 
-from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble, summarize
+from igb.ensemble import EvaluationPlan, evaluate_ensemble, summarize
 from igb.nn import build_model
 
 #: label, library, architecture, initializations (chosen so the table fits ~15 min on
@@ -69,13 +69,13 @@ def measure(
     ]
     t0 = time.perf_counter()
     cfg = compose_cfg("ensemble", overrides, Path(tempfile.mkdtemp()))
-    x, dm = eval_set(cfg)
+    x, dm = eval_inputs(cfg)
     meta = build_model(cfg.model, cfg.norm, tuple(x.shape[1:]), dm.num_classes, 0, "meta")
     n_params = sum(p.numel() for p in meta.parameters())
     batch = int(cfg.ensemble.batch_size)
     plan = EvaluationPlan(cfg.model, cfg.norm, dm.num_classes, batch, device="cpu")
     result = evaluate_ensemble(plan, x, range(n_inits))
-    s = summarize(result, cfg, n_points=int(x.shape[0]), n_boot=1000)
+    s = summarize(result, ensemble_spec(cfg), n_points=int(x.shape[0]), n_boot=1000)
     wall = time.perf_counter() - t0
     lo, hi = s["gamma_ci"]
     gamma = f"{s['gamma']:.3g} [{lo:.3g}, {hi:.3g}]" if math.isfinite(s["gamma"]) else "nan"

@@ -32,14 +32,13 @@ import time
 from pathlib import Path
 
 import torch
-from common import Opt, compose_cfg, load, parse_args  # bench/: on sys.path
+from common import Opt, compose_cfg, eval_inputs, load, parse_args  # bench/: on sys.path
 from omegaconf import DictConfig
 from torch.utils.flop_counter import FlopCounterMode
 
 from igb.ensemble import (
     EvaluationPlan,
     empty_model,
-    eval_set,
     evaluate_ensemble,
     resolve_device,
     resolve_method,
@@ -174,7 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         cfg = compose_cfg("ensemble", overrides, tmp / "job")
-        x, dm = eval_set(cfg)
+        x, dm = eval_inputs(cfg)
         n_cls = dm.num_classes
         flops = forward_flops(cfg, x, n_cls)
         n = args.n_inits

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from bench_ensemble import BENCH  # bench/ is the script's folder: on sys.path
-from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
+from common import Opt, compose_cfg, eval_inputs, parse_args  # bench/: on sys.path
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.metrics.measure import predict_logits
 from igb.nn import build_model
 
@@ -133,7 +133,7 @@ def section_ensemble(ref_tflops: float, quick: bool) -> None:
         ]
         for name, overrides, sizes in cases:
             cfg = compose_cfg("ensemble", [*overrides, "ensemble.device=cuda"], Path(tmp))
-            x, dm = eval_set(cfg)
+            x, dm = eval_inputs(cfg)
             n_cls = dm.num_classes
             flops = forward_flops(cfg, x, n_cls)
             ensemble(cfg, x, n_cls, 64, "vmap")  # warm-up: CUDA context, kernels, allocator

@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
+from common import Opt, compose_cfg, eval_inputs, parse_args  # bench/: on sys.path
 from omegaconf import OmegaConf
 
-from igb.ensemble import eval_set
 from igb.jobs.identity import norm_label
 from igb.theory.meanfield.phase import (
     BIAS_GRID,
@@ -46,7 +45,7 @@ PLANE = Plane(grid(WEIGHT_GRID, "weight"), grid(BIAS_GRID, "bias"), POINTS)
 
 
 def diagram(cfg, norms: list[dict], out: Path) -> None:
-    x, dm = eval_set(cfg)
+    x, dm = eval_inputs(cfg)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     data = WalkedData(
         x.double().numpy(), int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode, dm.num_classes

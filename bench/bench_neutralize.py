@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import torch
-from common import Opt, compose_cfg, parse_args  # bench/: on sys.path
+from common import Opt, compose_cfg, ensemble_spec, eval_inputs, parse_args  # bench/: on sys.path
 
-from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.ensemble.profile_plot import plot_profile
 from igb.ensemble.profile_report import largest_rise, make_profiler, profile_rows
 from igb.ensemble.summary import title
@@ -68,15 +68,17 @@ def measure(label: str, overrides: list[str], args: argparse.Namespace) -> str:
     for neutralize in ("none", "head"):
         cfg = compose_cfg("ensemble", [*overrides, *common, f"model.neutralize={neutralize}"],
                           Path(tempfile.mkdtemp()))  # fmt: skip
-        x, dm = eval_set(cfg)
-        profiler = make_profiler(cfg, tuple(x.shape[1:]), dm.num_classes)
+        x, dm = eval_inputs(cfg)
+        spec = ensemble_spec(cfg)
+        profiler = make_profiler(spec, tuple(x.shape[1:]), dm.num_classes)
         plan = EvaluationPlan(cfg.model, cfg.norm, dm.num_classes, batch_size=200, device="cpu")
         res = evaluate_ensemble(plan, x, range(args.inits), profiler=profiler)
-        table = profile_rows(profiler, cfg, x, n_boot=300, level=0.95)
+        table = profile_rows(profiler, spec, x, n_boot=300, level=0.95)
         rows[neutralize] = (res, table)
         if args.figures and neutralize == "none":
             name = label.replace("/", "-")
-            plot_profile(table, Path(args.figures) / f"profile_{name}.png", title=title(cfg))
+            figure = Path(args.figures) / f"profile_{name}.png"
+            plot_profile(table, figure, title=title(spec.choices))
     (plain, table), (centred, _) = rows["none"], rows["head"]
     rise = largest_rise(table)
     where = (f"`{rise['module']}` ({rise['kind']}): {rise['from']:.2g} -> {rise['to']:.2g}"

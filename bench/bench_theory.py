@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import torch
-from common import compose_cfg, parse_args  # bench/: on sys.path
+from common import compose_cfg, eval_inputs, parse_args  # bench/: on sys.path
 
-from igb.ensemble import EvaluationPlan, eval_set, evaluate_ensemble
+from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import architecture, predict_gamma
 from igb.theory.nngp.finite import correction
@@ -47,7 +47,7 @@ def mlp(depth: int, activation: str, width: int) -> dict:
 
 def default_inputs(n: int) -> torch.Tensor:
     cfg = compose_cfg("ensemble", [f"ensemble.eval_samples={n}"], Path(tempfile.mkdtemp()))
-    return eval_set(cfg)[0]
+    return eval_inputs(cfg)[0]
 
 
 def timing(x: torch.Tensor, depth: int, repeats: int, width: int) -> None:

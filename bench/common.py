@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import torch
     from omegaconf import DictConfig
 
+    from igb.ensemble import EnsembleSpec
+
 #: the checkout's Hydra config tree (bench/ sits beside conf/)
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -111,6 +113,26 @@ def compose_cfg(name: str, overrides: list[str], out: Path) -> DictConfig:
         cfg.paths.output_dir = str(out)
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def ensemble_spec(cfg: DictConfig) -> EnsembleSpec:
+    """The spec of the composed ensemble config ``cfg`` (without a job folder's hash,
+    W&B run and loggers), from its resolved groups, as the launch builds it."""
+    from omegaconf import OmegaConf
+
+    from igb.ensemble.spec import GROUPS, EnsembleSpec
+
+    return EnsembleSpec.from_groups(
+        {g: OmegaConf.to_container(cfg[g], resolve=True) for g in GROUPS}
+    )
+
+
+def eval_inputs(cfg: DictConfig) -> tuple[torch.Tensor, Any]:
+    """The evaluation inputs of the composed ensemble config ``cfg``, and their dataset."""
+    from igb.ensemble import eval_set
+
+    ens = ensemble_spec(cfg)
+    return eval_set(ens.dataset, ens.ensemble.eval_split, ens.ensemble.eval_samples)
 
 
 def load() -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,12 @@ import torch
 from helpers.entry_points import run_entry
 from helpers.model_configs import mlp, norm
 from helpers.sizes import SMALL_PROFILED_ENSEMBLE
-from omegaconf import OmegaConf
 from torch import nn
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.ensemble.profile import HEAD_INPUT, LOGITS, Profiler
 from igb.ensemble.profile_report import profile_rows
+from igb.launch.ensemble_job import ensemble_spec
 from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import predict_layers
 
@@ -188,16 +189,18 @@ def test_neutralized_head_input_is_centred() -> None:
 
 
 @pytest.mark.parametrize(("theory", "points"), [(False, None), (True, 100), (True, None)])
-def test_the_profiles_theory_follows_the_ensembles_settings(theory, points) -> None:
+def test_the_profiles_theory_follows_the_ensembles_settings(make_cfg, theory, points) -> None:
     """ensemble.theory=false: no theory column; ensemble.theory_points: the per-layer walk
     on the same subsample as gamma_theory (a large evaluation set walks no N x N kernels)."""
     model_cfg, norm_cfg = mlp(depth=2, width=64), norm("pre")
     x = torch.randn(240, 12, generator=torch.Generator().manual_seed(0))
     profiler = Profiler("head")
     evaluate_ensemble(EvaluationPlan(model_cfg, norm_cfg, 3, 30), x, range(4), profiler=profiler)
-    ens = {"batch_size": 30, "norm_mode": "batch", "theory": theory, "theory_points": points}
-    cfg = OmegaConf.create({"model": model_cfg, "norm": norm_cfg, "ensemble": ens})
-    rows = {r["module"]: r for r in profile_rows(profiler, cfg, x, n_boot=20, level=0.95)}
+    spec = ensemble_spec(make_cfg(name="ensemble"))
+    ens = replace(spec.ensemble, batch_size=30, norm_mode="batch", theory=theory,
+                  theory_points=points)  # fmt: skip
+    spec = replace(spec, model=model_cfg, norm=norm_cfg, ensemble=ens)
+    rows = {r["module"]: r for r in profile_rows(profiler, spec, x, n_boot=20, level=0.95)}
     if not theory:
         assert all("gamma_theory" not in r for r in rows.values())
         return

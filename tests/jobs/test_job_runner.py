@@ -22,10 +22,10 @@ from helpers.entry_points import STOPPABLE_ENSEMBLE, run_entry
 from helpers.sizes import TINY, merged
 from omegaconf import OmegaConf
 
-from igb import ensemble as ens
 from igb.jobs.lock import JobLock, live_holder
 from igb.jobs.records import RECORDS_KEY
 from igb.jobs.status import JobFolder
+from igb.launch import ensemble_job
 from igb.launch.preflight import check
 from igb.launch.validate import validate
 from igb.training.run import run
@@ -194,7 +194,7 @@ def test_truncated_or_empty_results_are_reported_damaged(make_cfg, tmp_path: Pat
                             "dataset.num_samples=300", "dataset.shape=[10]",
                             "ensemble.eval_samples=100", "ensemble.n_boot=50",
                             name="ensemble", job="sweep/e")  # fmt: skip
-    ens.run(ensemble_cfg)
+    ensemble_job.run(ensemble_cfg)
     (tmp_path / "sweep" / "e" / ".hydra").mkdir()
     inits = tmp_path / "sweep" / "e" / "inits.csv"
     inits.write_text("".join(inits.read_text().splitlines(keepends=True)[:5]))
@@ -277,7 +277,7 @@ def test_ensemble_stopped_by_a_signal_resumes_to_the_uninterrupted_result(
     assert status(folder)["status"] == "finished" and not (folder / "partial").exists()
 
     reference = make_cfg(*ENSEMBLE, name="ensemble", job="reference")
-    ens.run(reference)
+    ensemble_job.run(reference)
     ref_dir = Path(reference.paths.output_dir)
     pd.testing.assert_frame_equal(
         pd.read_csv(folder / "inits.csv"), pd.read_csv(ref_dir / "inits.csv"), check_exact=True

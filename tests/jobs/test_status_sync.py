@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from igb import ensemble as ens
+from igb.launch import ensemble_job
 
 ENSEMBLE = ["ensemble.n_inits=8", "ensemble.progress=false", "ensemble.n_boot=50",
             "ensemble.theory=false", "dataset.num_samples=300", "dataset.shape=[10]",
@@ -41,7 +41,7 @@ def test_every_status_write_syncs_the_file_then_its_folder(
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     cfg = make_cfg(*ENSEMBLE, name="ensemble")
-    ens.run(cfg)
+    ensemble_job.run(cfg)
 
     folder = Path(cfg.paths.output_dir)
     status_file = folder / "status.json"

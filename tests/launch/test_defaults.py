@@ -8,6 +8,7 @@ disagree with the YAML, so the schema declares none and the callbacks take none.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from igb.data.instantiate import instantiate_datamodule
-from igb.ensemble import EvaluationPlan
+from igb.ensemble import EnsembleSettings, EvaluationPlan
+from igb.launch.ensemble_job import ensemble_spec
 from igb.launch.schema import FROM_YAML, GROUPS
 
 #: keys a consumer takes but keeps under another form (a path, a Lightning internal)
@@ -73,7 +75,7 @@ def test_the_datamodule_uses_the_yaml_values(make_cfg, dataset: str) -> None:
 
 def test_the_ensemble_plan_uses_the_yaml_values(make_cfg) -> None:
     cfg = make_cfg(name="ensemble")
-    plan = EvaluationPlan.from_config(cfg, num_classes=10)
+    plan = EvaluationPlan.from_spec(ensemble_spec(cfg), num_classes=10)
     ens = cfg.ensemble
     used = {
         "batch_size": plan.batch_size,
@@ -88,3 +90,10 @@ def test_the_ensemble_plan_uses_the_yaml_values(make_cfg) -> None:
     assert used == {key: ens[key] for key in used}
     assert plan.model == OmegaConf.to_container(cfg.model, resolve=True)
     assert plan.norm == OmegaConf.to_container(cfg.norm, resolve=True)
+
+
+def test_the_ensemble_settings_hold_the_yaml_values(make_cfg) -> None:
+    cfg = make_cfg(name="ensemble")
+    held = asdict(EnsembleSettings.from_mapping(OmegaConf.to_container(cfg.ensemble)))
+    assert held == {key: cfg.ensemble[key] for key in held}
+    assert set(cfg.ensemble) - set(held) == {"shard"}  # a label only: nothing reads it

@@ -76,3 +76,15 @@ def test_final_norm_switch() -> None:
     model = build_model(cfg, {"placement": "pre", "kind": "layer"}, SHAPE, 3, seed=0)
     assert isinstance(model.final_norm, nn.Identity)
     assert isinstance(_build("none").final_norm, nn.LayerNorm)
+
+
+def test_the_blocks_flat_keys_reach_every_block() -> None:
+    """model.heads, model.mlp_ratio, model.mlp_norm (the ViT's TransformerBlock) set each
+    block's attention and MLP; a key no part takes is refused by name."""
+    cfg = {**VIT, "heads": 4, "mlp_ratio": 3.0, "activation": "gelu", "mlp_norm": "after"}
+    model = build_model(cfg, {"placement": "pre", "kind": "layer"}, SHAPE, 3, seed=0)
+    attns = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    assert [a.num_heads for a in attns] == [4, 4]
+    assert [mlp[0].out_features for mlp in _mlps(model)] == [48, 48]  # 3.0 x width 16
+    with pytest.raises(ConfigError, match="model.foo is not a key of model=vit"):
+        build_model({**cfg, "foo": 1}, {"placement": "pre", "kind": "layer"}, SHAPE, 3, seed=0)

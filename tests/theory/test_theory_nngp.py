@@ -15,8 +15,8 @@ import torch
 from helpers.model_configs import mlp_config
 from scipy import special
 
-from igb import ensemble as ens
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
+from igb.launch import ensemble_job
 from igb.launch.theory_cli import main as nngp_main
 from igb.metrics import gamma_bootstrap_ci
 from igb.nn.norm_act import ACTIVATIONS
@@ -187,7 +187,7 @@ def test_ensemble_summary_carries_gamma_theory(make_cfg, model, norm):
     cfg = make_cfg(*JOB, f"model={model}", f"norm={norm}", name="ensemble")
     if model == "cnn":
         cfg.dataset.shape = [3, 4, 4]
-    ens.run(cfg)
+    ensemble_job.run(cfg)
     out = Path(cfg.paths.output_dir)
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "histogram.png").stat().st_size > 0
@@ -195,7 +195,7 @@ def test_ensemble_summary_carries_gamma_theory(make_cfg, model, norm):
         assert summary["gamma_theory"] is None
         assert "model=mlp only" in summary["gamma_theory_reason"]
         return
-    x, _ = ens.eval_set(cfg)
+    x, _ = ensemble_job.eval_inputs(cfg)
     want = predict_gamma(cfg.model, cfg.norm, x, batch_size=40)
     assert summary["gamma_theory"] == pytest.approx(want.gamma, rel=1e-12)
     assert summary["gamma_theory_regime"] == want.regime

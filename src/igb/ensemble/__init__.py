@@ -44,7 +44,9 @@ backbone's cached features), :mod:`.plan` (what an evaluation computes, one valu
 :mod:`.evaluate` (their entry), :mod:`.profile`,
 :mod:`.profile_report` and :mod:`.profile_plot` (``ensemble.profile=true``),
 :mod:`.progress`, :mod:`.eval_set`, :mod:`.summary`, :mod:`.writers`, :mod:`.wandb_log`,
-:mod:`.validate` (pre-flight) and :mod:`.run` (the job in its folder).
+:mod:`.spec` (the job's typed description, which the launch builds from the configuration:
+nothing here reads a config node) and :mod:`.run` (the job in its folder; the launch
+runs it: :mod:`igb.launch.ensemble_job`).
 
 May import theory, metrics, nn, data, jobs, logging (never Lightning: an ensemble
 trains nothing, and its start-up is as fast as torch's).
@@ -63,12 +65,10 @@ from igb.ensemble.resolve import (
     resolve_method,
     resolve_workers,
 )
-
-# binds ``igb.ensemble.run`` to the job function (the submodule stays importable as
-# ``importlib.import_module("igb.ensemble.run")``)
-from igb.ensemble.run import OUTPUT_FILES, identity, run
+from igb.ensemble.run import OUTPUT_FILES
+from igb.ensemble.spec import EnsembleSettings, EnsembleSpec
 from igb.ensemble.statistics import EnsembleResult
-from igb.ensemble.summary import choices, summarize, versions
+from igb.ensemble.summary import summarize, versions
 from igb.ensemble.writers import write_inits_csv, write_summary
 
 __all__ = [
@@ -76,19 +76,18 @@ __all__ = [
     "METHODS",
     "OUTPUT_FILES",
     "SPLITS",
+    "EnsembleSpec",
     "EnsembleResult",
+    "EnsembleSettings",
     "EvaluationPlan",
-    "choices",
     "empty_model",
     "eval_set",
     "evaluate_ensemble",
-    "identity",
     "progress_bar",
     "resolve_chunk_size",
     "resolve_device",
     "resolve_method",
     "resolve_workers",
-    "run",
     "summarize",
     "versions",
     "write_inits_csv",

@@ -2,7 +2,7 @@
 
 :class:`EvaluationPlan` is the description :func:`igb.ensemble.evaluate.evaluate_ensemble`
 receives beside the data (the evaluation inputs) and the seeds. A job builds it from its
-configuration (:meth:`EvaluationPlan.from_config`); tests and benches build it by hand.
+spec (:meth:`EvaluationPlan.from_spec`); tests and benches build it by hand.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from igb.ensemble.spec import EnsembleSpec
 from igb.nn.build import plain_config
 
 
@@ -46,23 +47,23 @@ class EvaluationPlan:
         object.__setattr__(self, "batch_size", int(self.batch_size))
 
     @classmethod
-    def from_config(
-        cls, cfg: Any, num_classes: int, device: torch.device | str | None = None
+    def from_spec(
+        cls, spec: EnsembleSpec, num_classes: int, device: torch.device | str | None = None
     ) -> EvaluationPlan:
-        """The plan of a composed configuration's ``model``, ``norm`` and ``ensemble`` keys
-        (``device``: the resolved device; default ``ensemble.device`` as written). The
-        backbone of ``vary=head`` is ``ensemble.seed0``'s, for every block of seeds."""
-        ens = cfg.ensemble
+        """The plan of an ensemble job's model, norm and ``ensemble`` settings (``device``:
+        the resolved device; default ``ensemble.device`` as written). The backbone of
+        ``vary=head`` is ``ensemble.seed0``'s, for every block of seeds."""
+        ens = spec.ensemble
         return cls(
-            model=cfg.model,
-            norm=cfg.norm,
+            model=spec.model,
+            norm=spec.norm,
             num_classes=num_classes,
-            batch_size=int(ens.batch_size),
-            norm_mode=str(ens.norm_mode),
-            device=device if device is not None else str(ens.device),
-            method=str(ens.method),
+            batch_size=ens.batch_size,
+            norm_mode=ens.norm_mode,
+            device=device if device is not None else ens.device,
+            method=ens.method,
             chunk_size=ens.chunk_size,
-            workers=ens.get("workers", "auto"),
-            vary=str(ens.get("vary", "all")),
-            backbone_seed=int(ens.seed0),
+            workers=ens.workers,
+            vary=ens.vary,
+            backbone_seed=ens.seed0,
         )

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from igb.ensemble.loop import run_loop
 from igb.ensemble.plan import EvaluationPlan
@@ -28,8 +27,8 @@ from igb.ensemble.profile import (
     nonzero_biases,
     zero_biases,
 )
-from igb.ensemble.resolve import resolve_theory_points
 from igb.ensemble.runtime import Runtime
+from igb.ensemble.spec import EnsembleSpec
 from igb.ensemble.statistics import StatisticsStore
 from igb.ensemble.writers import atomic_write
 from igb.metrics import feature_moments, reduce_features
@@ -42,15 +41,14 @@ COLUMNS = ("index", "module", "kind", "shape", "gamma", "gamma_lo", "gamma_hi", 
            "gamma_theory")  # fmt: skip
 
 
-def make_profiler(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> Profiler:
-    head = head_names(
-        plain_config(cfg.model), plain_config(cfg.norm), tuple(input_shape), num_classes
-    )
-    return Profiler(head_module(head), str(cfg.ensemble.get("profile_features", "pool")))
+def make_profiler(spec: EnsembleSpec, input_shape: tuple[int, ...], num_classes: int) -> Profiler:
+    head = head_names(plain_config(spec.model), plain_config(spec.norm), tuple(input_shape),
+                      num_classes)  # fmt: skip
+    return Profiler(head_module(head), spec.ensemble.profile_features)
 
 
 def profile_rows(
-    profiler: Profiler, cfg: DictConfig, x: torch.Tensor, n_boot: int, level: float
+    profiler: Profiler, spec: EnsembleSpec, x: torch.Tensor, n_boot: int, level: float
 ) -> list[dict[str, Any]]:
     """The input entry, the measured entries and (built-in MLP) the theory column, under
     the ensemble's own theory settings (``ensemble.theory``, ``ensemble.theory_points``)."""
@@ -62,17 +60,12 @@ def profile_rows(
         "n_inits": 0}]  # fmt: skip
     for row in profiler.table(n_boot=n_boot, level=level):
         rows.append({**row, "index": row["index"] + 1})
-    ens = cfg.ensemble
+    ens = spec.ensemble
     theory = (
         predict_layers(
-            cfg.model,
-            cfg.norm,
-            x,
-            int(ens.batch_size),
-            ens.norm_mode,
-            max_points=resolve_theory_points(ens),
+            spec.model, spec.norm, x, ens.batch_size, ens.norm_mode, max_points=ens.theory_points
         )
-        if ens.get("theory", True)
+        if ens.theory
         else None
     )
     if isinstance(theory, dict):
@@ -123,12 +116,12 @@ def largest_rise(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def bias_check(
-    cfg: DictConfig, x: torch.Tensor, num_classes: int, seeds: list[int], device: Any,
+    spec: EnsembleSpec, x: torch.Tensor, num_classes: int, seeds: list[int], device: Any,
     profiler: Profiler,
 ) -> dict[str, Any]:  # fmt: skip
     """Non-zero biases at initialization (seed0's build, head left out) and, if any, the
     head-input gamma of the same initializations with those biases set to zero."""
-    model_cfg, norm_cfg = plain_config(cfg.model), plain_config(cfg.norm)
+    model_cfg, norm_cfg = plain_config(spec.model), plain_config(spec.norm)
     shape = tuple(x.shape[1:])
     head = head_names(model_cfg, norm_cfg, shape, num_classes)
     model = build_model(model_cfg, norm_cfg, shape, num_classes, seeds[0], device="cpu")
@@ -137,9 +130,8 @@ def bias_check(
     found = [n for n in every if n not in head]  # what the head's input sees
     if not found:
         return fields
-    ens = cfg.ensemble
-    base = reinitializer(model_cfg, norm_cfg, shape, num_classes, device, ens.get("vary", "all"),
-                         int(ens.seed0))  # fmt: skip
+    ens = spec.ensemble
+    base = reinitializer(model_cfg, norm_cfg, shape, num_classes, device, ens.vary, ens.seed0)
 
     def without_biases(m: torch.nn.Module, seed: int) -> None:
         base(m, seed)
@@ -151,8 +143,8 @@ def bias_check(
                     p.copy_(kept[n])
 
     zeroed = Profiler(profiler.head, profiler.reduction)
-    plan = EvaluationPlan(model_cfg, norm_cfg, num_classes, int(ens.batch_size),
-                          str(ens.norm_mode), torch.device(device), workers=1)  # fmt: skip
+    plan = EvaluationPlan(model_cfg, norm_cfg, num_classes, ens.batch_size, ens.norm_mode,
+                          torch.device(device), workers=1)  # fmt: skip
     rt = Runtime(without_biases, StatisticsStore(len(seeds), num_classes), profiler=zeroed)
     with torch.random.fork_rng(devices=[]):
         run_loop(plan, x.to(device), seeds, rt)
@@ -168,12 +160,12 @@ def _head_input(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def report(
-    profiler: Profiler, cfg: DictConfig, x: torch.Tensor, num_classes: int, device: Any,
+    profiler: Profiler, spec: EnsembleSpec, x: torch.Tensor, num_classes: int, device: Any,
     out: Path, title: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """Write profile.csv and profile.png into ``out``; the summary's ``profile`` fields."""
-    ens = cfg.ensemble
-    rows = profile_rows(profiler, cfg, x, int(ens.n_boot), float(ens.ci_level))
+    ens = spec.ensemble
+    rows = profile_rows(profiler, spec, x, ens.n_boot, ens.ci_level)
     write_profile_csv(rows, out / "profile.csv")
     from igb.ensemble.profile_plot import plot_profile
 
@@ -190,5 +182,5 @@ def report(
     }
     seeds = sorted(profiler.rows)
     if seeds:
-        fields.update(bias_check(cfg, x, num_classes, seeds, device, profiler))
+        fields.update(bias_check(spec, x, num_classes, seeds, device, profiler))
     return fields

@@ -1,4 +1,5 @@
-"""One ensemble job in its job folder, on the job runner (:func:`igb.jobs.runner.run_job`).
+"""One ensemble job in its job folder: the body the launch runs on the job runner
+(:func:`igb.launch.ensemble_job.run`, :func:`igb.jobs.runner.run_job`).
 
 The initializations are evaluated in blocks of consecutive seeds; each finished block is
 saved atomically to ``partial/<first>-<last>.npz`` with the configuration's hash; a relaunch
@@ -23,25 +24,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from igb.ensemble.eval_set import eval_set
 from igb.ensemble.evaluate import evaluate_ensemble
 from igb.ensemble.plan import EvaluationPlan
 from igb.ensemble.profile import Profiler
 from igb.ensemble.progress import progress_bar
-from igb.ensemble.resolve import resolve_device, resolve_method, resolve_theory_points
+from igb.ensemble.resolve import resolve_device, resolve_method
+from igb.ensemble.spec import EnsembleSpec
 from igb.ensemble.statistics import EnsembleResult
-from igb.ensemble.summary import choices, histogram_values, summarize, title
+from igb.ensemble.summary import histogram_values, summarize, title
 from igb.ensemble.wandb_log import log_to_loggers
 from igb.ensemble.writers import write_inits_csv, write_summary
 from igb.errors import JobError
 from igb.jobs.files import atomic_write
-from igb.jobs.identity import config_hash, run_identity
 from igb.jobs.integrity import BLOCKS, CHECKPOINT_KEY, read_block
 from igb.jobs.lock import try_lock, unlock
-from igb.jobs.runner import Outcome, run_job
-from igb.jobs.signals import SignalGuard
+from igb.jobs.runner import Outcome
 from igb.jobs.status import FINISHED, RUNNING, JobFolder
 from igb.theory import compare
 from igb.theory.nngp import Prediction, predict_gamma
@@ -57,31 +56,21 @@ BLOCK = {"cpu": 256, "cuda": 4096}
 _ARRAYS = ("f", "f_max", "entropy", "mu", "s2", "bias_degree", "raw_mu", "raw_s2")
 
 
-def identity(cfg: DictConfig) -> dict[str, Any]:
-    """W&B job_type / tags / group of an ensemble job (:func:`igb.jobs.identity.run_identity`)."""
-    return run_identity(cfg, kind="ensemble")
+def run_ensemble(spec: EnsembleSpec, job: JobFolder) -> Outcome:
+    """The job's body: gamma and the files of :data:`OUTPUT_FILES` (the outcome is
+    ``running`` for a shard whose job another shard finishes)."""
+    summary = _run(spec, job)
+    if summary is None:  # a shard: its blocks are done, another process finishes the job
+        return Outcome(RUNNING, math.nan)
+    info = {"gamma": summary["gamma"], "regime": summary["regime"],
+            "theory": compare.headline(summary)}  # fmt: skip
+    return Outcome(FINISHED, float(summary["gamma"]), info)
 
 
-def run(cfg: DictConfig) -> float:
-    """One ensemble job: returns gamma (NaN if the job failed inside a multirun, or if this
-    process is a shard whose job another shard finishes)."""
-    from igb.logging.quiet import quiet_lightning
-
-    def body(job: JobFolder, guard: SignalGuard) -> Outcome:
-        quiet_lightning()
-        summary = _run(cfg, job)
-        if summary is None:  # a shard: its blocks are done, another process finishes the job
-            return Outcome(RUNNING, math.nan)
-        info = {"gamma": summary["gamma"], "regime": summary["regime"],
-                "theory": compare.headline(summary)}  # fmt: skip
-        return Outcome(FINISHED, float(summary["gamma"]), info)
-
-    def prepare(job: JobFolder) -> None:
-        for name in (*OUTPUT_FILES, *PROFILE_FILES):  # no earlier results outlive this start
-            (job.path / name).unlink(missing_ok=True)
-
-    shared = int(cfg.ensemble.get("shards", 1)) > 1
-    return run_job(cfg, body, what="ensemble", prepare=prepare, shared=shared)
+def clear_outputs(job: JobFolder) -> None:
+    """No earlier results outlive the start of an attempt."""
+    for name in (*OUTPUT_FILES, *PROFILE_FILES):
+        (job.path / name).unlink(missing_ok=True)
 
 
 # -- blocks of initializations -------------------------------------------------------------
@@ -135,28 +124,28 @@ def _load_block(out: Path, lo: int, hi: int, config_id: str) -> dict[str, np.nda
 
 
 def evaluate_in_blocks(
-    cfg: DictConfig, job: JobFolder, x: Any, num_classes: int, device: Any,
+    spec: EnsembleSpec, job: JobFolder, x: Any, num_classes: int, device: Any,
     profiler: Profiler | None = None,
 ) -> EnsembleResult | None:  # fmt: skip
-    """All initializations of ``cfg.ensemble``, reusing the blocks already on disk.
+    """All initializations of the ensemble ``spec``, reusing the blocks already on disk.
 
     A shard (``ensemble.shards`` > 1, several processes on one job folder) evaluates the
     blocks no other process holds (a lock per block), then finishes the job if it is the
     only one left: the blocks that are still missing then belong to no live process (a
     killed shard's), and it evaluates them. Returns None when another shard finishes (or
     has finished) the job."""
-    ens = cfg.ensemble
-    n = int(ens.n_inits)
+    ens = spec.ensemble
+    n = ens.n_inits
     largest = BLOCK.get(torch.device(device).type, BLOCK["cpu"])
-    ranges = block_ranges(int(ens.seed0), n, max(1, min(largest, math.ceil(n / 8))))
-    config_id = config_hash(cfg)  # what status.json records; the job runner checked the blocks
+    ranges = block_ranges(ens.seed0, n, max(1, min(largest, math.ceil(n / 8))))
+    config_id = spec.config_id  # what status.json records; the job runner checked the blocks
     blocks = {r: _load_block(job.path, *r, config_id) for r in ranges}
     done = sum(hi - lo for (lo, hi), b in blocks.items() if b is not None)
     if done:
         log.info("ensemble: %d of %d initializations found in %s", done, n, job.path / BLOCKS)
-    state = _Blocks(plan=EvaluationPlan.from_config(cfg, num_classes, device), x=x,
+    state = _Blocks(plan=EvaluationPlan.from_spec(spec, num_classes, device), x=x,
                     job=job, config_id=config_id, profiler=profiler, done=done)  # fmt: skip
-    with progress_bar(n, enabled=bool(ens.get("progress", True))) as advance:
+    with progress_bar(n, enabled=ens.progress) as advance:
         advance(done)
         state.advance = advance
         state.evaluate(blocks, shared=job.lock is not None)
@@ -174,7 +163,7 @@ def evaluate_in_blocks(
     # how the blocks were evaluated (this attempt's last one; every block was, when resumed)
     return EnsembleResult(
         **{k: np.concatenate([p[k] for p in parts]) for k in ("seeds", *_ARRAYS)},
-        method=last.method if last else resolve_method(str(ens.method), torch.device(device)),
+        method=last.method if last else resolve_method(ens.method, torch.device(device)),
         device=last.device if last else str(device),
         workers=last.workers if last else 1,
         chunk_size=last.chunk_size if last else None,
@@ -248,40 +237,39 @@ def timing(result: EnsembleResult) -> str:
     return text
 
 
-def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any] | None:
+def _run(spec: EnsembleSpec, job: JobFolder) -> dict[str, Any] | None:
     t_start = time.perf_counter()
     out = job.path
-    ens = cfg.ensemble
-    x, dm = eval_set(cfg)
+    ens = spec.ensemble
+    x, dm = eval_set(spec.dataset, ens.eval_split, ens.eval_samples)
     device = resolve_device(ens.device)
     log.info(
         "ensemble: %d initializations of %s on %d %s points (%s, batch statistics on batches "
         "of %d) on %s",
-        int(ens.n_inits), choices(cfg), x.shape[0], ens.eval_split, ens.norm_mode,
+        ens.n_inits, spec.choices, x.shape[0], ens.eval_split, ens.norm_mode,
         ens.batch_size, device,
     )  # fmt: skip
     profiler = None
-    if ens.get("profile", False):  # every layer's gamma_l, in the same forward passes
+    if ens.profile:  # every layer's gamma_l, in the same forward passes
         from igb.ensemble.profile_report import make_profiler
 
-        profiler = make_profiler(cfg, tuple(x.shape[1:]), dm.num_classes)
-    result = evaluate_in_blocks(cfg, job, x, dm.num_classes, device, profiler)
+        profiler = make_profiler(spec, tuple(x.shape[1:]), dm.num_classes)
+    result = evaluate_in_blocks(spec, job, x, dm.num_classes, device, profiler)
     if result is None:  # a shard whose job another process finishes
         return None
     summary = summarize(
-        result, cfg, n_points=int(x.shape[0]), n_boot=int(ens.n_boot), ci_level=ens.ci_level
+        result, spec, n_points=int(x.shape[0]), n_boot=ens.n_boot, ci_level=ens.ci_level
     )
     # the infinite- and finite-width predictions beside the measurement (igb.theory.nngp; null +
     # reason if not covered)
-    if bool(ens.get("theory", True)):
-        max_points = resolve_theory_points(ens)
+    if ens.theory:
         predicted = predict_gamma(
-            cfg.model,
-            cfg.norm,
+            spec.model,
+            spec.norm,
             x,
-            int(ens.batch_size),
+            ens.batch_size,
             ens.norm_mode,
-            max_points=max_points,
+            max_points=ens.theory_points,
             num_classes=dm.num_classes,
         )
         if predicted.gamma is not None:
@@ -295,26 +283,28 @@ def _run(cfg: DictConfig, job: JobFolder) -> dict[str, Any] | None:
     else:
         predicted = Prediction(gamma=None, reason="not computed (ensemble.theory=false)")
     summary.update(predicted.summary_fields())
-    if bool(ens.get("theory", True)):
+    if ens.theory:
         from igb.theory.meanfield import config_readout
 
-        summary["meanfield"] = config_readout(cfg.model, cfg.norm)
+        summary["meanfield"] = config_readout(spec.model, spec.norm)
     label, values = histogram_values(result)
     write_inits_csv(result, out / "inits.csv")
     from igb.ensemble.plot import plot_histogram
 
+    heading, n_points = title(spec.choices), int(x.shape[0])
     atomic_write(
         out / "histogram.png",
         lambda tmp: plot_histogram(
-            values, label, summary, result.num_classes, int(x.shape[0]), tmp, title=title(cfg)
+            values, label, summary, result.num_classes, n_points, tmp, title=heading
         ),
     )
     if profiler is not None:
         from igb.ensemble.profile_report import report
 
-        summary["profile"] = report(profiler, cfg, x, dm.num_classes, device, out, title(cfg))
+        summary["profile"] = report(profiler, spec, x, dm.num_classes, device, out,
+                                    title(spec.choices))  # fmt: skip
     summary["wall_time_s"] = time.perf_counter() - t_start
-    log_to_loggers(cfg, summary, result, out, identity(cfg))
+    log_to_loggers(spec, summary, result, out)
     summary["wall_time_s"] = time.perf_counter() - t_start
     write_summary(summary, out / "summary.json")  # last: its presence means "finished"
     shutil.rmtree(out / BLOCKS, ignore_errors=True)  # inits.csv holds every block now

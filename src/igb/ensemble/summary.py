@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
+from igb.ensemble.spec import EnsembleSpec
 from igb.ensemble.statistics import EnsembleResult
 from igb.jobs.identity import norm_label
 from igb.metrics import gamma_bootstrap_ci
@@ -21,12 +22,13 @@ QUANTILES = (5, 25, 50, 75, 95)
 
 def summarize(
     result: EnsembleResult,
-    cfg: DictConfig | None = None,
+    spec: EnsembleSpec | None = None,
     n_points: int | None = None,
     n_boot: int = 1000,
     ci_level: float = 0.95,
 ) -> dict[str, Any]:
-    """summary.json: gamma with its bootstrap interval, regime, laws of f_max / f_0."""
+    """summary.json: gamma with its bootstrap interval, regime, laws of f_max / f_0 (and
+    the job's choices and measurement settings, given its ``spec``)."""
     gamma = result.gamma
     lo, hi = gamma_bootstrap_ci(result.mu, result.s2, n_boot=n_boot, level=ci_level, seed=0)
     f_max = result.f_max
@@ -58,10 +60,10 @@ def summarize(
     if "gamma_gaussian_head" in result.extra:
         summary["gamma_gaussian_head"] = result.extra["gamma_gaussian_head"]
     summary["seeds"] = [int(result.seeds[0]), int(result.seeds[-1])]
-    if cfg is not None:
-        summary["choices"] = choices(cfg)
-        summary["norm_mode"] = cfg.ensemble.norm_mode
-        summary["batch_size"] = int(cfg.ensemble.batch_size)
+    if spec is not None:
+        summary["choices"] = dict(spec.choices)
+        summary["norm_mode"] = spec.ensemble.norm_mode
+        summary["batch_size"] = spec.ensemble.batch_size
     summary.update(
         device=result.device,
         method=result.method,
@@ -76,34 +78,6 @@ def summarize(
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:
     return {f"q{q:02d}": float(v) for q, v in zip(QUANTILES, np.percentile(values, QUANTILES))}
-
-
-def choices(cfg: DictConfig) -> dict[str, Any]:
-    """The configuration choices a reader needs to place this ensemble among others."""
-    placement = cfg.norm.placement
-    out = {
-        "model": cfg.model.get("name"),
-        "norm_placement": placement,
-        "norm_kind": cfg.norm.kind if placement != "none" else "none",
-        "activation": cfg.model.get("activation", "relu"),
-        "depth": cfg.model.get("depth"),
-        "width": cfg.model.get("width"),
-        "init": cfg.model.get("init", "kaiming_normal"),
-        "dataset": cfg.dataset.get("name"),
-        "eval_split": cfg.ensemble.eval_split,
-        "vary": cfg.ensemble.get("vary", "all"),
-        "norm_mode": cfg.ensemble.get("norm_mode"),
-        "neutralize": cfg.model.get("neutralize", "none"),
-        "weight_var": cfg.model.get("weight_var"),
-        "bias_var": cfg.model.get("bias_var", 0.0),
-        "unit_pool": cfg.model.get("unit_pool", "none"),
-        "unit_pool_size": cfg.model.get("unit_pool_size"),
-    }
-    # external models: the class, loaded weights and input size, where set (the log too)
-    for key, name in (("cls", "class"), ("weights", "weights"), ("input_size", "input_size")):
-        if cfg.model.get(key) is not None:
-            out[name] = cfg.model.get(key)
-    return out
 
 
 def versions() -> dict[str, str]:
@@ -130,8 +104,8 @@ def histogram_values(result: EnsembleResult) -> tuple[str, np.ndarray]:
     return "f_max", result.f_max
 
 
-def title(cfg: DictConfig) -> str:
-    ch = choices(cfg)
+def title(ch: Mapping[str, Any]) -> str:
+    """The figures' title line of an ensemble with these choices."""
     label = norm_label(ch["norm_placement"], ch["norm_kind"])
     norm = {"none": "no norm", "native": "native norms"}.get(label, label)
     size = f" depth {ch['depth']} width {ch['width']}" if ch["depth"] is not None else ""

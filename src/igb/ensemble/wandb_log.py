@@ -8,30 +8,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
+from igb.ensemble.spec import EnsembleSpec
 from igb.ensemble.statistics import EnsembleResult
 from igb.ensemble.summary import histogram_values
 
 log = logging.getLogger(__name__)
 
 
-def log_to_loggers(
-    cfg: DictConfig, summary: dict, result: EnsembleResult, out: Path, identity: Mapping[str, Any]
-) -> None:
+def log_to_loggers(spec: EnsembleSpec, summary: dict, result: EnsembleResult, out: Path) -> None:
     """W&B: histogram of f_0 / f_max, the figure, the per-init table and the summary."""
-    loggers = cfg.get("logger") or {}
-    for name, lcfg in loggers.items():
-        if lcfg is None:
-            continue
-        target = str(lcfg.get("_target_", ""))
-        if "wandb" not in target.lower():
+    for name, make in spec.loggers.items():
+        if make is None:
             log.info("logger.%s: the ensemble logs to W&B only; its files are in %s", name, out)
             continue
-        from hydra.utils import instantiate
-
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        logger = instantiate(lcfg, _recursive_=False, **identity, run_config=resolved)
+        logger = make(run=spec.run)
         if logger is None:  # W&B disabled
             continue
         log_wandb(logger.experiment, summary, result, out)

@@ -33,8 +33,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from igb.ensemble import choices, eval_set
 from igb.jobs.identity import norm_label
+from igb.launch.ensemble_job import choices, eval_inputs
 from igb.launch.overrides import override_key
 from igb.launch.preflight import check, compose_job, expand_jobs
 from igb.launch.validate_ensemble import validate_ensemble
@@ -146,7 +146,7 @@ def phase_diagram(overrides: Sequence[str], opts: argparse.Namespace) -> str:
         if norm in seen:
             continue
         seen.add(norm)
-        x, dm = eval_set(cfg)
+        x, dm = eval_inputs(cfg)
         data = WalkedData(
             x.detach().double().numpy(), int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode,
             dm.num_classes,

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from omegaconf import OmegaConf
 
-from igb.ensemble import choices, eval_set
 from igb.ensemble.resolve import resolve_theory_points
+from igb.launch.ensemble_job import choices, eval_inputs
 from igb.launch.preflight import check, compose_job, expand_jobs
 from igb.launch.validate_ensemble import validate_ensemble
 from igb.theory.meanfield import config_readout
@@ -56,7 +56,7 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
             continue
         seen.add(key)
         if data_key not in inputs:
-            x, dm = eval_set(cfg)
+            x, dm = eval_inputs(cfg)
             inputs[data_key] = (x, dm.num_classes)
         x, num_classes = inputs[data_key]
         t0 = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from igb.ensemble.eval_set import split_sizes
 from igb.ensemble.resolve import (
@@ -112,7 +112,7 @@ def validate_ensemble(cfg: DictConfig) -> dict[str, Any]:
     device = resolve_device(ens.device)
     resolve_method(ens.method, device)
     resolve_workers(ens.get("workers", "auto"), device)
-    available = split_sizes(cfg.dataset)[ens.eval_split]
+    available = split_sizes(OmegaConf.to_container(cfg.dataset, resolve=True))[ens.eval_split]
     n = ens.eval_samples
     if n is not None:
         if not isinstance(n, int) or isinstance(n, bool) or n < 2:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
 
 from igb.compat import drop_unset_wandb_init_key, logger_run
+from igb.logging.tracked_run import TrackedRun
 from igb.logging.wandb_mode import resolve_mode
 
 log = logging.getLogger(__name__)
@@ -22,30 +22,28 @@ def wandb_logger(
     project: str = "igb",
     entity: str | None = None,
     mode: str = "auto",
-    group: str | None = None,
-    job_type: str | None = None,
-    tags: list[str] | None = None,
-    run_config: dict[str, Any] | None = None,
-    run_id: str | None = None,
     system_metrics: bool | str = "auto",
     log_model: bool | str = False,
+    run: TrackedRun | None = None,
     **kwargs: Any,
 ) -> WandbLogger | None:
     """A WandbLogger whose mode is decided without network (see ``resolve_mode``).
 
-    ``run_config`` is the resolved Hydra config (named so because ``instantiate`` owns
-    ``config``). ``run_id`` comes from the job folder, so a resumed job continues the same W&B run.
-    ``system_metrics``: W&B's CPU/memory/GPU charts; ``auto`` turns them on where a CUDA GPU
-    is visible. ``log_model``: Lightning's (``true``/``all``); igb's own ``last.ckpt`` is
-    logged by :func:`log_final_checkpoint`. Returns None when W&B is disabled.
+    The arguments but ``run`` are ``logger.wandb.*`` (conf/logger/wandb.yaml); ``run`` is
+    the job's name, tags, group, resolved config and the run id its folder kept, so a
+    resumed job continues the same W&B run. ``system_metrics``: W&B's CPU/memory/GPU
+    charts; ``auto`` turns them on where a CUDA GPU is visible. ``log_model``:
+    Lightning's (``true``/``all``); igb's own ``last.ckpt`` is logged by
+    :func:`log_final_checkpoint`. Returns None when W&B is disabled.
     """
     resolved, message = resolve_mode(mode, save_dir=str(Path(save_dir) / "wandb"))
     if message:
         log.info(message)
     if resolved == "disabled":
         return None
-    if isinstance(run_config, DictConfig):  # instantiate hands nested dicts over as DictConfig
-        run_config = OmegaConf.to_container(run_config, resolve=True)
+    run = run or TrackedRun()
+    if run.name is not None:
+        kwargs["name"] = run.name
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
@@ -54,12 +52,12 @@ def wandb_logger(
         save_dir=save_dir,
         project=project,
         entity=entity,
-        id=run_id or secrets.token_hex(4),
+        id=run.run_id or secrets.token_hex(4),
         resume="allow",
-        group=group,
-        job_type=job_type,
-        tags=tags,
-        config=run_config,
+        group=run.group,
+        job_type=run.job_type,
+        tags=None if run.tags is None else list(run.tags),
+        config=None if run.config is None else dict(run.config),
         mode=resolved,
         settings=wandb.Settings(
             console="off", x_disable_stats=not stats_on(system_metrics), init_timeout=60

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger
-from omegaconf import DictConfig, OmegaConf
+
+from igb.logging.tracked_run import TrackedRun
 
 
 def mlflow_key(key: str) -> str:
@@ -29,10 +29,10 @@ class FileStoreMLFlowLogger(MLFlowLogger):
         super().log_metrics({mlflow_key(k): v for k, v in metrics.items()}, step=step)
 
 
-def mlflow_tags(group: str | None, job_type: str | None, tags: list[str] | None) -> dict[str, str]:
+def mlflow_tags(run: TrackedRun) -> dict[str, str]:
     """W&B's group, job type and ``key:value`` tags as MLflow's key-value tags."""
-    out = {"group": group or "", "job_type": job_type or ""}
-    for tag in tags or []:
+    out = {"group": run.group or "", "job_type": run.job_type or ""}
+    for tag in run.tags or []:
         key, _, value = str(tag).partition(":")
         out[key] = value
     return {k: v for k, v in out.items() if k}
@@ -41,15 +41,12 @@ def mlflow_tags(group: str | None, job_type: str | None, tags: list[str] | None)
 def mlflow_logger(
     tracking_uri: str,
     experiment_name: str = "igb",
-    name: str | None = None,
-    group: str | None = None,
-    job_type: str | None = None,
-    tags: list[str] | None = None,
-    run_config: dict[str, Any] | None = None,
-    run_id: str | None = None,
+    run: TrackedRun | None = None,
 ) -> FileStoreMLFlowLogger:
     """An MLFlowLogger on ``tracking_uri`` (``file:<folder>``; ``sqlite:///<file>`` works too
-    where SQLAlchemy is installed) whose run holds the resolved config as parameters."""
+    where SQLAlchemy is installed) whose run holds the resolved config as parameters
+    (``run``: the job's name, tags, config and the run id a resumed job continues)."""
+    run = run or TrackedRun()
     if tracking_uri.startswith("file:"):
         # MLflow 3 keeps the file store but refuses it unless asked: it needs no database
         # and no server, and parallel jobs (SLURM arrays) write separate run folders
@@ -57,15 +54,13 @@ def mlflow_logger(
     _ensure_experiment(tracking_uri, experiment_name)
     logger = FileStoreMLFlowLogger(
         experiment_name=experiment_name,
-        run_name=name,
+        run_name=run.name,
         tracking_uri=tracking_uri,
-        tags=None if run_id else mlflow_tags(group, job_type, tags),
-        run_id=run_id,
+        tags=None if run.run_id else mlflow_tags(run),
+        run_id=run.run_id,
     )
-    if run_config is not None and run_id is None:
-        if isinstance(run_config, DictConfig):
-            run_config = OmegaConf.to_container(run_config, resolve=True)
-        logger.log_hyperparams(run_config)
+    if run.config is not None and run.run_id is None:
+        logger.log_hyperparams(dict(run.config))
     return logger
 
 

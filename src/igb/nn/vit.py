@@ -12,6 +12,8 @@ norm that closes a Pre-LN stack (the authors' ViT feeds the class token straight
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -49,33 +51,53 @@ class SelfAttention(nn.Module):
         return self.attn(x, x, x, need_weights=False)[0]
 
 
+@dataclass(frozen=True)
+class TransformerBlock:
+    """What each transformer block holds besides its width: ``heads`` attention heads, and
+    an MLP of ``mlp_ratio`` x width hidden units with its LayerNorm at ``mlp_norm``. The
+    config keeps them as the flat keys ``model.heads``, ``model.mlp_ratio``,
+    ``model.mlp_norm``."""
+
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    mlp_norm: str = "none"
+
+    @classmethod
+    def split(cls, keys: Mapping[str, Any]) -> tuple[TransformerBlock, dict[str, Any]]:
+        """The block of the flat keys among ``keys``, and the keys that are not its own."""
+        own = {f.name for f in fields(cls)}
+        block = cls(**{k: v for k, v in keys.items() if k in own})
+        return block, {k: v for k, v in keys.items() if k not in own}
+
+
 class ViT(TokenClassifier):
     def __init__(
         self,
         depth: int = 4,
         width: int = 64,
         patch_size: int = 4,
-        heads: int = 4,
-        mlp_ratio: float = 2.0,
-        mlp_norm: str = "none",
         final_norm: bool = True,
         residual_scale: float | None = None,
-        **common: Any,
+        **keys: Any,
     ) -> None:
+        """``keys``: the block's flat keys (:class:`TransformerBlock`), and the arguments
+        of every model (``input_shape``, ``num_classes``, ``norm_act``)."""
+        block, common = TransformerBlock.split(keys)
         super().__init__(**common)
         norm_act = self.norm_act
         n_tokens = self.embed_patches(width, patch_size, "vit", class_token=True)
+        heads = block.heads
         if width % heads:
             raise ConfigError("model.heads", f"model.heads={heads} must divide model.width={width}")
         self.pos_embed = nn.Parameter(torch.empty(1, n_tokens, width))
-        hidden = int(width * mlp_ratio)
+        hidden = int(width * block.mlp_ratio)
         scale = residual_branch_scale(residual_scale, depth, norm_act.cfg.placement)
         self.blocks = residual_stack(
             norm_act,
             width,
             depth,
             lambda: SelfAttention(width, heads),
-            lambda: channel_mlp(width, hidden, norm_act.act(), mlp_norm),
+            lambda: channel_mlp(width, hidden, norm_act.act(), block.mlp_norm),
             scale,
         )
         # Pre-LN closes the stack with a norm; the authors' ViT has none (final_norm=false)

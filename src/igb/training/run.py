@@ -39,6 +39,7 @@ from igb.jobs.signals import JobInterrupted, SignalGuard
 from igb.jobs.status import DIVERGED, FINISHED, JobFolder, is_rank_zero
 from igb.logging.loggers import finish_loggers, log_final_checkpoint
 from igb.logging.quiet import quiet_lightning
+from igb.logging.tracked_run import TrackedRun
 from igb.nn import build_model
 from igb.training.datamodule import LightningData, as_lightning
 from igb.training.init_filter import InitFilter, filter_init
@@ -49,11 +50,15 @@ log = logging.getLogger(__name__)
 
 
 def instantiate_group(cfg: DictConfig | None, **kwargs: Any) -> list[Any]:
+    """Every entry of a config group; ``kwargs[name]``: what entry ``name`` is called with
+    besides its config (handed over as they are, not merged into the config)."""
     if not cfg:
         return []
     objs = (
         # not recursive: the W&B run config holds `_target_`s that must stay data
-        instantiate(c, _recursive_=False, **kwargs.get(name, {}))
+        instantiate(c, _recursive_=False, _partial_=True)(**kwargs[name])
+        if name in kwargs
+        else instantiate(c, _recursive_=False)
         for name, c in cfg.items()
         if c is not None
     )
@@ -128,7 +133,7 @@ def logger_kwargs(job: JobFolder, identity: dict[str, Any], resolved: Any) -> di
     config, and the run id status.json kept (a resumed job continues its run)."""
     record = job.read()
     return {
-        name: {**identity, "run_config": resolved, "run_id": record.get(f"{name}_id")}
+        name: {"run": TrackedRun(**identity, config=resolved, run_id=record.get(f"{name}_id"))}
         for name in RESUMABLE_LOGGERS
     }
 
