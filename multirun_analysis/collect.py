@@ -11,7 +11,9 @@ Three tables come out (:class:`Collection`):
 - ``inits``: one row per (ensemble job, initialization), the columns of ``inits.csv``.
 
 A job that says ``finished`` but whose files do not hold the finished run is marked
-``damaged`` (:mod:`multirun_analysis.damage`). Jobs of the grid that never started (no
+``damaged`` (:mod:`multirun_analysis.damage`), and so is a job whose records are damaged or
+disagree, or an unfinished ensemble with a block of initializations that cannot be read
+(:mod:`igb.jobs.integrity`). Jobs of the grid that never started (no
 folder at all) get a ``not_started`` row (:mod:`multirun_analysis.grid`).
 """
 
@@ -23,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from igb.jobs.files import atomic_write
-from igb.jobs.integrity import folder_damage
+from igb.jobs.integrity import block_damage, folder_damage
 from igb.jobs.status import DAMAGED, TWIN
 from multirun_analysis.choices import (
     CHOICES,
@@ -120,7 +122,8 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
 def read_job(job_dir: Path, tol: float = DEFAULT_TOL) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """(jobs row, series rows, inits rows) of one job folder. A folder whose files cannot be
     read is one ``damaged`` row naming the file and the reason; it never stops the others."""
-    broken = folder_damage(job_dir, crc=False)  # records damaged or naming another config
+    # records damaged or naming another config; a block of initializations cut short
+    broken = folder_damage(job_dir, crc=False) or block_damage(job_dir)
     try:
         row, series, inits = _read_job(job_dir, tol)
     except Exception as exc:  # noqa: BLE001 - one damaged job never sinks the analysis

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers.entry_points import run_entry
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 ROOT = Path(__file__).resolve().parents[1]
 #: what ``pip install .`` reads (copied, so the build leaves nothing in the checkout)
@@ -92,8 +92,8 @@ def test_train_and_ensemble_run_from_a_non_editable_install(
 ) -> None:
     out = tmp_path / "train-job"
     proc = run_installed(
-        installed, tmp_path, "train.py", *TINY, "trainer.max_epochs=1", "logger=csv",
-        f"hydra.run.dir={out}",
+        installed, tmp_path, "train.py",
+        *merged(TINY, ["trainer.max_epochs=1", "logger=csv", f"hydra.run.dir={out}"]),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((out / "status.json").read_text())["status"] == "finished"

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.launch.preflight import check
 from igb.launch.validate import validate
@@ -96,8 +96,8 @@ def _sweep(factory: pytest.TempPathFactory, entry: str, *overrides: str) -> Path
 @pytest.fixture(scope="module")
 def train_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2 placements x 2 seeds on blobs, 2 epochs, CSV + offline W&B, log-spaced steps."""
-    overrides = ("norm=pre,post", "seed=0,1", *TINY, "logger=default")
-    return _sweep(tmp_path_factory, "train.py", *overrides, "callbacks.bias_stats.log_steps=4")
+    overrides = ["norm=pre,post", "seed=0,1", "logger=default", "callbacks.bias_stats.log_steps=4"]
+    return _sweep(tmp_path_factory, "train.py", *merged(TINY, overrides))
 
 
 @pytest.mark.slow

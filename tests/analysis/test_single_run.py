@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import run_train
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.data.instantiate import instantiate_datamodule
 from multirun_analysis import single_run
@@ -25,7 +25,9 @@ def one_run(tmp_path_factory) -> Path:
     """A real `python train.py` run (its folder has .hydra/, like any user's run)."""
     tmp = tmp_path_factory.mktemp("single")
     folder = tmp / "run"
-    argv = [*TINY, "logger=csv", "callbacks.bias_stats.log_steps=4", f"hydra.run.dir={folder}"]
+    argv = merged(
+        TINY, ["logger=csv", "callbacks.bias_stats.log_steps=4", f"hydra.run.dir={folder}"]
+    )
     proc = run_train(tmp, *argv)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return folder

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers.entry_points import ROOT, STOPPABLE_ENSEMBLE, run_entry
 from helpers.job_folders import copy_job, snapshot
@@ -135,23 +136,41 @@ def test_a_block_of_another_configuration_is_refused(stopped: Path) -> None:
     assert path.name in line
 
 
-def test_a_truncated_block_is_evaluated_again(stopped: Path) -> None:
-    """As docs/ensemble.md promises: an unreadable block is logged and its initializations
-    evaluated again (not a BadZipFile); the result is the uninterrupted run's. The analysis
-    of the stopped folder with the cut block lists it, with no traceback."""
-    folder = copy_job(stopped, "cut-block")
-    path = _blocks(folder)[0]
-    path.write_bytes(path.read_bytes()[:300])
-    analysis = subprocess.run([sys.executable, "-m", "multirun_analysis", str(folder)],
-                              capture_output=True, text=True, cwd=ROOT)  # fmt: skip
-    assert analysis.returncode == 0 and "Traceback" not in analysis.stderr, analysis.stderr
-    assert f"interrupted: {folder}" in analysis.stdout
-    proc = _relaunch(folder)
+def _analyse(folder: Path) -> tuple[str, dict[str, tuple[str, str]]]:
+    """One real ``python -m multirun_analysis``: its output, and ``job -> (status, error)``."""
+    proc = subprocess.run([sys.executable, "-m", "multirun_analysis", str(folder)],
+                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    jobs = pd.read_csv(folder / "analysis" / "jobs.csv", keep_default_na=False)
+    return proc.stdout, {j: (s, e) for j, s, e in zip(jobs["job"], jobs["status"], jobs["error"],
+                                                      strict=True)}  # fmt: skip
+
+
+def test_a_truncated_block_is_damage_that_a_relaunch_repairs(stopped: Path) -> None:
+    """As docs/ensemble.md promises: a block cut short (a zip without its directory) is
+    damage, which the analysis lists with the block and the reason beside a sound stopped
+    copy; the relaunch is not refused: it logs the block, evaluates its initializations
+    again, and the analysis then reads the finished job."""
+    cut = copy_job(stopped, "zoo/cut-block")
+    copy_job(stopped, "zoo/sound")
+    path = _blocks(cut)[0]
+    with path.open("r+b") as fh:  # the tail of the file, the zip's directory, never written
+        fh.truncate(300)
+    stdout, jobs = _analyse(cut.parent)
+    reason = f"{path} is damaged (BadZipFile: File is not a zip file); relaunching the same "
+    assert jobs["cut-block"][0] == "damaged" and jobs["cut-block"][1].startswith(reason)
+    assert f"  damaged: {cut} - {reason}" in stdout
+    assert jobs["sound"][0] == "interrupted"  # the other job: analysed as what it is
+    proc = _relaunch(cut)
     out = proc.stderr + proc.stdout
     assert proc.returncode == 0, out[-2000:]
-    assert (
-        f"{path} is unreadable (BadZipFile" in out and "evaluating its initializations again" in out
-    )
+    assert f"{path} is unreadable (BadZipFile" in out
+    assert "evaluating its initializations again" in out
     found = 20 * (len(_blocks(stopped)) - 1)
     assert f"{found} of 160 initializations found" in out or found == 0
-    assert json.loads((folder / "summary.json").read_text())["inits_resumed"] == found
+    assert json.loads((cut / "summary.json").read_text())["inits_resumed"] == found
+    assert not (cut / "partial").exists()
+    _, jobs = _analyse(cut.parent)
+    assert jobs["cut-block"] == ("finished", "") and jobs["sound"][0] == "interrupted"
+    inits = pd.read_csv(cut.parent / "analysis" / "inits.csv")
+    assert sorted(inits["seed"]) == list(range(160))

@@ -7,6 +7,19 @@ test reads which one it runs without looking up the module it came from.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+
+from igb.launch.overrides import override_key
+
+
+def merged(*lists: Iterable[str]) -> list[str]:
+    """The override lists as one command line: a key given again replaces the earlier value
+    in its place (the entry points refuse a key given twice; Hydra's last-wins, made explicit)."""
+    out: dict[str, str] = {}
+    for item in (o for overrides in lists for o in overrides):
+        out[override_key(item)] = item
+    return list(out.values())
+
 
 #: any train config tiny and fast (CPU, seconds): the default of ``make_cfg``
 TINY = [

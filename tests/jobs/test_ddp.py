@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 from helpers.entry_points import run_entry
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.jobs.ddp import RankCommand
 from igb.training.run import run
@@ -23,7 +23,7 @@ from multirun_analysis.wandb_files import find_run_dirs, read_run
 
 C = 4
 #: measurement batches of 64: the 192 train points are 3 batches, split 2 + 1 over 2 ranks
-COMMON = [*TINY, "trainer.max_epochs=1", "callbacks.bias_stats.batch_size=64"]
+SHORT = ["trainer.max_epochs=1", "callbacks.bias_stats.batch_size=64"]
 
 
 def step0(metrics: pd.DataFrame) -> pd.Series:
@@ -38,13 +38,18 @@ def test_ddp_two_cpu_processes_log_the_single_process_step0_f(tmp_path: Path, ma
     proc = run_entry(
         "train.py",
         "-m",
-        *COMMON,
-        "logger=default",  # W&B (offline) and metrics.csv
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "seed=0,1",
-        f"hydra.sweep.dir={sweep}",
+        *merged(
+            TINY,
+            SHORT,
+            [
+                "logger=default",  # W&B (offline) and metrics.csv
+                "trainer=ddp",
+                "trainer.accelerator=cpu",
+                "trainer.devices=2",
+                "seed=0,1",
+                f"hydra.sweep.dir={sweep}",
+            ],
+        ),
         cwd=tmp_path,
         timeout=300,
     )
@@ -64,7 +69,7 @@ def test_ddp_two_cpu_processes_log_the_single_process_step0_f(tmp_path: Path, ma
         )
     job = sweep / "0"  # seed=0
 
-    single = make_cfg(*COMMON[len(TINY) :], "logger=csv", job="single")
+    single = make_cfg(*SHORT, "logger=csv", job="single")
     run(single)
     ddp = step0(pd.read_csv(job / "metrics.csv"))
     one = step0(pd.read_csv(Path(single.paths.output_dir) / "metrics.csv"))

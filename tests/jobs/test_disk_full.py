@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers.entry_points import ROOT, run_entry
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_a_full_disk_is_one_line_failed_and_a_relaunch_finishes(small_disk: Path
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     fill.write_bytes(b"\0" * (free - 96 * 1024))  # room for the config and status, not a ckpt
     folder = small_disk / "run"
-    argv = [*TINY, "logger=csv", "checkpoint_every_s=0", "model.width=256", "model.depth=3"]
+    argv = merged(TINY, ["logger=csv", "checkpoint_every_s=0", "model.width=256", "model.depth=3"])
     argv += [f"hydra.run.dir={folder}"]
     proc = run_entry("train.py", *argv, cwd=small_disk.parent)
     assert proc.returncode == 1, proc.stderr[-2000:]

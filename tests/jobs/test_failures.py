@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers.entry_points import run_entry
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 from omegaconf import OmegaConf
 
 from igb.jobs.status import JobFolder
@@ -40,7 +40,7 @@ def status(folder: Path) -> dict:
 @pytest.mark.parametrize("launcher", ["basic", "local"])
 def test_one_failing_job_of_three_is_recorded_and_reported(tmp_path: Path, launcher: str) -> None:
     sweep = tmp_path / "sweep"
-    argv = [*TINY, "trainer.max_epochs=1", "logger=csv", *GRID, f"hydra.sweep.dir={sweep}"]
+    argv = merged(TINY, ["trainer.max_epochs=1", "logger=csv", *GRID, f"hydra.sweep.dir={sweep}"])
     if launcher == "local":  # joblib: the jobs run in worker processes
         argv += ["hydra/launcher=local", "hydra.launcher.n_jobs=2"]
     proc = run_entry("train.py", "-m", *argv, cwd=tmp_path, env=HELPERS_IMPORTABLE)
@@ -121,7 +121,7 @@ def test_failure_report_names_the_jobs_that_did_not_finish(tmp_path: Path, caplo
 @pytest.mark.slow
 def test_a_single_run_that_diverges_exits_1_like_a_grid(tmp_path: Path) -> None:
     folder = tmp_path / "run"
-    argv = [*TINY, "trainer.max_epochs=1", "logger=csv", f"hydra.run.dir={folder}"]
+    argv = merged(TINY, ["trainer.max_epochs=1", "logger=csv", f"hydra.run.dir={folder}"])
     argv += ["+callbacks.fault._target_=helpers.faults.NaNAtStep", "+callbacks.fault.step=2"]
     proc = run_entry("train.py", *argv, cwd=tmp_path, env=HELPERS_IMPORTABLE)
     assert proc.returncode == 1, proc.stderr[-2000:]

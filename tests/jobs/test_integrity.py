@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from helpers.entry_points import run_entry
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.compat import load_checkpoint
 from igb.jobs.integrity import CHECKPOINT_KEY, folder_damage
 from igb.jobs.status import JobFolder
 
-ARGS = [*TINY, "trainer.max_epochs=1", "logger=csv"]
+ARGS = merged(TINY, ["trainer.max_epochs=1", "logger=csv"])
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers.entry_points import STOPPABLE_ENSEMBLE, run_entry
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 from omegaconf import OmegaConf
 
 from igb import ensemble as ens
@@ -33,7 +33,7 @@ from multirun_analysis.collect import collect
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]
-FAST = [*TINY, "trainer.max_epochs=1", "logger=csv"]
+FAST = merged(TINY, ["trainer.max_epochs=1", "logger=csv"])
 
 
 def launch(tmp_path: Path, *argv: str, entry: str = "train.py", wait: bool = True):
@@ -164,13 +164,14 @@ def test_a_changed_model_or_lr_never_resumes_an_interrupted_checkpoint(make_cfg)
     run(cfg)
     JobFolder(cfg.paths.output_dir).mark("interrupted")
     for changed in (["model.width=32"], ["optimizer.lr=0.5", "seed=3"]):
-        error = check("train", [*FAST, *changed, f"hydra.run.dir={cfg.paths.output_dir}"], validate)
+        argv = merged(FAST, changed, [f"hydra.run.dir={cfg.paths.output_dir}"])
+        error = check("train", argv, validate)
         assert error is not None and "\n" not in error
         assert "holds a job of another configuration (interrupted; " in error
         for key in (c.split("=")[0] for c in changed):
             assert key in error, error
     # a longer run of the same job is a continuation (skip_finished=false), not another job
-    argv = [*FAST, "trainer.max_epochs=2", "skip_finished=false"]
+    argv = merged(FAST, ["trainer.max_epochs=2", "skip_finished=false"])
     assert check("train", [*argv, f"hydra.run.dir={cfg.paths.output_dir}"], validate) is None
 
 

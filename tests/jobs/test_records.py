@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from helpers.entry_points import ROOT, run_entry
 from helpers.job_folders import copy_job, snapshot
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.compat import load_checkpoint
 from igb.jobs.integrity import folder_damage
 from igb.jobs.records import RECORDS_KEY
 
-ARGS = [*TINY, "logger=csv", "trainer.max_epochs=3"]
+ARGS = merged(TINY, ["logger=csv", "trainer.max_epochs=3"])
 FAULT = [
     "+callbacks.fault._target_=helpers.faults.SignalAtStep",
     "+callbacks.fault.step=8",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.compat import load_checkpoint
 from igb.data.loader import InMemoryLoader, LoaderSpec
@@ -77,13 +77,17 @@ def stat_steps(metrics: pd.DataFrame) -> list[int]:
 def test_sigterm_mid_run_then_same_command_resumes_same_wandb_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     cmd = train_cmd(
-        *TINY,
-        f"trainer.max_epochs={EPOCHS}",
-        "logger=default",  # W&B (offline) + metrics.csv
-        # slow enough to be killed mid-run from outside
-        "+callbacks.slow._target_=helpers.faults.SleepPerStep",
-        "+callbacks.slow.seconds=0.25",
-        f"hydra.run.dir={run_dir}",
+        *merged(
+            TINY,
+            [
+                f"trainer.max_epochs={EPOCHS}",
+                "logger=default",  # W&B (offline) + metrics.csv
+                # slow enough to be killed mid-run from outside
+                "+callbacks.slow._target_=helpers.faults.SleepPerStep",
+                "+callbacks.slow.seconds=0.25",
+                f"hydra.run.dir={run_dir}",
+            ],
+        )
     )
     env = train_env(tmp_path)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import run_train
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.jobs.summary import chance_record, chance_warning, multirun_lines, num
 from igb.launch.hydra_callbacks import status_pointer
@@ -75,7 +75,7 @@ def test_multirun_lines_name_every_job_and_the_next_command(tmp_path: Path) -> N
 def test_grid_with_a_diverged_job_exits_1_and_is_summarised(tmp_path: Path) -> None:
     """... and a job that learned nothing (a learning rate of 1e-12) is flagged."""
     sweep = tmp_path / "sweep"
-    argv = [*TINY, "trainer.max_epochs=1", "logger=csv", f"hydra.sweep.dir={sweep}"]
+    argv = merged(TINY, ["trainer.max_epochs=1", "logger=csv", f"hydra.sweep.dir={sweep}"])
     proc = run_train(tmp_path, "-m", "optimizer.lr=0.05,1e8,1e-12", *argv)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-3000:]

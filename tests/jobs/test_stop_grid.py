@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = Path(__file__).resolve().parents[1]
@@ -52,10 +52,12 @@ def _group_alive(pgid: int) -> list[int]:
 def test_sigterm_stops_the_workers_and_reports(tmp_path: Path, to_group: bool) -> None:
     sweep = tmp_path / "sweep"
     argv = [
-        sys.executable, str(ROOT / "train.py"), "-m", *TINY, "logger=csv",
-        "trainer.max_epochs=200", "hydra/launcher=local", "hydra.launcher.n_jobs=2",
-        "seed=0,1,2,3", "+callbacks.slow._target_=helpers.faults.SleepPerStep",
-        "+callbacks.slow.seconds=0.1", f"hydra.sweep.dir={sweep}",
+        sys.executable, str(ROOT / "train.py"), "-m", *merged(TINY, [
+            "logger=csv", "trainer.max_epochs=200", "hydra/launcher=local",
+            "hydra.launcher.n_jobs=2", "seed=0,1,2,3",
+            "+callbacks.slow._target_=helpers.faults.SleepPerStep",
+            "+callbacks.slow.seconds=0.1", f"hydra.sweep.dir={sweep}",
+        ]),
     ]  # fmt: skip
     env = {
         **os.environ,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import run_train
 from helpers.entry_points import run_entry
-from helpers.sizes import TINY, TINY_ENSEMBLE
+from helpers.sizes import TINY, TINY_ENSEMBLE, merged
 
 from igb.jobs.identity import RULES, config_hash
 from igb.launch.schema import identity_rules
@@ -70,7 +70,7 @@ def _check_twin(sweep: Path, output: str) -> dict[str, dict]:
 def test_a_training_grid_runs_and_counts_a_twin_once(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     grid = ["-m", "norm=none,pre", "norm.kind=batch,layer"]
-    argv = [*grid, *TINY, "trainer.max_epochs=1", "logger=csv", f"hydra.sweep.dir={sweep}"]
+    argv = merged(grid, TINY, ["trainer.max_epochs=1", "logger=csv", f"hydra.sweep.dir={sweep}"])
     proc = run_train(tmp_path, *argv)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     before = _check_twin(sweep, proc.stdout + proc.stderr)

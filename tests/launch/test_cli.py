@@ -66,6 +66,9 @@ def test_bad_input_gives_one_line_naming_the_key(argv: list[str], expected: list
         ["-m", "model=mlp,cnn,resnet,vit", "norm=none,pre,post"],
         ["norm=none", "norm.kind=instance"],  # kind is ignored without a norm
         ["dataset=digits", "model=vit", "model.patch_size=2", "norm.kind=layer"],
+        ["-m", "model.width=8,16"],  # a grid is one key, given once
+        ["trainer.max_epochs=null", "+trainer.max_steps=5"],  # the steps end the run
+        ["+logger.wandb.notes=note"],  # an argument of wandb.init
     ],
 )
 def test_good_input_passes(argv: list[str]) -> None:

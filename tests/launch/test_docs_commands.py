@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers.sizes import DOCS_DIGITS, DOCS_ENSEMBLE, DOCS_ENSEMBLE_OWN_DATA, DOCS_TRAIN
+from helpers.sizes import DOCS_DIGITS, DOCS_ENSEMBLE, DOCS_ENSEMBLE_OWN_DATA, DOCS_TRAIN, merged
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -258,17 +258,9 @@ def test_every_documented_command_has_a_plan() -> None:
 def _with(argv: list[str], extra: tuple[str, ...]) -> list[str]:
     """``argv`` with each ``key=value`` of ``extra`` replacing the command's own value of
     that key, or added to the command's overrides when it has none."""
-    argv = list(argv)
     # Hydra takes the overrides as one run of words, before or after a `-m` flag
     at = len(argv) - 1 if argv[-1] == "-m" else len(argv)
-    for override in extra:
-        key = override.split("=", 1)[0] + "="
-        mine = [i for i, a in enumerate(argv) if a.startswith(key)]
-        if mine:
-            argv[mine[0]] = override
-        else:
-            argv.insert(at, override)
-    return argv
+    return [*merged(argv[:at], extra), *argv[at:]]
 
 
 def _argv(command: str, sweep: Path | None) -> list[str]:

@@ -6,8 +6,6 @@ and weight files, the other command lines. (The one-line cases of every key and 
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import pickle
 import struct
@@ -20,12 +18,12 @@ import pytest
 import torch
 from helpers.dataset_files import write_cifar10, write_mnist
 from helpers.entry_points import ROOT, run_entry
+from helpers.sizes import TINY
 from torch import nn
 
 from igb.data.base import DatasetCorruptedError
 from igb.data.vision import CIFAR10DataModule, MNISTDataModule
 from igb.errors import ConfigError
-from igb.jobs.lock import JobLock, NoLocking
 from igb.launch.memory_plan import check_job_memory
 from igb.launch.model_check import check_run, time_limit
 from igb.nn.libraries import read_state_file
@@ -58,6 +56,25 @@ def test_the_memory_plan_counts_parameters_data_and_a_batch() -> None:
     )
     assert exc.value.key == "dataset.num_samples"  # the largest part names its key
     check_job_memory(model, (10,), data, 8, False, "model.width", available=4600 - 220)
+
+
+@pytest.mark.parametrize("path", ["real", "meta"])
+def test_activations_are_counted_per_sample_on_either_path(monkeypatch, path: str) -> None:
+    """Hand counts: 5 + 5 + 3 values for the MLP; for the conv net 4x8x8 three times
+    (conv, norm, ReLU), 4 after pooling and flattening, 2 logits: 778. The small-model path
+    (a forward on uninitialized CPU memory) and the meta device's path count the same."""
+    from igb.launch import memory_plan
+
+    if path == "meta":
+        monkeypatch.setattr(memory_plan, "REAL_FORWARD_BYTES", -1)
+    mlp = nn.Sequential(nn.Linear(10, 5), nn.ReLU(), nn.Linear(5, 3)).to("meta")
+    conv = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+    ).to("meta")  # fmt: skip
+    assert memory_plan.activation_values(mlp, (10,)) == 13
+    assert memory_plan.activation_values(conv, (3, 8, 8)) == 778
+    assert all(p.is_meta for p in conv.parameters())  # the caller's model stays on meta
 
 
 @pytest.mark.slow
@@ -215,6 +232,10 @@ def test_a_weights_file_that_is_not_one_is_one_line(tmp_path: Path) -> None:
             "nope is not a grouping; allowed: JobType, Group, config.<key>",
         ),
         (["-m", "igb.theory.nngp", "model.depth=-3"], "model.depth=-3 must be"),
+        (
+            ["-m", "igb.theory.nngp", "model.depth=2", "model.depth=3"],
+            "model.depth is given twice (model.depth=2, model.depth=3); give each key once",
+        ),
         ([str(ROOT / "bench" / "bench_train.py"), "--nope"], "unrecognized arguments: --nope"),
     ],
 )
@@ -229,19 +250,23 @@ def test_the_other_command_lines_answer_bad_input_in_one_line(
     assert says in line, line
 
 
-def test_a_file_system_without_flock_is_said_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Lustre without ``-o flock`` answers ENOSYS; the kernel's own answer is not reachable
-    on this machine's file systems, so flock answers it here."""
-
-    def no_flock(fd: int, operation: int) -> None:
-        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
-
-    monkeypatch.setattr(fcntl, "flock", no_flock)
-    with pytest.raises(NoLocking) as exc:
-        JobLock(tmp_path / "job").acquire()
-    assert str(exc.value).startswith(
-        f"cannot lock {tmp_path / 'job' / '.igb.lock'}: its file system does not support flock"
-    )
-    assert "'flock' mount option" in str(exc.value)
+def test_a_file_system_without_flock_is_said_in_one_line(tmp_path: Path) -> None:
+    """The real ``train.py`` whose ``flock`` answers as Lustre without ``-o flock`` does
+    (ENOSYS; :mod:`helpers.no_flock`): one line naming the lock file in the job's folder
+    and the way out, no traceback, no status written."""
+    folder = tmp_path / "job"
+    env = {**os.environ, "IGB_ROOT": str(tmp_path), "WANDB_MODE": "offline",
+           "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT / "tests"),
+                                                       os.environ.get("PYTHONPATH"))))}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "helpers.no_flock", str(ROOT / "train.py"), *TINY,
+         "logger=none", f"hydra.run.dir={folder}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-3000:]
+    assert lines[0].startswith(
+        f"error: cannot lock {folder / '.igb.lock'}: its file system does not support flock "
+        "(Function not implemented); Lustre and GPFS need the 'flock' mount option"
+    ), lines[0]
+    assert not (folder / "status.json").exists()

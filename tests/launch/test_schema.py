@@ -61,6 +61,10 @@ def test_the_memory_plan_counts_bytes_per_initialization() -> None:
     [
         ("train.py", ["scheduler.warmup_steps=-3"]),
         ("train.py", ["hydra.run.dir="]),
+        ("train.py", ["model.width=8", "model.width=16"]),
+        ("train.py", ["trainer.max_epochs=null"]),
+        ("train.py", ["logger.wandb.system_metrics=banana"]),
+        ("ensemble.py", ["-m", "model.width=8,16", "+model.width=32"]),
         ("ensemble.py", ["ensemble.n_inits=4000000000"]),
         ("ensemble.py", ["ensemble.theory_points=10"]),
     ],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run_train
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.launch.search_space import probe_jobs
 
@@ -58,7 +58,7 @@ def test_a_three_trial_optuna_study_minimises_the_configured_metric(tmp_path: Pa
     -m): three trials, each a job folder; the objective is ``optimized_metric`` (here
     val/loss, minimised), and the study's best value is the smallest final val/loss the
     three jobs recorded, at the learning rate of that job."""
-    argv = [*TINY, "logger=csv", "trainer.max_epochs=1", "hparams_search=placement_lr"]
+    argv = merged(TINY, ["logger=csv", "trainer.max_epochs=1", "hparams_search=placement_lr"])
     argv += ["hydra.sweeper.n_trials=3", "optimized_metric=val/loss"]
     argv += ["hydra.sweeper.direction=minimize", "norm=post"]
     result = run_train(tmp_path, *argv)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 import yaml
-from helpers.sizes import TINY_IMAGES, TINY_IMAGES_ENSEMBLE
+from helpers.sizes import TINY_IMAGES, TINY_IMAGES_ENSEMBLE, merged
 from torch import nn
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
@@ -376,12 +376,13 @@ def test_timm_vit_trains_and_its_ensemble_runs(tmp_path) -> None:
     """timm's test_vit on 1-channel 8x8 images resized to 16: train.py, then ensemble.py."""
     data = ["dataset.shape=[1,8,8]"]
     _run("train.py", ["model=timm", "model.arch=test_vit", "model.input_size=16", "norm=native",
-                      *TINY_IMAGES, *data, "logger=csv", f"hydra.run.dir={tmp_path / 'train'}"],
-         tmp_path)  # fmt: skip
+                      *merged(TINY_IMAGES, data), "logger=csv",
+                      f"hydra.run.dir={tmp_path / 'train'}"], tmp_path)  # fmt: skip
     assert json.loads((tmp_path / "train" / "status.json").read_text())["status"] == "finished"
     out = tmp_path / "ens"
     vit = ["model=timm", "model.arch=test_vit", "model.input_size=16", "norm=native"]
-    _run("ensemble.py", [*vit, *TINY_IMAGES_ENSEMBLE, *data, f"hydra.run.dir={out}"], tmp_path)
+    _run("ensemble.py", [*vit, *merged(TINY_IMAGES_ENSEMBLE, data), f"hydra.run.dir={out}"],
+         tmp_path)  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_inits"] == 4 and summary["choices"]["model"] == "timm-test_vit"
     assert summary["choices"]["norm_placement"] == "native"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 from helpers.slurm_cluster import SlurmCluster
 
 from igb.compat import load_checkpoint
@@ -58,8 +58,8 @@ def submit_grid(
 def test_grid_of_two_jobs_runs_as_a_slurm_job_array(slurm: SlurmCluster, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = submit_grid(
-        slurm, tmp_path, *TINY, "trainer.max_epochs=1", "logger=csv", "seed=0,1",
-        f"hydra.sweep.dir={sweep}",
+        slurm, tmp_path, *merged(TINY, ["trainer.max_epochs=1", "logger=csv", "seed=0,1",
+                                        f"hydra.sweep.dir={sweep}"]),
     )  # fmt: skip
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:] + slurm.diagnostics()
@@ -113,9 +113,11 @@ def test_job_signalled_before_its_time_limit_is_requeued_and_resumes(
     sweep = tmp_path / "sweep"
     epochs, steps_per_epoch = 3, 6
     proc = submit_grid(
-        slurm, tmp_path, *TINY, f"trainer.max_epochs={epochs}", "logger=default",
-        "+callbacks.slow._target_=helpers.faults.SleepPerStep", "+callbacks.slow.seconds=0.25",
-        f"hydra.sweep.dir={sweep}", wait=False,
+        slurm, tmp_path, *merged(TINY, [
+            f"trainer.max_epochs={epochs}", "logger=default",
+            "+callbacks.slow._target_=helpers.faults.SleepPerStep",
+            "+callbacks.slow.seconds=0.25", f"hydra.sweep.dir={sweep}",
+        ]), wait=False,
     )  # fmt: skip
     job = sweep / "0"
     deadline = time.monotonic() + 300

@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT
 from helpers.custom_models import DefaultBiases
 from helpers.entry_points import run_entry
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.data.instantiate import instantiate_datamodule
 
@@ -77,7 +77,7 @@ def test_eval_of_a_network_trained_elsewhere_measures_its_predictions(
     torch.save(net.state_dict(), tmp_path / "net.pt")
     out = tmp_path / "eval"
     argv = ["model=custom", "model.cls=helpers.custom_models.DefaultBiases", "norm=native",
-            *TINY[:4], *dataset, f"ckpt_path={tmp_path / 'net.pt'}", "logger=csv",
+            *merged(TINY[:4], dataset), f"ckpt_path={tmp_path / 'net.pt'}", "logger=csv",
             f"hydra.run.dir={out}"]  # fmt: skip
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     result = run_entry("eval.py", *argv, cwd=tmp_path, env=env)
@@ -100,7 +100,7 @@ def test_init_from_starts_from_the_jobs_final_weights(trained: Path, tmp_path: P
     """The warm-started run's step-0 measurement is the trained job's final one; init_from
     is part of the job's identity (another value is refused in the same folder)."""
     out = tmp_path / "warm"
-    argv = [*TINY, "logger=csv", "trainer.max_epochs=1", f"hydra.run.dir={out}"]
+    argv = merged(TINY, ["logger=csv", "trainer.max_epochs=1", f"hydra.run.dir={out}"])
     result = run_entry("train.py", *argv, f"init_from={trained}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     start, final = _rows(out).loc[0], _rows(trained).iloc[-1]
@@ -127,7 +127,7 @@ def test_bad_checkpoints_are_one_line_before_anything_is_written(
     trained: Path, tmp_path: Path, script: str, argv: list[str], expected: str
 ) -> None:
     given = [a.format(job=trained) for a in argv]
-    result = run_entry(script, *TINY[:7], *given, cwd=tmp_path)
+    result = run_entry(script, *merged(TINY[:7], given), cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and expected in lines[0], result.stderr[-2000:]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers.sizes import TINY
+from helpers.sizes import TINY, merged
 
 from igb.data.instantiate import instantiate_datamodule
 from igb.nn import build_model
@@ -59,7 +59,7 @@ def test_literal_command_runs_one_job_with_all_outputs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_grid_of_every_model_and_placement(tmp_path: Path) -> None:
     grid = ["model=mlp,cnn,resnet,vit", "norm=none,pre,post"]
-    proc = _train(tmp_path, "-m", *TINY, "model.depth=1", "logger=csv", *grid)
+    proc = _train(tmp_path, "-m", *merged(TINY, ["model.depth=1", "logger=csv", *grid]))
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = _job_dirs(tmp_path)
     seen = set()

@@ -23,30 +23,29 @@ def parameter_vector(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).float() for _, p in _named(model)])
 
 
-def parameter_groups(model: nn.Module) -> dict[str, list[tuple[int, int]]]:
-    """Group name (the first name component) -> ``(start, stop)`` slices of the vector."""
-    groups: dict[str, list[tuple[int, int]]] = {}
-    start = 0
-    for name, p in _named(model):
-        groups.setdefault(name.split(".")[0], []).append((start, start + p.numel()))
-        start += p.numel()
-    return groups
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    den = a.norm() * b.norm()
-    return float(torch.dot(a, b) / den) if den > 0 else float("nan")
-
-
 @torch.no_grad()
 def overlaps(model: nn.Module, w0: torch.Tensor) -> dict[str, float]:
-    """``train/weight_overlap`` and, with more than one group, ``.../<group>``."""
-    wt = parameter_vector(model)
-    w0 = w0.to(wt.device, wt.dtype)
-    row = {"train/weight_overlap": _cosine(w0, wt)}
-    groups = parameter_groups(model)
-    if len(groups) > 1:
-        for name, slices in groups.items():
-            idx = torch.cat([torch.arange(a, b, device=wt.device) for a, b in slices])
-            row[f"train/weight_overlap/{name}"] = _cosine(w0[idx], wt[idx])
-    return row
+    """``train/weight_overlap`` and, with more than one group, ``.../<group>``. One pass
+    over the parameters, each compared with its slice of ``w0`` in place: no copy of the
+    whole vector, one host sync."""
+    sums: dict[str, torch.Tensor] = {}  # group -> (w0 . wt, |w0|^2, |wt|^2)
+    start = 0
+    for name, p in _named(model):
+        wt = p.detach().reshape(-1).float()
+        a = w0[start : start + wt.numel()].to(wt.device)
+        start += wt.numel()
+        part = torch.stack([torch.dot(a, wt), torch.dot(a, a), torch.dot(wt, wt)])
+        group = name.split(".")[0]
+        sums[group] = sums[group] + part if group in sums else part
+    names = ["train/weight_overlap"]
+    parts = [torch.stack(list(sums.values())).sum(dim=0)]
+    if len(sums) > 1:
+        names += [f"train/weight_overlap/{group}" for group in sums]
+        parts += list(sums.values())
+    values = torch.stack(parts).double().tolist()
+    return {name: _cosine(*v) for name, v in zip(names, values, strict=True)}
+
+
+def _cosine(dot: float, norm2_a: float, norm2_b: float) -> float:
+    den = (norm2_a * norm2_b) ** 0.5
+    return dot / den if den > 0 else float("nan")

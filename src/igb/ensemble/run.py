@@ -38,7 +38,7 @@ from igb.ensemble.writers import write_inits_csv, write_summary
 from igb.errors import JobError
 from igb.jobs.files import atomic_write
 from igb.jobs.identity import config_hash, run_identity
-from igb.jobs.integrity import BLOCKS, CHECKPOINT_KEY
+from igb.jobs.integrity import BLOCKS, CHECKPOINT_KEY, read_block
 from igb.jobs.lock import try_lock, unlock
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
@@ -116,9 +116,9 @@ def _load_block(out: Path, lo: int, hi: int, config_id: str) -> dict[str, np.nda
     if not path.is_file():
         return None
     try:
-        with np.load(path) as data:
-            block = {key: data[key] for key in ("seeds", *_ARRAYS)}
-            recorded = str(data[CHECKPOINT_KEY]) if CHECKPOINT_KEY in data else config_id
+        data = read_block(path)
+        block = {key: data[key] for key in ("seeds", *_ARRAYS)}
+        recorded = str(data[CHECKPOINT_KEY][()]) if CHECKPOINT_KEY in data else config_id
     except Exception as exc:  # noqa: BLE001 - BadZipFile, EOFError, zlib.error: any damage
         log.warning("%s is unreadable (%s: %s); evaluating its initializations again",
                     path, type(exc).__name__, exc)  # fmt: skip

@@ -10,7 +10,9 @@ records are damaged or disagree, and :func:`recorded_hashes` gives what a launch
 against when ``config.yaml`` is gone. Each record the job wrote must also match the
 fingerprint that ``last.ckpt`` or a finished job's ``status.json`` holds of it
 (:mod:`igb.jobs.records`). The job runner refuses such a folder before touching it (the way
-out is ``restart=true``); ``multirun_analysis`` lists it as ``damaged``. Checkpoints are read
+out is ``restart=true``); ``multirun_analysis`` lists it as ``damaged``. An unfinished
+ensemble's block that cannot be read is no such refusal, a relaunch evaluates it again, but
+the analysis lists the job ``damaged`` too (:func:`block_damage`). Checkpoints are read
 with ``weights_only=True`` (:func:`igb.compat.load_checkpoint`): nothing in a job folder is
 unpickled as code.
 """
@@ -82,22 +84,55 @@ def checkpoint_hash(path: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def block_paths(folder: Path) -> list[Path]:
+    """An ensemble's saved blocks, ``partial/<first>-<last>.npz`` (not a temporary file)."""
+    return sorted((Path(folder) / BLOCKS).glob("[0-9]*.npz"))
+
+
+def read_block(path: Path) -> dict[str, Any]:
+    """Every array of a saved block, each read whole: a block cut short or overwritten
+    raises here (``BadZipFile``, ``EOFError``, ``zlib.error``, ``ValueError``), so what
+    reads a block and what checks one agree on which blocks are unreadable."""
+    import numpy as np
+
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
 def block_hashes(folder: Path) -> dict[str, str]:
     """``block -> config hash`` of an ensemble's saved blocks, one block per distinct hash
     (an unreadable block, or one written before hashes were recorded, holds none: the
     ensemble evaluates an unreadable block's initializations again)."""
-    import numpy as np
-
     out: dict[str, str] = {}
-    for path in sorted((Path(folder) / BLOCKS).glob("[0-9]*.npz")):
+    for path in block_paths(folder):
         try:
-            with np.load(path) as data:
-                value = str(data[CHECKPOINT_KEY][()]) if CHECKPOINT_KEY in data else None
+            recorded = read_block(path).get(CHECKPOINT_KEY)
         except Exception:  # noqa: BLE001 - BadZipFile, EOFError, ...: evaluated again
             continue
+        value = None if recorded is None else str(recorded[()])
         if value and value not in out.values():
             out[str(path)] = value
     return out
+
+
+def block_damage(folder: Path) -> str | None:
+    """One line naming the first block of an unfinished ensemble that cannot be read, and
+    why (None: every block reads, or the job is done and its blocks are gone or unused).
+
+    Not a reason to refuse a relaunch, which evaluates that block's initializations again
+    (:mod:`igb.ensemble.run`), so :func:`folder_damage` leaves it out; until then the
+    results are not all on disk, and ``multirun_analysis`` lists the job ``damaged``."""
+    if JobFolder(folder).is_done():  # summary.json and inits.csv hold every block
+        return None
+    for path in block_paths(folder):
+        try:
+            read_block(path)
+        except Exception as exc:  # noqa: BLE001 - any error reading it is damage
+            return (
+                f"{path} is damaged ({type(exc).__name__}: {exc}); relaunching the same "
+                "command evaluates its initializations again"
+            )
+    return None
 
 
 def recorded_hashes(folder: Path) -> dict[str, str]:

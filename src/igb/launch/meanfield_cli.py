@@ -35,6 +35,7 @@ from omegaconf import OmegaConf
 
 from igb.ensemble import choices, eval_set
 from igb.jobs.identity import norm_label
+from igb.launch.overrides import override_key
 from igb.launch.preflight import check, compose_job, expand_jobs
 from igb.launch.validate_ensemble import validate_ensemble
 from igb.theory.meanfield import Declined, config_readout
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__)
         return 0
     opts, overrides = _options(argv)
-    if not any(o.split("=", 1)[0].lstrip("+~") == "norm" for o in overrides):
+    if not any(override_key(o) == "norm" for o in overrides):
         overrides = [*overrides, "norm=none"]  # the paper's plain MLP unless a norm is asked
     error = check("ensemble", ["-m", *overrides], validate_ensemble)
     if error:

@@ -10,6 +10,7 @@ refused with the memory named, and the key that weighs most.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Mapping
@@ -38,9 +39,41 @@ def available_memory() -> int | None:
         return None
 
 
+#: a model up to this many bytes of parameters (and an input up to this many values) is
+#: counted by a forward pass on uninitialized CPU memory (``to_empty``: no initialization is
+#: drawn); a larger one on the meta device, whose kernels for linear layers run torch's
+#: Python decompositions and import torch._dynamo and sympy on first use (seconds)
+REAL_FORWARD_BYTES = 256 * 2**20
+REAL_FORWARD_VALUES = 2**22
+
+
 def activation_values(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Values the leaf modules output for one sample (a forward pass on the meta device);
-    0 where the model cannot run on meta (data-dependent control flow)."""
+    """Values the leaf modules output for one sample of ``model`` (built on the meta
+    device); 0 where the model cannot run on meta (data-dependent control flow)."""
+    n_bytes = sum(p.numel() for p in model.parameters()) * FLOAT
+    if n_bytes <= REAL_FORWARD_BYTES and math.prod(input_shape) <= REAL_FORWARD_VALUES:
+        try:  # shapes only: the values (uninitialized memory) are never read back
+            return _counted_forward(_on_cpu_uninitialized(model), input_shape)
+        except Exception:  # noqa: BLE001 - e.g. code that branches on the values: meta decides
+            pass
+    try:
+        return _counted_forward(model, input_shape)
+    except Exception:  # noqa: BLE001 - a lower bound: what cannot be counted counts 0
+        return 0
+
+
+def _on_cpu_uninitialized(model: nn.Module) -> nn.Module:
+    """A copy of the meta ``model`` on uninitialized CPU memory. (``to_empty`` would do, but
+    its ``empty_like`` of a meta tensor runs torch's Python reference, which imports sympy.)"""
+    copied = copy.deepcopy(model)
+    state = {k: torch.empty(v.shape, dtype=v.dtype) for k, v in copied.state_dict().items()}
+    copied.load_state_dict(state, assign=True)
+    return copied
+
+
+def _counted_forward(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Values the leaf modules of ``model`` output for one sample (a batch of two, halved),
+    in a forward pass on the model's own device."""
     total = 0
 
     def count(_module: nn.Module, _inputs: object, output: object) -> None:
@@ -48,15 +81,14 @@ def activation_values(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         if isinstance(output, torch.Tensor):
             total += output.numel()
 
+    device = next((p.device for p in model.parameters()), torch.device("meta"))
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
     was_training = model.training
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.empty((2, *input_shape), device="meta"))
-    except Exception:  # noqa: BLE001 - a lower bound: what cannot be counted counts 0
-        return 0
+            model(torch.zeros((2, *input_shape), device=device))
     finally:
         for hook in hooks:
             hook.remove()

@@ -1,7 +1,7 @@
 """Checks of the command line's overrides themselves, before any job is composed.
 
-Hydra accepts some overrides that then fail late or silently: a grid's values given twice
-for one key, a grid of millions of jobs (the pre-flight would compose each), ``key=null``
+Hydra accepts some overrides that then fail late or silently: a key given twice (the last
+wins, silently), a grid of millions of jobs (the pre-flight would compose each), ``key=null``
 for a key the job needs (a TypeError deep in a constructor), ``+key=value`` for a key nothing
 reads (it joins the job's identity and changes nothing, or reaches a constructor as a
 TypeError). Each is one line here, naming the key and what is allowed.
@@ -54,20 +54,26 @@ def parse(overrides: Sequence[str]) -> list[Override]:
     raise AssertionError("unreachable: the list did not parse but each override does")
 
 
+def override_key(text: str) -> str:
+    """The key an override sets: ``+key``, ``++key`` and ``~key`` set ``key``; a group's
+    package stays part of it (``model@a=mlp`` and ``model@b=cnn`` are two keys)."""
+    return text.split("=", 1)[0].strip().lstrip("+~").strip()
+
+
 def given_twice(parsed: Sequence[Override]) -> str | None:
-    """A key given twice where one of the two lists values (``seed=0,1 seed=2``): which
-    grid was meant cannot be told. A plain value given twice is Hydra's rule, the last
-    wins (``[*defaults, key=value]`` command lines rely on it)."""
-    seen: dict[str, Override] = {}
+    """A key given twice (``model.width=8 model.width=16``): Hydra would let the last win
+    silently, and a grid's values given twice (``seed=0,1 seed=2``) leave which grid was
+    meant unknown. A grid lists its values in one override."""
+    seen: dict[str, str] = {}
     for o in parsed:
-        key = o.key_or_group + (f"@{o.package}" if o.package else "")
-        first = seen.get(key)
-        if first is not None and (first.is_sweep_override() or o.is_sweep_override()):
+        text = o.input_line or ""
+        key = override_key(text)
+        if key in seen:
             return (
-                f"{key} is given twice ({first.input_line}, {o.input_line}); list a grid's "
-                "values in one override: key=a,b"
+                f"{key} is given twice ({seen[key]}, {text}); give each key once (a grid "
+                "lists its values in one override: key=a,b)"
             )
-        seen[key] = o
+        seen[key] = text
     return None
 
 
@@ -129,7 +135,7 @@ def value_problem(parsed: Sequence[Override], default: Callable[[str], Any]) -> 
     return None
 
 
-def _signature_keys(target: Any) -> tuple[list[str], bool]:
+def signature_keys(target: Any) -> tuple[list[str], bool]:
     """The keyword parameters of a class or function, and whether it takes ``**kwargs``."""
     params = inspect.signature(target).parameters.values()
     names = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
@@ -166,7 +172,7 @@ def added_key_problem(parsed: Sequence[Override], cfg: DictConfig) -> str | None
             )
         try:
             cls = get_object(str(target))
-            names, free = _signature_keys(cls)
+            names, free = signature_keys(cls)
         except Exception:  # noqa: BLE001 - an unimportable target is reported where it is built
             continue
         if is_external(cls):

@@ -215,8 +215,8 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
     # before the validator imports torch and Lightning (seconds)
     composed: list[DictConfig] = []
     for job in jobs:
-        try:
-            composed.append(compose_job(config_name, job))
+        try:  # a single run is the first job: composed already
+            composed.append(cfg if job == first else compose_job(config_name, job))
         except ConfigCompositionException as exc:
             return _explain_composition(exc, job, config_name)
         except Exception as exc:  # noqa: BLE001 - a bad override must never print a traceback

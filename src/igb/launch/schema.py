@@ -18,7 +18,7 @@ already), and is already installed (W&B depends on it).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import (
@@ -27,6 +27,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -34,6 +36,8 @@ from igb import SPLITS
 from igb.errors import ConfigError
 from igb.jobs.identity import IdentityRules
 from igb.launch.conf_dir import find_conf_dir
+from igb.launch.overrides import signature_keys
+from igb.logging.wandb_mode import MODES
 from igb.metrics.head_gamma import REDUCTIONS
 from igb.metrics.measure import NORM_MODES
 
@@ -124,8 +128,10 @@ PRECISIONS = (64, 32, 16, "64", "32", "16", "bf16", "64-true", "32-true", "16-tr
 
 
 class Trainer(Group):
-    max_epochs: PosInt | None = length()  # Lightning's -1 never ends a job: not allowed
-    max_steps: PosInt | Literal[-1] | None = length()
+    # max_steps first: the check of max_epochs reads it. Lightning's -1 epochs never ends a
+    # job, and null epochs without max_steps trains its default 1000: neither allowed
+    max_steps: PosInt | Literal[-1] = length()
+    max_epochs: PosInt | None = length()
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = FROM_YAML
     devices: PosInt | Literal["auto"] | list[NonNegInt] = FROM_YAML
     num_nodes: PosInt = FROM_YAML
@@ -133,6 +139,17 @@ class Trainer(Group):
     gradient_clip_val: NonNegFloat | None = FROM_YAML
     default_root_dir: Any = runs()
     enable_progress_bar: Any = runs()
+
+    @field_validator("max_epochs")
+    @classmethod
+    def _ends(cls, value: int | None, info: ValidationInfo) -> int | None:
+        steps = info.data.get("max_steps")
+        if value is None and (steps is None or steps == -1):
+            raise ValueError(
+                "leaves the run without an end; allowed: an integer >= 1, or null with "
+                "trainer.max_steps set to an integer >= 1 (+trainer.max_steps=<steps>)"
+            )
+        return value
 
 
 class Dataset(Group):
@@ -236,6 +253,68 @@ class TopLevel(Group):
     checkpoint_every_s: NonNegFloat = runs()
 
 
+class Logger(Group):
+    """A logger's node (``conf/logger/``): its keys go to the logger's class as they are.
+    A key none of :attr:`TAKES` takes would raise inside the job, once its folder exists."""
+
+    #: the callables the node's keys go to: the ``_target_``, then the ones it passes its
+    #: ``**kwargs`` on to
+    TAKES: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def unknown_key(cls, data: dict[str, Any]) -> str | None:
+        """The first key of ``data`` that neither this model nor :attr:`TAKES` names."""
+        extra = [k for k in data if k not in cls.model_fields and not k.startswith("_")]
+        if not extra:
+            return None
+        from hydra.utils import get_object  # only for a key not declared here
+
+        taken: set[str] = set()
+        for target in cls.TAKES:
+            try:
+                taken |= set(signature_keys(get_object(target))[0])
+            except Exception:  # noqa: BLE001 - an optional package absent: its own error
+                return None
+        return next((k for k in extra if k not in taken), None)
+
+
+class CsvLogger(Logger):
+    TAKES = ("igb.logging.csv_logger.ResumableCSVLogger", "lightning.pytorch.loggers.CSVLogger")
+    save_dir: Any = FROM_YAML
+    name: str | None = FROM_YAML
+    version: str | NonNegInt | None = FROM_YAML
+    prefix: str = FROM_YAML
+    flush_logs_every_n_steps: PosInt = FROM_YAML
+
+
+class WandbLogger(Logger):
+    TAKES = ("igb.logging.loggers.wandb_logger", "lightning.pytorch.loggers.WandbLogger",
+             "wandb.init")  # fmt: skip
+    save_dir: Any = FROM_YAML
+    project: str = FROM_YAML
+    entity: str | None = FROM_YAML
+    mode: Literal[MODES] = FROM_YAML
+    system_metrics: Literal["auto", True, False] = FROM_YAML
+    log_model: Literal[False, True, "all"] = FROM_YAML
+
+
+class MlflowLogger(Logger):
+    TAKES = ("igb.logging.mlflow_logger.mlflow_logger",)
+    tracking_uri: str = FROM_YAML
+    experiment_name: str = FROM_YAML
+
+
+class TensorBoardLogger(Logger):
+    TAKES = ("lightning.pytorch.loggers.TensorBoardLogger",
+             "torch.utils.tensorboard.SummaryWriter")  # fmt: skip
+    save_dir: Any = FROM_YAML
+    name: str | None = FROM_YAML
+    version: str | NonNegInt | None = FROM_YAML
+    prefix: str = FROM_YAML
+    default_hp_metric: bool = FROM_YAML
+    log_graph: bool = FROM_YAML
+
+
 #: config path -> the model of its values ("" is the top level)
 GROUPS: dict[str, type[Group]] = {
     "": TopLevel,
@@ -248,6 +327,10 @@ GROUPS: dict[str, type[Group]] = {
     "callbacks.bias_stats": BiasStats,
     "ensemble": Ensemble,
     "hydra.launcher": Launcher,
+    "logger.csv": CsvLogger,
+    "logger.wandb": WandbLogger,
+    "logger.mlflow": MlflowLogger,
+    "logger.tensorboard": TensorBoardLogger,
 }
 #: groups every job needs (``~model`` removes one)
 REQUIRED = ("model", "norm", "dataset")
@@ -315,8 +398,7 @@ def _line(path: str, data: dict[str, Any], error: ValidationError) -> ConfigErro
         message = "is required"
     declared = _declared(GROUPS[path], field)
     message = _bound(first["type"], first.get("ctx") or {}, declared) or message
-    shown = "null" if value is None else value
-    where = f"{key}={shown}" if field and first["type"] != "missing" else key
+    where = f"{key}={_shown(value)}" if field and first["type"] != "missing" else key
     if first["type"].startswith("literal") or first["type"].endswith("_type"):
         message = _allowed(GROUPS[path], field) or message
     return ConfigError(key or "config", f"{where} {message}")
@@ -378,6 +460,13 @@ def _bound(kind: str, ctx: dict[str, Any], declared: dict[str, Any]) -> str | No
     return f"must be {article} {what} {said}".rstrip()
 
 
+def _shown(value: Any) -> str:
+    """A value as the command line writes it: null, true, false."""
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    return str(value)
+
+
 def _choices(annotation: Any) -> list[Any]:
     """The values of every ``Literal`` inside ``annotation`` (through unions, lists)."""
     if get_origin(annotation) is Literal:
@@ -391,7 +480,7 @@ def _allowed(model: type[Group], field: str) -> str | None:
     choices = _choices(info.annotation) if info is not None else []
     if not choices or len(choices) == 1:
         return None
-    return f"must be one of {', '.join(dict.fromkeys(map(str, choices)))}"
+    return f"must be one of {', '.join(dict.fromkeys(map(_shown, choices)))}"
 
 
 def accepts_null(key: str) -> bool:
@@ -428,3 +517,11 @@ def check_schema(cfg: DictConfig) -> None:
             model.model_validate(data)
         except ValidationError as exc:
             raise _line(path, data, exc) from None
+        unknown = model.unknown_key(data) if issubclass(model, Logger) else None
+        if unknown is not None:
+            keys = ", ".join(k for k in model.model_fields)
+            raise ConfigError(
+                f"{path}.{unknown}",
+                f"{path}.{unknown}={_shown(data[unknown])}: {path} takes no '{unknown}'; "
+                f"its keys: {keys}, or an argument of {', '.join(model.TAKES)}",
+            )

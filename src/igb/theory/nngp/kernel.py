@@ -138,11 +138,14 @@ def batch_norm(
     """BatchNorm with batch statistics: exact per-batch centring, expected batch variance
     (``sizes``: of batches walked in part, :class:`Design`)."""
     col = _batch_means(u.k, slices, axis=1, sizes=sizes)  # mean over the batch of x'
-    k = u.k - col - col.T + _batch_means(col, slices, axis=0)
+    k = u.k - col  # in place from here: each N x N temporary is a pass over memory
+    k -= col.T
+    k += _batch_means(col, slices, axis=0)
     var = _batch_means(np.diag(k).copy(), slices, axis=0) + eps
     inv = 1.0 / np.sqrt(var)
     m = (u.m - _batch_means(u.m, slices, axis=0)) * inv
-    return Units(k=k * np.outer(inv, inv), m=m)
+    k *= np.outer(inv, inv)
+    return Units(k=k, m=m)
 
 
 def layer_norm(u: Units, eps: float) -> Units:
