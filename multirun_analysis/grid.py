@@ -1,7 +1,7 @@
 """The jobs of a sweep's grid that never got a folder (rows with status ``not_started``).
 
 The grid is re-expanded from the sweep's ``multirun.yaml`` the way Hydra's basic sweeper
-expands it (:func:`igb.jobs.grid.split_grid`), and matched to the job folders by their
+expands it (:func:`igb.compat.split_grid`), and matched to the job folders by their
 overrides (:func:`igb.jobs.grid.match_grid`), as the end-of-multirun summary does.
 """
 
@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from igb.jobs.grid import match_grid, split_grid
+from igb.compat import split_grid
+from igb.jobs.grid import match_grid
 from igb.jobs.identity import norm_label
 from multirun_analysis.choices import CHOICES, extra_choice
 from multirun_analysis.folders import NOT_STARTED, override_key, override_value, read_yaml

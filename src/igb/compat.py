@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from typing import Any
 # Hydra has no public API for either.
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 __all__ = [
     "CHECKED_VERSIONS",
@@ -45,6 +46,7 @@ __all__ = [
     "logger_run",
     "progress_stopped",
     "set_ddp_subprocess_command",
+    "split_grid",
     "wandb_record_module",
 ]
 
@@ -79,7 +81,7 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "hydra-core",
         "hydra._internal.core_plugins.basic_sweeper",
         "BasicSweeper.split_arguments",
-        "igb.launch.preflight, multirun_analysis.collect",
+        "igb.compat.split_grid (igb.launch.preflight, hydra_callbacks, multirun_analysis.grid)",
         "expand a grid into its jobs the way the basic sweeper does",
         ("overrides", "max_batch_size"),
     ),
@@ -209,6 +211,17 @@ def broken_apis(apis: Sequence[PrivateAPI] = PRIVATE_APIS) -> list[str]:
             if missing:
                 problems.append(f"{api.name} ({api.used_by}) lost parameters {missing}: {params}")
     return problems
+
+
+def split_grid(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list[str]]:
+    """The jobs of a grid as Hydra's basic sweeper orders them: ``hydra.sweeper.params``
+    first, then the command line's overrides (which win on a key given by both). Hydra's own
+    parser and sweeper, because the sweep syntax (``range``, ``choice``, globs, quoting) has
+    no other exact reading; the pre-flight checks every job with it, and the end-of-grid
+    report and the analysis match the jobs to folders (:func:`igb.jobs.grid.match_grid`)."""
+    grid = [f"{k}={v}" for k, v in params.items()] + [str(o) for o in overrides]
+    parsed = OverridesParser.create().parse_overrides(grid)
+    return BasicSweeper.split_arguments(parsed, None)[0]
 
 
 def set_ddp_subprocess_command(build: Callable[[int], tuple[Sequence[str], str]]) -> None:

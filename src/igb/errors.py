@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import NoReturn
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 
 
 class ConfigError(ValueError):
@@ -24,6 +23,26 @@ class ConfigError(ValueError):
         return self.message if self.key in self.message else f"{self.key}: {self.message}"
 
 
+def not_a_key(
+    exc: TypeError,
+    group: str,
+    option: Any,
+    keys: Sequence[Any],
+    passed: Iterable[Any] | None = None,
+) -> ConfigError | None:
+    """The one line for a constructor's TypeError over a key of the ``group`` config that it
+    does not take (``+model.foo=1``): the key, and the keys ``group=option`` has (``keys``).
+    ``passed``: the keys the constructor was given (default: all). None where the
+    TypeError names none of them: a fault of the constructor's own."""
+    bad = next((k for k in (keys if passed is None else passed) if f"'{k}'" in str(exc)), None)
+    if bad is None:
+        return None
+    others = ", ".join(str(k) for k in keys if k not in (bad, "_target_"))
+    return ConfigError(
+        f"{group}.{bad}", f"{group}.{bad} is not a key of {group}={option}; its keys: {others}"
+    )
+
+
 class JobError(RuntimeError):
     """A job cannot run in its folder as it is (a damaged checkpoint, ...): the message is
     one line naming the file and the way out; the job is recorded ``failed``."""
@@ -33,20 +52,6 @@ def one_line(exc: BaseException) -> str:
     """The first non-empty line of an exception message, for CLI reporting."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-@contextmanager
-def config_errors_unwrapped() -> Iterator[None]:
-    """Pass on a ConfigError raised inside ``hydra.utils.instantiate`` as itself: Hydra wraps
-    it in an InstantiationException whose message has three more lines."""
-    from hydra.errors import InstantiationException
-
-    try:
-        yield
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, ConfigError):
-            raise exc.__cause__ from None
-        raise
 
 
 class OneLineParser(argparse.ArgumentParser):

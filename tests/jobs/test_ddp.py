@@ -8,13 +8,16 @@ next job (same process) must start its own second rank.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 from helpers.entry_points import run_entry
 from helpers.sizes import TINY, merged
 
+from igb.jobs.ddp import RankCommand
 from igb.training.run import run
 from multirun_analysis.wandb_files import find_run_dirs, read_run
 
@@ -77,3 +80,26 @@ def test_ddp_two_cpu_processes_log_the_single_process_step0_f(tmp_path: Path, ma
         for key in (f"igb/{split}/f_max", f"{split}/acc", f"{split}/loss"):
             assert ddp[key] == pytest.approx(one[key], rel=1e-5), key
     assert sum(ddp[f"igb/train/f/{c}"] for c in range(C)) == pytest.approx(1.0)
+
+
+def test_a_rank_runs_this_job_alone_in_its_folder_with_its_own_log(monkeypatch) -> None:
+    """Rank 1's command: the entry point the parent runs, the job's overrides only, then its
+    folder (quoted: a space, a quote), no ``.hydra`` copy, and its own log file where Hydra
+    logs to a file."""
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", SimpleNamespace(name="entry"))
+    rank = RankCommand(("seed=1", "norm=pre"), "/out/it's 0", "train", True, "/start")
+    command, cwd = rank.command(1)
+    assert cwd == "/start"
+    assert command == [
+        sys.executable,
+        "-m",
+        "entry",
+        "seed=1",
+        "norm=pre",
+        "hydra.run.dir='/out/it\\'s 0'",
+        "hydra.output_subdir=null",
+        "hydra.job.name=train",
+        "hydra.job_logging.handlers.file.filename='/out/it\\'s 0/train.rank1.log'",
+    ]
+    quiet = RankCommand(("seed=1",), "/out/0", "train", False, "/start")
+    assert quiet.command(1)[0][-1] == "hydra.job.name=train"

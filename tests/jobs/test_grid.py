@@ -1,5 +1,5 @@
-"""igb.jobs.grid: the one grid expansion and the one matching of jobs to folders, used
-by the end-of-multirun summary and by the analysis."""
+"""igb.compat.split_grid and igb.jobs.grid: the one grid expansion and the one matching of
+jobs to folders, used by the end-of-multirun summary and by the analysis."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from igb.jobs.grid import grid_key, match_grid, split_grid
+from igb.compat import split_grid
+from igb.jobs.grid import grid_key, match_grid
 from igb.launch.hydra_callbacks import collect_statuses
 from multirun_analysis.grid import missing_jobs
 

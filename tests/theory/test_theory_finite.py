@@ -15,11 +15,11 @@ from igb.metrics import gamma_bootstrap_ci
 from igb.theory.nngp import architecture, predict_gamma
 from igb.theory.nngp.finite import (
     Correction,
-    _fourth_moments,
-    _sigma_points,
-    _Walk,
+    PairWalk,
     correction,
+    fourth_moments,
     gamma_with_correction,
+    sigma_points,
 )
 from igb.theory.nngp.kernel import final_kernel
 
@@ -41,7 +41,7 @@ def test_fourth_moments_of_identity_are_wick_exact():
     """phi = identity: Cov(u^2, v^2) = 2 k12^2, Cov(u^2, uv) = 2 k11 k12, Var(u) = k11 (Wick);
     Gauss-Hermite is exact on these polynomials."""
     k11, k22, k12 = np.array([2.0]), np.array([0.5]), np.array([-0.6])
-    cov = _fourth_moments("identity", k11, k22, k12)[0]  # f = (u^2, v^2, uv, u, v)
+    cov = fourth_moments("identity", k11, k22, k12)[0]  # f = (u^2, v^2, uv, u, v)
     assert cov[0, 1] == pytest.approx(2 * 0.36, rel=1e-10)
     assert cov[0, 2] == pytest.approx(2 * 2.0 * -0.6, rel=1e-10)
     assert cov[2, 2] == pytest.approx(2.0 * 0.5 + 0.36, rel=1e-10)
@@ -55,7 +55,7 @@ def test_fourth_moments_of_relu_match_the_degree_two_arc_cosine_kernel():
     t = np.arccos(rho)
     j2 = 3 * np.sin(t) * np.cos(t) + (np.pi - t) * (1 + 2 * np.cos(t) ** 2)
     want = s1**2 * s2**2 * j2 / (2 * np.pi) - (s1**2 / 2) * (s2**2 / 2)
-    cov = _fourth_moments("relu", np.array([s1**2]), np.array([s2**2]), np.array([rho * s1 * s2]))
+    cov = fourth_moments("relu", np.array([s1**2]), np.array([s2**2]), np.array([rho * s1 * s2]))
     assert cov[0, 0, 1] == pytest.approx(want, rel=2e-3)  # the kink: quadrature, not exact
     assert cov[0, 0, 0] == pytest.approx(5 * s1**4 / 4, rel=2e-3)  # 3/2 - 1/4
 
@@ -65,7 +65,7 @@ def test_sigma_points_carry_mean_and_covariance_exactly():
     a = rng.standard_normal((2, 3, 3))
     cov = a @ a.transpose(0, 2, 1)
     mean = rng.standard_normal((2, 3))
-    pts, w = _sigma_points(mean, cov)
+    pts, w = sigma_points(mean, cov)
     np.testing.assert_allclose(np.einsum("k,pkd->pd", w, pts), mean, atol=1e-12)
     dev = pts - mean[:, None]
     np.testing.assert_allclose(np.einsum("k,pki,pkj->pij", w, dev, dev), cov, atol=1e-12)
@@ -86,7 +86,7 @@ def test_pair_walk_at_infinite_width_is_the_kernel_walk(activation, norm):
     x[1, :2] = np.sqrt(q0 * d) * np.array([rho, np.sqrt(1 - rho**2)])
     arch = architecture(mlp_config(4, 64, activation), norm)
     k = final_kernel(x, arch, batch_size=2)
-    diag, off = _Walk(arch, 2, np.inf).run(q0, np.array([rho]), d)
+    diag, off = PairWalk(arch, 2, np.inf).run(q0, np.array([rho]), d)
     assert diag == pytest.approx(k[0, 0], rel=1e-9)
     assert off[0] == pytest.approx(k[0, 1], rel=1e-9)
 

@@ -4,8 +4,8 @@ The real-image datasets (torchvision: MNIST, Fashion-MNIST, CIFAR) and digits (a
 are loaded on first use: importing torchvision costs seconds that the default Gaussian
 data and the theory never need. ``igb.data.<Name>`` works as before (Hydra ``_target_``).
 
-May import only ``igb.errors``: datasets are plain objects, Lightning meets them in
-:mod:`igb.training.datamodule`.
+May import only ``igb.errors`` and ``igb.plain``: datasets are plain objects, Lightning meets
+them in :mod:`igb.training.datamodule`.
 """
 
 from typing import Any

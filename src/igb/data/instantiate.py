@@ -1,24 +1,26 @@
-"""The datamodule of a ``dataset`` config node, with its own ConfigError passed on as is."""
+"""The datamodule of a ``dataset`` config node: its ``_target_`` class called with the
+node's other keys (as plain values), so that a ConfigError it raises arrives as itself."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-
-from igb.errors import config_errors_unwrapped
+from igb.errors import not_a_key
+from igb.plain import locate, plain
 
 #: config keys that describe a datamodule but are not constructor arguments
 _DATASET_META_KEYS = ("_target_", "name")
 
 
-def instantiate_datamodule(dataset_cfg: DictConfig | dict[str, Any]) -> Any:
-    cfg = (
-        OmegaConf.to_container(dataset_cfg, resolve=True)
-        if isinstance(dataset_cfg, DictConfig)
-        else dict(dataset_cfg)
-    )
+def instantiate_datamodule(dataset_cfg: Mapping[str, Any]) -> Any:
+    """The datamodule; a key its class does not take (``+dataset.foo=1``) is one line."""
+    cfg = plain(dataset_cfg)
     kwargs = {k: v for k, v in cfg.items() if k not in _DATASET_META_KEYS}
-    with config_errors_unwrapped():
-        return instantiate({"_target_": cfg["_target_"]}, **kwargs)
+    try:
+        return locate(cfg["_target_"])(**kwargs)
+    except TypeError as exc:
+        error = not_a_key(exc, "dataset", cfg.get("name"), list(cfg))
+        if error is None:
+            raise
+        raise error from None

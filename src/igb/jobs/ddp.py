@@ -4,10 +4,11 @@ Lightning's subprocess launcher starts ranks 1..N-1 by re-running the script wit
 ``sys.argv[1:] + hydra.run.dir=<hydra.run.dir>`` (a private hook, see :mod:`igb.compat`). In a
 multirun that command still holds ``-m`` and the whole grid (each rank would run every
 job), and ``hydra.run.dir`` is not the job's folder (the ranks would disagree on
-``checkpoints/last.ckpt`` and on where to resume). :func:`job_subprocess_cmd` builds the
+``checkpoints/last.ckpt`` and on where to resume). :class:`RankCommand` builds the
 command from the running job instead: this job's overrides only, as a single run, in
 this job's folder (``hydra.run.dir=<job folder>``, no ``.hydra`` copy, its own log file).
-:func:`install` puts it in Lightning's place.
+What it needs of the job is read from Hydra's job config by the caller, so that this
+module needs no Hydra. :func:`install` puts it in Lightning's place.
 
 :func:`job_scope` undoes what a launch leaves in the process (the process group, the
 ``LOCAL_RANK``/``WORLD_SIZE``/``MASTER_*`` variables that would make Lightning believe the
@@ -22,10 +23,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-
-from omegaconf import OmegaConf
+from dataclasses import dataclass
 
 from igb.errors import ConfigError
 
@@ -57,30 +57,42 @@ def _entry_command() -> list[str]:
     return [sys.executable, script]
 
 
-def job_subprocess_cmd(local_rank: int) -> tuple[Sequence[str], str]:
-    """Command and cwd that start rank ``local_rank`` of the running Hydra job."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd
+@dataclass(frozen=True)
+class RankCommand:
+    """What starting a rank of the running Hydra job takes from the job's config."""
 
-    hc = HydraConfig.get()
-    out = str(hc.runtime.output_dir)
-    command = _entry_command() + list(hc.overrides.task)
-    command += [
-        f"hydra.run.dir={_quote(out)}",
-        "hydra.output_subdir=null",
-        f"hydra.job.name={hc.job.name}",
-    ]
-    if OmegaConf.select(hc.job_logging, "handlers.file.filename") is not None:
-        log_file = os.path.join(out, f"{hc.job.name}.rank{local_rank}.log")
-        command.append(f"hydra.job_logging.handlers.file.filename={_quote(log_file)}")
-    return command, get_original_cwd()
+    #: the job's own overrides (``hydra.overrides.task``)
+    overrides: tuple[str, ...]
+    #: the job's folder (``hydra.runtime.output_dir``)
+    output_dir: str
+    #: ``hydra.job.name``
+    job_name: str
+    #: whether Hydra's job logging writes a file (each rank then writes its own)
+    file_log: bool
+    #: the folder the launch started in (Hydra's original working directory)
+    cwd: str
+
+    def command(self, local_rank: int) -> tuple[Sequence[str], str]:
+        """Command and cwd that start rank ``local_rank`` of the job."""
+        out = self.output_dir
+        command = _entry_command() + list(self.overrides)
+        command += [
+            f"hydra.run.dir={_quote(out)}",
+            "hydra.output_subdir=null",
+            f"hydra.job.name={self.job_name}",
+        ]
+        if self.file_log:
+            log_file = os.path.join(out, f"{self.job_name}.rank{local_rank}.log")
+            command.append(f"hydra.job_logging.handlers.file.filename={_quote(log_file)}")
+        return command, self.cwd
 
 
-def install() -> None:
-    """Make Lightning's subprocess launcher start ranks with :func:`job_subprocess_cmd`."""
+def install(rank: Callable[[], RankCommand]) -> None:
+    """Make Lightning's subprocess launcher start ranks with :meth:`RankCommand.command` of
+    ``rank()``, called when a rank starts (Lightning asks only inside a Hydra job)."""
     from igb.compat import set_ddp_subprocess_command
 
-    set_ddp_subprocess_command(job_subprocess_cmd)
+    set_ddp_subprocess_command(lambda local_rank: rank().command(local_rank))
 
 
 #: variables Lightning's subprocess launcher sets in the launching process

@@ -1,40 +1,27 @@
-"""A grid's jobs and the folders that ran them: one expansion, one matching.
+"""A grid's jobs and the folders that ran them: one matching.
 
-Hydra's basic sweeper expands ``hydra.sweeper.params`` and the command line's overrides
-into jobs; :func:`split_grid` does the same (the preflight checks every job with it).
-A job's folder holds its overrides in ``.hydra/overrides.yaml``; :func:`match_grid` pairs
-grid jobs with folders by those overrides (spaces and quotes ignored, order ignored), for
-the end-of-multirun summary and the analysis, which
-lists the jobs of a grid that never got a folder.
+A grid's jobs are Hydra's basic sweeper's expansion (:func:`igb.compat.split_grid`: the
+sweep syntax needs Hydra's own parser). A job's folder holds its overrides in
+``.hydra/overrides.yaml``; :func:`match_grid` pairs grid jobs with folders by those
+overrides (spaces and quotes ignored, order ignored), for the end-of-multirun summary and
+the analysis, which lists the jobs of a grid that never got a folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import ListConfig, OmegaConf
-
-from igb.compat import BasicSweeper
-
-
-def split_grid(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list[str]]:
-    """The jobs of a grid as Hydra's basic sweeper orders them: ``hydra.sweeper.params``
-    first, then the command line's overrides (which win on a key given by both)."""
-    grid = [f"{k}={v}" for k, v in params.items()] + [str(o) for o in overrides]
-    parsed = OverridesParser.create().parse_overrides(grid)
-    return BasicSweeper.split_arguments(parsed, None)[0]
+import yaml
 
 
 def job_overrides(folder: Path) -> list[str]:
     """The job's overrides, from its ``.hydra/overrides.yaml`` ([] when unreadable)."""
     try:
-        overrides = OmegaConf.load(Path(folder) / ".hydra" / "overrides.yaml")
+        overrides = yaml.safe_load((Path(folder) / ".hydra" / "overrides.yaml").read_bytes())
     except Exception:  # noqa: BLE001 - binary garbage, a YAML error: the job has no overrides
         return []
-    return [str(o) for o in overrides] if isinstance(overrides, ListConfig) else []
+    return [str(o) for o in overrides] if isinstance(overrides, list) else []
 
 
 def grid_key(overrides: Iterable[str]) -> tuple[str, ...]:

@@ -16,8 +16,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from igb.compat import split_grid
 from igb.jobs import summary as run_summary
-from igb.jobs.grid import job_overrides, match_grid, split_grid
+from igb.jobs.grid import job_overrides, match_grid
 from igb.jobs.identity import group_name
 from igb.jobs.integrity import folder_damage
 from igb.jobs.runner import STOP_MARKER

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from igb.errors import ConfigError, one_line
 from igb.launch.memory_plan import available_memory, check_job_memory
 from igb.nn import build_model
+from igb.nn.build import model_class
 from igb.nn.external import is_external
 
 #: seconds the pre-flight gives one model to build on the meta device
@@ -172,6 +172,6 @@ def checked_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: in
         meta()  # in the child first: a constructor that exits ends the child only
         return build_model(cfg.model, cfg.norm, input_shape, num_classes, seed=0)
 
-    if is_external(get_class(cfg.model._target_)):  # the user's or a library's code
+    if is_external(model_class(cfg.model._target_)):  # the user's or a library's code
         check_run(real, input_shape, num_classes, f"{key}={OmegaConf.select(cfg, key)}")
     return meta()

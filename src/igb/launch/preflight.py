@@ -22,9 +22,8 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key
+from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key, split_grid
 from igb.errors import ConfigError, JobError, one_line
-from igb.jobs.grid import split_grid
 from igb.launch.conf_dir import find_conf_dir
 from igb.launch.output_paths import output_path_problem
 from igb.launch.overrides import (

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from igb.errors import ConfigError, config_errors_unwrapped
+from igb.errors import ConfigError
 from igb.launch.model_check import checked_model
 from igb.launch.schema import check_schema
 from igb.metrics.measure import has_batch_norm
@@ -44,25 +44,6 @@ def _check_accelerator(cfg: DictConfig) -> None:
 
 def _uses_batch_norm(cfg: DictConfig) -> bool:
     return cfg.norm.placement != "none" and cfg.norm.kind in BATCH_STAT_KINDS
-
-
-def _datamodule(dataset_cfg: DictConfig, make: Any) -> Any:
-    """The datamodule, with a ConfigError its constructor raises (bad ``dataset.*``
-    values) passed on as itself rather than wrapped in Hydra's InstantiationException."""
-    from hydra.errors import InstantiationException
-
-    try:
-        with config_errors_unwrapped():
-            return make(dataset_cfg)
-    except InstantiationException as exc:  # a key the datamodule does not take
-        bad = next((k for k in dataset_cfg if f"'{k}'" in str(exc.__cause__)), None)
-        if not isinstance(exc.__cause__, TypeError) or bad is None:
-            raise
-        raise ConfigError(
-            f"dataset.{bad}",
-            f"dataset.{bad} is not a key of dataset={dataset_cfg.get('name')}; its keys: "
-            f"{', '.join(str(k) for k in dataset_cfg if k not in (bad, '_target_'))}",
-        ) from None
 
 
 def validate(cfg: DictConfig, check_data: bool = True) -> dict[str, Any]:
@@ -137,7 +118,7 @@ def validate_eval(cfg: DictConfig) -> dict[str, Any]:
 def _shapes(cfg: DictConfig, check_data: bool) -> tuple[tuple[int, ...], int]:
     from igb.data.instantiate import instantiate_datamodule
 
-    dm = _datamodule(cfg.dataset, instantiate_datamodule)
+    dm = instantiate_datamodule(cfg.dataset)
     if check_data:
         dm.check_available()
         dm.verify_files()

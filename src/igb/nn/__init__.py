@@ -1,6 +1,6 @@
 """Networks whose hidden layers all come from one norm-act block builder.
 
-May import only ``igb.errors`` and ``igb.compat``.
+May import only ``igb.errors``, ``igb.compat`` and ``igb.plain``.
 """
 
 from igb.nn.build import build_model

@@ -8,27 +8,29 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from hydra.utils import get_class
-from omegaconf import OmegaConf
 from torch import nn
 
-from igb.errors import ConfigError
+from igb.errors import ConfigError, not_a_key
 from igb.nn.external import build_external, check_norm, is_external
 from igb.nn.init import INIT_KEYS, InitSpec, initialize
 from igb.nn.neutralize import check_mode, head_owner, neutralize
 from igb.nn.norm_act import NormAct, NormConfig
+from igb.plain import locate, plain_config
 
 #: keys of a model config that are consumed here rather than passed to the model class.
 _BUILD_KEYS = ("_target_", "name", "activation", "neutralize", *INIT_KEYS)
 
 
-def plain_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A config node as a plain resolved dict (model and norm configs arrive as either)."""
-    from omegaconf import DictConfig, OmegaConf
+__all__ = ["build_model", "head_module", "model_class", "norm_config", "plain_config"]
 
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)
+
+def model_class(target: str) -> type:
+    """The class ``model._target_`` names (a ValueError where it names something else)."""
+    cls = locate(target)
+    if not isinstance(cls, type):
+        what = type(cls).__name__
+        raise ValueError(f"Located non-class of type '{what}' while loading '{target}'")
+    return cls
 
 
 def _positive(cfg: Mapping[str, Any], key: str) -> None:
@@ -75,16 +77,9 @@ def _owner(
     cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...], c: int
 ) -> str:
     """The module holding the head (cached per configuration: found by building on meta)."""
-    return _head_owner(json.dumps(dict(cfg), sort_keys=True, default=_plain),
-                       json.dumps(dict(norm_cfg), sort_keys=True, default=_plain),
+    return _head_owner(json.dumps(plain_config(cfg), sort_keys=True),
+                       json.dumps(plain_config(norm_cfg), sort_keys=True),
                        tuple(input_shape), c)  # fmt: skip
-
-
-def _plain(value: Any) -> Any:
-    """JSON form of a nested config node (the cache key of :func:`_head_owner`)."""
-    if OmegaConf.is_config(value):
-        return OmegaConf.to_container(value, resolve=True)
-    raise TypeError(f"{type(value).__name__} is not a config value")
 
 
 @functools.lru_cache(maxsize=64)
@@ -100,7 +95,7 @@ def _build(
 ) -> nn.Module:  # fmt: skip
     for key in ("depth", "width"):
         _positive(cfg, key)
-    cls = get_class(cfg["_target_"])
+    cls = model_class(cfg["_target_"])
     name = cfg.get("name", cls.__name__.lower())
     # external architectures (model=torchvision|timm|custom) build and initialise themselves
     check_norm(cls, norm_cfg, name)
@@ -116,14 +111,10 @@ def _build(
                 **kwargs,
             )  # fmt: skip
         except TypeError as exc:  # a key the class does not take (``+model.foo=1``)
-            bad = next((k for k in kwargs if f"'{k}'" in str(exc)), None)
-            if bad is None:
+            error = not_a_key(exc, "model", name, list(cfg), kwargs)
+            if error is None:
                 raise
-            raise ConfigError(
-                f"model.{bad}",
-                f"model.{bad} is not a key of model={name}; its keys: "
-                f"{', '.join(k for k in cfg if k != bad and k != '_target_')}",
-            ) from None
+            raise error from None
     if torch.device(device).type == "meta":
         return model
     model = model.to_empty(device=device)

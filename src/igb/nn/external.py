@@ -23,13 +23,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from igb.errors import ConfigError
 from igb.nn.cnn import require_image
 from igb.nn.libraries import LIBRARIES, Custom, Library, Spec, construct
 from igb.nn.memory_format import channels_last
+from igb.plain import plain
 
 NATIVE = "native"
 HEAD_INITS = (NATIVE, "torch_default")
@@ -113,9 +113,7 @@ def make_spec(library: type[Library], cfg: Mapping[str, Any], input_shape: tuple
         raise ConfigError(library.key, f"model={library.name} needs {library.key}=<name>")
     if library.needs_images:
         require_image(tuple(input_shape), library.name)
-    kwargs = cfg.get("kwargs") or {}
-    if isinstance(kwargs, DictConfig):
-        kwargs = OmegaConf.to_container(kwargs, resolve=True)
+    kwargs = plain(cfg.get("kwargs") or {})
     spec = Spec(
         library=library.name, arch=str(arch), weights=cfg.get("weights"),
         download=bool(cfg.get("download", False)), input_shape=tuple(input_shape),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from igb.errors import ConfigError, one_line
+from igb.plain import locate
 
 #: suffixes that mark ``model.weights`` as a file rather than a library's weight name
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
@@ -274,9 +274,8 @@ class Custom(Library):
 
     @classmethod
     def builder(cls, arch: str) -> Callable[..., nn.Module]:
-        module_name, _, name = arch.rpartition(".")
-        try:  # importlib, not hydra's get_class: that one logs three lines of its own first
-            target = getattr(importlib.import_module(module_name), name)
+        try:  # importlib (locate), not hydra's get_class: that one logs three lines first
+            target = locate(arch)
         except Exception as exc:  # noqa: BLE001 - any import failure is a config error
             why = f"{type(exc).__name__}: {exc}".splitlines()[0]
             raise ConfigError(

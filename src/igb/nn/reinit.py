@@ -20,11 +20,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from hydra.utils import get_class
 from torch import nn
 
 from igb.errors import ConfigError
-from igb.nn.build import build_model, head_module
+from igb.nn.build import build_model, head_module, model_class
 from igb.nn.external import NATIVE, class_dependent, head_modules, is_external
 from igb.nn.init import InitSpec, initialize
 
@@ -83,7 +82,7 @@ def reinitializer(
     Uses the global RNG (built-in models) or forks it: call it under the caller's lock."""
     check_vary(vary)
     input_shape = tuple(input_shape)
-    external = is_external(get_class(model_cfg["_target_"]))
+    external = is_external(model_class(model_cfg["_target_"]))
     if vary == "all" and not external:
         spec = InitSpec.from_config(model_cfg)
         head = head_module(model_cfg, norm_cfg, input_shape, num_classes, spec)
@@ -135,7 +134,7 @@ def head_sampler(
     draws its head alone, ``torch.manual_seed(seed)`` then ``reset_parameters`` of the
     head's modules in module order (:func:`igb.nn.external.build_external`): that is
     replayed on ``model``'s own head modules, at the cost of the head alone."""
-    external = is_external(get_class(model_cfg["_target_"]))
+    external = is_external(model_class(model_cfg["_target_"]))
     if not external or model_cfg.get("head_init", NATIVE) == NATIVE:
         return lambda seed: {k: v for k, v in built(seed).items() if k in head}
     modules = [module for _, module in head_modules(model, head)]

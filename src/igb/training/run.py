@@ -100,7 +100,7 @@ def build(
     every_s = float(cfg.get("checkpoint_every_s", 0) or 0)
     ckpt = last_checkpoint(cfg.paths.output_dir)
     callbacks.append(ResumeCallback(ckpt, guard, job, every_s, config_hash=config_hash(cfg)))
-    ddp.install()  # DDP ranks > 0 start as this job (its overrides, its folder)
+    ddp.install(rank_command)  # DDP ranks > 0 start as this job (its overrides, its folder)
     extra = trainer_plugins(cfg.trainer)
     if cfg.trainer.get("enable_checkpointing") is None:
         # last.ckpt is igb's; without a configured ModelCheckpoint, Lightning would add its
@@ -273,6 +273,22 @@ def select_objective(metrics: dict[str, Any], cfg: DictConfig) -> float:
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v.numel() == 1}
+
+
+def rank_command() -> ddp.RankCommand:
+    """What DDP ranks > 0 of the running Hydra job start from, read from Hydra's job config
+    when Lightning starts them (it asks only inside a Hydra job)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    hc = HydraConfig.get()
+    return ddp.RankCommand(
+        overrides=tuple(str(o) for o in hc.overrides.task),
+        output_dir=str(hc.runtime.output_dir),
+        job_name=str(hc.job.name),
+        file_log=OmegaConf.select(hc.job_logging, "handlers.file.filename") is not None,
+        cwd=get_original_cwd(),
+    )
 
 
 def run(cfg: DictConfig) -> float:

@@ -67,8 +67,10 @@ def _kernel(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return g11, g22, np.clip(theta[..., 2], -1.0, 1.0) * np.sqrt(g11 * g22)
 
 
-def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unscented points (P, 2d + 1, d) and weights (2d + 1,) of N(mean, cov), d + kappa = 3."""
+def sigma_points(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unscented points (P, 2d + 1, d) and weights (2d + 1,) of N(mean, cov), d + kappa = 3:
+    their weighted mean and covariance are ``mean`` and ``cov`` exactly, which is what lets
+    the walk average a block's nonlinear map over the spread of its input state."""
     d = mean.shape[-1]
     vals, vecs = np.linalg.eigh(cov)
     root = vecs * np.sqrt(np.clip(vals, 0.0, None) * 3.0)[:, None, :]  # columns: directions
@@ -79,8 +81,10 @@ def _sigma_points(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.nda
     return mean[:, None, :] + steps, weights
 
 
-def _fourth_moments(act: str, k11, k22, k12) -> np.ndarray:
-    """``Cov f`` (P, 5, 5) of one unit by 2-D Gauss-Hermite quadrature."""
+def fourth_moments(act: str, k11, k22, k12) -> np.ndarray:
+    """``Cov f`` (P, 5, 5) of one unit, ``f = (phi_a^2, phi_b^2, phi_a phi_b, phi_a, phi_b)``
+    for pre-activations with kernel ``(k11, k22, k12)``, by 2-D Gauss-Hermite quadrature:
+    divided by the width, the spread of the unit averages a block hands on."""
     s1, s2 = np.sqrt(k11), np.sqrt(k22)
     rho = np.clip(k12 / np.maximum(s1 * s2, 1e-300), -1.0, 1.0)
     z1, z2 = (z.ravel() for z in np.meshgrid(_Z, _Z, indexing="ij"))
@@ -142,8 +146,9 @@ def _derivatives(arch: Architecture, s: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 @dataclass
-class _Walk:
-    """The chain of the representative pairs through one architecture at one width."""
+class PairWalk:
+    """The chain of the representative pairs through one architecture at one width
+    (``width=np.inf``: no fluctuations, the exact kernel walk on a pair of points)."""
 
     arch: Architecture
     batch_size: int
@@ -195,7 +200,7 @@ class _Walk:
 
     def step(self, mean: np.ndarray, cov: np.ndarray, gain: float):
         """One block: (mean, cov) of theta at its input -> at its output."""
-        pts, w = _sigma_points(mean, cov)
+        pts, w = sigma_points(mean, cov)
         k = self.preactivation(pts, mean, cov, gain)
         s = pair_moments(self.arch.activation, *k)
         out = _block_output(self.arch, s)  # (P, 2d + 1, 3)
@@ -204,7 +209,7 @@ class _Walk:
         new_cov = np.einsum("k,pki,pkj->pij", w, dev, dev)
         if np.isfinite(self.width):
             k0 = tuple(a[:, 0] for a in k)
-            cov_f = _fourth_moments(self.arch.activation, *k0)
+            cov_f = fourth_moments(self.arch.activation, *k0)
             grad, hess = _derivatives(self.arch, s[:, 0])
             n_bias = self.width / (self.arch.groups if self.arch.kind == "group" else 1)
             new_mean += 0.5 * np.einsum("pdjk,pjk->pd", hess, cov_f) / n_bias
@@ -227,7 +232,7 @@ class _Walk:
                     f"variance of a point's log-norm {spread[0]:.2g} (at most {MAX_VAR_LOG:g}), "
                     f"of a correlation {spread[1]:.2g} (at most {MAX_VAR_RHO:g})"
                 )
-        pts, w = _sigma_points(mean, cov)
+        pts, w = sigma_points(mean, cov)
         g11, _, g12 = _kernel(pts)
         return float(g11[0] @ w), g12[1:] @ w
 
@@ -242,8 +247,8 @@ def correction(x: np.ndarray, arch: Architecture, batch_size: int) -> Correction
     q0 = float(diag.mean())
     rho = (k0 / np.sqrt(np.outer(diag, diag)))[np.triu_indices(x.shape[0], 1)]
     rhos = np.quantile(rho, (np.arange(PAIRS) + 0.5) / PAIRS)
-    finite = _Walk(arch, batch_size, float(arch.width)).run(q0, rhos, x.shape[1])
-    infinite = _Walk(arch, batch_size, np.inf).run(q0, rhos, x.shape[1])
+    finite = PairWalk(arch, batch_size, float(arch.width)).run(q0, rhos, x.shape[1])
+    infinite = PairWalk(arch, batch_size, np.inf).run(q0, rhos, x.shape[1])
     return Correction(finite[0] - infinite[0], float(np.mean(finite[1] - infinite[1])))
 
 
