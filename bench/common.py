@@ -117,14 +117,10 @@ def compose_cfg(name: str, overrides: list[str], out: Path) -> DictConfig:
 
 def ensemble_spec(cfg: DictConfig) -> EnsembleSpec:
     """The spec of the composed ensemble config ``cfg`` (without a job folder's hash,
-    W&B run and loggers), from its resolved groups, as the launch builds it."""
-    from omegaconf import OmegaConf
+    W&B run and loggers), as the launch builds it."""
+    from igb.ensemble import EnsembleSpec
 
-    from igb.ensemble.spec import GROUPS, EnsembleSpec
-
-    return EnsembleSpec.from_groups(
-        {g: OmegaConf.to_container(cfg[g], resolve=True) for g in GROUPS}
-    )
+    return EnsembleSpec.from_groups(cfg)
 
 
 def eval_inputs(cfg: DictConfig) -> tuple[torch.Tensor, Any]:

@@ -1,9 +1,9 @@
 """An ensemble job as its launch describes it: typed values instead of the composed config.
 
-The launch (:mod:`igb.launch.ensemble_job`) hands over the job's resolved groups as plain
-dicts, once, and :meth:`EnsembleSpec.from_groups` reads every key the job needs from them;
-the job's modules take these values and read no config (the defaults of the keys live in
-conf/ensemble.yaml).
+The launch (:mod:`igb.launch.ensemble_job`) hands over the job's groups once, and
+:meth:`EnsembleSpec.from_groups` reads every key the job needs from them, as plain values
+(:func:`igb.plain.plain`); the job's modules take these values and read no config (the
+defaults of the keys live in conf/ensemble.yaml).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from igb.ensemble.resolve import resolve_theory_points
 from igb.logging.tracked_run import TrackedRun
+from igb.plain import plain
 
 #: the config groups an ensemble's spec is read from
 GROUPS = ("model", "norm", "dataset", "ensemble")
@@ -100,12 +101,13 @@ class EnsembleSpec:
 
     @classmethod
     def from_groups(cls, groups: Mapping[str, Mapping[str, Any]], **job: Any) -> EnsembleSpec:
-        """The spec of the resolved groups :data:`GROUPS` (plain dicts); ``job``: the
-        ``config_id``, ``run`` and ``loggers`` of a job that runs in a folder."""
-        model, norm, dataset, ens = (dict(groups[g]) for g in GROUPS)
-        return cls(model=model, norm=norm, dataset=dataset,
-                   ensemble=EnsembleSettings.from_mapping(ens), choices=choices(groups),
-                   **job)  # fmt: skip
+        """The spec of the groups :data:`GROUPS` of a composed configuration (as plain
+        values: :func:`igb.plain.plain`); ``job``: the ``config_id``, ``run`` and
+        ``loggers`` of a job that runs in a folder."""
+        values = {g: plain(groups[g]) for g in GROUPS}
+        return cls(model=values["model"], norm=values["norm"], dataset=values["dataset"],
+                   ensemble=EnsembleSettings.from_mapping(values["ensemble"]),
+                   choices=choices(values), **job)  # fmt: skip
 
 
 def choices(groups: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """An ensemble job from its composed configuration: the typed values below the launch.
 
-:func:`ensemble_spec` hands a job's resolved groups (plain dicts), its configuration hash,
+:func:`ensemble_spec` hands a job's composed groups, its configuration hash,
 W&B run and logger factories over, once, as an :class:`igb.ensemble.spec.EnsembleSpec`;
 :func:`run` runs that job in its folder on the job runner. Nothing under
 :mod:`igb.ensemble` reads the configuration itself.
@@ -24,11 +24,7 @@ from igb.jobs.signals import SignalGuard
 from igb.jobs.status import JobFolder
 from igb.logging.quiet import quiet_lightning
 from igb.logging.tracked_run import TrackedRun
-
-
-def plain(node: Any) -> dict[str, Any]:
-    """A config node as a plain resolved dict."""
-    return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+from igb.plain import plain
 
 
 def groups(cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -64,9 +60,11 @@ def logger_factories(cfg: DictConfig) -> dict[str, LoggerFactory | None]:
 def ensemble_spec(cfg: DictConfig) -> EnsembleSpec:
     """Everything an ensemble job reads from its composed configuration, read once."""
     loggers = logger_factories(cfg)
-    resolved = plain(cfg) if any(f is not None for f in loggers.values()) else None
+    wandb = any(f is not None for f in loggers.values())
+    # W&B's run config: the whole configuration, resolved (a "???" left as written)
+    resolved = OmegaConf.to_container(cfg, resolve=True) if wandb else None
     return EnsembleSpec.from_groups(
-        groups(cfg),
+        cfg,
         config_id=config_hash(cfg),
         run=TrackedRun(**run_identity(cfg, kind="ensemble"), config=resolved),
         loggers=loggers,
