@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from igb.ensemble.spec import EnsembleSpec
-from igb.nn.build import plain_config
+from igb.plain import plain
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ class EvaluationPlan:
     backbone_seed: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "model", plain_config(self.model))
-        object.__setattr__(self, "norm", plain_config(self.norm))
+        object.__setattr__(self, "model", plain(self.model))
+        object.__setattr__(self, "norm", plain(self.norm))
         object.__setattr__(self, "num_classes", int(self.num_classes))
         object.__setattr__(self, "batch_size", int(self.batch_size))
 

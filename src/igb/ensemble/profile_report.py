@@ -33,7 +33,6 @@ from igb.ensemble.statistics import StatisticsStore
 from igb.ensemble.writers import atomic_write
 from igb.metrics import feature_moments, reduce_features
 from igb.nn import build_model
-from igb.nn.build import plain_config
 from igb.nn.reinit import head_names, reinitializer
 from igb.theory.nngp import predict_layers
 
@@ -42,8 +41,7 @@ COLUMNS = ("index", "module", "kind", "shape", "gamma", "gamma_lo", "gamma_hi", 
 
 
 def make_profiler(spec: EnsembleSpec, input_shape: tuple[int, ...], num_classes: int) -> Profiler:
-    head = head_names(plain_config(spec.model), plain_config(spec.norm), tuple(input_shape),
-                      num_classes)  # fmt: skip
+    head = head_names(spec.model, spec.norm, tuple(input_shape), num_classes)
     return Profiler(head_module(head), spec.ensemble.profile_features)
 
 
@@ -121,7 +119,7 @@ def bias_check(
 ) -> dict[str, Any]:  # fmt: skip
     """Non-zero biases at initialization (seed0's build, head left out) and, if any, the
     head-input gamma of the same initializations with those biases set to zero."""
-    model_cfg, norm_cfg = plain_config(spec.model), plain_config(spec.norm)
+    model_cfg, norm_cfg = spec.model, spec.norm  # plain dicts already (EnsembleSpec)
     shape = tuple(x.shape[1:])
     head = head_names(model_cfg, norm_cfg, shape, num_classes)
     model = build_model(model_cfg, norm_cfg, shape, num_classes, seeds[0], device="cpu")

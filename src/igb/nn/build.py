@@ -15,13 +15,13 @@ from igb.nn.external import build_external, check_norm, is_external
 from igb.nn.init import INIT_KEYS, InitSpec, initialize
 from igb.nn.neutralize import check_mode, head_owner, neutralize
 from igb.nn.norm_act import NormAct, NormConfig
-from igb.plain import locate, plain_config
+from igb.plain import locate, plain
 
 #: keys of a model config that are consumed here rather than passed to the model class.
 _BUILD_KEYS = ("_target_", "name", "activation", "neutralize", *INIT_KEYS)
 
 
-__all__ = ["build_model", "head_module", "model_class", "norm_config", "plain_config"]
+__all__ = ["build_model", "head_module", "model_class", "norm_config"]
 
 
 def model_class(target: str) -> type:
@@ -77,8 +77,8 @@ def _owner(
     cfg: Mapping[str, Any], norm_cfg: Mapping[str, Any], input_shape: tuple[int, ...], c: int
 ) -> str:
     """The module holding the head (cached per configuration: found by building on meta)."""
-    return _head_owner(json.dumps(plain_config(cfg), sort_keys=True),
-                       json.dumps(plain_config(norm_cfg), sort_keys=True),
+    return _head_owner(json.dumps(plain(cfg), sort_keys=True),
+                       json.dumps(plain(norm_cfg), sort_keys=True),
                        tuple(input_shape), c)  # fmt: skip
 
 

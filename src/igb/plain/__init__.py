@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Mapping, MutableSequence
 from typing import Any
 
-__all__ = ["locate", "plain", "plain_config"]
+__all__ = ["locate", "plain"]
 
 
 def plain(value: Any) -> Any:
@@ -25,11 +25,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, MutableSequence):
         return [plain(v) for v in value]
     return value
-
-
-def plain_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A config node (a ``model`` or ``norm`` group, as either kind) as a plain dict."""
-    return plain(cfg)
 
 
 def locate(path: str) -> Any:

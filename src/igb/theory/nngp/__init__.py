@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from igb.nn.build import plain_config
 from igb.nn.norm_act import ACTIVATIONS, PLACEMENTS
+from igb.plain import plain
 from igb.theory import gaussian as theory
 from igb.theory.nngp.finite import correction, gamma_with_correction
 from igb.theory.nngp.kernel import (
@@ -180,7 +180,7 @@ def _walk_inputs(
 ) -> tuple[Architecture, np.ndarray] | str:
     """What both predictions walk: the covered architecture and ``x`` as float64 numpy, or
     why the configuration is not covered."""
-    arch = architecture(plain_config(model_cfg), plain_config(norm_cfg), norm_mode, num_classes)
+    arch = architecture(plain(model_cfg), plain(norm_cfg), norm_mode, num_classes)
     if isinstance(arch, str):
         return arch
     if isinstance(x, torch.Tensor):
