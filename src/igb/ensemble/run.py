@@ -301,8 +301,7 @@ def _run(spec: EnsembleSpec, job: JobFolder) -> dict[str, Any] | None:
     if profiler is not None:
         from igb.ensemble.profile_report import report
 
-        summary["profile"] = report(profiler, spec, x, dm.num_classes, device, out,
-                                    title(spec.choices))  # fmt: skip
+        summary["profile"] = report(profiler, spec, x, dm.num_classes, device, out, heading)
     summary["wall_time_s"] = time.perf_counter() - t_start
     log_to_loggers(spec, summary, result, out)
     summary["wall_time_s"] = time.perf_counter() - t_start
