@@ -23,9 +23,9 @@ def validate(cfg: DictConfig) -> object:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> float:
-    import igb.training.evaluate  # torch and Lightning: once the input is known to be good
+    from igb.launch.eval_job import run  # torch and Lightning: once the input is good
 
-    return igb.training.evaluate.evaluate(cfg)
+    return run(cfg)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,9 @@ def validate(cfg: DictConfig) -> object:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    import igb.training.run  # torch and Lightning: once the input is known to be good
-    from igb.jobs.runner import exit_if_diverged
+    from igb.launch.train_job import main as train  # torch, Lightning: once the input is good
 
-    objective = igb.training.run.run(cfg)
-    exit_if_diverged(cfg)  # exit 1, as a grid holding a diverged job does
-    return objective
+    return train(cfg)  # exits 1 when the run diverged, as a grid holding it does
 
 
 if __name__ == "__main__":

@@ -39,10 +39,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from igb.callbacks import BiasStatsCallback
 from igb.data.instantiate import instantiate_datamodule
+from igb.launch.train_job import factories
 from igb.nn import build_model
 from igb.training.datamodule import as_lightning
 from igb.training.module import IGBModule
-from igb.training.run import instantiate_group
+from igb.training.run import make_loggers
 
 VARIANTS = {
     "none": ["callbacks.bias_stats=null"],
@@ -116,14 +117,14 @@ def one_run(cfg: DictConfig, dm) -> EpochTimer:
     timer = EpochTimer()
     callbacks = [
         c
-        for c in instantiate_group(cfg.callbacks)
+        for c in (factory() for _, factory in factories(cfg.callbacks))
         if not isinstance(c, L.pytorch.callbacks.RichProgressBar)
     ]
     for cb in callbacks:
         if isinstance(cb, BiasStatsCallback):
             timer.wrap(cb)
     csv = OmegaConf.to_container(cfg.logger.csv, resolve=True)
-    loggers = instantiate_group(OmegaConf.create({"csv": csv}))
+    loggers = make_loggers(factories(OmegaConf.create({"csv": csv})))
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs.pop("_target_")
     trainer = L.Trainer(

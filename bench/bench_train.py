@@ -42,6 +42,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from igb.data.instantiate import instantiate_datamodule
 from igb.data.loader import InMemoryLoader, LoaderSpec
 from igb.jobs.status import JobFolder
+from igb.launch.train_job import train_spec
 from igb.logging.loggers import finish_loggers
 from igb.nn import build_model
 from igb.training.datamodule import as_lightning
@@ -168,7 +169,8 @@ def lightning_run(cfg: DictConfig, epochs: int, out: Path) -> list[float]:
         cfg.paths.output_dir = str(out)
         cfg.trainer.max_epochs = epochs
     timer = EpochTimer()
-    trainer, module, dm, loggers = build(cfg, JobFolder(out), extra_callbacks=[timer])
+    spec = train_spec(cfg)  # as the launch builds it (igb.launch.train_job)
+    trainer, module, dm, loggers = build(spec, JobFolder(out), extra_callbacks=[timer])
     try:
         trainer.fit(module, datamodule=as_lightning(dm))
     finally:

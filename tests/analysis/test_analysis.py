@@ -413,7 +413,7 @@ def test_cifar_experiments_train_on_real_format_files(
     hand-made files in the real CIFAR-10 format (no download)."""
     from helpers.dataset_files import write_cifar10
 
-    from igb.training.run import run
+    from igb.launch.train_job import run
 
     write_cifar10(tmp_path / "data")
     cfg = make_cfg(

@@ -18,7 +18,7 @@ from helpers.entry_points import run_entry
 from helpers.sizes import TINY, merged
 
 from igb.jobs.ddp import RankCommand
-from igb.training.run import run
+from igb.launch.train_job import run
 from multirun_analysis.wandb_files import find_run_dirs, read_run
 
 C = 4

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from igb.jobs.status import JobFolder
 from igb.launch.hydra_callbacks import FailureReport
-from igb.training.run import run
+from igb.launch.train_job import run
 
 #: the jobs import the fault callbacks from tests/helpers
 TESTS = Path(__file__).resolve().parents[1]

@@ -158,7 +158,8 @@ def test_keys_added_later_keep_an_older_folders_hash(make_cfg) -> None:
     folder relaunches as the same job; a key moved off its default is another job."""
     import hashlib
 
-    from igb.jobs.identity import HASHED_ONLY_OFF_DEFAULT, RULES, comparable, config_hash
+    from igb.jobs.identity import HASHED_ONLY_OFF_DEFAULT, RULES
+    from igb.launch.job_spec import comparable, config_hash
 
     launched = make_cfg()
     older = {

@@ -27,8 +27,8 @@ from igb.jobs.records import RECORDS_KEY
 from igb.jobs.status import JobFolder
 from igb.launch import ensemble_job
 from igb.launch.preflight import check
+from igb.launch.train_job import run
 from igb.launch.validate import validate
-from igb.training.run import run
 from multirun_analysis.collect import collect
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,8 +25,8 @@ from igb.data.loader import InMemoryLoader, LoaderSpec
 from igb.data.resumable import ResumableLoader
 from igb.jobs.checkpoint import ResumeCallback
 from igb.jobs.signals import JobInterrupted, SignalGuard
+from igb.launch.train_job import run
 from igb.logging.csv_logger import ResumableCSVLogger
-from igb.training.run import run
 from multirun_analysis.wandb_files import find_run_dirs, read_run
 
 ROOT = Path(__file__).resolve().parents[2]

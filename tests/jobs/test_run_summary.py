@@ -12,7 +12,7 @@ from helpers.sizes import TINY, merged
 
 from igb.jobs.summary import chance_record, chance_warning, multirun_lines, num
 from igb.launch.hydra_callbacks import status_pointer
-from igb.training.run import run
+from igb.launch.train_job import run
 
 
 def test_summary_of_a_real_run_matches_its_files(make_cfg, caplog) -> None:

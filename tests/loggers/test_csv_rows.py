@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from igb.launch.train_job import run
 from igb.logging.csv_rows import StepRowsFile, column_key, merge_by_step
-from igb.training.run import run
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from igb.launch.train_job import run
 from igb.logging.mlflow_logger import mlflow_key
-from igb.training.run import run
 
 KEYS = ("igb/train/f_max", "igb/val/f/0", "igb/train/entropy", "val/acc", "val/loss_class/1")
 

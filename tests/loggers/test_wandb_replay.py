@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from igb.training.run import run
+from igb.launch.train_job import run
 from multirun_analysis.wandb_files import find_run_dirs, read_run
 from multirun_analysis.wandb_replay import REPLAY_DIR, main
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from hydra.core.hydra_config import HydraConfig
 
-from igb.training.run import run
+from igb.launch.train_job import run
 from multirun_analysis.wandb_files import find_run_dirs, read_run
 
 C = 4

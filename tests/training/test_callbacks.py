@@ -19,10 +19,10 @@ from torch import nn
 from igb.callbacks import log_spaced_steps
 from igb.compat import load_checkpoint
 from igb.data.instantiate import instantiate_datamodule
+from igb.launch.train_job import run
 from igb.logging.quiet import quiet_lightning
 from igb.nn import build_model
 from igb.training.datamodule import as_lightning
-from igb.training.run import run
 
 
 def _run(make_cfg, *overrides: str, job: str):

@@ -12,8 +12,8 @@ from helpers.sizes import SMALL_CSV_TRAIN_POST
 
 from igb.callbacks import log_spaced_steps
 from igb.data.instantiate import instantiate_datamodule
+from igb.launch.train_job import run
 from igb.nn import build_model
-from igb.training.run import run
 
 
 def _independent_grad_norm(cfg) -> float:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from igb.errors import ConfigError
+from igb.launch.train_job import run
 from igb.nn import build_model
 from igb.training.init_filter import (
     InitFilter,
@@ -21,7 +22,6 @@ from igb.training.init_filter import (
     imbalance,
     predicted_fractions,
 )
-from igb.training.run import run
 
 MLP = {"_target_": "igb.nn.mlp.MLP", "name": "mlp", "depth": 3, "width": 32}
 NORM = {"placement": "pre", "kind": "batch"}

@@ -15,8 +15,8 @@ import yaml
 from helpers.sizes import TINY, merged
 
 from igb.data.instantiate import instantiate_datamodule
+from igb.launch.train_job import run
 from igb.nn import build_model
-from igb.training.run import run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from helpers.conf_values import bias_stats_callback
 from igb.callbacks.overlap import parameter_vector
 from igb.compat import load_checkpoint
 from igb.data.instantiate import instantiate_datamodule
+from igb.launch.train_job import run
 from igb.nn import build_model
-from igb.training.run import run
 
 
 def _unit_vector(model: torch.nn.Module) -> torch.Tensor:

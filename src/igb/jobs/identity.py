@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+import yaml
 
 
 @dataclass(frozen=True)
@@ -95,33 +96,37 @@ def norm_label(placement: Any, kind: Any) -> str:
     return f"{kind}-{placement}"
 
 
-def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
+def run_identity(
+    cfg: Mapping[str, Any], kind: str = "train", group: str | None = None
+) -> dict[str, Any]:
     """W&B ``job_type`` (``[ensemble-]model-kind-placement``), run ``name`` (the job type and
-    the seed: ``mlp-batch-pre-seed3``; an ensemble's seed range), tags and sweep group of a job.
+    the seed: ``mlp-batch-pre-seed3``; an ensemble's seed range), tags and sweep ``group`` of
+    a job (the launch reads the group from its sweep: :func:`igb.launch.job_spec.sweep_group`).
 
     ``kind`` is ``train``, ``ensemble`` or ``eval``; an ensemble's or an evaluation's job
     type and tags say so."""
-    placement = cfg.norm.placement
-    norm_kind = cfg.norm.kind if placement != "none" else "none"
-    job_type = f"{cfg.model.name}-{norm_label(placement, cfg.norm.kind)}"
-    neutralize = cfg.model.get("neutralize", "none")
+    model, norm = cfg["model"], cfg["norm"]
+    placement = norm["placement"]
+    norm_kind = norm["kind"] if placement != "none" else "none"
+    job_type = f"{model['name']}-{norm_label(placement, norm['kind'])}"
+    neutralize = model.get("neutralize", "none")
     if neutralize != "none":  # model.neutralize: the centred head input is part of the name
         job_type = f"{job_type}-neutralize_{neutralize}"
     tags = [
-        f"model:{cfg.model.name}",
+        f"model:{model['name']}",
         f"norm:{placement}",
         f"norm_kind:{norm_kind}",
-        f"act:{cfg.model.get('activation', 'relu')}",
-        f"dataset:{cfg.dataset.name}",
+        f"act:{model.get('activation', 'relu')}",
+        f"dataset:{cfg['dataset']['name']}",
     ]
     if neutralize != "none":
         tags.append(f"neutralize:{neutralize}")
-    tags += init_tags(cfg.model)
+    tags += init_tags(model)
     if kind == "ensemble":
         job_type = f"ensemble-{job_type}"
         tags.insert(0, "ensemble")
-        first = int(cfg.ensemble.seed0)
-        name = f"{job_type}-seeds{first}-{first + int(cfg.ensemble.n_inits) - 1}"
+        first = int(cfg["ensemble"]["seed0"])
+        name = f"{job_type}-seeds{first}-{first + int(cfg['ensemble']['n_inits']) - 1}"
     else:
         if kind == "eval":
             job_type = f"eval-{job_type}"
@@ -129,9 +134,9 @@ def run_identity(cfg: DictConfig, kind: str = "train") -> dict[str, Any]:
         seed = cfg.get("seed")
         name = job_type if seed is None else f"{job_type}-seed{seed}"
         if cfg.get("optimizer") is not None:
-            tags.append(f"optimizer:{optimizer_name(cfg.optimizer)}")
+            tags.append(f"optimizer:{optimizer_name(cfg['optimizer'])}")
     tags += [str(t) for t in cfg.get("tags", [])]
-    return {"job_type": job_type, "name": name, "tags": tags, "group": sweep_group()}
+    return {"job_type": job_type, "name": name, "tags": tags, "group": group}
 
 
 def init_tags(model_cfg: Any) -> list[str]:
@@ -145,20 +150,8 @@ def init_tags(model_cfg: Any) -> list[str]:
         if value not in (None, RULES.absent_as[f"model.{key}"]):
             tags.append(f"{key}:{value}")
     if model_cfg.get("unit_pool", "none") != "none":
-        tags.append(f"unit_pool:{model_cfg.unit_pool}{model_cfg.get('unit_pool_size', 2)}")
+        tags.append(f"unit_pool:{model_cfg['unit_pool']}{model_cfg.get('unit_pool_size', 2)}")
     return tags
-
-
-def sweep_group() -> str | None:
-    """In a multirun: the sweep folder's name (prefixed by the experiment), else None."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return None
-    return group_name(
-        HydraConfig.get().sweep.dir, HydraConfig.get().runtime.choices.get("experiment")
-    )
 
 
 def group_name(sweep_dir: str | Path, experiment: str | None) -> str:
@@ -168,42 +161,29 @@ def group_name(sweep_dir: str | Path, experiment: str | None) -> str:
 
 
 # -- the configuration as identity -----------------------------------------------------------
-def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted key, leaf value)`` of a nested mapping."""
     if isinstance(node, Mapping):
         for key, value in node.items():
-            yield from _flatten(value, f"{prefix}{key}.")
+            yield from flatten(value, f"{prefix}{key}.")
     else:
         yield prefix[:-1], node
 
 
-def _ignored(key: str, ignore: tuple[str, ...]) -> bool:
-    return any(key == k or key.startswith(f"{k}.") for k in ignore)
+def operational(key: str) -> bool:
+    """Whether ``key`` only says where or how a job runs (``RULES.runs``, a group's keys too)."""
+    return any(key == k or key.startswith(f"{k}.") for k in RULES.runs)
 
 
-def comparable(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """Flat ``key -> value`` of what a job computes (operational keys left out).
-
-    A composed config is resolved key by key, so that the operational keys (which may
-    name Hydra's runtime folders) are never resolved; a saved config is resolved already.
-    """
-    if not isinstance(cfg, DictConfig):
-        flat = {k: v for k, v in _flatten(dict(cfg)) if not _ignored(k, RULES.runs)}
-        return _canonical(flat)
-    out: dict[str, Any] = {}
-    for key, raw in _flatten(OmegaConf.to_container(cfg, resolve=False)):
-        if _ignored(key, RULES.runs):
-            continue
-        try:
-            value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
-        except Exception:  # noqa: BLE001 - unresolvable here: compare the expression
-            value = raw
-        if OmegaConf.is_config(value):
-            value = OmegaConf.to_container(value, resolve=True)
-        out[key] = value
-    return _canonical(out)
+def comparable(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat ``key -> value`` of what a job computes (operational keys left out), from a
+    resolved configuration (a folder's ``config.yaml``). The launch reads a composed
+    configuration key by key instead (:func:`igb.launch.job_spec.comparable`), then hands
+    it to :func:`canonical` as this does."""
+    return canonical({k: v for k, v in flatten(dict(cfg)) if not operational(k)})
 
 
-def _canonical(flat: dict[str, Any]) -> dict[str, Any]:
+def canonical(flat: dict[str, Any]) -> dict[str, Any]:
     """The one form of a job's configuration: a key of ``RULES.absent_as`` that is absent
     counts as its value, only where its group is there (``model.*``: a config without a
     model is not given one); a key that cannot change the job (``RULES.unused_when``)
@@ -218,40 +198,105 @@ def _canonical(flat: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def config_differences(
-    saved: Mapping[str, Any], launched: DictConfig | Mapping[str, Any], extending: bool = False
+@dataclass(frozen=True)
+class JobIdentity:
+    """What decides whether a folder holds the launched job: read once from the composed
+    configuration at the launch (:func:`igb.launch.job_spec.job_identity`)."""
+
+    #: what the job computes (:func:`comparable`)
+    comparable: Mapping[str, Any]
+    #: ``restart=true``: the folder's results are moved aside and the job starts over
+    restart: bool = False
+    #: ``skip_finished`` (default): a finished job is not run again; false: a changed
+    #: training length continues it
+    skip_finished: bool = True
+
+    @property
+    def config_hash(self) -> str:
+        """The hash of :attr:`comparable` (:func:`hash_comparable`)."""
+        return hash_comparable(self.comparable)
+
+
+def differences(
+    old: Mapping[str, Any], new: Mapping[str, Any], extending: bool = False
 ) -> list[str]:
-    """Keys whose values differ between a folder's saved config and the launched one.
+    """Keys whose values differ between two :func:`comparable` mappings, sorted.
 
     ``extending`` (``skip_finished=false``): a changed training length is a continuation,
     not another job."""
-    old, new = comparable(saved), comparable(launched)
     keys = sorted(
         k for k in old.keys() | new.keys() if old.get(k, "<unset>") != new.get(k, "<unset>")
     )
     return [k for k in keys if not (extending and k in RULES.length)]
 
 
-def config_hash(cfg: DictConfig | Mapping[str, Any]) -> str:
-    """A short hash of what a job computes (:func:`comparable`, training length left out,
-    so that extending a run keeps it). Recorded in ``status.json`` and in the checkpoint,
-    so that the loss of one file (``config.yaml``) cannot erase the folder's identity."""
-    flat = {
+def config_differences(
+    saved: Mapping[str, Any], launched: Mapping[str, Any], extending: bool = False
+) -> list[str]:
+    """Keys whose values differ between two resolved configurations (:func:`differences`)."""
+    return differences(comparable(saved), comparable(launched), extending)
+
+
+def hash_comparable(flat: Mapping[str, Any]) -> str:
+    """A short hash of what a job computes (a :func:`comparable` mapping, training length
+    left out, so that extending a run keeps it). Recorded in ``status.json`` and in the
+    checkpoint, so that the loss of one file (``config.yaml``) cannot erase the folder's
+    identity."""
+    kept = {
         k: v
-        for k, v in comparable(cfg).items()
+        for k, v in flat.items()
         if k not in RULES.length and not (k in HASHED_ONLY_OFF_DEFAULT and v == RULES.absent_as[k])
     }
-    text = json.dumps(flat, sort_keys=True, default=str)
+    text = json.dumps(kept, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def describe_differences(saved: Mapping[str, Any], launched: Any, keys: list[str]) -> str:
-    """``seed: 0 -> 5, optimizer.lr: 0.1 -> 0.01`` (at most five keys, then a count)."""
-    old, new = comparable(saved), comparable(launched)
+def config_hash(cfg: Mapping[str, Any]) -> str:
+    """:func:`hash_comparable` of a resolved configuration (a folder's ``config.yaml``)."""
+    return hash_comparable(comparable(cfg))
+
+
+def describe_differences(old: Mapping[str, Any], new: Mapping[str, Any], keys: list[str]) -> str:
+    """``seed: 0 -> 5, optimizer.lr: 0.1 -> 0.01`` (at most five keys, then a count) of two
+    :func:`comparable` mappings."""
     parts = [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in keys[:5]]
     if len(keys) > 5:
         parts.append(f"and {len(keys) - 5} more")
     return ", ".join(parts)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML as OmegaConf reads it (the loader ``config.yaml`` was always read with): ``1e-5``
+    is a float, no timestamps, a key given twice is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        scalar = yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
+        keys = [k.value for k, _ in node.value if k.tag == scalar]
+        twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if twice is not None:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"found duplicate key {twice}"
+            )
+        return super().construct_mapping(node, deep=deep)
+
+
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?[0-9]+(?:_[0-9]+)*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9]+(?:_[0-9]+)*(?:[eE][-+]?[0-9]+)
+        |\.[0-9]+(?:_[0-9]+)*(?:[eE][-+][0-9]+)?
+        |[-+]?[0-9]+(?:_[0-9]+)*(?::[0-5]?[0-9])+\.[0-9_]*
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _ConfigLoader.yaml_implicit_resolvers.items()
+}
 
 
 def load_saved_config(folder: Path) -> dict[str, Any] | None:
@@ -260,8 +305,10 @@ def load_saved_config(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)  # noqa: S506
     except Exception as exc:  # noqa: BLE001 - an unreadable file is reported as different
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return {"<config.yaml>": f"unreadable: {type(exc).__name__}: {reason}"[:200]}
+    if data is None:  # an empty file: an empty configuration
+        return {}
     return data if isinstance(data, dict) else {"<config.yaml>": "not a mapping"}

@@ -37,14 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-
 from igb.errors import JobError
 from igb.jobs.files import DiskFull, atomic_write_text, disk_full, is_disk_full
 from igb.jobs.identity import (
-    config_differences,
-    config_hash,
+    JobIdentity,
+    comparable,
     describe_differences,
+    differences,
     load_saved_config,
 )
 from igb.jobs.integrity import BLOCKS, TRACES, folder_damage, recorded_hashes
@@ -80,6 +79,21 @@ RESULTS = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class JobSpec:
+    """What the runner knows of a job, built once at the launch from its composed
+    configuration (:func:`igb.launch.job_spec.job_spec`)."""
+
+    #: the job's folder (``paths.output_dir``)
+    output_dir: Path
+    #: what decides whether the folder holds this job
+    identity: JobIdentity
+    #: the resolved configuration, as the folder's ``config.yaml`` records it
+    config_yaml: str
+    #: a job of a multirun: a failure is recorded and the grid goes on
+    multirun: bool = False
+
+
 @dataclass
 class Outcome:
     """What a job's body returns: its final status, objective and facts for status.json."""
@@ -95,13 +109,6 @@ def refuse(message: str) -> None:
     raise SystemExit(2)
 
 
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 #: the way out of a folder that cannot be continued, said with every refusal
 WAY_OUT = (
     "add restart=true to move its results aside (under .discarded/) and start the job over, "
@@ -109,13 +116,13 @@ WAY_OUT = (
 )
 
 
-def identity_problem(cfg: DictConfig, folder: Path, records: bool = True) -> str | None:
-    """One line when ``folder`` holds a job of another configuration than ``cfg``, or one
+def identity_problem(launched: JobIdentity, folder: Path, records: bool = True) -> str | None:
+    """One line when ``folder`` holds a job of another configuration than ``launched``, or one
     whose configuration cannot be established (a damaged or missing record: it is never
     resumed, skipped or relabelled silently, :mod:`igb.jobs.integrity`). ``records``:
     check the records too (a grid's pre-flight leaves that to each job, which reports a
     damaged folder and lets the grid go on)."""
-    if bool(cfg.get(RESTART_KEY, False)):
+    if launched.restart:
         return None
     damage = folder_damage(folder) if records else None
     if damage:
@@ -126,38 +133,43 @@ def identity_problem(cfg: DictConfig, folder: Path, records: bool = True) -> str
         # config.yaml or status.json gone: the hashes the remaining records hold (status.json,
         # last.ckpt, an ensemble's partial/ blocks) must be the launched configuration's
         config_file = str(folder / "config.yaml")
-        launched = config_hash(cfg)
+        launched_hash = launched.config_hash
         other = {
-            f: h for f, h in recorded_hashes(folder).items() if h != launched and f != config_file
+            f: h
+            for f, h in recorded_hashes(folder).items()
+            if h != launched_hash and f != config_file
         }
         if other:
             file, recorded = next(iter(other.items()))
             missing = "config.yaml" if saved is None else "status.json"
             return (
                 f"{folder}/{missing} is missing and {file} records another configuration "
-                f"(hash {recorded}, launched {launched}); {WAY_OUT}"
+                f"(hash {recorded}, launched {launched_hash}); {WAY_OUT}"
             )
         if saved is None:
             return None
     # config.yaml present (with or without status.json): it must be the launched configuration
-    extending = not bool(cfg.get("skip_finished", True))
-    keys = config_differences(saved, cfg, extending=extending)
+    old = comparable(saved)
+    keys = differences(old, launched.comparable, extending=not launched.skip_finished)
     if not keys:
         return None
+    described = describe_differences(old, launched.comparable, keys)
     return (
         f"{folder} holds a job of another configuration "
-        f"({status or 'no status.json'}; {describe_differences(saved, cfg, keys)}); {WAY_OUT}"
+        f"({status or 'no status.json'}; {described}); {WAY_OUT}"
     )
 
 
-def restarting(cfg: DictConfig, folder: Path) -> bool:
+def restarting(launched: JobIdentity, folder: Path) -> bool:
     """``restart=true`` starts over once: a folder whose job was itself started by
     ``restart=true`` with this configuration is continued (a requeue, or the same command
     run again after an interruption, must not throw the restarted run away)."""
-    if not bool(cfg.get(RESTART_KEY, False)):
+    if not launched.restart:
         return False
     saved = load_saved_config(folder)
-    return not (saved and saved.get(RESTART_KEY) and not config_differences(saved, cfg))
+    return not (
+        saved and saved.get(RESTART_KEY) and not differences(comparable(saved), launched.comparable)
+    )
 
 
 def discard_results(folder: Path) -> Path | None:
@@ -184,14 +196,14 @@ def grid_stopping(sweep_dir: Path) -> bool:
 
 
 def run_job(
-    cfg: DictConfig,
+    spec: JobSpec,
     body: Callable[[JobFolder, SignalGuard], Outcome],
     *,
     what: str = "run",
     prepare: Callable[[JobFolder], None] | None = None,
     shared: bool = False,
 ) -> float:
-    """Run ``body`` as the job of ``cfg.paths.output_dir`` (see the module docstring).
+    """Run ``body`` as the job of ``spec`` in its folder (see the module docstring).
 
     ``prepare(job)`` runs once the folder is claimed and before it is marked running
     (e.g. checks that a checkpoint to resume from is readable); an exception there is
@@ -204,62 +216,62 @@ def run_job(
     others (a second lock), and joins a job already running rather than starting another
     attempt.
     """
-    out = Path(cfg.paths.output_dir)
+    out, identity, multirun = Path(spec.output_dir), spec.identity, spec.multirun
     job = JobFolder(out)
     if not is_rank_zero():  # DDP ranks > 0: rank 0 owns the folder
-        return _run_body(cfg, job, body)
-    if in_multirun() and grid_stopping(out.parent):
+        return _run_body(spec, job, body)
+    if multirun and grid_stopping(out.parent):
         log.warning("%s: not started, the grid is stopping (a stop signal)", out)
         return math.nan
     try:
         lock = JobLock(out).acquire(shared=shared)
     except (JobBusy, NoLocking) as exc:
-        if in_multirun():  # the grid goes on; the report at its end names this job
+        if multirun:  # the grid goes on; the report at its end names this job
             log.error("%s", exc)
             return math.nan
         raise SystemExit(f"error: {exc}") from None
     setup = try_lock(out / SETUP_LOCK_FILE, wait=True) if shared else None
     try:
-        restart = restarting(cfg, out)
-        if bool(cfg.get(RESTART_KEY, False)) and not restart and folder_damage(out):
+        restart = restarting(identity, out)
+        if identity.restart and not restart and folder_damage(out):
             restart = True  # a restarted job continued, but damaged since: over again
-        problem = None if restart else identity_problem(cfg, out)
+        problem = None if restart else identity_problem(identity, out)
         if problem:
-            if in_multirun():  # nothing is written; the grid's report lists the folder
+            if multirun:  # nothing is written; the grid's report lists the folder
                 log.error("%s", problem)
                 return math.nan
             refuse(problem)
         if not (out / "config.yaml").exists() and any((out / t).exists() for t in TRACES):
             log.warning("%s/config.yaml was missing; written again from the launched "
                         "configuration, whose hash the folder's records hold", out)  # fmt: skip
-            atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        twin = twin_of(out, config_hash(cfg)) if in_multirun() else None
+            atomic_write_text(out / "config.yaml", spec.config_yaml)
+        twin = twin_of(out, identity.config_hash) if multirun else None
         if twin is not None:
-            atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+            atomic_write_text(out / "config.yaml", spec.config_yaml)
             log.info("%s repeats the job of %s (keys that cannot change it differ); not run "
                      "again", out, twin)  # fmt: skip
-            return record_twin(out, twin, config_hash(cfg))
+            return record_twin(out, twin, identity.config_hash)
         if restart:
             discard_results(out)
-        elif cfg.get("skip_finished", True) and job.is_done():
+        elif identity.skip_finished and job.is_done():
             log.info("%s already holds a %s %s; skipping (skip_finished=false runs it again, "
                      "resuming from its last checkpoint)", out, job.status, what)  # fmt: skip
             return float(job.read().get("objective", math.nan))
-        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        joining = shared and job.status == RUNNING and not restarting(cfg, out)
+        atomic_write_text(out / "config.yaml", spec.config_yaml)
+        joining = shared and job.status == RUNNING and not restarting(identity, out)
         if not joining:
             launch = {"launch": os.environ[LAUNCH_ENV]} if LAUNCH_ENV in os.environ else {}
-            job.start(pid=os.getpid(), config_hash=config_hash(cfg), **launch, **cluster_env())
+            job.start(pid=os.getpid(), config_hash=identity.config_hash, **launch, **cluster_env())
             if prepare is not None:
                 try:
                     prepare(job)
                 except Exception as exc:
-                    return _failed(job, exc)
+                    return _failed(job, exc, multirun)
         if setup is not None:  # the next shard may check and join now
             unlock(setup)
             setup = None
             job.lock = lock
-        return _run_body(cfg, job, body)
+        return _run_body(spec, job, body)
     finally:
         if setup is not None:
             unlock(setup)
@@ -267,7 +279,7 @@ def run_job(
 
 
 def _run_body(
-    cfg: DictConfig, job: JobFolder, body: Callable[[JobFolder, SignalGuard], Outcome]
+    spec: JobSpec, job: JobFolder, body: Callable[[JobFolder, SignalGuard], Outcome]
 ) -> float:
     size_threads()  # the CPUs allocated to this job, not the machine's
     with SignalGuard() as guard:
@@ -289,20 +301,20 @@ def _run_body(
             guard.chain(exc.signum)  # under submitit: requeue this job, exit
             raise
         except Exception as exc:
-            return _failed(job, exc)
+            return _failed(job, exc, spec.multirun)
         except BaseException as exc:  # KeyboardInterrupt, SystemExit
             job.mark_failed(exc, status=INTERRUPTED)
             if guard.received is not None:  # e.g. Lightning's own SIGTERMException
                 raise JobInterrupted(guard.received) from exc
             raise
     if outcome.status in TERMINAL and is_rank_zero():  # what the job wrote, as it wrote it
-        outcome.info[RECORDS_KEY] = fingerprints(job.path, config_hash(cfg))
+        outcome.info[RECORDS_KEY] = fingerprints(job.path, spec.identity.config_hash)
     if outcome.status != RUNNING:  # RUNNING: a shard whose job other processes finish
         job.mark(outcome.status, objective=outcome.objective, **outcome.info)
     return outcome.objective
 
 
-def _failed(job: JobFolder, exc: Exception) -> float:
+def _failed(job: JobFolder, exc: Exception, multirun: bool) -> float:
     if is_disk_full(exc) and not isinstance(exc, DiskFull):  # e.g. torch's writer's own error
         exc = disk_full(job.path, exc)
     try:
@@ -310,7 +322,7 @@ def _failed(job: JobFolder, exc: Exception) -> float:
     except DiskFull as full:  # not even the status fits: say so; a relaunch resumes it
         log.error("%s; %s still says running (a relaunch reads it as interrupted)", full,
                   job.status_file)  # fmt: skip
-    if not in_multirun():
+    if not multirun:
         if isinstance(exc, JobError):  # its message is the one line to show
             raise SystemExit(f"error: {exc}") from None
         raise exc
@@ -323,11 +335,11 @@ def _failed(job: JobFolder, exc: Exception) -> float:
     return math.nan
 
 
-def exit_if_diverged(cfg: DictConfig) -> None:
+def exit_if_diverged(spec: JobSpec) -> None:
     """A single run whose job diverged exits 1, as a grid holding it does (its report
     counts it failed): the run did not produce what was asked for. One line on stderr."""
-    job = JobFolder(cfg.paths.output_dir)
-    if in_multirun() or not is_rank_zero() or job.status != DIVERGED:
+    job = JobFolder(spec.output_dir)
+    if spec.multirun or not is_rank_zero() or job.status != DIVERGED:
         return
     error = job.read().get("error", "loss not finite")
     fix = (

@@ -18,10 +18,10 @@ from igb.ensemble.eval_set import eval_set
 from igb.ensemble.run import clear_outputs, run_ensemble
 from igb.ensemble.spec import GROUPS, EnsembleSpec, LoggerFactory
 from igb.ensemble.spec import choices as ensemble_choices
-from igb.jobs.identity import config_hash, run_identity
 from igb.jobs.runner import Outcome, run_job
 from igb.jobs.signals import SignalGuard
 from igb.jobs.status import JobFolder
+from igb.launch.job_spec import config_hash, job_name, job_spec
 from igb.logging.quiet import quiet_lightning
 from igb.logging.tracked_run import TrackedRun
 from igb.plain import plain
@@ -57,16 +57,17 @@ def logger_factories(cfg: DictConfig) -> dict[str, LoggerFactory | None]:
     return out
 
 
-def ensemble_spec(cfg: DictConfig) -> EnsembleSpec:
-    """Everything an ensemble job reads from its composed configuration, read once."""
+def ensemble_spec(cfg: DictConfig, config_id: str | None = None) -> EnsembleSpec:
+    """Everything an ensemble job reads from its composed configuration, read once
+    (``config_id``: its configuration hash, when the launch has it already)."""
     loggers = logger_factories(cfg)
     wandb = any(f is not None for f in loggers.values())
     # W&B's run config: the whole configuration, resolved (a "???" left as written)
     resolved = OmegaConf.to_container(cfg, resolve=True) if wandb else None
     return EnsembleSpec.from_groups(
         cfg,
-        config_id=config_hash(cfg),
-        run=TrackedRun(**run_identity(cfg, kind="ensemble"), config=resolved),
+        config_id=config_hash(cfg) if config_id is None else config_id,
+        run=TrackedRun(**job_name(cfg, kind="ensemble"), config=resolved),
         loggers=loggers,
     )
 
@@ -76,9 +77,11 @@ def run(cfg: DictConfig) -> float:
     failed inside a multirun, or if this process is a shard whose job another shard
     finishes)."""
 
+    spec = job_spec(cfg)
+
     def body(job: JobFolder, guard: SignalGuard) -> Outcome:
         quiet_lightning()  # before a W&B logger's factory imports Lightning
-        return run_ensemble(ensemble_spec(cfg), job)
+        return run_ensemble(ensemble_spec(cfg, spec.identity.config_hash), job)
 
     shared = int(cfg.ensemble.get("shards", 1)) > 1
-    return run_job(cfg, body, what="ensemble", prepare=clear_outputs, shared=shared)
+    return run_job(spec, body, what="ensemble", prepare=clear_outputs, shared=shared)

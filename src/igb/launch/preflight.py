@@ -162,6 +162,7 @@ def folder_problem(
     grid the job reports them, the others run)."""
     from igb.jobs.lock import live_holder
     from igb.jobs.runner import identity_problem
+    from igb.launch.job_spec import job_identity
 
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
@@ -172,7 +173,7 @@ def folder_problem(
         )
     if not known or not folder.is_dir() or live_holder(folder) is not None:
         return None  # a live process runs this folder: the job runner names it
-    return identity_problem(cfg, folder, records=not multirun)
+    return identity_problem(job_identity(cfg), folder, records=not multirun)
 
 
 def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:

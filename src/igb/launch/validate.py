@@ -104,7 +104,8 @@ def _check_weights(cfg: DictConfig, key: str, model: Any) -> None:
 def validate_eval(cfg: DictConfig) -> dict[str, Any]:
     """:func:`validate` for ``eval.py``: ``ckpt_path`` names a job folder or checkpoint,
     and the model it is measured with (the job's, unless overridden) builds."""
-    from igb.training.evaluate import KEY, with_job_config
+    from igb.launch.eval_job import with_job_config
+    from igb.training.evaluate import KEY
 
     path = OmegaConf.select(cfg, KEY)
     if not path:
