@@ -1,4 +1,4 @@
-"""The statistics callback, through the real config tree and ``igb.training.run.run``.
+"""The statistics callback, through the real config tree and ``igb.launch.train_job.run``.
 
 Each run writes metrics.csv (the CSV logger) into its job folder; the tests read the
 callback's rows back from there and compare them with independent computations.

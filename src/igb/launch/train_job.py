@@ -52,11 +52,9 @@ def run_parts(cfg: DictConfig, kind: str) -> dict[str, Any]:
     }
 
 
-def rank_command() -> ddp.RankCommand | None:
+def rank_command() -> ddp.RankCommand:
     """What DDP ranks > 0 of the running Hydra job start from, read from Hydra's job config
-    (None outside a Hydra job, where Lightning never asks)."""
-    if not HydraConfig.initialized():
-        return None
+    when Lightning starts them (it asks only inside a Hydra job)."""
     hc = HydraConfig.get()
     return ddp.RankCommand(
         overrides=tuple(str(o) for o in hc.overrides.task),
@@ -82,7 +80,7 @@ def train_spec(cfg: DictConfig, job: JobSpec | None = None) -> TrainSpec:
         init_from=cfg.get("init_from") or None,
         init_filter=InitFilter.from_config(cfg.get("init_filter")),
         checkpoint_every_s=float(cfg.get("checkpoint_every_s", 0) or 0),
-        rank=rank_command(),
+        rank=rank_command,
     )
 
 

@@ -1,4 +1,4 @@
-"""Training a model with Lightning: the LightningModule and ``run(cfg)``.
+"""Training a model with Lightning: the LightningModule, the spec a job is built from, ``run``.
 
 The only package that fits models; may import every package but ``launch``.
 """

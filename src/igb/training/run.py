@@ -88,8 +88,7 @@ def build(
         ResumeCallback(ckpt, guard, job, spec.checkpoint_every_s, config_hash=spec.config_hash)
     )
     if spec.rank is not None:  # DDP ranks > 0 start as this job (its overrides, its folder)
-        rank = spec.rank
-        ddp.install(lambda: rank)
+        ddp.install(spec.rank)
     extra = trainer_plugins(spec.trainer_settings)
     if spec.trainer_settings.get("enable_checkpointing") is None:
         # last.ckpt is igb's; without a configured ModelCheckpoint, Lightning would add its

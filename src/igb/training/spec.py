@@ -65,8 +65,9 @@ class TrainSpec(RunSpec):
     init_filter: InitFilter = field(default_factory=InitFilter)
     #: ``checkpoint_every_s``: seconds between time-based checkpoints (0: none)
     checkpoint_every_s: float = 0.0
-    #: how DDP ranks > 0 start as this job (None outside a Hydra job: never asked there)
-    rank: RankCommand | None = None
+    #: how DDP ranks > 0 start as this job, asked when Lightning starts them (None: as
+    #: Lightning starts them)
+    rank: Callable[[], RankCommand] | None = None
 
 
 @dataclass(frozen=True)
