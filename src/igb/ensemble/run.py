@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from igb.ensemble import figure_worker
 from igb.ensemble.eval_set import eval_set
 from igb.ensemble.evaluate import evaluate_ensemble
 from igb.ensemble.plan import EvaluationPlan
@@ -289,14 +290,19 @@ def _run(spec: EnsembleSpec, job: JobFolder) -> dict[str, Any] | None:
         summary["meanfield"] = config_readout(spec.model, spec.norm)
     label, values = histogram_values(result)
     write_inits_csv(result, out / "inits.csv")
-    from igb.ensemble.plot import plot_histogram
-
     heading, n_points = title(spec.choices), int(x.shape[0])
     atomic_write(
         out / "histogram.png",
-        lambda tmp: plot_histogram(
-            values, label, summary, result.num_classes, n_points, tmp, title=heading
-        ),
+        lambda tmp: figure_worker.call(
+            "igb.ensemble.plot:plot_histogram",
+            values,
+            label,
+            summary,
+            result.num_classes,
+            n_points,
+            tmp,
+            title=heading,
+        ),  # fmt: skip
     )
     if profiler is not None:
         from igb.ensemble.profile_report import report
