@@ -33,6 +33,10 @@ def worker() -> Iterator[None]:
 
 
 def test_the_worker_draws_the_same_png_as_this_process(worker: None, tmp_path: Path) -> None:
+    """Also when the laws were drawn ahead (and a bad request came first: ignored)."""
+    values, label, summary, c, n, _ = _arguments(tmp_path)
+    figure_worker.prepare("igb.ensemble.plot:prepare_laws", {"gamma": "bad"}, c, n)
+    figure_worker.prepare("igb.ensemble.plot:prepare_laws", summary, c, n)
     figure_worker.call(PLOT, *_arguments(tmp_path / "worker.png"), title="t")
     figure_worker.run(PLOT, _arguments(tmp_path / "here.png"), {"title": "t"})
     drawn = (tmp_path / "worker.png").read_bytes()

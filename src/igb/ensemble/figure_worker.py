@@ -95,13 +95,26 @@ def stop() -> None:
         worker.wait()
 
 
+def prepare(target: str, *args: Any, **kwargs: Any) -> None:
+    """Have the worker call ``module:function(*args, **kwargs)`` now, for what it keeps
+    (work a later drawing needs, done while this process goes on); nothing without a
+    worker, and no answer: a later :func:`call` does whatever is still missing."""
+    worker = _worker
+    if not running() or worker is None or worker.stdin is None:
+        return
+    try:
+        send(worker.stdin, (target, args, kwargs, False))
+    except (OSError, pickle.PickleError):
+        stop()
+
+
 def call(target: str, *args: Any, **kwargs: Any) -> Any:
     """``module:function(*args, **kwargs)``, in the worker when one runs, else here."""
     worker = _worker
     if not running() or worker is None or worker.stdin is None:
         return run(target, args, kwargs)
     try:
-        send(worker.stdin, (target, args, kwargs))
+        send(worker.stdin, (target, args, kwargs, True))
         ok, value = receive(worker.stdout)  # type: ignore[arg-type]
     except (OSError, EOFError, pickle.PickleError):
         stop()  # it died or cannot take these arguments: draw here (the same function)
@@ -158,13 +171,15 @@ def main() -> None:
             pass  # the drawing reports it, as it would in the job's process
     while True:
         try:
-            target, args, kwargs = receive(requests)
+            target, args, kwargs, answer = receive(requests)
         except EOFError:
             return
         try:
             reply = (True, run(target, args, kwargs))
         except Exception as exc:  # noqa: BLE001 - raised again in the job's process
             reply = (False, _portable(exc))
+        if not answer:
+            continue  # prepared ahead: the drawing that needs it reports any error
         try:
             send(replies, reply)
         except OSError:

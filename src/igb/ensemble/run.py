@@ -261,6 +261,9 @@ def _run(spec: EnsembleSpec, job: JobFolder) -> dict[str, Any] | None:
     summary = summarize(
         result, spec, n_points=int(x.shape[0]), n_boot=ens.n_boot, ci_level=ens.ci_level
     )
+    # the histogram's laws, drawn by the figure worker (if one runs) while this goes on
+    laws = ("igb.ensemble.plot:prepare_laws", result.num_classes, int(x.shape[0]))
+    figure_worker.prepare(laws[0], summary, *laws[1:])
     # the infinite- and finite-width predictions beside the measurement (igb.theory.nngp; null +
     # reason if not covered)
     if ens.theory:
@@ -284,6 +287,7 @@ def _run(spec: EnsembleSpec, job: JobFolder) -> dict[str, Any] | None:
     else:
         predicted = Prediction(gamma=None, reason="not computed (ensemble.theory=false)")
     summary.update(predicted.summary_fields())
+    figure_worker.prepare(laws[0], summary, *laws[1:])
     if ens.theory:
         from igb.theory.meanfield import config_readout
 

@@ -20,6 +20,7 @@ __all__ = [
     "sample_f_max",
     "class_probabilities",
     "f_max_density",
+    "histogram_density",
     "regime",
     "gamma_finite_sample_floor",
 ]
@@ -228,6 +229,12 @@ def f_max_density(
         edges = np.linspace(1.0 / num_classes, 1.0, int(bins) + 1)
     else:
         edges = np.asarray(bins, dtype=np.float64)
+    return histogram_density(samples, edges)
+
+
+def histogram_density(samples: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres, count / (len(samples) * bin_width))`` of ``samples`` on ``edges``:
+    normalised over all samples, also those outside the edges."""
     counts, edges = np.histogram(samples, bins=edges)
     centres = (edges[:-1] + edges[1:]) / 2
     return centres, counts / (samples.size * np.diff(edges))
