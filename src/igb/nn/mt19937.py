@@ -1,0 +1,162 @@
+"""Jump torch's CPU generator ahead: the state after ``torch.manual_seed(seed)`` and ``n``
+32-bit draws, without drawing them.
+
+The CPU generator is an MT19937, an F2-linear recurrence on a 19937-bit state: ``T^J``
+equals ``p(T)`` with ``p = x^J mod phi`` (``phi`` its characteristic polynomial, found
+once by Berlekamp-Massey on its own output). ``p(T) s`` is a Horner scheme over
+``q``-bit chunks of ``p`` with a per-seed table of the ``2^q`` sums of the first states,
+in two levels so that every numpy call works on many chunks and many seeds at once: a
+few hundred numpy calls per batch instead of generating millions of numbers per seed.
+
+torch's state (``Generator.get_state``) holds the 624 words of the current block, the
+read position in it, and the normal samples cached by Box-Muller: the jump sets the
+first two and copies the rest from a state of the same position (a template).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+N = 624  # words of a block
+_M = 397  # the recurrence's middle tap
+_DEGREE = 19937  # bits of the state
+_MATRIX_A = np.uint32(0x9908B0DF)
+_UPPER, _LOWER = np.uint32(0x80000000), np.uint32(0x7FFFFFFF)
+_Q, _K = 8, 64  # Horner chunk bits; chunks per inner block
+# Generator.get_state's byte layout (CPUGeneratorImplState)
+_SEED, _LEFT, _NEXT, _WORDS = slice(0, 8), slice(8, 12), slice(16, 24), slice(24, 24 + 8 * N)
+_NORMAL_VALID = (5040, 5052)  # the cached double and float normal samples' flags
+STATE_BYTES = 5056
+
+
+def extend(x: np.ndarray, start: int, stop: int) -> None:
+    """Fill ``x[..., start:stop]`` (``start >= N``) by the recurrence on the words before."""
+    k = start - N
+    while k + N < stop:
+        c = min(N - _M, stop - (k + N))
+        y = (x[..., k : k + c] & _UPPER) | (x[..., k + 1 : k + 1 + c] & _LOWER)
+        x[..., k + N : k + N + c] = x[..., k + _M : k + _M + c] ^ (y >> 1) ^ ((y & 1) * _MATRIX_A)
+        k += c
+
+
+def seeded_words(seeds: Sequence[int]) -> np.ndarray:
+    """The 624 words after ``manual_seed(seed)``, one row a seed (torch's own seeding)."""
+    out = np.empty((len(seeds), N), np.uint32)
+    g = torch.Generator()
+    for row, seed in zip(out, seeds, strict=True):
+        row[:] = g.manual_seed(seed).get_state().numpy()[_WORDS].view(np.uint64)
+    return out
+
+
+@functools.cache
+def _charpoly() -> tuple[int, ...]:
+    """The exponents of phi below 19937 (Berlekamp-Massey on one bit of the words)."""
+    x = np.zeros((1, 2 * _DEGREE + 1), np.uint32)
+    x[:, :N] = seeded_words([5489])
+    extend(x, N, x.shape[1])
+    conn, b, length, m, recent = 1, 1, 0, 1, 0
+    for n, bit in enumerate((x[0, 1:] & 1).tolist()):
+        recent = (recent << 1) | bit
+        if (conn & recent).bit_count() & 1:
+            conn, b_next = conn ^ (b << m), conn
+            if 2 * length <= n:
+                length, b, m = n + 1 - length, b_next, 1
+                continue
+        m += 1
+    assert length == _DEGREE, length
+    return tuple(length - i for i in range(length + 1) if (conn >> i) & 1 and i > 0)
+
+
+_SPREAD = np.array([int(f"{b:08b}".replace("", "0")[:-1], 2) for b in range(256)], "<u2")
+
+
+def _square(a: int) -> int:
+    """``a(x)^2`` over GF(2): every bit moves to twice its position."""
+    raw = np.frombuffer(a.to_bytes((a.bit_length() + 7) // 8 or 1, "little"), np.uint8)
+    return int.from_bytes(_SPREAD[raw].tobytes(), "little")
+
+
+def _reduce(a: int) -> int:
+    terms, mask = _charpoly(), (1 << _DEGREE) - 1
+    while a.bit_length() > _DEGREE:
+        high, a = a >> _DEGREE, a & mask
+        for e in terms:
+            a ^= high << e
+    return a
+
+
+@functools.lru_cache(maxsize=8)
+def _jump_chunks(steps: int) -> np.ndarray:
+    """``x^steps mod phi`` as (outer blocks, ``_K``) chunks of ``_Q`` bits."""
+    p = 1
+    for bit in bin(steps)[2:]:
+        p = _reduce(_square(p))
+        if bit == "1":
+            p = _reduce(p << 1)
+    g = -(-_DEGREE // (_Q * _K)) * _K
+    return np.array([(p >> (_Q * i)) & ((1 << _Q) - 1) for i in range(g)]).reshape(-1, _K)
+
+
+def _jump(words: np.ndarray, steps: int) -> np.ndarray:
+    """The words ``steps + 1 ..`` ``steps + N`` of the sequences that start with ``words``."""
+    chunks = _jump_chunks(steps)
+    blocks, seeds = chunks.shape[0], words.shape[0]
+    x = np.zeros((seeds, N + _Q), np.uint32)
+    x[:, :N] = words
+    extend(x, N, N + _Q)
+    table = np.zeros((seeds, 1 << _Q, N), np.uint32)  # table[c]: the sum of c's shifts
+    for c in range(1, 1 << _Q):
+        low = (c & -c).bit_length() - 1
+        np.bitwise_xor(table[:, c & (c - 1)], x[:, low : low + N], out=table[:, c])
+    inner = np.zeros((seeds, blocks, N + _K * _Q), np.uint32)  # every outer block at once
+    inner[:, :, :N] = table[:, chunks[:, -1]]
+    pos = 0
+    for j in range(_K - 2, -1, -1):
+        extend(inner, pos + N, pos + N + _Q)
+        pos += _Q
+        inner[:, :, pos : pos + N] ^= table[:, chunks[:, j]]
+    parts = inner[:, :, pos : pos + N]
+    stride = _Q * _K
+    outer = np.zeros((seeds, N + (blocks - 1) * stride + 1), np.uint32)
+    outer[:, :N] = parts[:, -1]
+    pos = 0
+    for h in range(blocks - 2, -1, -1):
+        extend(outer, pos + N, pos + N + stride)
+        pos += stride
+        outer[:, pos : pos + N] ^= parts[:, h]
+    extend(outer, pos + N, pos + N + 1)
+    return outer[:, pos + 1 : pos + 1 + N]
+
+
+def skipped_states(seeds: Sequence[int], n: int, template: torch.Tensor) -> list[torch.Tensor]:
+    """``get_state()`` after ``manual_seed(seed)`` and ``n`` 32-bit draws, for each seed.
+
+    ``template``: a state after the same draws from another seed, whose read position and
+    (absent) cached normal samples are copied; see :func:`position`."""
+    if n == 0:
+        return [torch.Generator().manual_seed(s).get_state() for s in seeds]
+    block = -(-n // N)  # torch twists a whole block when it needs a word past the last one
+    words = _jump(seeded_words(seeds), N * block - 1)
+    out = []
+    for seed, row in zip(seeds, words, strict=True):
+        state = template.clone()
+        raw = state.numpy()
+        raw[_SEED] = np.array([seed], np.uint64).view(np.uint8)
+        raw[_WORDS] = row.astype(np.uint64).view(np.uint8)
+        out.append(state)
+    return out
+
+
+def position(state: torch.Tensor) -> tuple[int, int]:
+    """(words read in the current block, ``left``) of a ``get_state()``."""
+    raw = state.numpy()
+    return int(raw[_NEXT].view(np.uint64)[0]), int(raw[_LEFT].view(np.int32)[0])
+
+
+def normal_cached(state: torch.Tensor) -> bool:
+    """Whether Box-Muller left a normal sample for the next draw (its value is seed's)."""
+    return any(bool(state[i]) for i in _NORMAL_VALID)
