@@ -11,6 +11,7 @@ few hundred numpy calls per batch instead of generating millions of numbers per 
 torch's state (``Generator.get_state``) holds the 624 words of the current block, the
 read position in it, and the normal samples cached by Box-Muller: the jump sets the
 first two and copies the rest from a state of the same position (a template).
+Short skips are drawn: the jump costs about as much as drawing half a million words.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ _Q, _K = 8, 64  # Horner chunk bits; chunks per inner block
 # Generator.get_state's byte layout (CPUGeneratorImplState)
 _SEED, _LEFT, _NEXT, _WORDS = slice(0, 8), slice(8, 12), slice(16, 24), slice(24, 24 + 8 * N)
 _NORMAL_VALID = (5040, 5052)  # the cached double and float normal samples' flags
-STATE_BYTES = 5056
+#: below this many words, drawing them is cheaper than the jump
+DRAW_BELOW = 1 << 19
 
 
 def extend(x: np.ndarray, start: int, stop: int) -> None:
@@ -132,13 +134,19 @@ def _jump(words: np.ndarray, steps: int) -> np.ndarray:
     return outer[:, pos + 1 : pos + 1 + N]
 
 
+def _drawn(seed: int, n: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    torch.empty(n).uniform_(generator=g)  # one word a float32 sample
+    return g.get_state()
+
+
 def skipped_states(seeds: Sequence[int], n: int, template: torch.Tensor) -> list[torch.Tensor]:
     """``get_state()`` after ``manual_seed(seed)`` and ``n`` 32-bit draws, for each seed.
 
     ``template``: a state after the same draws from another seed, whose read position and
     (absent) cached normal samples are copied; see :func:`position`."""
-    if n == 0:
-        return [torch.Generator().manual_seed(s).get_state() for s in seeds]
+    if n < DRAW_BELOW:
+        return [_drawn(s, n) for s in seeds]
     block = -(-n // N)  # torch twists a whole block when it needs a word past the last one
     words = _jump(seeded_words(seeds), N * block - 1)
     out = []
@@ -155,6 +163,14 @@ def position(state: torch.Tensor) -> tuple[int, int]:
     """(words read in the current block, ``left``) of a ``get_state()``."""
     raw = state.numpy()
     return int(raw[_NEXT].view(np.uint64)[0]), int(raw[_LEFT].view(np.int32)[0])
+
+
+def position_after(n: int) -> tuple[int, int]:
+    """:func:`position` after ``manual_seed`` and ``n`` words."""
+    if n == 0:
+        return 0, 1
+    read = n - N * (-(-n // N) - 1)
+    return read, N + 1 - read
 
 
 def normal_cached(state: torch.Tensor) -> bool:
