@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 #: the method name an ensemble on cached features reports
 METHOD = "cached_heads"
 #: heads sampled at once (the generator's jump works on many seeds per call)
-SAMPLE_BATCH = 16
+SAMPLE_BATCH = 32
 
 
 @dataclass

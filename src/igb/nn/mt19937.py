@@ -104,32 +104,38 @@ def _jump_chunks(steps: int) -> np.ndarray:
 
 
 def _jump(words: np.ndarray, steps: int) -> np.ndarray:
-    """The words ``steps + 1 ..`` ``steps + N`` of the sequences that start with ``words``."""
+    """The words ``steps + 1 ..`` ``steps + N`` of the sequences that start with ``words``.
+
+    Arrays put the seeds inside the chunk axis, so a chunk's table entries for every seed
+    are one contiguous block; the XORs run on 64-bit views in torch."""
     chunks = _jump_chunks(steps)
     blocks, seeds = chunks.shape[0], words.shape[0]
     x = np.zeros((seeds, N + _Q), np.uint32)
     x[:, :N] = words
     extend(x, N, N + _Q)
-    table = np.zeros((seeds, 1 << _Q, N), np.uint32)  # table[c]: the sum of c's shifts
+    table = np.zeros((1 << _Q, seeds, N), np.uint32)  # table[c]: the sum of c's shifts
     for c in range(1, 1 << _Q):
         low = (c & -c).bit_length() - 1
-        np.bitwise_xor(table[:, c & (c - 1)], x[:, low : low + N], out=table[:, c])
-    inner = np.zeros((seeds, blocks, N + _K * _Q), np.uint32)  # every outer block at once
-    inner[:, :, :N] = table[:, chunks[:, -1]]
+        np.bitwise_xor(table[c & (c - 1)], x[:, low : low + N], out=table[c])
+    table64 = torch.from_numpy(table.view(np.int64))
+    index = torch.from_numpy(chunks)
+    inner = np.zeros((blocks, seeds, N + _K * _Q), np.uint32)  # every outer block at once
+    inner[:, :, :N] = table[chunks[:, -1]]
+    inner64 = torch.from_numpy(inner.view(np.int64))
     pos = 0
     for j in range(_K - 2, -1, -1):
         extend(inner, pos + N, pos + N + _Q)
         pos += _Q
-        inner[:, :, pos : pos + N] ^= table[:, chunks[:, j]]
+        inner64[:, :, pos // 2 : (pos + N) // 2].bitwise_xor_(table64.index_select(0, index[:, j]))
     parts = inner[:, :, pos : pos + N]
     stride = _Q * _K
     outer = np.zeros((seeds, N + (blocks - 1) * stride + 1), np.uint32)
-    outer[:, :N] = parts[:, -1]
+    outer[:, :N] = parts[-1]
     pos = 0
     for h in range(blocks - 2, -1, -1):
         extend(outer, pos + N, pos + N + stride)
         pos += stride
-        outer[:, pos : pos + N] ^= parts[:, h]
+        outer[:, pos : pos + N] ^= parts[h]
     extend(outer, pos + N, pos + N + 1)
     return outer[:, pos + 1 : pos + 1 + N]
 
@@ -148,7 +154,12 @@ def skipped_states(seeds: Sequence[int], n: int, template: torch.Tensor) -> list
     if n < DRAW_BELOW:
         return [_drawn(s, n) for s in seeds]
     block = -(-n // N)  # torch twists a whole block when it needs a word past the last one
-    words = _jump(seeded_words(seeds), N * block - 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small XORs: OpenMP's barriers would cost more than they do
+    try:
+        words = _jump(seeded_words(seeds), N * block - 1)
+    finally:
+        torch.set_num_threads(threads)
     out = []
     for seed, row in zip(seeds, words, strict=True):
         state = template.clone()
