@@ -88,8 +88,12 @@ def head_costs(cfg: dict, x: torch.Tensor, args) -> None:  # noqa: ANN001
           f"features, medians of {args.repeats} interleaved rounds ({load()}):")  # fmt: skip
     print(f"  replaying the whole initialization: {per['whole'] * 1e3:.2f} ms = "
           f"{per['whole'] / init:.1%} of a whole initialization")  # fmt: skip
-    print(f"  jumping the generator past the backbone's draws: {per['jumped'] * 1e3:.2f} ms "
-          f"= {per['jumped'] / init:.2%} of a whole initialization")  # fmt: skip
+    how = ("jumping the generator past the backbone's draws" if args.head_init == "native"
+           else "drawing the head alone")  # fmt: skip
+    print(
+        f"  {how}: {per['jumped'] * 1e3:.2f} ms = {per['jumped'] / init:.2%} of a whole "
+        "initialization"
+    )
     print(f"  rows of the first {args.old} heads a round identical: {same}")
 
 
