@@ -40,8 +40,15 @@ def extend(x: np.ndarray, start: int, stop: int) -> None:
     k = start - N
     while k + N < stop:
         c = min(N - _M, stop - (k + N))
-        y = (x[..., k : k + c] & _UPPER) | (x[..., k + 1 : k + 1 + c] & _LOWER)
-        x[..., k + N : k + N + c] = x[..., k + _M : k + _M + c] ^ (y >> 1) ^ ((y & 1) * _MATRIX_A)
+        out = x[..., k + N : k + N + c]
+        low = x[..., k + 1 : k + 1 + c]
+        np.bitwise_and(low, 1, out=out)
+        np.multiply(out, _MATRIX_A, out=out)
+        np.bitwise_xor(out, x[..., k + _M : k + _M + c], out=out)
+        y = np.bitwise_and(low, _LOWER)
+        y |= x[..., k : k + c] & _UPPER
+        y >>= 1
+        out ^= y
         k += c
 
 
@@ -114,19 +121,20 @@ def _jump(words: np.ndarray, steps: int) -> np.ndarray:
     x[:, :N] = words
     extend(x, N, N + _Q)
     table = np.zeros((1 << _Q, seeds, N), np.uint32)  # table[c]: the sum of c's shifts
-    for c in range(1, 1 << _Q):
-        low = (c & -c).bit_length() - 1
-        np.bitwise_xor(table[c & (c - 1)], x[:, low : low + N], out=table[c])
+    for bit in range(_Q):
+        np.bitwise_xor(table[: 1 << bit], x[:, bit : bit + N], out=table[1 << bit : 2 << bit])
     table64 = torch.from_numpy(table.view(np.int64))
     index = torch.from_numpy(chunks)
     inner = np.zeros((blocks, seeds, N + _K * _Q), np.uint32)  # every outer block at once
     inner[:, :, :N] = table[chunks[:, -1]]
     inner64 = torch.from_numpy(inner.view(np.int64))
+    picked = torch.empty((blocks, seeds, N // 2), dtype=torch.int64)
     pos = 0
     for j in range(_K - 2, -1, -1):
         extend(inner, pos + N, pos + N + _Q)
         pos += _Q
-        inner64[:, :, pos // 2 : (pos + N) // 2].bitwise_xor_(table64.index_select(0, index[:, j]))
+        torch.index_select(table64, 0, index[:, j], out=picked)
+        inner64[:, :, pos // 2 : (pos + N) // 2].bitwise_xor_(picked)
     parts = inner[:, :, pos : pos + N]
     stride = _Q * _K
     outer = np.zeros((seeds, N + (blocks - 1) * stride + 1), np.uint32)
