@@ -194,7 +194,7 @@ def _plan(ops: list[_Op], heads: dict[str, Tensor]) -> HeadReplay | str:
         return f"the head is on {', '.join(sorted(map(str, devices)))}, not the CPU"
     owner = {_key(t): name for name, t in heads.items()}
     storages = {k[0]: name for k, name in owner.items()}
-    touches: list[tuple[int, str | None]] = []  # (op index, head name) of ops writing a head
+    touches: list[tuple[int, str]] = []  # (op index, head name) of the ops writing a head
     for i, op in enumerate(ops):
         for t in _written(op):
             if t.device == _CPU and t.untyped_storage().data_ptr() in storages:
