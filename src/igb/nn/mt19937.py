@@ -27,7 +27,7 @@ _M = 397  # the recurrence's middle tap
 _DEGREE = 19937  # bits of the state
 _MATRIX_A = np.uint32(0x9908B0DF)
 _UPPER, _LOWER = np.uint32(0x80000000), np.uint32(0x7FFFFFFF)
-_Q, _K = 8, 64  # Horner chunk bits; chunks per inner block
+_Q, _K = 8, 64  # Horner chunk bits (even: the XORs read 64-bit views); chunks per inner block
 # Generator.get_state's byte layout (CPUGeneratorImplState)
 _SEED, _LEFT, _NEXT, _WORDS = slice(0, 8), slice(8, 12), slice(16, 24), slice(24, 24 + 8 * N)
 _NORMAL_VALID = (5040, 5052)  # the cached double and float normal samples' flags
