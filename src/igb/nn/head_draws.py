@@ -115,31 +115,28 @@ def _words(op: _Op, cached: bool) -> tuple[int, bool] | None:
 @dataclass
 class Step:
     """One op of the head's replay. ``target``: the head tensor it makes or writes, or
-    None for a draw of another tensor, made on a scratch tensor of ``like``'s layout."""
+    None for a draw of another tensor, made on a scratch tensor of layout ``like``.
+    ``args`` leave out the tensor written (no recorded tensor is kept)."""
 
     func: Any
     args: tuple
     kwargs: dict
     target: str | None
-    like: Tensor | None  # the layout of an allocation or of a scratch tensor
+    like: tuple[tuple[int, ...], tuple[int, ...], torch.dtype] | None  # an allocation's
     creates: bool
 
+    def _empty(self) -> Tensor:
+        shape, stride, dtype = self.like
+        return torch.empty_strided(shape, stride, dtype=dtype)
+
     def run(self, tensors: dict[str, Tensor]) -> None:
-        like = self.like
         if self.creates:
-            out = (
-                self.func(*self.args, **self.kwargs)
-                if like is None
-                else torch.empty_strided(like.shape, like.stride(), dtype=like.dtype)
-            )
+            out = self.func(*self.args, **self.kwargs) if self.like is None else self._empty()
             if self.target is not None:
                 tensors[self.target] = out
             return
-        if self.target is None:
-            target = torch.empty_strided(like.shape, like.stride(), dtype=like.dtype)
-        else:
-            target = tensors[self.target]
-        self.func(target, *self.args[1:], **self.kwargs)
+        target = self._empty() if self.target is None else tensors[self.target]
+        self.func(target, *self.args, **self.kwargs)
 
 
 @dataclass
@@ -244,5 +241,7 @@ def _step(op: _Op, name: str | None) -> Step | str:
     allocates = op.func._schema.name.startswith("aten::empty")
     if _tensors((op.args if creates else op.args[1:], op.kwargs)) and not allocates:
         return f"{op.func} computes the head (or a draw beside it) from other tensors"
-    like = t if allocates or (name is None and not creates) else None
-    return Step(op.func, op.args, op.kwargs, name, like, creates)
+    layout = (tuple(t.shape), t.stride(), t.dtype)
+    like = layout if allocates or (name is None and not creates) else None
+    args = () if allocates else op.args if creates else op.args[1:]
+    return Step(op.func, args, op.kwargs, name, like, creates)
