@@ -44,18 +44,18 @@ class RunSpec:
     optimized_metric: str = "val/acc"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainSpec(RunSpec):
     """A training job: :class:`RunSpec` and what fitting adds."""
 
     #: the job's folder (``paths.output_dir``): its checkpoints live there
-    output_dir: Path = Path()
+    output_dir: Path
     #: the configuration hash the checkpoint records
-    config_hash: str = ""
+    config_hash: str
     #: the trainer group, resolved (accelerator, plugins, enable_checkpointing)
-    trainer_settings: Mapping[str, Any] = field(default_factory=dict)
+    trainer_settings: Mapping[str, Any]
     #: ``optimizer(params)`` and ``scheduler(optimizer)`` (None: no scheduler)
-    optimizer: Factory | None = None
+    optimizer: Factory
     scheduler: Factory | None = None
     #: a factory of each configured callback, in order
     callbacks: tuple[Factory, ...] = ()
@@ -70,13 +70,13 @@ class TrainSpec(RunSpec):
     rank: Callable[[], RankCommand] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvalSpec(RunSpec):
     """An evaluation: :class:`RunSpec` (the training job's groups where it has them) and
     the checkpoint it measures."""
 
     #: the checkpoint file and the job folder that wrote it (None: from elsewhere)
-    checkpoint: Path = Path()
-    job_folder: Path | None = None
+    checkpoint: Path
+    job_folder: Path | None
     #: the statistics callback's settings (``callbacks.bias_stats`` without ``_target_``)
-    bias_stats: Mapping[str, Any] = field(default_factory=dict)
+    bias_stats: Mapping[str, Any]
