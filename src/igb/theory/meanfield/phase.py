@@ -27,6 +27,7 @@ import numpy as np
 
 from igb.theory.meanfield import Declined, edge_of_chaos, fixed_point
 from igb.theory.nngp import WalkSettings, infinite_gamma, walked_points
+from igb.theory.nngp.kernel import InputKernel
 
 #: igb's regime boundaries (igb.theory.gaussian.regime) and the paper's (c* = 0.5)
 NEUTRAL_BELOW, DEEP_ABOVE, PAPER_C_STAR = 0.01, 1.0, 0.5
@@ -94,6 +95,7 @@ def compute_panel(
     gamma = np.full((wv.size, bv.size), np.nan)
     c_star = np.full_like(gamma, np.nan)
     xs, design = walked_points(walk, data.x)
+    inputs = InputKernel.of(xs)  # the same points at every cell
     pool = (arch.unit_pool, arch.unit_pool_size)
     reason = None
     # small matrices: one BLAS thread is faster than several competing for the cores
@@ -102,7 +104,7 @@ def compute_panel(
             for j, b in enumerate(bv):
                 cell = dataclasses.replace(arch, weight_var=float(w), bias_var=float(b))
                 try:
-                    gamma[i, j] = infinite_gamma(cell, xs, data.batch_size, design)
+                    gamma[i, j] = infinite_gamma(cell, inputs, data.batch_size, design)
                 except ValueError:
                     pass
                 if reason is None:

@@ -34,8 +34,9 @@ from igb.theory.nngp.kernel import (
     UNIT_POOLS,
     Architecture,
     Design,
-    final_kernel,
+    InputKernel,
     gamma_from_kernel,
+    gamma_kernel,
     layer_kernels,
 )
 from igb.theory.nngp.subsample import Subsample, choose, couples_points, jackknife
@@ -268,11 +269,12 @@ def walked_points(walk: WalkSettings, x: np.ndarray) -> tuple[np.ndarray, Design
 
 
 def infinite_gamma(
-    arch: Architecture, x: np.ndarray, batch_size: int, design: Design | None = None
+    arch: Architecture, x: np.ndarray | InputKernel, batch_size: int, design: Design | None = None
 ) -> float:
-    """The infinite-width gamma of ``arch`` on the walked points ``x`` (ValueError where
+    """The infinite-width gamma of ``arch`` on the walked points ``x`` (or their
+    :class:`InputKernel`, to walk several networks on the same points; ValueError where
     every point gets the same logits)."""
-    k = final_kernel(x, arch, batch_size, design)
+    k = gamma_kernel(x, arch, batch_size, design)
     return gamma_from_kernel(k, design, arch.head_offset(arch.units_out))
 
 
@@ -290,29 +292,27 @@ def predict_gamma(walk: WalkSettings, x: Inputs) -> Prediction:
     sub, stderr = walk.subsample(x.shape[0]), 0.0
     design = sub.design if sub else None
     offset = arch.head_offset(arch.units_out)
+    inputs = InputKernel.of(x[sub.index] if sub else x)
     try:
+        k = gamma_kernel(inputs, arch, batch_size, design)
         if sub is not None:
-            x = x[sub.index]
-            k = final_kernel(x, arch, batch_size, design)
             stderr = jackknife(
                 sub,
                 k,
                 lambda k, d: gamma_from_kernel(k, d, offset),
-                lambda keep, d: final_kernel(x[keep], arch, batch_size, d),
+                lambda keep, d: gamma_kernel(inputs.take(keep), arch, batch_size, d),
             )
-        else:
-            k = final_kernel(x, arch, batch_size)
         gamma = gamma_from_kernel(k, design, offset)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
-    finite, why = _finite_width(walk, x, k, design)
+    finite, why = _finite_width(walk, inputs, k, design)
     if finite is not None and not np.isfinite(finite):
         finite, why = None, "the finite-width walk left its range (depth / width too large)"
-    return Prediction(gamma, None, time.perf_counter() - t0, finite, why, x.shape[0], stderr)
+    return Prediction(gamma, None, time.perf_counter() - t0, finite, why, len(inputs), stderr)
 
 
 def _finite_width(
-    walk: WalkSettings, x: np.ndarray, kernel: np.ndarray, design: Design | None = None
+    walk: WalkSettings, x: InputKernel, kernel: np.ndarray, design: Design | None = None
 ) -> tuple[float | None, str | None]:
     """The finite-width gamma of :mod:`.finite`, or None and why not."""
     arch = walk.arch
