@@ -255,17 +255,18 @@ class WalkSettings:
 
 
 def _float64(x: Inputs) -> np.ndarray:
-    """The evaluation inputs as float64 numpy, as the walks read them."""
+    """The walked inputs as float64 numpy, as the walks read them (converted after the
+    subsample is taken: a copy of the points walked only)."""
     if isinstance(x, torch.Tensor):
         return x.detach().to("cpu", torch.float64).numpy()
     return x
 
 
-def walked_points(walk: WalkSettings, x: np.ndarray) -> tuple[np.ndarray, Design | None]:
-    """The points a walk takes (all of ``x``, or a subsample of about ``walk.max_points``)
-    and their :class:`Design` (None: all)."""
+def walked_points(walk: WalkSettings, x: Inputs) -> tuple[np.ndarray, Design | None]:
+    """The points a walk takes (all of ``x``, or a subsample of about ``walk.max_points``),
+    as float64 numpy, and their :class:`Design` (None: all)."""
     sub = walk.subsample(x.shape[0])
-    return (x[sub.index], sub.design) if sub else (x, None)
+    return (_float64(x[sub.index]), sub.design) if sub else (_float64(x), None)
 
 
 def infinite_gamma(
@@ -286,13 +287,12 @@ def predict_gamma(walk: WalkSettings, x: Inputs) -> Prediction:
     arch, batch_size = walk.arch, walk.batch_size
     if arch is None:
         return Prediction(gamma=None, reason=walk.reason)
-    x = _float64(x)
     if x.shape[0] < 2:
         return Prediction(gamma=None, reason="gamma needs at least 2 evaluation points")
     sub, stderr = walk.subsample(x.shape[0]), 0.0
     design = sub.design if sub else None
     offset = arch.head_offset(arch.units_out)
-    inputs = InputKernel.of(x[sub.index] if sub else x)
+    inputs = InputKernel.of(_float64(x[sub.index] if sub else x))
     try:
         k = gamma_kernel(inputs, arch, batch_size, design)
         if sub is not None:
@@ -340,7 +340,7 @@ def predict_layers(walk: WalkSettings, x: Inputs) -> dict[str, float] | str:
     profile's theory needs no more memory than the ensemble's."""
     if walk.arch is None:
         return str(walk.reason)
-    x, design = walked_points(walk, _float64(x))
+    x, design = walked_points(walk, x)
     out: dict[str, float] = {}
     for name, k in layer_kernels(x, walk.arch, walk.batch_size, design):
         try:
