@@ -16,9 +16,10 @@ reference; default: this one), on the settings of the issue's benchmarks:
     mkdir /tmp/before && git archive <rev> src | tar -x -C /tmp/before   # the reference
     python bench/bench_theory_cost.py --trees /tmp/before . [--repeats 3] [--cases mlp bn-pre]
 
-Prints, per case, the median seconds of each checkout and its ratio to the first, and the
-gammas (a change that only saves work leaves them equal to float rounding); the load before
-and after: other processes change every timing.
+Prints, per case, the median CPU seconds of each checkout (one thread: its work, which a
+shared machine's load changes less than the wall time, also printed) and its ratio to the
+first, and the gammas (a change that only saves work leaves them equal to float
+rounding); the load before and after: other processes change every timing.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ if hasattr(nngp, "WalkSettings"):
     run = lambda: nngp.predict_gamma(walk, x)
 else:  # a checkout from before the walk's settings were one value
     run = lambda: nngp.predict_gamma(model, norm, x, batch, max_points=%d)
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 p = run()
-print(json.dumps([time.perf_counter() - start, p.gamma, p.gamma_finite]))
+print(json.dumps([time.perf_counter() - start, time.process_time() - cpu, p.gamma, p.gamma_finite]))
 """ % (POINTS, POINTS)  # noqa: UP031 (the child's braces stay as they are)
 
 #: one thread: the walk is numpy, and the machine is shared
@@ -83,20 +84,23 @@ def main() -> None:
         repeats=3,
     )
     trees = [Path(t).resolve() for t in args.trees]
-    print(f"predict_gamma, one thread, median of {args.repeats} interleaved; {load()}")
+    print(f"predict_gamma, one thread, medians of {args.repeats} interleaved; {load()}")
     for case in args.cases:
-        times: dict[Path, list[float]] = {t: [] for t in trees}
+        wall: dict[Path, list[float]] = {t: [] for t in trees}
+        cpu: dict[Path, list[float]] = {t: [] for t in trees}
         values: dict[Path, list[float]] = {}
         for _ in range(args.repeats):
             for tree in trees:
-                seconds, *values[tree] = time_once(tree, case)
-                times[tree].append(seconds)
-        first = statistics.median(times[trees[0]])
+                seconds, cpu_seconds, *values[tree] = time_once(tree, case)
+                wall[tree].append(seconds)
+                cpu[tree].append(cpu_seconds)
+        first = statistics.median(cpu[trees[0]])
         for tree in trees:
-            median = statistics.median(times[tree])
+            median = statistics.median(cpu[tree])
             gamma, finite = values[tree]
-            print(f"{case:8s} {median:6.3f} s  x{median / first:4.2f}  gamma {gamma!r} "
-                  f"finite {finite!r}  {tree}")  # fmt: skip
+            print(f"{case:8s} CPU {median:6.3f} s  x{median / first:4.2f}  (wall "
+                  f"{statistics.median(wall[tree]):6.3f} s)  gamma {gamma!r} finite {finite!r}  "
+                  f"{tree}")  # fmt: skip
     print(load())
 
 

@@ -31,7 +31,8 @@ maps ``(K, m)`` to ``(K, m)``:
   - ``rms``: only divides, ``K' = K / sqrt(r r')``, ``r = K(x, x) + eps``,
     ``m' = m / sqrt(r)``: the offset stays.
 
-gamma (:func:`gamma_from_kernel`) follows from the kernel ``K`` of the units the head reads.
+gamma (:func:`gamma_from_kernel`) follows from the kernel ``K`` of the units the head reads,
+and only from its means: :func:`gamma_kernel` walks no more entries than they need.
 """
 
 from __future__ import annotations
