@@ -305,18 +305,20 @@ def predict_gamma(walk: WalkSettings, x: Inputs) -> Prediction:
         gamma = gamma_from_kernel(k, design, offset)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
-    finite, why = _finite_width(walk, inputs, k, design)
+    finite, why = _finite_width(arch, batch_size, inputs, k, design)
     if finite is not None and not np.isfinite(finite):
         finite, why = None, "the finite-width walk left its range (depth / width too large)"
     return Prediction(gamma, None, time.perf_counter() - t0, finite, why, len(inputs), stderr)
 
 
 def _finite_width(
-    walk: WalkSettings, x: InputKernel, kernel: np.ndarray, design: Design | None = None
+    arch: Architecture,
+    batch_size: int,
+    x: InputKernel,
+    kernel: np.ndarray,
+    design: Design | None = None,
 ) -> tuple[float | None, str | None]:
     """The finite-width gamma of :mod:`.finite`, or None and why not."""
-    arch = walk.arch
-    assert arch is not None  # predict_gamma returned before for an uncovered network
     if arch.neutralize != "none":
         return None, "the finite-width walk does not follow model.neutralize (a centred head input)"
     if arch.unit_pool != "none":
@@ -324,7 +326,7 @@ def _finite_width(
     offset = arch.head_offset(arch.units_out)
     with np.errstate(all="ignore"):
         try:
-            corr = correction(x, arch, walk.batch_size)
+            corr = correction(x, arch, batch_size)
             return gamma_with_correction(kernel, corr, design, offset), None
         except (ValueError, np.linalg.LinAlgError) as exc:
             return None, str(exc)
