@@ -24,6 +24,7 @@ ReLU-like activation puts on every unit; the norms downstream decide what happen
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,20 +106,15 @@ def leaky_relu_kernel(k: np.ndarray, slope: float) -> ActivationKernel:
     return ActivationKernel(q=(1 - slope) ** 2 * base.q + slope * k, m=(1 - slope) * base.m)
 
 
-def _nodes() -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of E[f(z)], z ~ N(0, 1): Gauss-Legendre on [-Z, 0] and [0, Z]."""
+@functools.cache
+def normal_rule() -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of ``E[f(z)]``, ``z ~ N(0, 1)``, exact at a kink at 0:
+    Gauss-Legendre on [-Z, 0] and [0, Z]. Computed on first use (an eigenvalue problem
+    of 256 nodes), so that a walk without quadrature, ReLU's, does not pay for it."""
     x, w = np.polynomial.legendre.leggauss(_NODES_PER_HALF)
     z = (x + 1) * _Z_MAX / 2
     w = w * _Z_MAX / 2 * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
     return np.concatenate([-z[::-1], z]), np.concatenate([w[::-1], w])
-
-
-_Z, _W = _nodes()
-
-
-def normal_rule() -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of ``E[f(z)]``, ``z ~ N(0, 1)``, exact at a kink at 0."""
-    return _Z, _W
 
 
 def hermite(z: np.ndarray, order: int) -> np.ndarray:
@@ -132,16 +128,20 @@ def hermite(z: np.ndarray, order: int) -> np.ndarray:
     return h
 
 
-_H = hermite(_Z, MAX_ORDER)
+@functools.cache
+def _hermite_table() -> np.ndarray:
+    """The Hermite functions at the nodes of :func:`normal_rule`, up to :data:`MAX_ORDER`."""
+    return hermite(normal_rule()[0], MAX_ORDER)
 
 
 def hermite_coefficients(act: torch.nn.Module, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``c_n(a) = E[phi(a z) He_n(z)] / sqrt(n!)`` (len(scale), MAX_ORDER + 1) for each scale
     ``a``, and ``E[phi(a z)^2]`` (exact, not the truncated series)."""
+    z, w = normal_rule()
     with torch.no_grad():
-        phi = act(torch.from_numpy(np.outer(scale, _Z))).numpy()  # (N, nodes)
-    weighted = phi * _W
-    return weighted @ _H.T, (weighted * phi).sum(axis=1)
+        phi = act(torch.from_numpy(np.outer(scale, z))).numpy()  # (N, nodes)
+    weighted = phi * w
+    return weighted @ _hermite_table().T, (weighted * phi).sum(axis=1)
 
 
 def mehler_kernel(k: np.ndarray, act: torch.nn.Module) -> ActivationKernel:
