@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.conf_values import group_values
 
+from igb.ensemble import EnsembleSpec
 from igb.theory.nngp import WalkSettings, architecture, predict_gamma, predict_layers
 from igb.theory.nngp.finite import PAIRS, correction, pair_quantiles
 from igb.theory.nngp.kernel import (
@@ -44,14 +46,11 @@ def test_settings_read_once_carry_the_architecture_or_the_reason() -> None:
 
 
 def test_settings_of_an_ensemble_spec_are_its_theory_settings() -> None:
-    class Ensemble:
-        batch_size, norm_mode, theory_points = 40, "batch", 100
-
-    class Spec:
-        model, norm, ensemble = MLP, BN_POST, Ensemble()
-
+    ens = {**group_values("ensemble", "ensemble"), "batch_size": 40, "theory_points": 100}
+    groups = {"model": {"name": "mlp", **MLP}, "norm": BN_POST, "ensemble": ens,
+              "dataset": {"name": "gaussian_blobs"}}  # fmt: skip
     want = WalkSettings.from_groups(MLP, BN_POST, 40, num_classes=2, max_points=100)
-    assert WalkSettings.from_spec(Spec(), num_classes=2) == want
+    assert WalkSettings.from_spec(EnsembleSpec.from_groups(groups), num_classes=2) == want
 
 
 @pytest.mark.parametrize(
