@@ -9,6 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from igb.ensemble import figure_worker
 from igb.errors import ConfigError
 from igb.launch.preflight import preflight
 from igb.launch.shards import shard_argv
@@ -29,6 +30,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    figure_worker.start()  # matplotlib loads in parallel with torch (igb.ensemble.figure_worker)
     try:  # -m ensemble.shards=K: K jobs of one job folder (igb.launch.shards)
         sys.argv[1:] = shard_argv(sys.argv[1:])
     except ConfigError as exc:

@@ -5,31 +5,39 @@ images, 10 classes, BatchNorm with batch statistics on batches of ``--batch``. T
 path (the whole model run for every head: ``reinitializer(vary="head")`` + the loop
 runner) is timed on ``--old`` heads and extrapolated; the cached path
 (:mod:`igb.ensemble.heads`, what ``evaluate_ensemble`` does now) runs ``--heads`` heads.
-The rows of the heads both ran are compared bit for bit; the time of the cached path is
-split into the backbone's forward (once) and the heads (each one: rebuilding the seed's
-parameters, which replays the architecture's initialization, plus one small matmul).
+The rows of the heads both ran are compared bit for bit.
 
-    OMP_NUM_THREADS=2 python bench/bench_heads.py [--heads 200] [--old 3]
+Then the cost of one head on the cached features, as a percentage of one whole
+initialization (``build_model``, timed alike), in ``--repeats`` interleaved rounds
+(medians): each head replaying the whole initialization (how native heads were drawn
+before; ``--old`` heads a round) against the head's draws after a jump of the generator
+past the backbone's (:mod:`igb.nn.head_draws`; ``--heads`` heads a round). Both include
+the head's matmul and statistics; their rows are compared bit for bit.
+
+    OMP_NUM_THREADS=1 python bench/bench_heads.py [--heads 200] [--old 3] [--repeats 3]
         [--head-init native|torch_default] [--figure PATH]
 
 With ``--head-init torch_default`` the head is drawn alone from the seed, so a head
-costs its own draw only; with ``native`` (torchvision's) each head replays the whole
-architecture's initialization, which dominates.
+costs its own draw only; with ``native`` (torchvision's) the backbone's draws come first.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 import time
 
 import numpy as np
 import torch
-from common import NATIVE, RESNET18, Opt, parse_args, random_images  # bench/: on sys.path
+from common import NATIVE, RESNET18, Opt, load, parse_args, random_images  # bench/: on sys.path
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
+from igb.ensemble.heads import CachedHeads, cached_heads
 from igb.ensemble.loop import run_loop
 from igb.ensemble.runtime import Runtime
 from igb.ensemble.statistics import StatisticsStore
-from igb.nn.reinit import reinitializer
+from igb.nn.build import build_model
+from igb.nn.reinit import reinitializer, seeded_states
 
 
 def old_path(cfg: dict, x: torch.Tensor, seeds: list[int], batch: int) -> tuple[dict, float]:
@@ -43,10 +51,56 @@ def old_path(cfg: dict, x: torch.Tensor, seeds: list[int], batch: int) -> tuple[
     return store.arrays, time.perf_counter() - t0
 
 
+def _per_head(heads: CachedHeads, seeds: list[int]) -> tuple[float, dict]:
+    store = StatisticsStore(len(seeds), 10)
+    t0 = time.perf_counter()
+    heads.run(seeds, store, lambda n: None)
+    return (time.perf_counter() - t0) / len(seeds), store.arrays
+
+
+def head_costs(cfg: dict, x: torch.Tensor, args) -> None:  # noqa: ANN001
+    """Per-head cost on cached features as % of a whole initialization, before and after."""
+    plan = EvaluationPlan(cfg, NATIVE, 10, args.batch, vary="head", backbone_seed=0)
+    jumped = cached_heads(plan, x, 0)
+    assert isinstance(jumped, CachedHeads), jumped
+    built, head = seeded_states(cfg, NATIVE, tuple(x.shape[1:]), 10, torch.device("cpu"))
+
+    def replay_whole(seeds: list[int]) -> list[dict]:  # igb.nn.reinit.head_sampler's fallback
+        return [{k: v for k, v in built(s).items() if k in head} for s in seeds]
+
+    whole = dataclasses.replace(jumped, sample=replay_whole)
+    times: dict[str, list[float]] = {"init": [], "whole": [], "jumped": []}
+    rows = {}
+    for r in range(args.repeats):
+        t0 = time.perf_counter()
+        for s in range(args.old):
+            build_model(cfg, NATIVE, tuple(x.shape[1:]), 10, 10_000 * r + s)
+        times["init"].append((time.perf_counter() - t0) / args.old)
+        seeds = [10_000 * r + s for s in range(1, args.heads + 1)]
+        t, rows["whole"] = _per_head(whole, seeds[: args.old])
+        times["whole"].append(t)
+        t, rows["jumped"] = _per_head(jumped, seeds)
+        times["jumped"].append(t)
+    init, per = statistics.median(times["init"]), {k: statistics.median(times[k])
+                                                   for k in ("whole", "jumped")}  # fmt: skip
+    same = all(np.array_equal(rows["jumped"][k][: args.old], v) for k, v in rows["whole"].items())
+    print(f"whole initialization (build_model): {init * 1e3:.1f} ms; per head on cached "
+          f"features, medians of {args.repeats} interleaved rounds ({load()}):")  # fmt: skip
+    print(f"  replaying the whole initialization: {per['whole'] * 1e3:.2f} ms = "
+          f"{per['whole'] / init:.1%} of a whole initialization")  # fmt: skip
+    how = ("jumping the generator past the backbone's draws" if args.head_init == "native"
+           else "drawing the head alone")  # fmt: skip
+    print(
+        f"  {how}: {per['jumped'] * 1e3:.2f} ms = {per['jumped'] / init:.2%} of a whole "
+        "initialization"
+    )
+    print(f"  rows of the first {args.old} heads a round identical: {same}")
+
+
 def main() -> None:
     head_init = Opt("native", settings={"choices": ["native", "torch_default"]})
     args = parse_args(__doc__, heads=200, old=3, points=200, batch=100, head_init=head_init,
-                      figure=None)  # fmt: skip
+                      repeats=3, figure=None)  # fmt: skip
     cfg = {**RESNET18, "head_init": args.head_init}
     x = random_images(args.points)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, N={args.points}, "
@@ -68,6 +122,7 @@ def main() -> None:
     )
     print(f"gamma sampled {new.gamma:.4g}, Gaussian-head closed form "
           f"{new.extra['gamma_gaussian_head']:.4g}")  # fmt: skip
+    head_costs(cfg, x, args)
     if args.figure:
         import matplotlib
 

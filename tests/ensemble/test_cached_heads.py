@@ -29,9 +29,11 @@ pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 class TinyConvNet(nn.Module):
     """A user's module: conv -> BatchNorm -> ReLU -> global pooling -> linear head."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, permute: bool = False) -> None:
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.ReLU())
+        if permute:  # a draw whose consumption igb.nn.head_draws does not model
+            torch.randperm(5)
         self.fc = nn.Linear(6, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,6 +66,12 @@ CASES = {
         norm("none"),
         (3, 8, 8),
     ),  # the head's centring runs once, on the backbone's pass
+    # each head replays the whole initialization (igb.nn.reinit.head_sampler's fallback)
+    "custom-unmodelled-draw": (
+        {**custom(TinyConvNet), "kwargs": {"permute": True}},
+        NATIVE,
+        (3, 8, 8),
+    ),
     # the head drawn alone from the seed (igb.nn.reinit.head_sampler's short path)
     "custom-head_init": ({**custom(TinyConvNet), "head_init": "torch_default"}, NATIVE, (3, 8, 8)),
 }

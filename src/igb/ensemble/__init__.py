@@ -52,44 +52,45 @@ May import theory, metrics, nn, data, jobs, logging (never Lightning: an ensembl
 trains nothing, and its start-up is as fast as torch's).
 """
 
-from igb.ensemble.eval_set import SPLITS, eval_set
-from igb.ensemble.evaluate import evaluate_ensemble
-from igb.ensemble.plan import EvaluationPlan
-from igb.ensemble.progress import progress_bar
-from igb.ensemble.replica import empty_model
-from igb.ensemble.resolve import (
-    DEVICES,
-    METHODS,
-    resolve_chunk_size,
-    resolve_device,
-    resolve_method,
-    resolve_workers,
-)
-from igb.ensemble.run import OUTPUT_FILES
-from igb.ensemble.spec import EnsembleSettings, EnsembleSpec
-from igb.ensemble.statistics import EnsembleResult
-from igb.ensemble.summary import summarize, versions
-from igb.ensemble.writers import write_inits_csv, write_summary
+import importlib
+from typing import Any
 
-__all__ = [
-    "DEVICES",
-    "METHODS",
-    "OUTPUT_FILES",
-    "SPLITS",
-    "EnsembleSpec",
-    "EnsembleResult",
-    "EnsembleSettings",
-    "EvaluationPlan",
-    "empty_model",
-    "eval_set",
-    "evaluate_ensemble",
-    "progress_bar",
-    "resolve_chunk_size",
-    "resolve_device",
-    "resolve_method",
-    "resolve_workers",
-    "summarize",
-    "versions",
-    "write_inits_csv",
-    "write_summary",
-]
+#: name -> the module of this package that defines it, imported on first use: a process that
+#: needs only a torch-free part (the histogram of :mod:`.plot`, drawn by the analysis or in
+#: a figure worker) does not load torch by importing the package
+_EXPORTS = {
+    "DEVICES": "resolve",
+    "METHODS": "resolve",
+    "OUTPUT_FILES": "run",
+    "SPLITS": "eval_set",
+    "EnsembleSpec": "spec",
+    "EnsembleResult": "statistics",
+    "EnsembleSettings": "spec",
+    "EvaluationPlan": "plan",
+    "empty_model": "replica",
+    "eval_set": "eval_set",
+    "evaluate_ensemble": "evaluate",
+    "progress_bar": "progress",
+    "resolve_chunk_size": "resolve",
+    "resolve_device": "resolve",
+    "resolve_method": "resolve",
+    "resolve_workers": "resolve",
+    "summarize": "summary",
+    "versions": "summary",
+    "write_inits_csv": "writers",
+    "write_summary": "writers",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -5,9 +5,9 @@ pretrained one); only the head differs. The head's input is therefore the same f
 seed: it is recorded once, batch by batch exactly as the model's own forward gives it
 (a forward hook on the head module, inside :func:`igb.metrics.measure.batch_stat_mode`),
 and each seed's head, the parameters ``build_model(..., seed)`` gives it
-(:func:`igb.nn.reinit.head_sampler`: in general a replay of the architecture's whole
-initialization, the head alone with ``model.head_init=torch_default``), is applied to
-it. The logits are those of the whole model bit for bit (the head module computes them,
+(:func:`igb.nn.reinit.head_sampler`: the head's own draws after a jump of the generator
+past the backbone's, or the head alone with ``model.head_init=torch_default``), is
+applied to it. The logits are those of the whole model bit for bit (the head module computes them,
 on the same tensors), so ``inits.csv`` is that of the path that re-runs the backbone.
 
 It applies when the head is one ``nn.Linear`` whose output is the model's output (checked
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,12 +33,14 @@ from igb.ensemble.statistics import StatisticsStore
 from igb.metrics import feature_moments, logit_statistics
 from igb.metrics.measure import batch_stat_mode, batches
 from igb.nn.external import owner_modules
-from igb.nn.reinit import head_sampler, seeded_states
+from igb.nn.reinit import HeadSampler, head_sampler, seeded_states
 
 log = logging.getLogger(__name__)
 
 #: the method name an ensemble on cached features reports
 METHOD = "cached_heads"
+#: heads sampled at once (the generator's jump works on many seeds per call)
+SAMPLE_BATCH = 32
 
 
 @dataclass
@@ -49,7 +50,7 @@ class CachedHeads:
     features: list[Tensor]
     head: nn.Linear
     head_names: dict[str, str]  # model-level name -> name inside ``head``
-    sample: Callable[[int], dict[str, Tensor]]  # seed -> the head's parameters
+    sample: HeadSampler  # seeds -> their heads' parameters
 
     @functools.cached_property
     def gamma_gaussian_head(self) -> float:
@@ -69,18 +70,23 @@ class CachedHeads:
         if self.head.weight.device.type == "cpu":
             torch.set_num_threads(1)
         try:
-            for k, seed in enumerate(seeds):
-                state = self.sample(seed)
-                for name, local in self.head_names.items():
-                    self.head.get_parameter(local).copy_(state[name])
-                with torch.inference_mode():  # nn.Linear.forward, without the head's pre-hooks
-                    # (model.neutralize's centring): the features were recorded after them
-                    w, b = self.head.weight, self.head.bias
-                    logits = torch.cat([F.linear(f, w, b) for f in self.features])
-                store.put(k, logit_statistics(logits.unsqueeze(0)))
-                progress(1)
+            for start in range(0, len(seeds), SAMPLE_BATCH):
+                batch = self.sample(seeds[start : start + SAMPLE_BATCH])
+                for k, state in enumerate(batch, start):
+                    self._put(k, state, store)
+                    progress(1)
         finally:
             torch.set_num_threads(threads)
+
+    def _put(self, k: int, state: dict[str, Tensor], store: StatisticsStore) -> None:
+        """Row ``k``: the logits of the head with parameters ``state``."""
+        for name, local in self.head_names.items():
+            self.head.get_parameter(local).copy_(state[name])
+        with torch.inference_mode():  # nn.Linear.forward, without the head's pre-hooks
+            # (model.neutralize's centring): the features were recorded after them
+            w, b = self.head.weight, self.head.bias
+            logits = torch.cat([F.linear(f, w, b) for f in self.features])
+        store.put(k, logit_statistics(logits.unsqueeze(0)))
 
 
 def cached_heads(plan: EvaluationPlan, x: Tensor, backbone_seed: int) -> CachedHeads | str:
@@ -97,8 +103,8 @@ def cached_heads(plan: EvaluationPlan, x: Tensor, backbone_seed: int) -> CachedH
     module = model.get_submodule(owner)
     if type(module) is not nn.Linear:
         return f"the head {owner} is a {type(module).__name__}, not an nn.Linear"
+    sample, state = head_sampler(model_cfg, built, head, device, model, backbone_seed)
     with torch.no_grad():
-        state = built(backbone_seed)
         for name, tensor in (*model.named_parameters(), *model.named_buffers()):
             tensor.copy_(state[name])
     seen: list[tuple[Tensor, Tensor]] = []
@@ -113,5 +119,4 @@ def cached_heads(plan: EvaluationPlan, x: Tensor, backbone_seed: int) -> CachedH
     ):
         return f"the output of the head {owner} is not the model's output"
     names = {name: name[len(owner) + 1 :] for name in head}
-    sample = head_sampler(model_cfg, built, head, device, model)
     return CachedHeads([f for f, _ in seen], module, names, sample)

@@ -17,6 +17,8 @@ theory covers the configuration; dotted, at the finite-width gamma
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,12 +71,36 @@ def _theory_curve(
         centres = (edges[:-1] + edges[1:]) / 2
         dens = counts / (f0.size * np.diff(edges))
         return centres, dens, f"theory (Gaussian model, N={n_points}: binomial spread)", True
-    draws = int(min(_THEORY_DRAWS, max(2000, _LAW_BUDGET // (num_classes * theory.LAW_NODES))))
-    centres, dens = theory.f_max_density(
-        gamma, num_classes, edges, n_inits=draws, seed=0, n_points=n_points
-    )
+    samples = law_samples(gamma, num_classes, n_points)
+    centres, dens = theory.histogram_density(samples, edges)
     where = f"N={n_points}" if n_points is not None else "N=inf"
-    return centres, dens, f"theory (Gaussian model, {where}, {draws} draws)", True
+    return centres, dens, f"theory (Gaussian model, {where}, {samples.size} draws)", True
+
+
+@functools.lru_cache(maxsize=8)
+def law_samples(gamma: float, num_classes: int, n_points: int | None) -> np.ndarray:
+    """Draws of f_max in the Gaussian model at ``gamma`` (:func:`igb.theory.gaussian.sample_f_max`,
+    seed 0), as many as the budget allows; they do not depend on the figure's bins, so a
+    figure worker draws them while the job still computes (:func:`prepare_laws`)."""
+    draws = int(min(_THEORY_DRAWS, max(2000, _LAW_BUDGET // (num_classes * theory.LAW_NODES))))
+    samples = theory.sample_f_max(gamma, num_classes, draws, n_points=n_points, seed=0)
+    samples.flags.writeable = False  # shared by every figure of this law
+    return samples
+
+
+#: the summary's gammas whose laws :func:`plot_histogram` overlays
+LAWS = ("gamma", "gamma_theory", "gamma_theory_finite")
+
+
+def prepare_laws(summary: Mapping[str, Any], num_classes: int, n_points: int | None) -> None:
+    """Draw ahead the f_max laws of the :data:`LAWS` the summary holds so far; the binary
+    case needs nothing ahead (a closed form, or a cheap binomial law)."""
+    if num_classes <= 2:
+        return
+    for key in LAWS:
+        gamma = summary.get(key)
+        if gamma is not None and math.isfinite(gamma) and gamma >= 0:
+            law_samples(float(gamma), int(num_classes), n_points)
 
 
 def x_range(values: np.ndarray, label: str, num_classes: int) -> tuple[float, float]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from igb.ensemble import figure_worker
 from igb.ensemble.eval_set import eval_set
 from igb.ensemble.evaluate import evaluate_ensemble
 from igb.ensemble.plan import EvaluationPlan
@@ -260,6 +261,9 @@ def _run(spec: EnsembleSpec, job: JobFolder) -> dict[str, Any] | None:
     summary = summarize(
         result, spec, n_points=int(x.shape[0]), n_boot=ens.n_boot, ci_level=ens.ci_level
     )
+    # the histogram's laws, drawn by the figure worker (if one runs) while this goes on
+    laws = ("igb.ensemble.plot:prepare_laws", result.num_classes, int(x.shape[0]))
+    figure_worker.prepare(laws[0], summary, *laws[1:])
     # the infinite- and finite-width predictions beside the measurement (igb.theory.nngp; null +
     # reason if not covered)
     if ens.theory:
@@ -275,20 +279,26 @@ def _run(spec: EnsembleSpec, job: JobFolder) -> dict[str, Any] | None:
     else:
         predicted = Prediction(gamma=None, reason="not computed (ensemble.theory=false)")
     summary.update(predicted.summary_fields())
+    figure_worker.prepare(laws[0], summary, *laws[1:])
     if ens.theory:
         from igb.theory.meanfield import config_readout
 
         summary["meanfield"] = config_readout(spec.model, spec.norm)
     label, values = histogram_values(result)
     write_inits_csv(result, out / "inits.csv")
-    from igb.ensemble.plot import plot_histogram
-
     heading, n_points = title(spec.choices), int(x.shape[0])
     atomic_write(
         out / "histogram.png",
-        lambda tmp: plot_histogram(
-            values, label, summary, result.num_classes, n_points, tmp, title=heading
-        ),
+        lambda tmp: figure_worker.call(
+            "igb.ensemble.plot:plot_histogram",
+            values,
+            label,
+            summary,
+            result.num_classes,
+            n_points,
+            tmp,
+            title=heading,
+        ),  # fmt: skip
     )
     if profiler is not None:
         from igb.ensemble.profile_report import report

@@ -89,7 +89,7 @@ def versions() -> dict[str, str]:
 
     return {
         "igb": version("igb"),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str (torch's TorchVersion pickles as torch)
         "numpy": np.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from igb.ensemble import figure_worker
 from igb.ensemble.eval_set import eval_set
 from igb.ensemble.run import clear_outputs, run_ensemble
 from igb.ensemble.spec import GROUPS, EnsembleSpec, LoggerFactory
@@ -80,5 +81,6 @@ def run(cfg: DictConfig) -> float:
         quiet_lightning()  # before a W&B logger's factory imports Lightning
         return run_ensemble(ensemble_spec(cfg), job)
 
+    figure_worker.start()  # a job started alone (a SLURM task): while it evaluates
     shared = int(cfg.ensemble.get("shards", 1)) > 1
     return run_job(cfg, body, what="ensemble", prepare=clear_outputs, shared=shared)

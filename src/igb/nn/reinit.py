@@ -16,7 +16,8 @@ Either way row ``k`` of an ensemble is a model that ``build_model`` gives alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,10 +26,13 @@ from torch import nn
 from igb.errors import ConfigError
 from igb.nn.build import build_model, head_module, model_class
 from igb.nn.external import NATIVE, class_dependent, head_modules, is_external
+from igb.nn.head_draws import head_replay
 from igb.nn.init import InitSpec, initialize
 
 VARY = ("all", "head")
 Reinit = Callable[[nn.Module, int], None]
+HeadSampler = Callable[[Sequence[int]], list[dict[str, torch.Tensor]]]
+log = logging.getLogger(__name__)
 
 
 def check_vary(vary: str) -> str:
@@ -124,29 +128,47 @@ def seeded_states(
 
 def head_sampler(
     model_cfg: Mapping[str, Any], built: Callable[[int], dict[str, torch.Tensor]],
-    head: frozenset[str], device: torch.device, model: nn.Module,
-) -> Callable[[int], dict[str, torch.Tensor]]:  # fmt: skip
-    """``sample(seed)``: the head parameters of ``build_model(..., seed)``, nothing else
-    (``built``, ``head``: :func:`seeded_states` of the same model).
+    head: frozenset[str], device: torch.device, model: nn.Module, seed: int,
+) -> tuple[HeadSampler, dict[str, torch.Tensor]]:  # fmt: skip
+    """``(sample, built(seed))``: ``sample(seeds)`` gives the head parameters of
+    ``build_model(..., s)`` for each seed, nothing else (``built``, ``head``:
+    :func:`seeded_states` of the same model).
 
-    In general that replays the whole architecture's initialization (the head's draws
-    come after the backbone's). An external model with ``model.head_init=torch_default``
-    draws its head alone, ``torch.manual_seed(seed)`` then ``reset_parameters`` of the
-    head's modules in module order (:func:`igb.nn.external.build_external`): that is
-    replayed on ``model``'s own head modules, at the cost of the head alone."""
+    The architecture's own head initialization comes after the backbone's draws: one whole
+    build (that of ``seed``) is recorded, and each head then jumps the generator past the
+    backbone's draws (:mod:`igb.nn.head_draws`); where the record cannot vouch for that,
+    each head replays the whole initialization, and the log says why. An external model
+    with ``model.head_init=torch_default`` draws its head alone, ``torch.manual_seed(seed)``
+    then ``reset_parameters`` of the head's modules in module order
+    (:func:`igb.nn.external.build_external`): that is replayed on ``model``'s own head
+    modules."""
     external = is_external(model_class(model_cfg["_target_"]))
-    if not external or model_cfg.get("head_init", NATIVE) == NATIVE:
-        return lambda seed: {k: v for k, v in built(seed).items() if k in head}
+    if external and model_cfg.get("head_init", NATIVE) != NATIVE:
+        return _reset_heads(model, head, device), built(seed)
+    if device.type != "cpu":
+        replay, state = f"the model is on {device}, not the CPU", built(seed)
+    else:
+        replay, state = head_replay(built, head, seed)
+    if not isinstance(replay, str):
+        return replay, state
+    log.info("ensemble.vary=head: each head replays the whole initialization: %s", replay)
+    return lambda seeds: [{k: v for k, v in built(s).items() if k in head} for s in seeds], state
+
+
+def _reset_heads(model: nn.Module, head: frozenset[str], device: torch.device) -> HeadSampler:
     modules = [module for _, module in head_modules(model, head)]
     rng_devices = [device] if device.type == "cuda" else []
 
     @torch.no_grad()
-    def sample(seed: int) -> dict[str, torch.Tensor]:
-        with torch.random.fork_rng(devices=rng_devices):
-            torch.manual_seed(seed)
-            for module in modules:
-                module.reset_parameters()
-        state = _state(model)
-        return {k: state[k].clone() for k in head}
+    def sample(seeds: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        out = []
+        for seed in seeds:
+            with torch.random.fork_rng(devices=rng_devices):
+                torch.manual_seed(seed)
+                for module in modules:
+                    module.reset_parameters()
+            state = _state(model)
+            out.append({k: state[k].clone() for k in head})
+        return out
 
     return sample

@@ -10,7 +10,6 @@ the ensemble IGB strength measured by :func:`igb.metrics.gamma_from_moments`.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 __all__ = [
     "NEUTRAL_TOL",
@@ -21,6 +20,7 @@ __all__ = [
     "sample_f_max",
     "class_probabilities",
     "f_max_density",
+    "histogram_density",
     "regime",
     "gamma_finite_sample_floor",
 ]
@@ -47,6 +47,21 @@ _S_GRID = np.linspace(-10.0, 10.0, 81)
 LAW_NODES = _S_GRID.size
 #: upper bound on array elements held at once by the samplers
 _CHUNK_ELEMENTS = 4_000_000
+
+
+def _ndtr(x: np.ndarray) -> np.ndarray:
+    """The standard normal CDF (scipy.special, imported on first use: a job's summary needs
+    only :func:`regime`, not scipy)."""
+    from scipy import special
+
+    return special.ndtr(x)
+
+
+def _ndtri(p: np.ndarray) -> np.ndarray:
+    """The standard normal quantile (scipy.special, imported on first use)."""
+    from scipy import special
+
+    return special.ndtri(p)
 
 
 def _check_gamma(gamma: float) -> float:
@@ -80,7 +95,7 @@ def f0_density(f0, gamma: float) -> np.ndarray:
         )
     f0 = np.asarray(f0, dtype=np.float64)
     inside = (f0 > 0) & (f0 < 1)
-    u = special.ndtri(np.where(inside, f0, 0.5))
+    u = _ndtri(np.where(inside, f0, 0.5))
     with np.errstate(over="ignore"):
         dens = gamma**-0.5 * np.exp(-(1.0 / gamma - 1.0) * u * u / 2.0)
     end_value = 0.0 if gamma < 1 else (1.0 if gamma == 1 else np.inf)
@@ -96,14 +111,14 @@ def f0_cdf(f0, gamma: float) -> np.ndarray:
     if gamma == 0:
         return np.where(q >= 0.5, 1.0, 0.0)
     with np.errstate(divide="ignore"):
-        return special.ndtr(special.ndtri(q) / np.sqrt(gamma))
+        return _ndtr(_ndtri(q) / np.sqrt(gamma))
 
 
 def sample_f0(gamma: float, n: int, seed: int = 0) -> np.ndarray:
     """``n`` draws of ``f_0 = Phi(sqrt(gamma) z)``, ``z ~ N(0, 1)`` (infinite data)."""
     gamma = _check_gamma(gamma)
     z = np.random.default_rng(seed).standard_normal(int(n))
-    return special.ndtr(np.sqrt(gamma) * z)
+    return _ndtr(np.sqrt(gamma) * z)
 
 
 def _f_max_given_centres(mu: np.ndarray) -> np.ndarray:
@@ -122,7 +137,7 @@ def _f_max_given_centres(mu: np.ndarray) -> np.ndarray:
         m = mu[start : start + rows]
         gap = m.max(axis=1, keepdims=True) - m  # >= 0; 0 at the winning class
         gap[np.arange(m.shape[0]), m.argmax(axis=1)] = np.inf  # Phi(inf) = 1: drop c*
-        cdf = special.ndtr(gap[:, :, None] + _T_GRID[None, None, :])
+        cdf = _ndtr(gap[:, :, None] + _T_GRID[None, None, :])
         out[start : start + rows] = cdf.prod(axis=1) @ _T_WEIGHTS
     return np.clip(out, 1.0 / c, 1.0)
 
@@ -144,7 +159,7 @@ def class_probabilities(mu: np.ndarray) -> np.ndarray:
         m = mu[start : start + rows]
         s = m.max(axis=1, keepdims=True) + _S_GRID[None, :]  # (r, S)
         diff = s[:, None, :] - m[:, :, None]  # (r, C, S)
-        cdf = special.ndtr(diff)
+        cdf = _ndtr(diff)
         total = cdf.prod(axis=1, keepdims=True)  # (r, 1, S)
         dens = np.exp(-0.5 * diff * diff) / np.sqrt(2.0 * np.pi)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -214,6 +229,12 @@ def f_max_density(
         edges = np.linspace(1.0 / num_classes, 1.0, int(bins) + 1)
     else:
         edges = np.asarray(bins, dtype=np.float64)
+    return histogram_density(samples, edges)
+
+
+def histogram_density(samples: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres, count / (len(samples) * bin_width))`` of ``samples`` on ``edges``:
+    normalised over all samples, also those outside the edges."""
     counts, edges = np.histogram(samples, bins=edges)
     centres = (edges[:-1] + edges[1:]) / 2
     return centres, counts / (samples.size * np.diff(edges))

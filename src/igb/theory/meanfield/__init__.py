@@ -56,7 +56,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 from igb.jobs.identity import norm_label
 from igb.theory.meanfield.units import Unit, unit_reason
@@ -206,6 +205,8 @@ def _q_star(maps: _Maps) -> float:
         hi *= 2
         if hi > _HUGE:
             return math.inf
+    from scipy.optimize import brentq  # scipy.optimize: only where a root is searched
+
     return brentq(lambda q: maps.length(q) - q, lo, hi, xtol=1e-15, rtol=1e-13)
 
 
@@ -222,6 +223,8 @@ def _c_star(maps: _Maps, q: float, chi1: float) -> float:
 
     if gap(0.0) <= 0:
         return 0.0
+    from scipy.optimize import brentq  # scipy.optimize: only where a root is searched
+
     for delta in (1e-3, 1e-5, 1e-7, 1e-9):
         if gap(1 - delta) < 0:
             return brentq(gap, 0.0, 1 - delta, xtol=1e-14, rtol=1e-13, maxiter=300)
@@ -325,6 +328,8 @@ def edge_of_chaos(
     lo, hi = (math.log(b) for b in bounds)
     if gap(lo) * gap(hi) > 0:
         return None
+    from scipy.optimize import brentq  # scipy.optimize: only where a root is searched
+
     return math.exp(brentq(gap, lo, hi, xtol=1e-12, rtol=1e-10, maxiter=300))
 
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.special import ndtr
 
 from igb.nn.norm_act import ACTIVATIONS
 from igb.theory.nngp.activations import hermite, hermite_coefficients, normal_rule
@@ -92,6 +91,8 @@ class Unit:
         """``(V, M, G)`` at pre-activation variance ``q`` (any shape)."""
         z, w = normal_rule()
         if self.pool == "max":
+            from scipy.special import ndtr  # scipy: only for max-pooled units
+
             w = w * self.size * ndtr(z) ** (self.size - 1)  # the law of the max of the group
         q = np.asarray(q, dtype=np.float64)
         phi, dphi = self._phi(np.sqrt(q)[..., None] * z)

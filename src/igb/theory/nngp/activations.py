@@ -108,13 +108,15 @@ def leaky_relu_kernel(k: np.ndarray, slope: float) -> ActivationKernel:
 
 @functools.cache
 def normal_rule() -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of ``E[f(z)]``, ``z ~ N(0, 1)``, exact at a kink at 0:
-    Gauss-Legendre on [-Z, 0] and [0, Z]. Computed on first use (an eigenvalue problem
-    of 256 nodes), so that a walk without quadrature, ReLU's, does not pay for it."""
+    """Nodes and weights of ``E[f(z)]``, ``z ~ N(0, 1)``, exact at a kink at 0: Gauss-Legendre
+    on [-Z, 0] and [0, Z] (built on first use: a job whose theory is closed-form never
+    pays for it)."""
     x, w = np.polynomial.legendre.leggauss(_NODES_PER_HALF)
     z = (x + 1) * _Z_MAX / 2
     w = w * _Z_MAX / 2 * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
-    return np.concatenate([-z[::-1], z]), np.concatenate([w[::-1], w])
+    nodes, weights = np.concatenate([-z[::-1], z]), np.concatenate([w[::-1], w])
+    nodes.flags.writeable = weights.flags.writeable = False  # shared by every caller
+    return nodes, weights
 
 
 def hermite(z: np.ndarray, order: int) -> np.ndarray:
@@ -130,8 +132,10 @@ def hermite(z: np.ndarray, order: int) -> np.ndarray:
 
 @functools.cache
 def _hermite_table() -> np.ndarray:
-    """The Hermite functions at the nodes of :func:`normal_rule`, up to :data:`MAX_ORDER`."""
-    return hermite(normal_rule()[0], MAX_ORDER)
+    """The Hermite functions on the nodes of :func:`normal_rule`, up to ``MAX_ORDER``."""
+    table = hermite(normal_rule()[0], MAX_ORDER)
+    table.flags.writeable = False
+    return table
 
 
 def hermite_coefficients(act: torch.nn.Module, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
