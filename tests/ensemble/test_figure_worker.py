@@ -18,8 +18,14 @@ PLOT = "igb.ensemble.plot:plot_histogram"
 
 def _arguments(path: Path) -> tuple[object, ...]:
     values = theory.sample_f_max(0.3, 4, 200, n_points=300, seed=2)
-    summary = {"gamma": 0.3, "gamma_ci": [0.2, 0.4], "regime": "prejudiced",
-               "gamma_theory": 0.25, "gamma_theory_finite": 0.28, "choices": {"width": 64}}  # fmt: skip
+    summary = {
+        "gamma": 0.3,
+        "gamma_ci": [0.2, 0.4],
+        "regime": "prejudiced",
+        "gamma_theory": 0.25,
+        "gamma_theory_finite": 0.28,
+        "choices": {"width": 64},
+    }
     return (values, "f_max", summary, 4, 300, path)
 
 
