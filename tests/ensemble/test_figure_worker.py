@@ -86,6 +86,11 @@ def test_a_job_given_one_cpu_starts_no_worker(monkeypatch: pytest.MonkeyPatch) -
     assert not figure_worker.spare_cpu()
 
 
+def test_threads_running_elsewhere_read_from_the_kernel() -> None:
+    assert figure_worker.running_elsewhere("0.52 0.61 0.70 3/181 4242") == 2
+    assert figure_worker.running_elsewhere("garbled") is None
+
+
 def test_pickled_arguments_stay_free_of_torch(tmp_path: Path) -> None:
     """A torch object among the arguments would make the worker import torch to read them
     (seconds): the ensemble summary's versions are plain strings."""
