@@ -9,6 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from igb.compat import known_run_mode
 from igb.ensemble import figure_worker
 from igb.errors import ConfigError
 from igb.launch.preflight import preflight
@@ -36,5 +37,5 @@ if __name__ == "__main__":
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    preflight("ensemble", validate)
-    main()
+    with known_run_mode(preflight("ensemble", validate)):  # no composition only to read it
+        main()

@@ -9,6 +9,7 @@ before the pre-flight, as for ``train.py``.
 import hydra
 from omegaconf import DictConfig
 
+from igb.compat import known_run_mode
 from igb.launch.preflight import preflight
 
 
@@ -29,5 +30,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    preflight("eval", validate)
-    main()
+    with known_run_mode(preflight("eval", validate)):  # no composition only to read it
+        main()

@@ -7,6 +7,7 @@ second, before torch and Lightning load.
 import hydra
 from omegaconf import DictConfig
 
+from igb.compat import known_run_mode
 from igb.launch.preflight import preflight
 
 
@@ -34,5 +35,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    preflight("train", validate)
-    main()
+    with known_run_mode(preflight("train", validate)):  # no composition only to read it
+        main()

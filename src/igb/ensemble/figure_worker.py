@@ -78,7 +78,7 @@ def start(require_spare_cpu: bool = True) -> None:
     except OSError:
         _worker = None
         return
-    atexit.register(stop)
+    atexit.register(stop, wait=False)
 
 
 def process() -> subprocess.Popen[bytes] | None:
@@ -91,8 +91,9 @@ def running() -> bool:
     return _worker is not None and _worker.poll() is None
 
 
-def stop() -> None:
-    """Close the worker's input (it exits) and reap it."""
+def stop(wait: bool = True) -> None:
+    """Close the worker's input (it exits) and, with ``wait``, reap it (at this process's
+    exit nothing waits: the worker ends by itself)."""
     global _worker
     worker, _worker = _worker, None
     if worker is None:
@@ -103,6 +104,8 @@ def stop() -> None:
                 stream.close()
         except OSError:
             pass
+    if not wait:
+        return
     try:
         worker.wait(timeout=5)
     except subprocess.TimeoutExpired:
