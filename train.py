@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from igb.compat import known_run_mode
 from igb.launch.preflight import preflight
+from igb.launch.quick_exit import skip_final_collection
 
 
 def validate(cfg: DictConfig) -> object:
@@ -35,5 +36,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    skip_final_collection()  # igb.launch.quick_exit: the exit skips its last collection
     with known_run_mode(preflight("train", validate)):  # no composition only to read it
         main()
