@@ -9,9 +9,11 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from igb.compat import known_run_mode
 from igb.ensemble import figure_worker
 from igb.errors import ConfigError
 from igb.launch.preflight import preflight
+from igb.launch.quick_exit import skip_final_collection
 from igb.launch.shards import shard_argv
 
 
@@ -30,11 +32,12 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    skip_final_collection()  # igb.launch.quick_exit: the exit skips its last collection
     figure_worker.start()  # matplotlib loads in parallel with torch (igb.ensemble.figure_worker)
     try:  # -m ensemble.shards=K: K jobs of one job folder (igb.launch.shards)
         sys.argv[1:] = shard_argv(sys.argv[1:])
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    preflight("ensemble", validate)
-    main()
+    with known_run_mode(preflight("ensemble", validate)):  # no composition only to read it
+        main()

@@ -9,7 +9,9 @@ before the pre-flight, as for ``train.py``.
 import hydra
 from omegaconf import DictConfig
 
+from igb.compat import known_run_mode
 from igb.launch.preflight import preflight
+from igb.launch.quick_exit import skip_final_collection
 
 
 def validate(cfg: DictConfig) -> object:
@@ -29,5 +31,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    preflight("eval", validate)
-    main()
+    skip_final_collection()  # igb.launch.quick_exit: the exit skips its last collection
+    with known_run_mode(preflight("eval", validate)):  # no composition only to read it
+        main()

@@ -7,7 +7,9 @@ second, before torch and Lightning load.
 import hydra
 from omegaconf import DictConfig
 
+from igb.compat import known_run_mode
 from igb.launch.preflight import preflight
+from igb.launch.quick_exit import skip_final_collection
 
 
 def validate(cfg: DictConfig) -> object:
@@ -31,5 +33,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    preflight("train", validate)
-    main()
+    skip_final_collection()  # igb.launch.quick_exit: the exit skips its last collection
+    with known_run_mode(preflight("train", validate)):  # no composition only to read it
+        main()

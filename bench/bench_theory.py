@@ -28,7 +28,7 @@ from common import compose_cfg, eval_inputs, parse_args  # bench/: on sys.path
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.metrics import gamma_bootstrap_ci
-from igb.theory.nngp import architecture, predict_gamma
+from igb.theory.nngp import WalkSettings, architecture, predict_gamma
 from igb.theory.nngp.finite import correction
 
 NORMS = {
@@ -67,7 +67,7 @@ def timing(x: torch.Tensor, depth: int, repeats: int, width: int) -> None:
             arch = architecture(mlp(depth, act, width), norm)
             for _ in range(repeats):
                 t0, c0 = time.perf_counter(), time.process_time()
-                pred = predict_gamma(mlp(depth, act, width), norm, x, batch_size=500)
+                pred = predict_gamma(WalkSettings.from_groups(mlp(depth, act, width), norm, 500), x)
                 wall = min(wall, time.perf_counter() - t0)
                 cpu = min(cpu, time.process_time() - c0)
                 c0 = time.process_time()
@@ -92,7 +92,9 @@ def compare(
             norm = NORMS[name]
             for depth in (1, 5, 10):
                 for width in widths:
-                    pred = predict_gamma(mlp(depth, act, width), norm, x, batch_size=batch)
+                    pred = predict_gamma(
+                        WalkSettings.from_groups(mlp(depth, act, width), norm, batch), x
+                    )
                     plan = EvaluationPlan(mlp(depth, act, width), norm, 10, batch_size=batch)
                     res = evaluate_ensemble(plan, x, range(n_inits))
                     lo, hi = gamma_bootstrap_ci(res.mu, res.s2)

@@ -24,7 +24,7 @@ from common import Opt, parse_args  # bench/: on sys.path
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.metrics import gamma_bootstrap_ci
-from igb.theory.nngp import predict_gamma
+from igb.theory.nngp import WalkSettings, predict_gamma
 
 #: bench_theory's placements (the same names), and two more measured here
 NORMS = {
@@ -49,7 +49,7 @@ def report(rows: list[dict], figure: Path) -> None:
 
     def predict(act, norm, depth, width, n, batch):
         model = mlp(depth, act, width)
-        return predict_gamma(model, NORMS[norm], inputs[n], batch)
+        return predict_gamma(WalkSettings.from_groups(model, NORMS[norm], batch), inputs[n])
 
     print("| activation | norm | depth | width | infinite width | finite width | measured | "
           "95% interval | finite inside |")  # fmt: skip

@@ -27,11 +27,26 @@ def test_private_api_is_present(api: compat.PrivateAPI) -> None:
 
 def test_a_missing_or_reshaped_api_is_reported_by_name() -> None:
     gone = dataclasses.replace(compat.PRIVATE_APIS[0], attribute="BasicSweeper.no_such_method")
-    reshaped = dataclasses.replace(compat.PRIVATE_APIS[2], parameters=("rank", "world_size"))
+    ddp = next(a for a in compat.PRIVATE_APIS if a.attribute == "_hydra_subprocess_cmd")
+    reshaped = dataclasses.replace(ddp, parameters=("rank", "world_size"))
     problems = compat.broken_apis([gone, reshaped])
     assert len(problems) == 2
     assert "BasicSweeper.no_such_method" in problems[0] and "gone" in problems[0]
     assert "_hydra_subprocess_cmd" in problems[1] and "rank" in problems[1]
+
+
+def test_a_known_run_mode_spares_hydra_main_a_composition() -> None:
+    """Inside, Hydra's get_mode answers what the pre-flight read (no composition); after,
+    and with MODE_UNREAD, it is Hydra's own again."""
+    from hydra._internal.hydra import Hydra
+    from hydra.types import RunMode
+
+    original = Hydra.get_mode
+    with compat.known_run_mode(RunMode.MULTIRUN):
+        assert Hydra.get_mode(object(), "train", ["model=mlp"]) is RunMode.MULTIRUN
+    assert Hydra.get_mode is original
+    with compat.known_run_mode(compat.MODE_UNREAD):
+        assert Hydra.get_mode is original
 
 
 def test_every_checked_package_is_listed_with_a_version() -> None:

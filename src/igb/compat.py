@@ -7,18 +7,18 @@ an upgrade removes or reshapes one). The code below is the only place that reach
 them, except for ``igb.logging.csv_logger`` (a subclass of Lightning's CSV writer must
 override its private hook; the names it uses are listed here and checked).
 
-Nothing here is a speed hack: each fills a gap the public APIs leave. (``IGBModule`` used to
-bypass ``nn.Module.__setattr__`` for the attributes Lightning sets around every hook call: 2.7
-vs 0.45 us a call, 49 calls a step, so 0.11 ms a step, 0.3% of the default MLP's epoch on the
-2-core development CPU; dropped, being far below the 5% that would justify it.)
+Each fills a gap the public APIs leave; one, :func:`known_run_mode`, saves a whole
+composition of the configuration (``hydra.main`` has no public way to take a run mode that
+is already known).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,8 @@ __all__ = [
     "drop_unset_wandb_init_key",
     "hydra_missing_option",
     "hydra_unknown_key",
+    "known_run_mode",
+    "MODE_UNREAD",
     "logger_run",
     "progress_stopped",
     "set_ddp_subprocess_command",
@@ -84,6 +86,14 @@ PRIVATE_APIS: tuple[PrivateAPI, ...] = (
         "igb.compat.split_grid (igb.launch.preflight, hydra_callbacks, multirun_analysis.grid)",
         "expand a grid into its jobs the way the basic sweeper does",
         ("overrides", "max_batch_size"),
+    ),
+    PrivateAPI(
+        "hydra-core",
+        "hydra._internal.hydra",
+        "Hydra.get_mode",
+        "igb.compat.known_run_mode (train.py, ensemble.py, eval.py)",
+        "hand hydra.main the run mode the pre-flight read, instead of a composition for it",
+        ("config_name", "overrides"),
     ),
     PrivateAPI(
         "hydra-core",
@@ -222,6 +232,33 @@ def split_grid(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list
     grid = [f"{k}={v}" for k, v in params.items()] + [str(o) for o in overrides]
     parsed = OverridesParser.create().parse_overrides(grid)
     return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+#: the pre-flight did not compose (``--help``, ``--cfg``, ...): Hydra reads the mode itself
+MODE_UNREAD = object()
+
+
+@contextlib.contextmanager
+def known_run_mode(mode: Any) -> Iterator[None]:
+    """``hydra.main`` with ``hydra.mode`` as the pre-flight read it from its own composition
+    of the job (None, or ``RunMode.MULTIRUN`` from a preset; :data:`MODE_UNREAD`: leave
+    Hydra alone). Hydra otherwise composes the whole configuration once more only to read
+    that key (``Hydra.get_mode``), and has no public way to be told it."""
+    if mode is MODE_UNREAD:
+        yield
+        return
+    from hydra._internal.hydra import Hydra
+
+    original = Hydra.get_mode
+
+    def read_already(self: Any, config_name: str | None, overrides: list[str]) -> Any:
+        return mode
+
+    Hydra.get_mode = read_already  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Hydra.get_mode = original  # type: ignore[method-assign]
 
 
 def set_ddp_subprocess_command(build: Callable[[int], tuple[Sequence[str], str]]) -> None:

@@ -18,8 +18,14 @@ PLOT = "igb.ensemble.plot:plot_histogram"
 
 def _arguments(path: Path) -> tuple[object, ...]:
     values = theory.sample_f_max(0.3, 4, 200, n_points=300, seed=2)
-    summary = {"gamma": 0.3, "gamma_ci": [0.2, 0.4], "regime": "prejudiced",
-               "gamma_theory": 0.25, "gamma_theory_finite": 0.28, "choices": {"width": 64}}  # fmt: skip
+    summary = {
+        "gamma": 0.3,
+        "gamma_ci": [0.2, 0.4],
+        "regime": "prejudiced",
+        "gamma_theory": 0.25,
+        "gamma_theory_finite": 0.28,
+        "choices": {"width": 64},
+    }
     return (values, "f_max", summary, 4, 300, path)
 
 
@@ -78,6 +84,11 @@ def test_switched_off_no_worker_starts(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_job_given_one_cpu_starts_no_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
     assert not figure_worker.spare_cpu()
+
+
+def test_threads_running_elsewhere_read_from_the_kernel() -> None:
+    assert figure_worker.running_elsewhere("0.52 0.61 0.70 3/181 4242") == 2
+    assert figure_worker.running_elsewhere("garbled") is None
 
 
 def test_pickled_arguments_stay_free_of_torch(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from igb.ensemble.profile import HEAD_INPUT, LOGITS, Profiler
 from igb.ensemble.profile_report import profile_rows
 from igb.launch.ensemble_job import ensemble_spec
 from igb.metrics import gamma_bootstrap_ci
-from igb.theory.nngp import predict_layers
+from igb.theory.nngp import WalkSettings, predict_layers
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -85,7 +85,7 @@ def test_mlp_profile_matches_infinite_width() -> None:
     x = torch.randn(60, 12, generator=torch.Generator().manual_seed(0))
     profiler = Profiler("head")
     evaluate_ensemble(EvaluationPlan(model_cfg, norm_cfg, 3, 30), x, range(12), profiler=profiler)
-    theory = predict_layers(model_cfg, norm_cfg, x, 30)
+    theory = predict_layers(WalkSettings.from_groups(model_cfg, norm_cfg, 30), x)
     rows = {r["module"]: r for r in profiler.table(n_boot=50)}
     assert set(theory) <= set(rows)
     for name, predicted in theory.items():
@@ -185,7 +185,9 @@ def test_neutralized_head_input_is_centred() -> None:
     names = [r["module"] for r in table]
     assert names[-4:] == ["blocks", "head.center", "head:input", "logits"]  # centring: an entry
     assert table[-4]["gamma"] > 0.1 and table[-2]["gamma"] < 1e-10 and table[-1]["gamma"] < 1e-10
-    assert predict_layers(model_cfg, norm_cfg, x, 40)["head:input"] == pytest.approx(0, abs=1e-9)
+    assert predict_layers(WalkSettings.from_groups(model_cfg, norm_cfg, 40), x)[
+        "head:input"
+    ] == pytest.approx(0, abs=1e-9)
 
 
 @pytest.mark.parametrize(("theory", "points"), [(False, None), (True, 100), (True, None)])
@@ -204,5 +206,7 @@ def test_the_profiles_theory_follows_the_ensembles_settings(make_cfg, theory, po
     if not theory:
         assert all("gamma_theory" not in r for r in rows.values())
         return
-    expected = predict_layers(model_cfg, norm_cfg, x, 30, max_points=points)
+    expected = predict_layers(
+        WalkSettings.from_groups(model_cfg, norm_cfg, 30, max_points=points), x
+    )
     assert {name: rows[name]["gamma_theory"] for name in expected} == expected

@@ -14,7 +14,7 @@ from igb.errors import ConfigError
 from igb.jobs.identity import config_differences, run_identity
 from igb.nn import build_model
 from igb.nn.centering import CenterInitNorm, CenterNorm
-from igb.theory.nngp import predict_gamma
+from igb.theory.nngp import WalkSettings, predict_gamma
 
 NATIVE = {"placement": "native", "kind": "native"}
 CNN = {"_target_": "igb.nn.cnn.CNN", "name": "cnn", "depth": 2, "width": 4}
@@ -64,8 +64,10 @@ def test_head_frozen_freezes_on_the_first_training_step() -> None:
 def test_infinite_width_prediction_of_a_centred_mlp() -> None:
     mlp = {"_target_": "igb.nn.mlp.MLP", "depth": 3, "width": 64}
     x = torch.randn(50, 12, generator=torch.Generator().manual_seed(1))
-    plain = predict_gamma(mlp, {"placement": "none"}, x, 25).gamma
-    centred = predict_gamma({**mlp, "neutralize": "head"}, {"placement": "none"}, x, 25).gamma
+    plain = predict_gamma(WalkSettings.from_groups(mlp, {"placement": "none"}, 25), x).gamma
+    centred = predict_gamma(
+        WalkSettings.from_groups({**mlp, "neutralize": "head"}, {"placement": "none"}, 25), x
+    ).gamma
     assert plain > 0.5 and centred == pytest.approx(0.0, abs=1e-9)
 
 

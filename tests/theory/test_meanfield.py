@@ -15,7 +15,7 @@ from igb.launch.meanfield_cli import main as meanfield_main
 from igb.nn.build import build_model
 from igb.theory.meanfield import Declined, config_readout, edge_of_chaos, fixed_point
 from igb.theory.meanfield.units import Unit
-from igb.theory.nngp import architecture, predict_gamma
+from igb.theory.nngp import WalkSettings, architecture, predict_gamma
 from igb.theory.nngp.kernel import gamma_from_kernel, layer_kernels
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
@@ -60,7 +60,9 @@ def test_relu_gamma_without_bias_does_not_depend_on_weight_var() -> None:
     """A homogeneous network without bias: the weight scale multiplies every logit."""
     x = inputs()
     gammas = [
-        predict_gamma(normal_mlp("relu", w, 0.0), {"placement": "none"}, x, 40).gamma
+        predict_gamma(
+            WalkSettings.from_groups(normal_mlp("relu", w, 0.0), {"placement": "none"}, 40), x
+        ).gamma
         for w in (0.5, 2.0, 4.0)
     ]
     assert gammas[0] > 0.1
@@ -161,8 +163,12 @@ def test_head_bias_adds_its_offset_to_gamma() -> None:
     assert gamma_from_kernel(k, offset=0.3) == pytest.approx((mean + 0.3) / (diag - mean))
     assert gamma_from_kernel(k, offset=0.3) > base
     x = inputs()
-    zero = predict_gamma(normal_mlp("tanh", 1.5, 0.1, head_bias_var=0.0), {}, x, 40).gamma
-    head = predict_gamma(normal_mlp("tanh", 1.5, 0.1, head_bias_var=0.6), {}, x, 40).gamma
+    zero = predict_gamma(
+        WalkSettings.from_groups(normal_mlp("tanh", 1.5, 0.1, head_bias_var=0.0), {}, 40), x
+    ).gamma
+    head = predict_gamma(
+        WalkSettings.from_groups(normal_mlp("tanh", 1.5, 0.1, head_bias_var=0.6), {}, 40), x
+    ).gamma
     assert head > zero
 
 
@@ -173,7 +179,9 @@ def test_measured_gamma_with_biases_near_the_prediction() -> None:
 
     x = inputs(40, 12)
     model_cfg = {**normal_mlp("tanh", 2.0, 0.2, depth=3), "width": 512}
-    pred = predict_gamma(model_cfg, {"placement": "none"}, x, 40, num_classes=2)
+    pred = predict_gamma(
+        WalkSettings.from_groups(model_cfg, {"placement": "none"}, 40, num_classes=2), x
+    )
     mus, s2s = [], []
     for seed in range(160):
         model = build_model(model_cfg, {"placement": "none"}, (12,), 2, seed)
@@ -200,7 +208,8 @@ def test_readout_declines_with_reasons() -> None:
         fixed_point("tanh", 1.0, -0.1)
     block = config_readout({"_target_": "igb.nn.cnn.CNN", "name": "cnn"}, {})
     assert "model=mlp only" in block["reason"]
-    walk = predict_gamma(normal_mlp("relu", 2.0, 0.0, unit_pool="max"), {}, inputs(), 40)
+    maxpool = WalkSettings.from_groups(normal_mlp("relu", 2.0, 0.0, unit_pool="max"), {}, 40)
+    walk = predict_gamma(maxpool, inputs())
     assert walk.gamma is None and "unit_pool=max" in walk.reason
 
 

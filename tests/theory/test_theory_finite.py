@@ -12,7 +12,7 @@ from helpers.model_configs import mlp_config
 
 from igb.ensemble import EvaluationPlan, evaluate_ensemble
 from igb.metrics import gamma_bootstrap_ci
-from igb.theory.nngp import architecture, predict_gamma
+from igb.theory.nngp import WalkSettings, architecture, predict_gamma
 from igb.theory.nngp.finite import (
     Correction,
     PairWalk,
@@ -128,7 +128,7 @@ def test_finite_width_prediction_is_measured_where_infinite_width_is_rejected(
     activation, norm, depth, width, eval_inputs
 ):
     model = mlp_config(depth, width, activation)
-    pred = predict_gamma(model, norm, eval_inputs, batch_size=N_POINTS)
+    pred = predict_gamma(WalkSettings.from_groups(model, norm, N_POINTS), eval_inputs)
     plan = EvaluationPlan(model, norm, N_CLASSES, batch_size=N_POINTS, workers=2)
     measured = evaluate_ensemble(plan, eval_inputs, range(N_INITS))
     lo, hi = gamma_bootstrap_ci(measured.mu, measured.s2, n_boot=500)
@@ -142,7 +142,9 @@ def test_beyond_the_expansion_there_is_no_finite_width_value_but_a_reason():
     """tanh at depth 20, width 16: correlations spread by more than MAX_VAR_RHO, so the
     walk declines (null + reason in summary.json) and the regime stays the infinite one."""
     x = torch.randn(40, 16, generator=torch.Generator().manual_seed(2))
-    pred = predict_gamma(mlp_config(20, 16, "tanh"), {"placement": "none"}, x, batch_size=40)
+    pred = predict_gamma(
+        WalkSettings.from_groups(mlp_config(20, 16, "tanh"), {"placement": "none"}, 40), x
+    )
     assert pred.gamma is not None and pred.gamma_finite is None
     assert "beyond the leading order" in pred.finite_reason
     assert pred.predicted_regime == pred.regime

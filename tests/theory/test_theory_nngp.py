@@ -20,7 +20,7 @@ from igb.launch import ensemble_job
 from igb.launch.theory_cli import main as nngp_main
 from igb.metrics import gamma_bootstrap_ci
 from igb.nn.norm_act import ACTIVATIONS
-from igb.theory.nngp import predict_gamma
+from igb.theory.nngp import WalkSettings, predict_gamma
 from igb.theory.nngp.activations import activation_kernel, mehler_kernel, relu_kernel
 from igb.theory.nngp.kernel import Units, batch_norm, gamma_from_kernel, layer_norm, rms_norm
 from multirun_analysis.figures.gamma import theory_curve
@@ -145,7 +145,7 @@ def test_layer_and_rms_norm_maps_are_exact_on_empirical_moments():
     ],
 )
 def test_uncovered_configurations_give_none_and_a_reason(model, norm, reason):
-    pred = predict_gamma(model, norm, torch.randn(10, 3), batch_size=5)
+    pred = predict_gamma(WalkSettings.from_groups(model, norm, 5), torch.randn(10, 3))
     assert pred.gamma is None and pred.regime is None
     assert reason in pred.reason
 
@@ -196,7 +196,7 @@ def test_ensemble_summary_carries_gamma_theory(make_cfg, model, norm):
         assert "model=mlp only" in summary["gamma_theory_reason"]
         return
     x, _ = ensemble_job.eval_inputs(cfg)
-    want = predict_gamma(cfg.model, cfg.norm, x, batch_size=40)
+    want = predict_gamma(WalkSettings.from_groups(cfg.model, cfg.norm, 40), x)
     assert summary["gamma_theory"] == pytest.approx(want.gamma, rel=1e-12)
     assert summary["gamma_theory_regime"] == want.regime
     assert "gamma_theory_reason" not in summary
@@ -243,12 +243,14 @@ def agrees(pred: float, lo: float, hi: float, depth: int, width: int) -> bool:
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 def test_prediction_matches_measurement_at_width_1024(activation, norm, depth, eval_inputs):
     model, norm_cfg = mlp(depth, activation), NORMS[norm]
-    pred = predict_gamma(model, norm_cfg, eval_inputs, batch_size=BATCH)
+    pred = predict_gamma(WalkSettings.from_groups(model, norm_cfg, BATCH), eval_inputs)
     n_inits = 3 if norm == "batch-post" else N_INITS
     plan = EvaluationPlan(model, norm_cfg, N_CLASSES, batch_size=BATCH, workers=2)
     measured = evaluate_ensemble(plan, eval_inputs, range(n_inits))
     swap = {"pre": "post", "post": "pre"}.get(norm_cfg["placement"])
-    swapped = swap and predict_gamma(model, {**norm_cfg, "placement": swap}, eval_inputs, BATCH)
+    swapped = swap and predict_gamma(
+        WalkSettings.from_groups(model, {**norm_cfg, "placement": swap}, BATCH), eval_inputs
+    )
     if norm == "batch-post":  # exactly neutral: every batch mean of every unit is removed
         assert pred.gamma < 1e-12 and measured.gamma < 1e-12
         assert not swapped.gamma < 1e-3

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from helpers.entry_points import run_entry
 
-from igb.theory.nngp import architecture, predict_gamma, predict_layers
+from igb.theory.nngp import WalkSettings, architecture, predict_gamma, predict_layers
 from igb.theory.nngp.kernel import final_kernel, gamma_from_kernel, kernel_means
 from igb.theory.nngp.subsample import choose
 
@@ -41,9 +41,9 @@ def test_the_walk_of_whole_batches_is_the_full_kernel_restricted(x, norm, batch)
 
 @pytest.mark.parametrize("batch", [25, 400])
 def test_every_point_walked_is_the_full_computation_exactly(x, batch) -> None:
-    full = predict_gamma(MLP, BN_PRE, x, batch)
+    full = predict_gamma(WalkSettings.from_groups(MLP, BN_PRE, batch), x)
     for limit in (N, N + 1):
-        same = predict_gamma(MLP, BN_PRE, x, batch, max_points=limit)
+        same = predict_gamma(WalkSettings.from_groups(MLP, BN_PRE, batch, max_points=limit), x)
         assert (same.gamma, same.gamma_finite) == (full.gamma, full.gamma_finite)
         assert same.points == N and same.stderr == 0.0
     assert full.summary_fields()["gamma_theory_points"] == N
@@ -73,8 +73,8 @@ def test_pair_means_of_a_known_kernel_from_any_subsample() -> None:
     ids=["random-points", "whole-batches", "one-batch-larger", "batches-in-part"],
 )
 def test_a_subsample_is_within_a_few_stated_errors_of_the_full_value(x, norm, batch) -> None:
-    full = predict_gamma(MLP, norm, x, batch).gamma
-    sub = predict_gamma(MLP, norm, x, batch, max_points=100, seed=0)
+    full = predict_gamma(WalkSettings.from_groups(MLP, norm, batch), x).gamma
+    sub = predict_gamma(WalkSettings.from_groups(MLP, norm, batch, max_points=100, seed=0), x)
     assert 100 <= sub.points < N
     assert 0 < sub.stderr < 0.02 * full  # an error that says something
     assert abs(sub.gamma - full) < 3 * sub.stderr, (sub.gamma, full, sub.stderr)
@@ -102,6 +102,7 @@ def test_ensemble_py_states_the_subsample_and_its_error(tmp_path: Path) -> None:
 def test_the_profiles_layer_walk_takes_the_same_subsample(x, norm) -> None:
     """The profile's per-layer theory walks predict_gamma's subsample: its last layer is
     predict_gamma's gamma to the bit; with every point walked, the full per-layer walk."""
-    layers = predict_layers(MLP, norm, x, 25, max_points=100)
-    assert list(layers.values())[-1] == predict_gamma(MLP, norm, x, 25, max_points=100).gamma
-    assert predict_layers(MLP, norm, x, 25, max_points=N) == predict_layers(MLP, norm, x, 25)
+    walk = WalkSettings.from_groups(MLP, norm, 25, max_points=100)
+    assert list(predict_layers(walk, x).values())[-1] == predict_gamma(walk, x).gamma
+    every = WalkSettings.from_groups(MLP, norm, 25, max_points=N)
+    assert predict_layers(every, x) == predict_layers(WalkSettings.from_groups(MLP, norm, 25), x)

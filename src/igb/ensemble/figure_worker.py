@@ -22,6 +22,7 @@ import signal
 import struct
 import subprocess
 import sys
+from pathlib import Path
 from typing import IO, Any
 
 #: what the worker imports while it waits for its first drawing
@@ -33,15 +34,29 @@ _HEADER = struct.Struct("!Q")
 _worker: subprocess.Popen[bytes] | None = None
 
 
+def running_elsewhere(loadavg: str | None = None) -> int | None:
+    """How many threads besides this one are runnable right now (``/proc/loadavg``'s fourth
+    field counts this process too); None where the kernel does not say. Right now, not the
+    one-minute average: that one still counts the processes that have just ended."""
+    try:
+        text = loadavg if loadavg is not None else Path("/proc/loadavg").read_text()
+        return int(text.split()[3].split("/")[0]) - 1
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def spare_cpu() -> bool:
     """Whether a CPU is free for the worker: the job was given two or more
-    (:func:`igb.jobs.threads.allocated_cpus`) and the machine's load leaves one idle. Without
-    one, the worker's start-up would only add to the job's CPU time."""
+    (:func:`igb.jobs.threads.allocated_cpus`) and no more than one less than that are busy
+    (:func:`running_elsewhere`; the one-minute load where that is unknown). Without one,
+    the worker's start-up would only add to the job's CPU time."""
     from igb.jobs.threads import allocated_cpus
 
     cpus = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float(cpus)
-    return allocated_cpus() >= 2 and load <= cpus - 1
+    busy = running_elsewhere()
+    if busy is None:
+        busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else cpus
+    return allocated_cpus() >= 2 and busy <= cpus - 2
 
 
 def start(require_spare_cpu: bool = True) -> None:
@@ -63,7 +78,7 @@ def start(require_spare_cpu: bool = True) -> None:
     except OSError:
         _worker = None
         return
-    atexit.register(stop)
+    atexit.register(stop, wait=False)
 
 
 def process() -> subprocess.Popen[bytes] | None:
@@ -76,8 +91,9 @@ def running() -> bool:
     return _worker is not None and _worker.poll() is None
 
 
-def stop() -> None:
-    """Close the worker's input (it exits) and reap it."""
+def stop(wait: bool = True) -> None:
+    """Close the worker's input (it exits) and, with ``wait``, reap it (at this process's
+    exit nothing waits: the worker ends by itself)."""
     global _worker
     worker, _worker = _worker, None
     if worker is None:
@@ -88,6 +104,8 @@ def stop() -> None:
                 stream.close()
         except OSError:
             pass
+    if not wait:
+        return
     try:
         worker.wait(timeout=5)
     except subprocess.TimeoutExpired:

@@ -32,8 +32,10 @@ import numpy as np  # noqa: E402
 
 from igb.theory import gaussian as theory  # noqa: E402
 
-#: most (initialization x class x quadrature node) values of the f_max law held at once
-_LAW_BUDGET = 3_200_000
+#: (initialization x class x quadrature node) values computed for one f_max law: 2000
+#: draws at 10 classes (at least 2000 at any C), enough for a 50-bin figure; the job waits
+#: for what the figure worker has not drawn ahead
+_LAW_BUDGET = 1_600_000
 _THEORY_DRAWS = 20_000
 
 

@@ -34,7 +34,7 @@ from igb.ensemble.writers import atomic_write
 from igb.metrics import feature_moments, reduce_features
 from igb.nn import build_model
 from igb.nn.reinit import head_names, reinitializer
-from igb.theory.nngp import predict_layers
+from igb.theory.nngp import WalkSettings, predict_layers
 
 COLUMNS = ("index", "module", "kind", "shape", "gamma", "gamma_lo", "gamma_hi", "n_inits",
            "gamma_theory")  # fmt: skip
@@ -58,14 +58,7 @@ def profile_rows(
         "n_inits": 0}]  # fmt: skip
     for row in profiler.table(n_boot=n_boot, level=level):
         rows.append({**row, "index": row["index"] + 1})
-    ens = spec.ensemble
-    theory = (
-        predict_layers(
-            spec.model, spec.norm, x, ens.batch_size, ens.norm_mode, max_points=ens.theory_points
-        )
-        if ens.theory
-        else None
-    )
+    theory = predict_layers(WalkSettings.from_spec(spec), x) if spec.ensemble.theory else None
     if isinstance(theory, dict):
         last = list(theory.values())[-1] if theory else math.nan
         for row in rows:

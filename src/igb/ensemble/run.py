@@ -44,7 +44,7 @@ from igb.jobs.lock import try_lock, unlock
 from igb.jobs.runner import Outcome
 from igb.jobs.status import FINISHED, RUNNING, JobFolder
 from igb.theory import compare
-from igb.theory.nngp import Prediction, predict_gamma
+from igb.theory.nngp import Prediction, WalkSettings, predict_gamma
 
 log = logging.getLogger(__name__)
 
@@ -267,15 +267,7 @@ def _run(spec: EnsembleSpec, job: JobFolder) -> dict[str, Any] | None:
     # the infinite- and finite-width predictions beside the measurement (igb.theory.nngp; null +
     # reason if not covered)
     if ens.theory:
-        predicted = predict_gamma(
-            spec.model,
-            spec.norm,
-            x,
-            ens.batch_size,
-            ens.norm_mode,
-            max_points=ens.theory_points,
-            num_classes=dm.num_classes,
-        )
+        predicted = predict_gamma(WalkSettings.from_spec(spec, dm.num_classes), x)
         if predicted.gamma is not None:
             walked = (
                 f"+- {predicted.stderr:.2g} (standard error: a subsample of {predicted.points} "

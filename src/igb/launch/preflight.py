@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -22,7 +23,13 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from igb.compat import get_args_parser, hydra_missing_option, hydra_unknown_key, split_grid
+from igb.compat import (
+    MODE_UNREAD,
+    get_args_parser,
+    hydra_missing_option,
+    hydra_unknown_key,
+    split_grid,
+)
 from igb.errors import ConfigError, JobError, one_line
 from igb.launch.conf_dir import find_conf_dir
 from igb.launch.output_paths import output_path_problem
@@ -176,8 +183,15 @@ def folder_problem(
     return identity_problem(job_identity(cfg), folder, records=not multirun)
 
 
-def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | None:
-    """Return None when every job of ``argv`` composes and validates, else one error line."""
+def check(
+    config_name: str,
+    argv: Sequence[str],
+    validator: Validator,
+    mode_read: list[Any] | None = None,
+) -> str | None:
+    """Return None when every job of ``argv`` composes and validates, else one error line.
+    ``mode_read`` receives the ``hydra.mode`` the first job composed with (Hydra's main
+    then need not compose again to read it: :func:`igb.compat.known_run_mode`)."""
     args, rest = get_args_parser().parse_known_args(list(argv))
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return None
@@ -205,6 +219,8 @@ def check(config_name: str, argv: Sequence[str], validator: Validator) -> str | 
             return problem
         first = probe_jobs({}, overrides)[0]  # every sweep override at its first value
         cfg = compose_job(config_name, first)
+        if mode_read is not None:
+            mode_read.append(OmegaConf.select(cfg, "hydra.mode"))
         multirun = is_multirun(cfg, bool(args.multirun))
         known = not multirun or basic_sweeper(cfg)  # else the jobs are probes, not the grid
         sweeps = [o.input_line or "" for o in parsed if o.is_sweep_override()]
@@ -276,12 +292,16 @@ def _defaults(config_name: str, parsed: Sequence[Override]) -> Callable[[str], o
     return lambda key: OmegaConf.select(base, key, throw_on_resolution_failure=False)
 
 
-def preflight(config_name: str, validator: Validator, argv: Sequence[str] | None = None) -> None:
-    """Exit with status 2 and one line on stderr when the requested run cannot start."""
+def preflight(config_name: str, validator: Validator, argv: Sequence[str] | None = None) -> Any:
+    """Exit with status 2 and one line on stderr when the requested run cannot start; else
+    return the run mode the configuration sets (:data:`igb.compat.MODE_UNREAD` when nothing
+    was composed: ``--help``, ``--cfg``), for :func:`igb.compat.known_run_mode`."""
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault(ROOT_ENV, os.getcwd())  # paths.root_dir, for every job it starts
-    error = check(config_name, argv, validator)
+    mode_read: list[Any] = []
+    error = check(config_name, argv, validator, mode_read)
     GlobalHydra.instance().clear()
     if error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2)
+    return mode_read[0] if mode_read else MODE_UNREAD

@@ -26,7 +26,7 @@ from igb.launch.ensemble_job import choices, eval_inputs
 from igb.launch.preflight import check, compose_job, expand_jobs
 from igb.launch.validate_ensemble import validate_ensemble
 from igb.theory.meanfield import config_readout
-from igb.theory.nngp import predict_gamma
+from igb.theory.nngp import WalkSettings, predict_gamma
 
 COLUMNS = ("model", "depth", "width", "activation", "init", "weight_var", "bias_var", "norm",
            "dataset", "N")  # fmt: skip
@@ -60,10 +60,11 @@ def rows(overrides: Sequence[str]) -> list[dict[str, object]]:
             inputs[data_key] = (x, dm.num_classes)
         x, num_classes = inputs[data_key]
         t0 = time.perf_counter()
-        pred = predict_gamma(
-            cfg.model, cfg.norm, x, int(cfg.ensemble.batch_size), cfg.ensemble.norm_mode,
-            max_points=resolve_theory_points(cfg.ensemble), num_classes=num_classes,
+        walk = WalkSettings.from_groups(
+            cfg.model, cfg.norm, int(cfg.ensemble.batch_size), norm_mode=cfg.ensemble.norm_mode,
+            num_classes=num_classes, max_points=resolve_theory_points(cfg.ensemble),
         )  # fmt: skip
+        pred = predict_gamma(walk, x)
         readout = config_readout(
             OmegaConf.to_container(cfg.model, resolve=True),
             OmegaConf.to_container(cfg.norm, resolve=True),

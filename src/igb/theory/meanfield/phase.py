@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from igb.theory.meanfield import Declined, edge_of_chaos, fixed_point
-from igb.theory.nngp import architecture, infinite_gamma, walked_points
+from igb.theory.nngp import WalkSettings, infinite_gamma, walked_points
+from igb.theory.nngp.kernel import InputKernel
 
 #: igb's regime boundaries (igb.theory.gaussian.regime) and the paper's (c* = 0.5)
 NEUTRAL_BELOW, DEEP_ABOVE, PAPER_C_STAR = 0.01, 1.0, 0.5
@@ -83,13 +84,18 @@ def compute_panel(
 
     cfg = {**model_cfg, "init": "normal", "weight_var": 1.0, "bias_var": 0.0,
            "head_weight_var": None, "head_bias_var": None}  # fmt: skip
-    arch = architecture(cfg, norm_cfg, data.norm_mode, data.num_classes)
-    if isinstance(arch, str):
-        raise Declined(arch)
+    walk = WalkSettings.from_groups(
+        cfg, norm_cfg, data.batch_size, norm_mode=data.norm_mode,
+        num_classes=data.num_classes, max_points=plane.points,
+    )  # fmt: skip
+    arch = walk.arch
+    if arch is None:
+        raise Declined(str(walk.reason))
     wv, bv = np.asarray(plane.weight_vars, float), np.asarray(plane.bias_vars, float)
     gamma = np.full((wv.size, bv.size), np.nan)
     c_star = np.full_like(gamma, np.nan)
-    xs, design = walked_points(arch, data.x, data.batch_size, plane.points)
+    xs, design = walked_points(walk, data.x)
+    inputs = InputKernel.of(xs)  # the same points at every cell
     pool = (arch.unit_pool, arch.unit_pool_size)
     reason = None
     # small matrices: one BLAS thread is faster than several competing for the cores
@@ -98,7 +104,7 @@ def compute_panel(
             for j, b in enumerate(bv):
                 cell = dataclasses.replace(arch, weight_var=float(w), bias_var=float(b))
                 try:
-                    gamma[i, j] = infinite_gamma(cell, xs, data.batch_size, design)
+                    gamma[i, j] = infinite_gamma(cell, inputs, data.batch_size, design)
                 except ValueError:
                     pass
                 if reason is None:

@@ -1,15 +1,16 @@
 """Infinite-width (Gaussian-process) prediction of gamma for the project's MLP, and its
 leading finite-width correction.
 
-``predict_gamma(model_cfg, norm_cfg, x, batch_size)`` walks the N x N kernel of the
-evaluation inputs ``x`` through the network exactly as :class:`igb.nn.mlp.MLP` builds it
+``predict_gamma(walk, x)`` walks the N x N kernel of the evaluation inputs ``x`` through
+the network of ``walk`` (a :class:`WalkSettings`, read once from the ``model`` and ``norm``
+groups) exactly as :class:`igb.nn.mlp.MLP` builds it
 (:mod:`igb.theory.nngp.kernel`, :mod:`igb.theory.nngp.activations`) and returns the gamma that an
 infinitely wide network, measured like :mod:`igb.ensemble` measures it, would show.
 Configurations the theory does not cover come back as ``gamma=None`` with the reason:
 never a number that means something else. ``Prediction.gamma_finite`` adds the leading
 corrections of the network's actual ``model.width`` (:mod:`igb.theory.nngp.finite`): the
 fluctuations of each layer's empirical kernel and what they do to the next layer's mean.
-Above ``max_points`` inputs a subsample is walked and its error stated
+Above ``walk.max_points`` inputs a subsample is walked and its error stated
 (:mod:`igb.theory.nngp.subsample`). The derivation is in docs/theory.md.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -33,14 +34,16 @@ from igb.theory.nngp.kernel import (
     UNIT_POOLS,
     Architecture,
     Design,
-    final_kernel,
+    InputKernel,
     gamma_from_kernel,
+    gamma_kernel,
     layer_kernels,
 )
 from igb.theory.nngp.subsample import Subsample, choose, couples_points, jackknife
 
 __all__ = [
     "Prediction",
+    "WalkSettings",
     "architecture",
     "infinite_gamma",
     "predict_gamma",
@@ -175,98 +178,145 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _walk_inputs(
-    model_cfg: Config, norm_cfg: Config, x: Inputs, norm_mode: str, num_classes: int = 10
-) -> tuple[Architecture, np.ndarray] | str:
-    """What both predictions walk: the covered architecture and ``x`` as float64 numpy, or
-    why the configuration is not covered."""
-    arch = architecture(plain(model_cfg), plain(norm_cfg), norm_mode, num_classes)
-    if isinstance(arch, str):
-        return arch
+class Measurement(Protocol):
+    """The keys of a measurement a walk predicts (:class:`igb.ensemble.spec.EnsembleSettings`)."""
+
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def norm_mode(self) -> str: ...
+    @property
+    def theory_points(self) -> int | None: ...
+
+
+class Groups(Protocol):
+    """A job's resolved ``model`` and ``norm`` groups and its ``ensemble`` settings
+    (:class:`igb.ensemble.spec.EnsembleSpec`)."""
+
+    @property
+    def model(self) -> Config: ...
+    @property
+    def norm(self) -> Config: ...
+    @property
+    def ensemble(self) -> Measurement: ...
+
+
+@dataclass(frozen=True)
+class WalkSettings:
+    """One kernel walk's settings, read once from a configuration: the network it follows
+    (``arch``; None where the theory does not cover it, and ``reason`` says why), how the
+    measurement batches the points (``batch_size``; BatchNorm centres each batch with its
+    own statistics) and how many of them are walked (above ``max_points``, None: no limit,
+    a subsample drawn with ``seed``, :mod:`.subsample`). Every walk of one configuration
+    (the gamma, the per-layer profile, the phase diagram) takes the same value, so they
+    walk the same network on the same points."""
+
+    arch: Architecture | None
+    batch_size: int
+    max_points: int | None = None
+    seed: int = 0
+    reason: str | None = None
+
+    @classmethod
+    def from_groups(
+        cls,
+        model_cfg: Config,
+        norm_cfg: Config,
+        batch_size: int,
+        *,
+        norm_mode: str = "batch",
+        num_classes: int = 10,
+        max_points: int | None = None,
+        seed: int = 0,
+    ) -> WalkSettings:
+        """The walk of the ``model`` and ``norm`` groups (config nodes or plain mappings)
+        measured on batches of ``batch_size`` in ``norm_mode`` (``ensemble.norm_mode``);
+        ``num_classes``: the head's fan_out (only xavier's head gain, beside a head bias,
+        reads it)."""
+        arch = architecture(plain(model_cfg), plain(norm_cfg), norm_mode, num_classes)
+        if isinstance(arch, str):
+            return cls(None, int(batch_size), max_points, seed, reason=arch)
+        return cls(arch, int(batch_size), max_points, seed)
+
+    @classmethod
+    def from_spec(cls, spec: Groups, num_classes: int = 10) -> WalkSettings:
+        """The walk an ensemble's theory takes: its groups, its batches and norm mode, and
+        ``ensemble.theory_points``."""
+        ens = spec.ensemble
+        return cls.from_groups(spec.model, spec.norm, ens.batch_size, norm_mode=ens.norm_mode,
+                               num_classes=num_classes, max_points=ens.theory_points)  # fmt: skip
+
+    def subsample(self, n_all: int) -> Subsample | None:
+        """The points every walk of these settings takes out of ``n_all`` (above
+        ``max_points``: :func:`.subsample.choose`), or None: every point."""
+        if self.arch is None or self.max_points is None or n_all <= self.max_points:
+            return None
+        return choose(n_all, self.batch_size, self.max_points, couples_points(self.arch), self.seed)
+
+
+def _float64(x: Inputs) -> np.ndarray:
+    """The walked inputs as float64 numpy, as the walks read them (converted after the
+    subsample is taken: a copy of the points walked only)."""
     if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu", torch.float64).numpy()
-    return arch, x
+        return x.detach().to("cpu", torch.float64).numpy()
+    return x
 
 
-def _subsample(
-    arch: Architecture, n_all: int, batch_size: int, max_points: int | None, seed: int
-) -> Subsample | None:
-    """The points both walks take above ``max_points`` (:func:`.subsample.choose`), or None:
-    every point."""
-    if max_points is None or n_all <= max_points:
-        return None
-    return choose(n_all, batch_size, max_points, couples_points(arch), seed)
-
-
-def walked_points(
-    arch: Architecture, x: np.ndarray, batch_size: int, max_points: int | None, seed: int = 0
-) -> tuple[np.ndarray, Design | None]:
-    """The points a walk takes (all of ``x``, or a subsample of about ``max_points``) and
-    their :class:`Design` (None: all)."""
-    sub = _subsample(arch, x.shape[0], batch_size, max_points, seed)
-    return (x[sub.index], sub.design) if sub else (x, None)
+def walked_points(walk: WalkSettings, x: Inputs) -> tuple[np.ndarray, Design | None]:
+    """The points a walk takes (all of ``x``, or a subsample of about ``walk.max_points``),
+    as float64 numpy, and their :class:`Design` (None: all)."""
+    sub = walk.subsample(x.shape[0])
+    return (_float64(x[sub.index]), sub.design) if sub else (_float64(x), None)
 
 
 def infinite_gamma(
-    arch: Architecture, x: np.ndarray, batch_size: int, design: Design | None = None
+    arch: Architecture, x: np.ndarray | InputKernel, batch_size: int, design: Design | None = None
 ) -> float:
-    """The infinite-width gamma of ``arch`` on the walked points ``x`` (ValueError where
+    """The infinite-width gamma of ``arch`` on the walked points ``x`` (or their
+    :class:`InputKernel`, to walk several networks on the same points; ValueError where
     every point gets the same logits)."""
-    k = final_kernel(x, arch, batch_size, design)
+    k = gamma_kernel(x, arch, batch_size, design)
     return gamma_from_kernel(k, design, arch.head_offset(arch.units_out))
 
 
-def predict_gamma(
-    model_cfg: Config,
-    norm_cfg: Config,
-    x: Inputs,
-    batch_size: int,
-    norm_mode: str = "batch",
-    max_points: int | None = None,
-    seed: int = 0,
-    num_classes: int = 10,
-) -> Prediction:
-    """Infinite-width gamma of ``model_cfg`` + ``norm_cfg`` on the evaluation inputs ``x``.
-
-    ``batch_size`` and ``norm_mode`` are those of the measurement (``ensemble.batch_size``,
-    ``ensemble.norm_mode``): BatchNorm centres each batch with its own statistics. With more
-    than ``max_points`` inputs (None: no limit) a subsample of about that many is walked
-    (drawn with ``seed``) and ``stderr`` states its error (:mod:`.subsample`).
-    ``num_classes``: the head's fan_out (only xavier's head gain, beside a head bias, reads it).
-    """
+def predict_gamma(walk: WalkSettings, x: Inputs) -> Prediction:
+    """Infinite- and finite-width gamma of the network of ``walk`` on the evaluation inputs
+    ``x``; above ``walk.max_points`` inputs a subsample is walked and ``stderr`` states its
+    error (:mod:`.subsample`)."""
     t0 = time.perf_counter()
-    walk = _walk_inputs(model_cfg, norm_cfg, x, norm_mode, num_classes)
-    if isinstance(walk, str):
-        return Prediction(gamma=None, reason=walk)
-    arch, x = walk
+    arch, batch_size = walk.arch, walk.batch_size
+    if arch is None:
+        return Prediction(gamma=None, reason=walk.reason)
     if x.shape[0] < 2:
         return Prediction(gamma=None, reason="gamma needs at least 2 evaluation points")
-    sub, stderr = _subsample(arch, x.shape[0], batch_size, max_points, seed), 0.0
+    sub, stderr = walk.subsample(x.shape[0]), 0.0
     design = sub.design if sub else None
     offset = arch.head_offset(arch.units_out)
+    inputs = InputKernel.of(_float64(x[sub.index] if sub else x))
     try:
+        k = gamma_kernel(inputs, arch, batch_size, design)
         if sub is not None:
-            x = x[sub.index]
-            k = final_kernel(x, arch, batch_size, design)
             stderr = jackknife(
                 sub,
                 k,
                 lambda k, d: gamma_from_kernel(k, d, offset),
-                lambda keep, d: final_kernel(x[keep], arch, batch_size, d),
+                lambda keep, d: gamma_kernel(inputs.take(keep), arch, batch_size, d),
             )
-        else:
-            k = final_kernel(x, arch, batch_size)
         gamma = gamma_from_kernel(k, design, offset)
     except ValueError as exc:
         return Prediction(gamma=None, reason=str(exc))
-    finite, why = _finite_width(x, arch, batch_size, k, design)
+    finite, why = _finite_width(arch, batch_size, inputs, k, design)
     if finite is not None and not np.isfinite(finite):
         finite, why = None, "the finite-width walk left its range (depth / width too large)"
-    return Prediction(gamma, None, time.perf_counter() - t0, finite, why, x.shape[0], stderr)
+    return Prediction(gamma, None, time.perf_counter() - t0, finite, why, len(inputs), stderr)
 
 
 def _finite_width(
-    x: np.ndarray, arch: Any, batch_size: int, kernel: np.ndarray, design: Design | None = None
+    arch: Architecture,
+    batch_size: int,
+    x: InputKernel,
+    kernel: np.ndarray,
+    design: Design | None = None,
 ) -> tuple[float | None, str | None]:
     """The finite-width gamma of :mod:`.finite`, or None and why not."""
     if arch.neutralize != "none":
@@ -282,30 +332,19 @@ def _finite_width(
             return None, str(exc)
 
 
-def predict_layers(
-    model_cfg: Config,
-    norm_cfg: Config,
-    x: Inputs,
-    batch_size: int,
-    norm_mode: str = "batch",
-    *,
-    max_points: int | None = None,
-    seed: int = 0,
-) -> dict[str, float] | str:
+def predict_layers(walk: WalkSettings, x: Inputs) -> dict[str, float] | str:
     """Infinite-width gamma of a Gaussian head on each layer's units, by module name
     (``blocks.<i>.<part>``, as :class:`igb.nn.mlp.MLP` names them), or why not covered.
 
     The units' kernel after each part is that of :func:`predict_gamma`'s walk; the gamma
     of a fresh head on them is :func:`gamma_from_kernel` (an undefined one is NaN). Above
-    ``max_points`` inputs it walks the same subsample as :func:`predict_gamma` (same
-    ``seed``), so the profile's theory needs no more memory than the ensemble's."""
-    walk = _walk_inputs(model_cfg, norm_cfg, x, norm_mode)
-    if isinstance(walk, str):
-        return walk
-    arch, x = walk
-    x, design = walked_points(arch, x, batch_size, max_points, seed)
+    ``walk.max_points`` inputs it walks the same subsample as :func:`predict_gamma`, so the
+    profile's theory needs no more memory than the ensemble's."""
+    if walk.arch is None:
+        return str(walk.reason)
+    x, design = walked_points(walk, x)
     out: dict[str, float] = {}
-    for name, k in layer_kernels(x, arch, batch_size, design):
+    for name, k in layer_kernels(x, walk.arch, walk.batch_size, design):
         try:
             out[name] = gamma_from_kernel(k, design)
         except ValueError:

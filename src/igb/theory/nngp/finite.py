@@ -36,7 +36,7 @@ import torch
 
 from igb.nn.norm_act import ACTIVATIONS, has_norm, norm_before_act
 from igb.theory.nngp.activations import pair_moments
-from igb.theory.nngp.kernel import Architecture, Design, kernel_means
+from igb.theory.nngp.kernel import Architecture, Design, InputKernel, kernel_means
 
 #: representative off-diagonal pairs (quantiles of the input correlations)
 PAIRS = 12
@@ -237,19 +237,29 @@ class PairWalk:
         return float(g11[0] @ w), g12[1:] @ w
 
 
-def correction(x: np.ndarray, arch: Architecture, batch_size: int) -> Correction:
-    """Finite-width shift of ``E[G]`` of the last block, from the input kernel of ``x``."""
+def correction(x: np.ndarray | InputKernel, arch: Architecture, batch_size: int) -> Correction:
+    """Finite-width shift of ``E[G]`` of the last block, from the input kernel of ``x``
+    (the inputs, or their :class:`~igb.theory.nngp.kernel.InputKernel` that the
+    infinite-width walk computed)."""
     if _norm_after_act(arch) and arch.kind == "batch" and arch.norm_mode == "batch":
         return Correction(0.0, 0.0)  # every unit's batch means are removed at any width
-    x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
-    k0 = x @ x.T / x.shape[1]
-    diag = np.diag(k0)
-    q0 = float(diag.mean())
-    rho = (k0 / np.sqrt(np.outer(diag, diag)))[np.triu_indices(x.shape[0], 1)]
-    rhos = np.quantile(rho, (np.arange(PAIRS) + 0.5) / PAIRS)
-    finite = PairWalk(arch, batch_size, float(arch.width)).run(q0, rhos, x.shape[1])
-    infinite = PairWalk(arch, batch_size, np.inf).run(q0, rhos, x.shape[1])
+    inputs = InputKernel.of(x)
+    q0, rhos = float(np.diag(inputs.k).mean()), pair_quantiles(inputs.k)
+    finite = PairWalk(arch, batch_size, float(arch.width)).run(q0, rhos, inputs.fan_in)
+    infinite = PairWalk(arch, batch_size, np.inf).run(q0, rhos, inputs.fan_in)
     return Correction(finite[0] - infinite[0], float(np.mean(finite[1] - infinite[1])))
+
+
+def pair_quantiles(k0: np.ndarray) -> np.ndarray:
+    """The :data:`PAIRS` quantiles of the input correlations over the pairs of distinct
+    points, each pair once: one N x N array, worked in place, whose upper triangle is read
+    through a mask (an index array of the pairs would be eight times its memory)."""
+    n, diag = k0.shape[0], np.diag(k0)
+    rho = diag[:, None] * diag
+    np.sqrt(rho, out=rho)
+    np.divide(k0, rho, out=rho)
+    upper = rho[np.triu(np.ones((n, n), dtype=bool), 1)]
+    return np.quantile(upper, (np.arange(PAIRS) + 0.5) / PAIRS)
 
 
 def gamma_with_correction(

@@ -31,7 +31,8 @@ maps ``(K, m)`` to ``(K, m)``:
   - ``rms``: only divides, ``K' = K / sqrt(r r')``, ``r = K(x, x) + eps``,
     ``m' = m / sqrt(r)``: the offset stays.
 
-gamma (:func:`gamma_from_kernel`) follows from the kernel ``K`` of the units the head reads.
+gamma (:func:`gamma_from_kernel`) follows from the kernel ``K`` of the units the head reads,
+and only from its means: :func:`gamma_kernel` walks no more entries than they need.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ NORM_KINDS = ("batch", "layer", "rms", "group")
 INIT_SCHEMES = ("kaiming_normal", "xavier", "torch_default", "normal")
 #: unit pools the walk follows (the max over units is declined, with the reason)
 UNIT_POOLS = ("none", "avg")
+#: rows of the N x N kernel centred at a time (a strip of them stays in cache)
+_STRIP_ROWS = 64
 
 
 @dataclass
@@ -87,7 +90,7 @@ class Design:
     The walked points come in consecutive ``slices``, each the walked members of one batch
     of the measurement, whose size (points of the evaluation set) is ``sizes[i]``. A batch
     walked whole gives the exact kernel; one walked in part has its batch means estimated
-    from its members (:func:`_batch_means`). ``n_points``: N; ``pairs_within``: the
+    from its members (:func:`_row_means`). ``n_points``: N; ``pairs_within``: the
     ordered pairs of distinct points in one batch, over all batches of the N.
     """
 
@@ -108,28 +111,66 @@ class Design:
         return Design(tuple(slices), tuple(sizes), self.n_points, self.pairs_within)
 
 
-def _batch_means(
-    a: np.ndarray, slices: Sequence[slice], axis: int, sizes: Sequence[int] | None = None
-) -> np.ndarray:
-    """``a`` with each entry replaced by the mean over its batch along ``axis``.
+def _batch_means(a: np.ndarray, slices: Sequence[slice]) -> np.ndarray:
+    """``a`` (N,) with each entry replaced by the mean over its batch."""
+    out = np.empty_like(a)
+    for s in slices:
+        out[s] = a[s].mean()
+    return out
+
+
+def _row_means(k: np.ndarray, slices: Sequence[slice], sizes: Sequence[int] | None) -> np.ndarray:
+    """``r`` (N, B): ``r[x, j]`` the mean of ``K(x, .)`` over batch ``j``.
 
     ``sizes``: the batches' sizes when only some of their points are walked. The mean over
-    a batch of a kernel's row ``K(x, .)`` (``axis=1``) holds ``K(x, x)`` with weight
-    ``1/size`` when ``x`` is in that batch: the walked members estimate the rest."""
-    out = np.empty_like(a)
-    for i, s in enumerate(slices):
-        idx = (slice(None), s) if axis == 1 else (s, slice(None))
-        if a.ndim == 1:
-            out[s] = a[s].mean()
-            continue
-        out[idx] = a[idx].mean(axis=axis, keepdims=True)
-        n, size = s.stop - s.start, sizes[i] if sizes is not None else s.stop - s.start
-        if axis == 1 and size != n:
-            block = a[s, s]
+    a batch of a kernel's row ``K(x, .)`` holds ``K(x, x)`` with weight ``1/size`` when
+    ``x`` is in that batch: the walked members estimate the rest."""
+    r = np.empty((k.shape[0], len(slices)))
+    for j, s in enumerate(slices):
+        r[:, j] = k[:, s].mean(axis=1)
+        n = s.stop - s.start
+        size = n if sizes is None else sizes[j]
+        if size != n:
+            block = k[s, s]
             diag = np.diag(block)
             others = (block.sum(axis=1) - diag) / max(n - 1, 1)
-            out[s, s] = ((diag + (size - 1) * others) / size)[:, None]
-    return out
+            r[s, j] = (diag + (size - 1) * others) / size
+    return r
+
+
+def centre(
+    k: np.ndarray,
+    slices: Sequence[slice],
+    sizes: Sequence[int] | None = None,
+    eps: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``P K P``: ``K`` centred over the batch of each point of a pair (points in different
+    batches by different batch means), as a new array; with ``eps``, BatchNorm's division
+    too: times ``s s^T``, ``s = 1 / sqrt(batch mean of diag(P K P) + eps)``. Returns the
+    kernel and ``s`` (ones without ``eps``).
+
+    With ``r`` the batch means of each row (:func:`_row_means`) and ``M`` the batch means
+    of ``r``, entry ``(x, x')`` is ``K(x, x') - r(x, b') - r(x', b) + M(b, b')``: written
+    in strips of rows that stay in cache, instead of materialising the N x N matrices of
+    the means (each one a pass over memory)."""
+    r = _row_means(k, slices, sizes)
+    batch_of = np.repeat(np.arange(len(slices)), [s.stop - s.start for s in slices])
+    means = np.stack([r[s].mean(axis=0) for s in slices])  # (B, B): M(b, b')
+    inv = np.ones(k.shape[0])
+    if eps is not None:
+        diag = np.diag(k) - 2 * r[np.arange(k.shape[0]), batch_of] + means[batch_of, batch_of]
+        inv = 1.0 / np.sqrt(_batch_means(diag, slices) + eps)
+    out = np.empty_like(k)
+    for i, s in enumerate(slices):
+        for start in range(s.start, s.stop, _STRIP_ROWS):
+            rows = slice(start, min(start + _STRIP_ROWS, s.stop))
+            strip = out[rows]
+            np.subtract(k[rows], (r[rows] - means[i])[:, batch_of], out=strip)
+            strip -= r[:, i]
+            if eps is not None:
+                strip *= inv[rows, None]
+                strip *= inv
+    return out, inv
 
 
 def batch_norm(
@@ -137,15 +178,8 @@ def batch_norm(
 ) -> Units:
     """BatchNorm with batch statistics: exact per-batch centring, expected batch variance
     (``sizes``: of batches walked in part, :class:`Design`)."""
-    col = _batch_means(u.k, slices, axis=1, sizes=sizes)  # mean over the batch of x'
-    k = u.k - col  # in place from here: each N x N temporary is a pass over memory
-    k -= col.T
-    k += _batch_means(col, slices, axis=0)
-    var = _batch_means(np.diag(k).copy(), slices, axis=0) + eps
-    inv = 1.0 / np.sqrt(var)
-    m = (u.m - _batch_means(u.m, slices, axis=0)) * inv
-    k *= np.outer(inv, inv)
-    return Units(k=k, m=m)
+    k, inv = centre(u.k, slices, sizes, eps)
+    return Units(k=k, m=(u.m - _batch_means(u.m, slices)) * inv)
 
 
 def layer_norm(u: Units, eps: float) -> Units:
@@ -218,31 +252,99 @@ def apply_norm(
     raise ValueError(f"norm kind {arch.kind!r} not covered; covered: {', '.join(NORM_KINDS)}")
 
 
+@dataclass(frozen=True)
+class InputKernel:
+    """``x x^T / fan_in`` of the (flattened) evaluation inputs, what the first Linear
+    reads: computed once per set of points and read by the infinite-width walk and the
+    finite-width correction alike (at thousands of input dimensions, the largest product
+    of the walk)."""
+
+    k: np.ndarray
+    fan_in: int
+
+    @classmethod
+    def of(cls, x: np.ndarray | InputKernel) -> InputKernel:
+        """The input kernel of the inputs ``x`` (N, ...), or ``x`` itself if it is one."""
+        if isinstance(x, InputKernel):
+            return x
+        x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
+        return cls(x @ x.T / x.shape[1], x.shape[1])
+
+    def __len__(self) -> int:
+        return self.k.shape[0]
+
+    def take(self, index: np.ndarray | slice) -> InputKernel:
+        """The input kernel of the points ``index`` (an index array, a mask or a slice)."""
+        if isinstance(index, slice):
+            return InputKernel(self.k[index, index], self.fan_in)
+        return InputKernel(self.k[np.ix_(index, index)], self.fan_in)
+
+
 def final_kernel(
-    x: np.ndarray, arch: Architecture, batch_size: int, design: Design | None = None
+    x: np.ndarray | InputKernel, arch: Architecture, batch_size: int, design: Design | None = None
 ) -> np.ndarray:
     """Second-moment kernel of the units the head reads, on inputs ``x`` (N, ...)."""
     # only the last (name, K): one layer's kernels held at once
     return deque(layer_kernels(x, arch, batch_size, design), maxlen=1)[0][1]
 
 
+def ends_centred(arch: Architecture) -> bool:
+    """Whether the walk ends in a centring over each batch (BatchNorm with batch statistics
+    last in the block, or a centred head input): then every unit the head reads sums to
+    zero over each batch, at any width."""
+    order = PLACEMENT_ORDER[arch.placement]
+    batch_stats = arch.kind == "batch" and arch.norm_mode == "batch"
+    return arch.neutralize != "none" or (order[-1] == "norm" and batch_stats and arch.depth > 0)
+
+
+def gamma_kernel(
+    x: np.ndarray | InputKernel, arch: Architecture, batch_size: int, design: Design | None = None
+) -> np.ndarray:
+    """A kernel with the means of :func:`final_kernel`'s, which is all gamma reads
+    (:func:`kernel_means`), walking only what they need.
+
+    Where the walk ends centred over each batch (:func:`ends_centred`), each block of
+    pairs across two batches sums to zero, and so does each batch's own block: only the
+    diagonal entries count. A batch's own block depends on no other batch (the centring
+    and every other part read the pair, its points' diagonals and that batch), so each
+    batch is walked alone, B walks of (N / B)^2 entries instead of one of N^2, and the
+    blocks across batches are left at zero, their exact sum."""
+    x = InputKernel.of(x)
+    slices = list(design.slices) if design else batches(len(x), batch_size)
+    if not ends_centred(arch) or len(slices) == 1:
+        return final_kernel(x, arch, batch_size, design)
+    out = np.zeros((len(x), len(x)))
+    for i, s in enumerate(slices):
+        n = s.stop - s.start
+        alone = Design((slice(0, n),), (design.sizes[i],), n, 0) if design else None
+        out[s, s] = final_kernel(x.take(s), arch, n, alone)
+    return out
+
+
 def layer_kernels(
-    x: np.ndarray, arch: Architecture, batch_size: int, design: Design | None = None
+    x: np.ndarray | InputKernel,
+    arch: Architecture,
+    batch_size: int,
+    design: Design | None = None,
 ) -> Iterator[tuple[str, np.ndarray]]:
     """``(name, K)`` after every part of every block, named as :class:`igb.nn.mlp.MLP`
     names its modules (``blocks.<i>.<part>``); the last is the kernel the head reads.
-    ``design``: ``x`` are some of the evaluation points (:class:`Design`), not all. Yielded
-    one at a time: a deep walk holding every layer's N x N kernel would need depth times
-    the memory."""
-    x = np.asarray(x, dtype=np.float64).reshape(x.shape[0], -1)
-    n, fan_in = x.shape
+    ``x``: the inputs (N, ...) or their :class:`InputKernel`; ``design``: ``x`` are some
+    of the evaluation points (:class:`Design`), not all. Yielded one at a time: a deep
+    walk holding every layer's N x N kernel would need depth times the memory; each
+    yielded kernel is a new array (a caller may keep it)."""
+    inputs = InputKernel.of(x)
+    n, fan_in = len(inputs), inputs.fan_in
     slices = list(design.slices) if design else batches(n, batch_size)
     sizes = design.sizes if design else None
-    u = Units(k=x @ x.T / fan_in, m=np.zeros(n))  # only read by the first Linear
+    u = Units(k=inputs.k, m=np.zeros(n))  # only read by the first Linear
     for i in range(arch.depth):
         for part in PLACEMENT_ORDER[arch.placement]:
             if part == "layer":
-                u = Units(k=arch.gain(fan_in) * u.k + arch.bias_var, m=np.zeros(n))
+                k = u.k * arch.gain(fan_in)
+                if arch.bias_var:
+                    k += arch.bias_var
+                u = Units(k=k, m=np.zeros(n))
                 fan_in = arch.units_out
             elif part == "act":
                 a = activation_kernel(arch.activation, u.k)
@@ -258,8 +360,7 @@ def layer_kernels(
                 continue
             yield f"blocks.{i}.{part}", u.k
     if arch.neutralize != "none":  # the exact per-batch centring of batch_norm, no scaling
-        col = _batch_means(u.k, slices, axis=1, sizes=sizes)
-        yield "head:input", u.k - col - col.T + _batch_means(col, slices, axis=0)
+        yield "head:input", centre(u.k, slices, sizes)[0]
 
 
 def kernel_means(k: np.ndarray, design: Design | None = None) -> tuple[float, float]:

@@ -10,7 +10,7 @@ and states the subsample's error:
   With batch statistics, whole batches keep that exactness: when at least :data:`PARTS`
   batches fit, random whole batches. Otherwise (batches larger than the subsample) every
   batch is represented by random members (at least ``2 * PARTS``, in proportion to its
-  size) whose kernel rows estimate the batch means (:func:`.kernel._batch_means`).
+  size) whose kernel rows estimate the batch means (:func:`.kernel.centre`).
 - **the estimate.** gamma needs the means of K over the N^2 pairs: a point with itself,
   pairs within a batch, pairs across batches, each estimated from the walked pairs of its
   kind and weighted by its share of the N^2 (:func:`.kernel.kernel_means`). So the
