@@ -21,17 +21,27 @@ def test_import_contracts_hold() -> None:
     assert "0 broken" in proc.stdout
 
 
+#: what a benchmark may take from the launch: the spec builder of the default run, so that
+#: it times the run ``python train.py`` builds (an entry point's own role), never the
+#: pre-flight or the checks
+BENCH_MAY_IMPORT = {"igb.launch.train_job"}
+
+
 def test_bench_imports_no_launch() -> None:
     """bench/ is a folder of scripts, not a package import-linter can read: the rule that
-    the benchmarks measure the subsystems without going through ``igb.launch`` is read from
-    their import statements here."""
+    the benchmarks measure the subsystems without going through ``igb.launch`` (but for
+    :data:`BENCH_MAY_IMPORT`) is read from their import statements here."""
     found = []
     for path in sorted((ROOT / "bench").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            found += [f"{path.name}: {n}" for n in names if n.split(".")[:2] == ["igb", "launch"]]
+            found += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[:2] == ["igb", "launch"] and n not in BENCH_MAY_IMPORT
+            ]
     assert not found, found
 
 
