@@ -63,7 +63,7 @@ def start(require_spare_cpu: bool = True) -> None:
     """Start the worker unless one is running, the switch is off or (``require_spare_cpu``)
     no CPU is spare; never fails: a worker that cannot start means drawing here."""
     global _worker
-    if _worker is not None and _worker.poll() is None:
+    if running():
         return
     if os.environ.get(SWITCH_ENV, "1") == "0" or (require_spare_cpu and not spare_cpu()):
         return
@@ -88,7 +88,15 @@ def process() -> subprocess.Popen[bytes] | None:
 
 def running() -> bool:
     """Whether a worker is up (a drawing would go to it)."""
-    return _worker is not None and _worker.poll() is None
+    return _usable() is not None
+
+
+def _usable() -> subprocess.Popen[bytes] | None:
+    """The worker, if it is up and takes requests."""
+    worker = _worker
+    if worker is None or worker.poll() is not None or worker.stdin is None:
+        return None
+    return worker
 
 
 def stop(wait: bool = True) -> None:
@@ -117,8 +125,8 @@ def prepare(target: str, *args: Any, **kwargs: Any) -> None:
     """Have the worker call ``module:function(*args, **kwargs)`` now, for what it keeps
     (work a later drawing needs, done while this process goes on); nothing without a
     worker, and no answer: a later :func:`call` does whatever is still missing."""
-    worker = _worker
-    if not running() or worker is None or worker.stdin is None:
+    worker = _usable()
+    if worker is None:
         return
     try:
         send(worker.stdin, (target, args, kwargs, False))
@@ -128,8 +136,8 @@ def prepare(target: str, *args: Any, **kwargs: Any) -> None:
 
 def call(target: str, *args: Any, **kwargs: Any) -> Any:
     """``module:function(*args, **kwargs)``, in the worker when one runs, else here."""
-    worker = _worker
-    if not running() or worker is None or worker.stdin is None:
+    worker = _usable()
+    if worker is None:
         return run(target, args, kwargs)
     try:
         send(worker.stdin, (target, args, kwargs, True))
